@@ -1,0 +1,309 @@
+"""The MLflow registry, governed: registration with artifact hashes, gate verdicts on each
+version, and the only functions that move the ``champion`` alias.
+
+Why not dagster-mlflow's resource: it shares one MLflow run per Dagster run through MLflow's
+process-global active run (a second Dagster run in the same process logs into the first), and
+importing it imports mlflow at code-location load (+2 s per code server and run worker). Here
+every call names its run and store explicitly, and mlflow is imported only when used.
+
+Promotion safety: MLflow aliases are last-writer-wins, so every alias move holds an exclusive
+file lock (serialized across processes and runs) and is compare-and-set: the caller states which
+champion it evaluated against, and the move aborts if the champion changed in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+from urllib.parse import unquote, urlparse
+
+from .integrity import hash_tree, manifest_digest, verify_tree
+from .settings import Settings
+
+CHAMPION = "champion"
+PREVIOUS = "previous-champion"
+TAG = "mlgov."
+GATE = "mlgov.gate."
+HISTORY_TAG = "mlgov.champion_history"
+TAG_LIMIT = 4500  # MLflow tag values are capped (5000 chars); full evidence goes to a run artifact
+
+# MLflow 3 saves sklearn models with skops and refuses HGB pipelines unless these are trusted
+# (stack notes); they are recorded in the MLmodel file so loading needs nothing more.
+SKOPS_TRUSTED = [
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
+
+
+class PromotionRefused(RuntimeError):
+    """The version did not pass every gate required by the current policy."""
+
+
+class ChampionChanged(RuntimeError):
+    """Compare-and-set failed: the champion moved after the challenger was compared with it."""
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _uri_to_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(uri)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TAG_LIMIT else text[: TAG_LIMIT - 20] + "...(truncated)"
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    name: str
+    passed: bool
+    policy_sha256: str
+    severity: str
+    summary: str
+
+
+class Registry:
+    def __init__(self, settings: Settings):
+        import mlflow
+
+        self.settings = settings.ensure()
+        self.name = settings.model_name
+        self._mlflow = mlflow
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
+        self.client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+    # ------------------------------------------------------------------ experiment / model
+    def experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.name)
+        if exp is not None:
+            return exp.experiment_id
+        return self.client.create_experiment(self.name, artifact_location=self.settings.artifact_root.as_uri())
+
+    def _ensure_registered_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(
+                    self.name, description="Governed by mlgov: promoted only through the champion asset.")
+            except MlflowException:
+                pass  # created concurrently
+
+    def log_model_version(self, *, model: Any, flavor: str, run_name: str, params: dict[str, Any],
+                          metrics: dict[str, float], tags: dict[str, str], input_example: Any,
+                          text_artifacts: dict[str, str], pip_requirements: list[str],
+                          python_model: Any = None) -> dict[str, Any]:
+        """Log a model in a new MLflow run, record the sha256 of every artifact file, and
+        register it as a new version. Returns the version's description (see :meth:`version_info`)."""
+        mlflow = self._mlflow
+        from mlflow.models import infer_signature
+
+        self._ensure_registered_model()
+        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags) as run:
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            for name, text in text_artifacts.items():
+                mlflow.log_text(text, name)
+            predict = model.predict_proba(input_example) if hasattr(model, "predict_proba") else None
+            signature = infer_signature(input_example, predict[:, 1] if predict is not None else None)
+            if flavor == "sklearn":
+                info = mlflow.sklearn.log_model(
+                    model, name="model", signature=signature, input_example=input_example,
+                    pip_requirements=pip_requirements, skops_trusted_types=SKOPS_TRUSTED,
+                    pyfunc_predict_fn="predict_proba")
+            else:  # a governed python model (e.g. a fairness-mitigated wrapper)
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=python_model, signature=signature,
+                    input_example=input_example, pip_requirements=pip_requirements)
+            model_dir = _uri_to_path(self.client.get_logged_model(info.model_id).artifact_location)
+            manifest = hash_tree(model_dir)
+            digest = manifest_digest(manifest)
+            mlflow.log_text(json.dumps(manifest, indent=2, sort_keys=True), "integrity/model_manifest.json")
+            integrity = {TAG + "artifact_manifest_sha256": digest, TAG + "artifact_manifest": _clip(json.dumps(manifest, sort_keys=True)),
+                         TAG + "model_dir": str(model_dir)}
+            mlflow.set_tags(integrity)
+            mv = mlflow.register_model(info.model_uri, self.name, tags={**tags, **integrity})
+        return self.version_info(int(mv.version)) | {"run_id": run.info.run_id}
+
+    # ------------------------------------------------------------------ reading
+    def version_info(self, version: int) -> dict[str, Any]:
+        mv = self.client.get_model_version(self.name, str(version))
+        run = self.client.get_run(mv.run_id) if mv.run_id else None
+        return {
+            "name": self.name,
+            "version": int(mv.version),
+            "run_id": mv.run_id,
+            "source": mv.source,
+            "created": mv.creation_timestamp,
+            "aliases": list(mv.aliases or []),
+            "tags": dict(mv.tags or {}),
+            "metrics": dict(run.data.metrics) if run else {},
+            "params": dict(run.data.params) if run else {},
+        }
+
+    def find_by_fingerprint(self, fp: str) -> Optional[int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name}' and tags.`mlgov.fingerprint` = '{fp}'")
+        except MlflowException:
+            return None
+        return min((int(v.version) for v in found), default=None)
+
+    def versions(self) -> list[int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return sorted(int(v.version) for v in self.client.search_model_versions(f"name = '{self.name}'"))
+        except MlflowException:
+            return []
+
+    def champion_version(self) -> Optional[int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return int(self.client.get_model_version_by_alias(self.name, CHAMPION).version)
+        except MlflowException:
+            return None
+
+    def champion_history(self) -> list[int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(self.name).tags or {}
+        except MlflowException:
+            return []
+        return [int(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+
+    # ------------------------------------------------------------------ gates
+    def record_gate(self, version: int, name: str, *, passed: bool, severity: str, policy_sha256: str,
+                    summary: str, evidence: dict[str, Any]) -> None:
+        """Write a gate verdict onto the model version (tags) and its full evidence to the run."""
+        prefix = f"{GATE}{name}"
+        self.client.set_model_version_tag(self.name, str(version), prefix, "passed" if passed else "failed")
+        self.client.set_model_version_tag(self.name, str(version), f"{prefix}.policy_sha256", policy_sha256)
+        self.client.set_model_version_tag(self.name, str(version), f"{prefix}.severity", severity)
+        self.client.set_model_version_tag(self.name, str(version), f"{prefix}.summary", _clip(summary))
+        run_id = self.client.get_model_version(self.name, str(version)).run_id
+        if run_id:
+            self.client.log_text(run_id, json.dumps(evidence, indent=2, sort_keys=True, default=str), f"gates/{name}.json")
+
+    def gate_records(self, version: int) -> dict[str, GateRecord]:
+        tags = self.version_info(version)["tags"]
+        out = {}
+        for key, value in tags.items():
+            if key.startswith(GATE) and key.count(".") == 2:
+                name = key[len(GATE):]
+                out[name] = GateRecord(name=name, passed=value == "passed",
+                                       policy_sha256=tags.get(f"{key}.policy_sha256", ""),
+                                       severity=tags.get(f"{key}.severity", ""),
+                                       summary=tags.get(f"{key}.summary", ""))
+        return out
+
+    def gate_details(self, version: int, name: str) -> dict[str, Any]:
+        """The ``details`` of a gate's evidence as recorded on the version's run."""
+        run_id = self.client.get_model_version(self.name, str(version)).run_id
+        try:
+            text = self._mlflow.artifacts.load_text(f"runs:/{run_id}/gates/{name}.json")
+        except Exception:  # noqa: BLE001 - absent evidence is reported by promotion_blockers
+            return {}
+        return json.loads(text).get("details", {})
+
+    def promotion_blockers(self, version: int, required: list[str], policy_sha256: str) -> list[str]:
+        """Why ``version`` may not be champion under the policy with hash ``policy_sha256``
+        (empty list: it passed every required gate under exactly this policy)."""
+        records = self.gate_records(version)
+        problems = []
+        for gate in required:
+            rec = records.get(gate)
+            if rec is None:
+                problems.append(f"gate '{gate}' was never evaluated for version {version}")
+            elif rec.policy_sha256 != policy_sha256:
+                problems.append(f"gate '{gate}' was evaluated under policy {rec.policy_sha256[:12]}, "
+                                f"not the current policy {policy_sha256[:12]}: re-evaluate (mlgov train)")
+            elif not rec.passed:
+                problems.append(f"gate '{gate}' failed: {rec.summary}")
+        return problems
+
+    # ------------------------------------------------------------------ the alias (CAS)
+    def move_champion(self, version: int, *, expected_current: Optional[int], history_op: str) -> Optional[int]:
+        """Compare-and-set the champion alias under the promotion lock.
+
+        ``expected_current`` is the champion the caller's decision was based on; if another
+        promotion moved it since, :class:`ChampionChanged` is raised and nothing changes.
+        Returns the previous champion. ``history_op`` is ``push`` (promotion) or ``pop`` (rollback).
+        """
+        with file_lock(self.settings.lock_dir / "promotion.lock"):
+            current = self.champion_version()
+            if current != expected_current:
+                raise ChampionChanged(f"champion is version {current}, but the decision was made against "
+                                      f"{expected_current}; re-evaluate the challenger against the new champion")
+            history = self.champion_history()
+            if history_op == "push":
+                history = [*history, version]
+            elif history_op == "pop":
+                history = history[:-1]
+            self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+            if current is not None and current != version:
+                self.client.set_registered_model_alias(self.name, PREVIOUS, str(current))
+            self.client.set_registered_model_tag(self.name, HISTORY_TAG, json.dumps(history))
+            return current
+
+    # ------------------------------------------------------------------ loading, verified
+    def verify_artifacts(self, version: int) -> dict[str, str]:
+        """Re-hash the version's artifact files against the manifest recorded at registration."""
+        tags = self.version_info(version)["tags"]
+        if TAG + "artifact_manifest" not in tags:
+            from .integrity import IntegrityError
+
+            raise IntegrityError(f"version {version} has no recorded artifact manifest: refusing to load it")
+        manifest = json.loads(tags[TAG + "artifact_manifest"])
+        if manifest_digest(manifest) != tags.get(TAG + "artifact_manifest_sha256"):
+            from .integrity import IntegrityError
+
+            raise IntegrityError(f"version {version}: the recorded manifest does not match its digest tag")
+        verify_tree(Path(tags[TAG + "model_dir"]), manifest)
+        return manifest
+
+    def load_model(self, version: int, *, flavor: str = "auto"):
+        """Load a registered model only after verifying every artifact file's sha256."""
+        self.verify_artifacts(version)
+        uri = f"models:/{self.name}/{version}"
+        if flavor == "pyfunc" or (flavor == "auto" and self.version_info(version)["tags"].get(TAG + "flavor") == "pyfunc"):
+            return self._mlflow.pyfunc.load_model(uri)
+        return self._mlflow.sklearn.load_model(uri)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

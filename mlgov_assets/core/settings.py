@@ -1,0 +1,119 @@
+"""Where mlgov keeps things: one state directory, relocatable with ``MLGOV_HOME``.
+
+Everything persistent — Dagster home and storage, the MLflow store and artifacts, the decision
+log, logs, asset values, the landing folder when relocated — lives under :attr:`Settings.home`.
+The default is ``<project>/.mlgov`` (gitignored), never Dagster's temporary home, which
+``dagster dev`` deletes on exit. Tests and CI point ``MLGOV_HOME`` at a temporary directory and get
+a fully isolated instance.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The repository root (git + DVC) when mlgov runs from its checkout.
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_PROJECT_DIR = PACKAGE_DIR.parent
+DEFAULT_POLICY = PACKAGE_DIR / "policies" / "default.yaml"
+DEFAULT_MODEL_NAME = "mlgov-adult-income"
+
+#: Telemetry and analytics off for every tool mlgov drives (secure, offline-friendly defaults).
+QUIET_ENV = {
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+def apply_quiet_env() -> None:
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved locations. Build with :func:`get_settings` so environment overrides apply."""
+
+    home: Path
+    project_dir: Path
+    policy_path: Path
+    model_name: str
+    landing_dir: Path
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.mlflow_dir / "artifacts"
+
+    @property
+    def assets_dir(self) -> Path:
+        """Asset values written by mlgov's IO manager (Parquet/JSON, never pickle)."""
+        return self.home / "assets"
+
+    @property
+    def decision_log(self) -> Path:
+        return self.home / "audit" / "decisions.jsonl"
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.home / "locks"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.project_dir / "data"
+
+    @property
+    def dvc_site_cache(self) -> Path:
+        return self.home / "dvc-site-cache"
+
+    def ensure(self) -> "Settings":
+        for d in (self.home, self.dagster_home, self.mlflow_dir, self.artifact_root, self.assets_dir,
+                  self.decision_log.parent, self.lock_dir, self.logs_dir, self.landing_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def get_settings(
+    home: str | os.PathLike | None = None,
+    project_dir: str | os.PathLike | None = None,
+    policy_path: str | os.PathLike | None = None,
+    model_name: str | None = None,
+    landing_dir: str | os.PathLike | None = None,
+) -> Settings:
+    """Explicit arguments win, then ``MLGOV_*`` environment variables, then the defaults."""
+    project = Path(project_dir or os.environ.get("MLGOV_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()
+    env_home = os.environ.get("MLGOV_HOME")
+    home_path = Path(home or env_home or project / ".mlgov").resolve()
+    if landing_dir or os.environ.get("MLGOV_LANDING_DIR"):
+        landing = Path(landing_dir or os.environ["MLGOV_LANDING_DIR"])
+    elif home or env_home:
+        # a relocated home takes the landing folder with it, so instances never share batches
+        landing = home_path / "incoming"
+    else:
+        landing = project / "data" / "incoming"
+    return Settings(
+        home=home_path,
+        project_dir=project,
+        policy_path=Path(policy_path or os.environ.get("MLGOV_POLICY") or DEFAULT_POLICY).resolve(),
+        model_name=model_name or os.environ.get("MLGOV_MODEL_NAME") or DEFAULT_MODEL_NAME,
+        landing_dir=landing.resolve(),
+    )

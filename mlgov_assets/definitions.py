@@ -1,0 +1,56 @@
+"""The single code location: wiring only (workspace.yaml points here).
+
+Import cost matters: every code-server start and run worker pays it, so nothing here (or in the
+modules it imports) imports mlflow, sklearn, shap, fairlearn, evidently, pandera or matplotlib at
+module level; assets import them inside their bodies. A test enforces it.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from .assets import data, features, governance, training
+from .core.settings import apply_quiet_env
+from .io_manager import MlgovIOManager
+from .resources import MlgovResource
+from .sensors import source_files_sensor
+
+apply_quiet_env()
+
+PATH_GROUPS = ["data", "features", "training", "governance"]
+
+governed_training_job = define_asset_job(
+    "governed_training",
+    # AssetSelection objects, not selection strings: see pyproject's antlr4 override note
+    selection=AssetSelection.groups(*PATH_GROUPS),
+    description="The governed training path: data -> validation gates -> features -> challenger -> gates -> champion.",
+    tags={"mlgov/serial": "training"},
+)
+champion_job = define_asset_job(
+    "champion_decision", selection=AssetSelection.assets("champion"),
+    description="Promote a version or roll back, through the champion asset (used by mlgov promote/rollback).",
+    tags={"mlgov/serial": "training"},
+)
+
+ASSETS = [data.adult_training_file, data.adult_holdout_file, data.training_data, data.holdout_data,
+          features.train_features, features.holdout_features, training.challenger_model, governance.champion]
+CHECKS = [data.check_training_data_schema, data.check_holdout_data_schema, features.check_train_features_schema,
+          features.check_holdout_features_schema, governance.check_challenger_model_metric_floors,
+          governance.check_challenger_model_beats_champion]
+
+
+def build_definitions(mlgov: MlgovResource | None = None, io_manager: MlgovIOManager | None = None) -> Definitions:
+    """Tests build isolated Definitions (temp home, temp project) with the same wiring."""
+    return Definitions(
+        assets=ASSETS,
+        asset_checks=CHECKS,
+        jobs=[governed_training_job, champion_job],
+        sensors=[source_files_sensor],
+        resources={"mlgov": mlgov or MlgovResource(), "io_manager": io_manager or MlgovIOManager()},
+        # one process per run: the multiprocess executor costs 2-3 s per step here (each step
+        # re-imports the code location) and the 2-core machine gains nothing from it
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()

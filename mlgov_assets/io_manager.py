@@ -1,0 +1,66 @@
+"""Asset values on disk as Parquet (tables) or JSON (everything else): never pickle.
+
+Dagster's default filesystem IO manager pickles every output and unpickles it downstream; a
+governance tool must not execute bytes it did not hash. This one stores only data formats,
+writes atomically (temp file + rename), and records each file's sha256 in the materialization's
+metadata so an auditor can tie a stored value to the event that produced it.
+"""
+
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+from dagster import ConfigurableIOManager, InputContext, OutputContext
+
+from .core.integrity import sha256_file
+from .core.settings import get_settings
+
+
+class MlgovIOManager(ConfigurableIOManager):
+    base_dir: Optional[str] = None
+
+    def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
+        root = Path(self.base_dir) if self.base_dir else get_settings().assets_dir
+        key = context.asset_key.path if context.has_asset_key else [context.step_key, context.name]
+        parts = list(key)
+        if context.has_asset_partitions:
+            parts.append(context.asset_partition_key)
+        return root.joinpath(*parts).with_suffix(suffix)
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        if isinstance(obj, pd.DataFrame):
+            path = self._path(context, ".parquet")
+            writer = lambda tmp: obj.to_parquet(tmp, index=False)  # noqa: E731
+        elif isinstance(obj, (dict, list, str, int, float, bool)):
+            path = self._path(context, ".json")
+            data = json.dumps(obj, indent=1, sort_keys=True, default=str)
+            writer = lambda tmp: Path(tmp).write_text(data, encoding="utf-8")  # noqa: E731
+        else:
+            raise TypeError(f"{context.asset_key.to_user_string()}: mlgov stores only DataFrames and JSON "
+                            f"values (got {type(obj).__name__}); models live in the MLflow registry")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.close(fd)
+        try:
+            writer(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        context.add_output_metadata({"mlgov/stored_at": str(path), "mlgov/sha256": sha256_file(path)})
+
+    def load_input(self, context: InputContext) -> Any:
+        for suffix in (".parquet", ".json"):
+            path = self._path(context.upstream_output if context.upstream_output else context, suffix)
+            if path.exists():
+                if suffix == ".parquet":
+                    return pd.read_parquet(path)
+                return json.loads(path.read_text(encoding="utf-8"))
+        raise FileNotFoundError(f"{context.asset_key.to_user_string()}: no stored value under "
+                                f"{self._path(context, '.*')}; materialize it first")

@@ -1,0 +1,33 @@
+"""The one resource every asset uses: where state lives, which policy applies, the registry."""
+
+
+from typing import Optional
+
+from dagster import ConfigurableResource
+
+from .core.policy import Policy, load_policy
+from .core.settings import Settings, get_settings
+
+
+class MlgovResource(ConfigurableResource):
+    """Unset fields resolve at run time from ``MLGOV_*`` environment variables, then defaults,
+    so one Definitions object serves the UI, the CLI and isolated test instances."""
+
+    home: Optional[str] = None
+    project_dir: Optional[str] = None
+    policy_path: Optional[str] = None
+    model_name: Optional[str] = None
+    landing_dir: Optional[str] = None
+
+    def settings(self) -> Settings:
+        return get_settings(home=self.home, project_dir=self.project_dir, policy_path=self.policy_path,
+                            model_name=self.model_name, landing_dir=self.landing_dir).ensure()
+
+    def policy(self) -> Policy:
+        # read on every use: a policy edit applies to the next evaluation, never a stale copy
+        return load_policy(self.settings().policy_path)
+
+    def registry(self):
+        from .core.registry import Registry
+
+        return Registry(self.settings())
