@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from .assets import data, features, governance, training
+from .assets import audit, data, fairness, features, governance, monitoring, training
 from .core.settings import apply_quiet_env
 from .io_manager import MlgovIOManager
 from .resources import MlgovResource
@@ -37,6 +37,10 @@ ASSETS = [data.adult_training_file, data.adult_holdout_file, data.training_data,
 CHECKS = [data.check_training_data_schema, data.check_holdout_data_schema, features.check_train_features_schema,
           features.check_holdout_features_schema, governance.check_challenger_model_metric_floors,
           governance.check_challenger_model_beats_champion]
+# later stages each export their own lists (ASSETS, CHECKS, JOBS, SENSORS, SCHEDULES)
+STAGES = [fairness, monitoring, audit]
+ASSETS += [a for st in STAGES for a in st.ASSETS]
+CHECKS += [c for st in STAGES for c in st.CHECKS]
 
 
 def build_definitions(mlgov: MlgovResource | None = None, io_manager: MlgovIOManager | None = None) -> Definitions:
@@ -44,8 +48,9 @@ def build_definitions(mlgov: MlgovResource | None = None, io_manager: MlgovIOMan
     return Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        jobs=[governed_training_job, champion_job],
-        sensors=[source_files_sensor],
+        jobs=[governed_training_job, champion_job, *[j for st in STAGES for j in st.JOBS]],
+        sensors=[source_files_sensor, *[x for st in STAGES for x in st.SENSORS]],
+        schedules=[x for st in STAGES for x in st.SCHEDULES],
         resources={"mlgov": mlgov or MlgovResource(), "io_manager": io_manager or MlgovIOManager()},
         # one process per run: the multiprocess executor costs 2-3 s per step here (each step
         # re-imports the code location) and the 2-core machine gains nothing from it

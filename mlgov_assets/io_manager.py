@@ -57,7 +57,7 @@ class MlgovIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> Any:
         for suffix in (".parquet", ".json"):
-            path = self._path(context.upstream_output if context.upstream_output else context, suffix)
+            path = self._path(context, suffix)
             if path.exists():
                 if suffix == ".parquet":
                     return pd.read_parquet(path)

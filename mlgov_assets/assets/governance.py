@@ -14,8 +14,12 @@ from .training import challenger_model
 PROMOTION_POOL = "mlgov_promotion"
 
 
+def _run_id(context) -> str:
+    return context.run.run_id if hasattr(context, "run") else context.run_id
+
+
 def _actor(context) -> str:
-    return f"{getpass.getuser()} (dagster run {context.run_id[:8]})"
+    return f"{getpass.getuser()} (dagster run {_run_id(context)[:8]})"
 
 
 def _gate_check(context: AssetCheckExecutionContext, mlgov: MlgovResource, challenger: dict, gate: str) -> AssetCheckResult:
@@ -27,7 +31,7 @@ def _gate_check(context: AssetCheckExecutionContext, mlgov: MlgovResource, chall
     champ_metrics = registry.version_info(champ)["metrics"] if champ is not None else None
     result = next(r for r in evaluate_model_gates(policy, challenger["version"], challenger["metrics"], champ, champ_metrics)
                   if r.gate == gate)
-    record_gates(registry, policy, challenger["version"], [result], actor=_actor(context), dagster_run_id=context.run_id)
+    record_gates(registry, policy, challenger["version"], [result], actor=_actor(context), dagster_run_id=_run_id(context))
     return AssetCheckResult(
         passed=result.passed, severity=AssetCheckSeverity.ERROR, description=result.summary,
         metadata={"model_version": challenger["version"], "policy_sha256": policy.sha256, "policy_path": policy.path,

@@ -76,7 +76,8 @@ def read_adult_csv(path: str | Path) -> pd.DataFrame:
     Every column is returned as a stripped string, exactly as delivered: numeric parsing and
     range checks are the validation gate's job, so a bad value is reported, not silently coerced.
     ``adult.test``'s comment line (``|1x3 Cross validator``) and blank lines are skipped, and its
-    labels' trailing ``.`` (``>50K.``) is removed so both files share one label set.
+    labels' trailing ``.`` (``>50K.``) is removed so both files share one label set. Empty fields
+    become missing (None): the gate reports them as ``not_nullable``, not as a bad category.
     A file with a header row naming the columns (as batches written by mlgov have) is accepted.
     """
     path = Path(path)
@@ -96,6 +97,7 @@ def read_adult_csv(path: str | Path) -> pd.DataFrame:
     df.columns = [str(c).strip().replace("-", "_") for c in df.columns]
     for col in df.columns:
         df[col] = df[col].str.strip()
+    df = df.replace("", None)  # an empty field is a missing value, reported as such by the gate
     if LABEL in df.columns:
         df[LABEL] = df[LABEL].str.rstrip(".")
     return df

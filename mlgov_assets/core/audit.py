@@ -343,16 +343,18 @@ def verify(
     extend it. Without one, a consistent rewrite of log + head is undetectable (see module doc).
     """
     log = Path(path)
-    try:
-        data = log.read_bytes()
-    except FileNotFoundError:
-        data = b""
+    head_error: str | None = None
+    with _locked(log, exclusive=False):  # log and head read as one consistent snapshot
+        try:
+            data = log.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        try:
+            head = read_head(log)
+        except LogIntegrityError as exc:
+            head, head_error = None, str(exc)
     lines = _split_lines(data)
     n = len(lines)
-    try:
-        head = read_head(log)
-    except LogIntegrityError as exc:
-        return _fail(None, str(exc), n)
     parsed = [_parse_line(line) if complete else (None, "is incomplete (no trailing newline): a torn write")
               for line, complete in lines]
     recs = [r for r, _ in parsed]
@@ -370,6 +372,8 @@ def verify(
             return _fail(*_diagnose_link(p, recs, pos_of, head), n)
         if rec["index"] != p:
             return _fail(p, f"record at position {p} carries index {rec['index']}: index rewritten", n)
+    if head_error is not None:
+        return _fail(None, head_error, n)
     good: list[dict[str, Any]] = recs  # type: ignore[assignment]
     found = _check_head(good, head, "head anchor", may_grow=False)
     if found is None and expected_head is not None:
@@ -548,9 +552,8 @@ class DecisionLog:
         return (anchor or Head(count=0, last_hash=GENESIS_HASH)).to_dict()
 
     def verify(self, *, expected_head: Mapping[str, Any] | Head | None = None) -> VerifyResult:
-        """`verify(self.path, ...)` under the lock, so concurrent appends cannot race it."""
-        with _locked(self.path, exclusive=False):
-            return verify(self.path, expected_head=expected_head)
+        """`verify(self.path, ...)`."""
+        return verify(self.path, expected_head=expected_head)
 
     def records(self, **filters: Any) -> list[dict[str, Any]]:
         """`records(self.path, **filters)`."""

@@ -12,7 +12,9 @@ Landing-folder conventions (what the sensor and ``mlgov monitor --once`` rely on
 * Rows are identified by ``row_id`` = the 0-based position of the data row in the batch file
   (header excluded). Batches carry no id column, so the Adult layout without a header still works
   and a batch file is never rewritten after landing; :func:`read_batch` sets this as the index. A
-  batch that does bring a ``row_id`` column uses it instead (it must be unique non-negative ints).
+  batch that does bring a ``row_id`` column uses it instead (it must be unique non-negative ints;
+  in a CSV it needs the header row and must not be the first column, because the Adult reader
+  recognises a header by ``age`` coming first).
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def _with_row_index(df: pd.DataFrame, source: str) -> pd.DataFrame:
         bad = ids.isna() | (ids < 0) | (ids % 1 != 0)
         if bad.any():
             raise ValueError(f"{source}: column {ROW_ID!r} must hold non-negative integers; bad rows "
-                             f"{list(np.flatnonzero(bad.to_numpy())[:5])}")
+                             f"{np.flatnonzero(bad.to_numpy())[:5].tolist()}")
         if ids.duplicated().any():
             dup = ids[ids.duplicated()].astype(int).unique()[:5].tolist()
             raise ValueError(f"{source}: column {ROW_ID!r} has duplicate ids, e.g. {dup}")
@@ -156,13 +158,13 @@ def validate_labels(labels: pd.DataFrame, *, source: str = "labels") -> pd.DataF
     bad_id = ids.isna() | (ids < 0) | (ids % 1 != 0)
     if bad_id.any():
         raise ValueError(f"{source}: {ROW_ID} must be non-negative integers; bad rows "
-                         f"{list(np.flatnonzero(bad_id.to_numpy())[:5])}")
+                         f"{np.flatnonzero(bad_id.to_numpy())[:5].tolist()}")
     if ids.duplicated().any():
         raise ValueError(f"{source}: duplicate {ROW_ID}s, e.g. {ids[ids.duplicated()].astype(int).tolist()[:5]}")
     y = labels[LABEL].astype(str).str.strip().str.rstrip(".")
     bad = ~y.isin(LABELS)
     if bad.any():
-        raise ValueError(f"{source}: {LABEL} must be one of {LABELS}; bad rows {list(np.flatnonzero(bad.to_numpy())[:5])}"
+        raise ValueError(f"{source}: {LABEL} must be one of {LABELS}; bad rows {np.flatnonzero(bad.to_numpy())[:5].tolist()}"
                          f" (values {y[bad].unique()[:5].tolist()})")
     return pd.DataFrame({ROW_ID: ids.astype(np.int64).to_numpy(), LABEL: y.to_numpy()})
 
@@ -179,21 +181,26 @@ def align_labels(batch_index: pd.Index, labels: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------- simulation
 
 
-#: Covariate shift strength: log-weight per reference-std of age and hours_per_week. With 1.0 the
-#: mean age moves from ~38.8 to ~45 and mean hours from ~40.4 to ~46 (an older, harder-working
-#: population; everything correlated with age/hours shifts along, as in a real population change).
-COVARIATE_STRENGTH = 1.0
+#: Covariate shift strength: log-weight per unit of (age percentile + hours percentile), each
+#: centred on 0, so the most and least favoured rows differ by a factor of e^3 ≈ 20 (bounded
+#: weights: no single extreme row dominates). With 3.0 the mean age moves from ~38.8 to ~48.5 and
+#: mean hours from ~40.4 to ~49.6, and what correlates with them (marital status, relationship,
+#: education, capital gains, workclass) moves along, as in a real population change. Measured on
+#: 5k-row batches, 20 seeds: Evidently's tests (normed Wasserstein / JS at 0.1) mark 7-10 of the 14
+#: Adult columns (dataset drift every time); PSI at 0.25 marks 2-4 (always age and hours_per_week).
+COVARIATE_STRENGTH = 3.0
 #: Label shift: the positive share of a label-drift batch (adult.test has ~0.236).
 LABEL_SHIFT_POSITIVE_SHARE = 0.5
 
 
-def simulate_batch(kind: SimKind, holdout: pd.DataFrame, rows: int, seed: int,
-                   with_labels: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def simulate_batch(kind: SimKind, holdout: pd.DataFrame, rows: int, seed: int, with_labels: bool = False, *,
+                   covariate_strength: float = COVARIATE_STRENGTH) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """A realistic production batch derived from the raw holdout (``read_adult_csv(adult.test)``).
 
     * ``none``: bootstrap resample (no drift).
-    * ``covariate``: resample with weights ``exp(s*z(age) + s*z(hours_per_week))`` (older applicants,
-      longer hours; ``s`` = :data:`COVARIATE_STRENGTH`). P(y | x) is untouched.
+    * ``covariate``: resample with weights ``exp(s * (r(age) + r(hours_per_week)))``, ``r`` = percentile
+      rank - 0.5 (older applicants, longer hours; ``s`` = ``covariate_strength``, see
+      :data:`COVARIATE_STRENGTH`). P(y | x) is untouched.
     * ``label``: resample so that :data:`LABEL_SHIFT_POSITIVE_SHARE` of rows are ``>50K`` (prior
       shift). Its labels are always returned: label drift is only visible with labels.
     * ``broken``: a resample that fails the raw schema on purpose: ``occupation`` dropped, ages
@@ -210,7 +217,8 @@ def simulate_batch(kind: SimKind, holdout: pd.DataFrame, rows: int, seed: int,
     if missing:
         raise ValueError(f"holdout lacks column(s) {missing} (pass read_adult_csv(adult.test) unchanged)")
     rng = np.random.default_rng(seed)
-    idx = rng.choice(len(holdout), size=rows, replace=True, p=_sampling_weights(kind, holdout))
+    weights = _sampling_weights(kind, holdout, covariate_strength)
+    idx = rng.choice(len(holdout), size=rows, replace=True, p=weights)
     sample = holdout.iloc[idx].reset_index(drop=True)
     sample.index.name = ROW_ID
     labels = None
@@ -222,10 +230,9 @@ def simulate_batch(kind: SimKind, holdout: pd.DataFrame, rows: int, seed: int,
     return batch, labels
 
 
-def _sampling_weights(kind: str, holdout: pd.DataFrame) -> np.ndarray | None:
+def _sampling_weights(kind: str, holdout: pd.DataFrame, strength: float) -> np.ndarray | None:
     if kind == "covariate":
-        z = [_zscore(holdout[c]) for c in ("age", "hours_per_week")]
-        logw = COVARIATE_STRENGTH * (z[0] + z[1])
+        logw = strength * (_centred_rank(holdout["age"]) + _centred_rank(holdout["hours_per_week"]))
         w = np.exp(logw - logw.max())
         return w / w.sum()
     if kind == "label":
@@ -237,9 +244,10 @@ def _sampling_weights(kind: str, holdout: pd.DataFrame) -> np.ndarray | None:
     return None
 
 
-def _zscore(raw: pd.Series) -> np.ndarray:
-    x = pd.to_numeric(raw, errors="raise").to_numpy(dtype=np.float64)
-    return (x - x.mean()) / x.std()
+def _centred_rank(raw: pd.Series) -> np.ndarray:
+    """Percentile rank - 0.5: bounded in [-0.5, 0.5], so the tilt cannot be dominated by outliers."""
+    x = pd.to_numeric(raw, errors="raise")
+    return x.rank(pct=True).to_numpy(dtype=np.float64) - 0.5
 
 
 def _break(batch: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -644,7 +644,7 @@ def _numeric_values(series: pd.Series, name: str) -> tuple[np.ndarray, int]:
         parsed = pd.to_numeric(series, errors="coerce")
         bad = parsed.isna() & series.notna()
         if bad.any():
-            idx = list(series.index[bad.to_numpy()][:5])
+            idx = series.index[bad.to_numpy()][:5].tolist()
             examples = [series.loc[i] for i in idx]
             raise ValueError(f"column {name!r}: {int(bad.sum())} non-numeric value(s), e.g. rows {idx}: "
                              f"{examples}; drift needs validated, typed data")
@@ -698,6 +698,11 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself survive a crash
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 # --------------------------------------------------------------------------- Evidently side by side

@@ -16,7 +16,9 @@ KEY_PACKAGES = ["dagster", "mlflow", "dvc", "pandera", "scikit-learn", "pandas",
 
 def git_info(repo: str | Path) -> dict[str, object]:
     """Commit of ``repo`` and whether the work tree differs from it (untracked files count:
-    an uncommitted new module can change a model as much as an edited one)."""
+    an uncommitted new module can change a model as much as an edited one). Datasets that
+    retraining generates under ``data/generated/`` do not: they are content-addressed by DVC
+    and their md5 is recorded on the model itself."""
     def run(*args: str) -> str:
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                               check=True, timeout=30).stdout.strip()
@@ -24,7 +26,7 @@ def git_info(repo: str | Path) -> dict[str, object]:
         commit = run("rev-parse", "HEAD")
     except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):
         return {"commit": "unknown", "dirty": True}
-    status = run("status", "--porcelain")
+    status = run("status", "--porcelain", "--", ".", ":(exclude)data/generated")
     return {"commit": commit, "dirty": bool(status)}
 
 

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -125,7 +126,9 @@ class Registry:
             for name, text in text_artifacts.items():
                 mlflow.log_text(text, name)
             predict = model.predict_proba(input_example) if hasattr(model, "predict_proba") else None
-            signature = infer_signature(input_example, predict[:, 1] if predict is not None else None)
+            with warnings.catch_warnings():  # the integer-columns hint: inputs are validated upstream
+                warnings.simplefilter("ignore", UserWarning)
+                signature = infer_signature(input_example, predict[:, 1] if predict is not None else None)
             if flavor == "sklearn":
                 info = mlflow.sklearn.log_model(
                     model, name="model", signature=signature, input_example=input_example,

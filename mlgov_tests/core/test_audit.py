@@ -137,7 +137,7 @@ def test_edited_field_is_detected(log_path: Path, k: int, field: str, value: obj
     assert "edited" in verify(log_path).problem
 
 
-@pytest.mark.parametrize("k", [0, 4, N - 2])
+@pytest.mark.parametrize("k", [0, 4, N - 2, N - 1])
 def test_edited_and_rehashed_record_is_named(log_path: Path, k: int) -> None:
     recs = _read(log_path)
     recs[k] = _rehash({**recs[k], "reason": "rewritten history"})
@@ -323,6 +323,11 @@ def test_concurrent_appends_from_processes_form_one_valid_chain(tmp_path: Path) 
     workers = [ctx.Process(target=_worker, args=(str(path), p, per, barrier)) for p in range(procs)]
     for w in workers:
         w.start()
+    checks = 0
+    while any(w.is_alive() for w in workers):  # readers never see a half-finished append
+        result = verify(path)
+        assert result.ok, result.problem
+        checks += 1
     for w in workers:
         w.join(timeout=60)
         assert w.exitcode == 0

@@ -1,0 +1,42 @@
+# mlgov — two commands on a fresh machine: `make dev` (install + UI with daemon) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+# uv from PATH, else bootstrapped into .uv/ with pip (only the first time)
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
+export UV_COMPILE_BYTECODE := 1
+export UV_LINK_MODE := copy
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DAGSTER_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+
+.PHONY: dev install data test bench ui mlflow-ui clean-state
+
+$(CURDIR)/.uv/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.uv
+	$(CURDIR)/.uv/bin/pip install --quiet uv
+
+install: $(UV)
+	$(UV) sync --frozen
+	$(UV) run --frozen mlgov data pull
+
+dev: install
+	$(UV) run --frozen mlgov ui
+
+ui:
+	$(UV) run --frozen mlgov ui
+
+test: install
+	$(UV) run --frozen pytest
+
+bench: install
+	$(UV) run --frozen python benchmarks/run_all.py
+
+# MLflow's own UI on the same store (read-only browsing of runs, models, artifacts)
+mlflow-ui:
+	$(UV) run --frozen mlflow ui --host 127.0.0.1 --port 5000 \
+	  --backend-store-uri sqlite:///$${MLGOV_HOME:-$(CURDIR)/.mlgov}/mlflow/mlflow.db
+
+clean-state:
+	@echo "This deletes every run, model and decision in $${MLGOV_HOME:-$(CURDIR)/.mlgov}."; \
+	read -p "Type DELETE to confirm: " ok && [ "$$ok" = DELETE ] && rm -rf "$${MLGOV_HOME:-$(CURDIR)/.mlgov}"

@@ -1,0 +1,269 @@
+"""``mlgov``: the governed path for people and CI/CD pipelines.
+
+Every command runs the same Dagster jobs and core functions the UI uses, against the same
+persistent instance under ``$MLGOV_HOME`` (so CLI runs appear in the UI's run history).
+Exit codes: 0 success, 1 a governance gate refused (or verification failed), 2 usage/other error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import json
+import os
+import sys
+from typing import Any
+
+from .core.settings import get_settings
+
+#: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
+EXTRA_COMMANDS = ["mlgov_assets.commands.monitoring", "mlgov_assets.commands.audit"]
+
+GATE_REFUSED = 1
+ERROR = 2
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None):
+    """Execute a Definitions job in this process against the persistent instance."""
+    from .definitions import defs
+    from .instance import get_instance
+
+    instance = get_instance(get_settings())
+    job = defs.resolve_job_def(job_name)
+    return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags or {})
+
+
+def summarize_run(result) -> dict[str, Any]:
+    """Which gates passed or failed, which steps failed and why: the CLI's verdict."""
+    checks = [{"check": c.check_name, "asset": c.asset_key.to_user_string(), "passed": c.passed,
+               "severity": c.severity.value, "description": c.description}
+              for c in result.get_asset_check_evaluations()]
+    failures = []
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_FAILURE":
+            err = ev.event_specific_data.error
+            msg = err.message.strip() if err else ""
+            failures.append({"step": ev.step_key, "error": msg.splitlines()[0][:500] if msg else ""})
+    champion = None
+    try:
+        champion = result.output_for_node("champion")
+    except Exception:  # noqa: BLE001 - the step did not run (blocked) or failed
+        pass
+    refused = [c for c in checks if not c["passed"] and c["severity"] == "ERROR"]
+    return {"run_id": result.run_id, "success": result.success, "checks": checks, "failed_steps": failures,
+            "refused_by": refused, "champion": champion}
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    print(f"dagster run {summary['run_id']}")
+    for c in summary["checks"]:
+        mark = "PASS" if c["passed"] else ("FAIL" if c["severity"] == "ERROR" else "WARN")
+        print(f"  [{mark}] {c['check']} ({c['asset']}): {c['description']}")
+    for f in summary["failed_steps"]:
+        print(f"  step {f['step']} failed: {f['error']}")
+    ch = summary["champion"]
+    if ch:
+        verb = "promoted" if ch.get("promoted") else "unchanged"
+        print(f"champion: version {ch['champion']} ({verb}; {ch.get('reason')})")
+    elif summary["refused_by"]:
+        names = ", ".join(c["check"] for c in summary["refused_by"])
+        print(f"REFUSED by {names}: the champion is unchanged.")
+
+
+def _finish(summary: dict[str, Any], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(summary)
+    if summary["success"]:
+        return 0
+    return GATE_REFUSED if summary["refused_by"] or summary["failed_steps"] else ERROR
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg: dict[str, Any] = {"ops": {}}
+    params = _parse_sets(args.set)
+    if params:
+        cfg["ops"]["challenger_model"] = {"config": params}
+    if args.dataset:
+        cfg["ops"]["training_data"] = {"config": {"path": args.dataset}}
+    result = run_job("governed_training", cfg, tags={"mlgov/trigger": "cli"})
+    return _finish(summarize_run(result), args.json)
+
+
+def _champion_action(action: str, args: argparse.Namespace, **extra: Any) -> int:
+    config = {"action": action, "reason": args.reason or "", "actor": f"{getpass.getuser()} (mlgov cli)", **extra}
+    result = run_job("champion_decision", {"ops": {"champion": {"config": config}}}, tags={"mlgov/trigger": "cli"})
+    return _finish(summarize_run(result), args.json)
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    if args.override and not args.override.strip():
+        print("--override needs a written justification", file=sys.stderr)
+        return ERROR
+    return _champion_action("promote_version", args, version=args.version, override_justification=args.override or "")
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        print("rollback needs --reason", file=sys.stderr)
+        return ERROR
+    return _champion_action("rollback", args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .core.policy import load_policy
+    from .core.promotion import status
+    from .core.registry import Registry
+
+    s = get_settings()
+    st = status(Registry(s), load_policy(s.policy_path))
+    st["state_dir"] = str(s.home)
+    for hook in _status_hooks():
+        hook(st, s)
+    if args.json:
+        print(json.dumps(st, indent=2, default=str))
+        return 0
+    print(f"model {st['model_name']}  (state: {s.home})")
+    print(f"policy {st['policy']['path']}  sha256 {st['policy']['sha256'][:16]}")
+    ch = st["champion"]
+    if ch is None:
+        print("champion: none yet (run `mlgov train` or Materialize all in the UI)")
+    else:
+        m = ", ".join(f"{k}={v:.4f}" for k, v in sorted(ch["metrics"].items()))
+        print(f"champion: version {ch['version']}  data md5 {ch['train_data_md5']}  commit {str(ch['git_commit'])[:12]}")
+        print(f"  holdout: {m}")
+    print(f"history: {st['history']}")
+    for v in st["versions"]:
+        flag = "champion" if "champion" in v["aliases"] else ("promotable" if v["promotable"] else "not promotable")
+        print(f"version {v['version']} [{flag}] variant={v['variant']} data md5 {v['train_data_md5']}")
+        for name, g in v["gates"].items():
+            stale = "" if g["current_policy"] else "  (evaluated under an older policy)"
+            print(f"    {g['verdict'].upper():6} {name}: {g['summary']}{stale}")
+    for key in ("monitoring", "audit"):
+        if key in st:
+            print(f"{key}: {json.dumps(st[key], default=str)[:2000]}")
+    return 0
+
+
+def _status_hooks():
+    hooks = []
+    for mod_name in EXTRA_COMMANDS:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError:
+            continue
+        if hasattr(mod, "status_hook"):
+            hooks.append(mod.status_hook)
+    return hooks
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .instance import prepare_environment
+
+    s = get_settings()
+    prepare_environment(s)
+    os.chdir(s.project_dir if (s.project_dir / "workspace.yaml").exists() else os.getcwd())
+    argv = ["dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", "workspace.yaml"]
+    print(f"mlgov: state in {s.home}; Dagster UI on http://{args.host}:{args.port}", flush=True)
+    exe = os.path.join(os.path.dirname(sys.executable), "dagster")
+    os.execv(exe, argv)
+    return 0  # pragma: no cover
+
+
+def cmd_data_pull(args: argparse.Namespace) -> int:
+    from .core.datasets import pull
+
+    s = get_settings()
+    pulled = pull(s.project_dir, site_cache=s.dvc_site_cache)
+    print("data: " + (f"pulled {', '.join(pulled)}" if pulled else "all DVC-tracked files present and matching"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlgov", description=__doc__.split("\n")[0],
+                                epilog="State lives in $MLGOV_HOME (default <project>/.mlgov).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="run the governed training path headless (as 'Materialize all')",
+                       description="Run data -> gates -> features -> challenger -> gates -> champion. "
+                                   "Exit 1 when a gate refuses the challenger (printing which and why).")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter, e.g. --set max_iter=100")
+    t.add_argument("--dataset", help="training dataset inside the project (default data/adult.data)")
+    t.add_argument("--json", action="store_true", help="machine-readable output")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("status", help="champion, its metrics and data md5, every gate's verdict",
+                       description="Show the champion and every registered version with its gate verdicts.")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    pr = sub.add_parser("promote", help="make version N champion (only if it passed every gate of the current policy)",
+                        description="Promote a registered version through the champion asset. Refused unless it "
+                                    "passed every gate of the current policy, unless --override is given with a "
+                                    "written justification (recorded as an override in the decision log).")
+    pr.add_argument("--version", type=int, required=True)
+    pr.add_argument("--reason", default="", help="why (recorded)")
+    pr.add_argument("--override", metavar="JUSTIFICATION", help="promote despite failed gates; the text is recorded")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_promote)
+
+    rb = sub.add_parser("rollback", help="champion back to the previous one",
+                        description="Move the champion alias back to the previous champion; the reason is recorded.")
+    rb.add_argument("--reason", required=True)
+    rb.add_argument("--json", action="store_true")
+    rb.set_defaults(func=cmd_rollback)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI + daemon on the persistent instance",
+                        description="dagster dev with DAGSTER_HOME=$MLGOV_HOME/dagster, bound to 127.0.0.1.")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    d = sub.add_parser("data", help="data housekeeping", description="DVC-tracked data housekeeping.")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dp = dsub.add_parser("pull", help="restore DVC-tracked files from the cache or the shipped store",
+                         description="Restore data/*.dvc files' data from the DVC cache or default remote.")
+    dp.set_defaults(func=cmd_data_pull)
+
+    for mod_name in EXTRA_COMMANDS:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError:
+            continue
+        mod.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .core.settings import apply_quiet_env
+
+    apply_quiet_env()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a CLI prints a clear message, not a traceback
+        if os.environ.get("MLGOV_DEBUG"):
+            raise
+        print(f"mlgov {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The persistent Dagster instance under the mlgov state directory."""
+
+import os
+import shutil
+from pathlib import Path
+
+from .core.settings import DEFAULT_PROJECT_DIR, Settings, apply_quiet_env
+
+
+def prepare_environment(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at ``$MLGOV_HOME/dagster`` with the project's ``dagster.yaml`` and
+    export the MLGOV_* locations so every process (webserver, daemon, code server, run
+    workers) resolves the same state directory."""
+    apply_quiet_env()
+    settings.ensure()
+    home = settings.dagster_home
+    src = settings.project_dir / "dagster.yaml"
+    if not src.exists():
+        src = DEFAULT_PROJECT_DIR / "dagster.yaml"
+    dst = home / "dagster.yaml"
+    if not dst.exists() or dst.read_bytes() != src.read_bytes():
+        tmp = dst.with_suffix(".yaml.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["MLGOV_HOME"] = str(settings.home)
+    os.environ["MLGOV_PROJECT_DIR"] = str(settings.project_dir)
+    os.environ["MLGOV_POLICY"] = str(settings.policy_path)
+    os.environ["MLGOV_LANDING_DIR"] = str(settings.landing_dir)
+    return home
+
+
+def get_instance(settings: Settings):
+    from dagster import DagsterInstance
+
+    prepare_environment(settings)
+    return DagsterInstance.get()

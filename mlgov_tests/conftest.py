@@ -1,0 +1,122 @@
+"""Shared fixtures: a real temporary project (git + DVC + the Adult files) and isolated
+mlgov state (MLflow SQLite store, decision log, asset values) per test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_project(root: Path) -> Path:
+    """A fresh git repository with DVC initialised and the Adult files DVC-tracked, as a clone
+    of mlgov would have after `make install` — but in a temp dir, so tests may corrupt it."""
+    from dvc.repo import Repo
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir()
+    for name in ("adult.data", "adult.test", "adult.names"):
+        shutil.copyfile(DATA / name, root / "data" / name)
+    for name in ("dagster.yaml", "uv.lock"):
+        shutil.copyfile(REPO / name, root / name)
+    (root / ".gitignore").write_text(".mlgov/\n")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "config", "user.email", "test@example.invalid")
+    _git(root, "config", "user.name", "mlgov test")
+    Repo.init(str(root)).close()
+    with Repo(str(root)) as repo:
+        repo.config  # noqa: B018 - loads config
+        repo.add([str(root / "data" / "adult.data"), str(root / "data" / "adult.test")])
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    _git(root, "commit", "-qm", "test project")
+    return root
+
+
+@pytest.fixture(scope="session")
+def project_template(tmp_path_factory) -> Path:
+    return make_project(tmp_path_factory.mktemp("template") / "project")
+
+
+@dataclass
+class Env:
+    project: Path
+    home: Path
+    policy: Path
+
+    @property
+    def commit(self) -> str:
+        return _git(self.project, "rev-parse", "HEAD")
+
+    def write_policy(self, text: str) -> Path:
+        self.policy.write_text(text)
+        return self.policy
+
+    def settings(self):
+        from mlgov_assets.core.settings import get_settings
+
+        return get_settings(home=self.home, project_dir=self.project, policy_path=self.policy)
+
+    def registry(self):
+        from mlgov_assets.core.registry import Registry
+
+        return Registry(self.settings())
+
+    def policy_obj(self):
+        from mlgov_assets.core.policy import load_policy
+
+        return load_policy(self.policy)
+
+    def defs(self):
+        from mlgov_assets.definitions import build_definitions
+        from mlgov_assets.io_manager import MlgovIOManager
+        from mlgov_assets.resources import MlgovResource
+
+        return build_definitions(
+            MlgovResource(home=str(self.home), project_dir=str(self.project), policy_path=str(self.policy)),
+            MlgovIOManager(base_dir=str(self.home / "assets")))
+
+
+@pytest.fixture
+def env(tmp_path, project_template, monkeypatch) -> Env:
+    """An isolated project copy + state dir; MLGOV_* point at them (for CLI code paths too)."""
+    project = tmp_path / "project"
+    shutil.copytree(project_template, project, symlinks=True)
+    home = tmp_path / "state"
+    policy = tmp_path / "policy.yaml"
+    shutil.copyfile(REPO / "mlgov_assets" / "policies" / "default.yaml", policy)
+    monkeypatch.setenv("MLGOV_HOME", str(home))
+    monkeypatch.setenv("MLGOV_PROJECT_DIR", str(project))
+    monkeypatch.setenv("MLGOV_POLICY", str(policy))
+    monkeypatch.delenv("MLGOV_LANDING_DIR", raising=False)
+    return Env(project=project, home=home, policy=policy)
+
+
+FAST_PARAMS = {"max_iter": 60, "learning_rate": 0.15}
+"""A quicker model that still clears the default policy floors (tests train many)."""
+
+
+def run_path(env: Env, instance, *, params: dict | None = None, dataset: str | None = None, job: str = "governed_training",
+             run_config: dict | None = None):
+    cfg = run_config or {"ops": {"challenger_model": {"config": params if params is not None else FAST_PARAMS}}}
+    if dataset:
+        cfg["ops"]["training_data"] = {"config": {"path": dataset}}
+    return env.defs().resolve_job_def(job).execute_in_process(run_config=cfg, instance=instance, raise_on_error=False)
+
+
+def check_results(result) -> dict[str, object]:
+    return {c.check_name: c for c in result.get_asset_check_evaluations()}

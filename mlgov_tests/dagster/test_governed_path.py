@@ -1,0 +1,139 @@
+"""The governed training path end to end: real Dagster instance, real MLflow store, real DVC
+repo, all in temporary directories."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import AssetKey, instance_for_test
+
+from mlgov_assets.core.adult import read_adult_csv
+from mlgov_assets.core.audit import DecisionLog
+from mlgov_assets.core.integrity import md5_file, verify_dvc_cached
+from mlgov_tests.conftest import check_results, run_path
+
+SHIPPED_TRAIN_MD5 = "5d7c39d7b8804f071cdd1f2a7c460872"  # data/README.md, shared/README.md
+
+
+def test_whole_path_ends_with_a_champion_carrying_its_lineage(env):
+    with instance_for_test() as instance:
+        result = run_path(env, instance)
+        assert result.success
+        assert all(c.passed for c in result.get_asset_check_evaluations())
+        reg = env.registry()
+        champ = reg.champion_version()
+        assert champ == 1
+        tags = reg.version_info(champ)["tags"]
+        assert tags["mlgov.train_data_md5"] == md5_file(env.project / "data" / "adult.data") == SHIPPED_TRAIN_MD5
+        assert tags["mlgov.git_commit"] == env.commit
+        assert tags["mlgov.git_dirty"] == "false"
+        assert tags["mlgov.policy_sha256"] == env.policy_obj().sha256
+        assert tags["mlgov.dagster_run_id"] == result.run_id
+        # the training data's DataVersion is the DVC md5, and the bytes are in the DVC cache
+        mat = instance.get_latest_materialization_event(AssetKey("training_data")).asset_materialization
+        assert mat.tags["dagster/data_version"] == SHIPPED_TRAIN_MD5
+        ok, detail = verify_dvc_cached(env.project / ".dvc" / "cache", SHIPPED_TRAIN_MD5)
+        assert ok, detail
+        # feature assets carry row counts and column schemas
+        mat = instance.get_latest_materialization_event(AssetKey("train_features")).asset_materialization
+        assert mat.metadata["dagster/row_count"].value == 32561
+        assert {c.name for c in mat.metadata["dagster/column_schema"].schema.columns} >= {"age", "label", "sex"}
+        # the promotion is in the hash-chained decision log
+        log = DecisionLog(env.settings().decision_log)
+        assert log.verify().ok
+        assert [r["kind"] for r in log.records()].count("promotion") == 1
+
+
+def test_identical_rematerialization_creates_no_second_version_or_promotion(env):
+    with instance_for_test() as instance:
+        assert run_path(env, instance).success
+        second = run_path(env, instance)
+        assert second.success
+        assert second.output_for_node("champion")["promoted"] is False
+        reg = env.registry()
+        assert reg.versions() == [1]
+        assert reg.champion_history() == [1]
+        kinds = [r["kind"] for r in DecisionLog(env.settings().decision_log).records()]
+        assert kinds.count("promotion") == 1
+
+
+def _corrupt(env) -> str:
+    df = read_adult_csv(env.project / "data" / "adult.data")
+    df.loc[5, "age"] = "7"             # out of range (17-90)
+    df.loc[11, "workclass"] = "Pirate"  # not a category in adult.names
+    df.loc[17, "income"] = None         # NaN label
+    df = df.drop(columns=["hours_per_week"])  # missing column
+    path = env.project / "data" / "generated" / "corrupt.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+    return "data/generated/corrupt.csv"
+
+
+def test_corrupted_data_fails_the_validation_gate_and_changes_nothing(env):
+    with instance_for_test() as instance:
+        assert run_path(env, instance).success
+        reg = env.registry()
+        before = (reg.versions(), reg.champion_version())
+        result = run_path(env, instance, dataset=_corrupt(env))
+        assert not result.success
+        check = check_results(result)["check_training_data_schema"]
+        assert not check.passed
+        assert check.severity.value == "ERROR"
+        text = check.description
+        for fragment in ("'age'", "greater_than_or_equal_to(17)", "'workclass'", "isin", "'hours_per_week'",
+                         "column_in_dataframe", "'income'", "not_nullable", "rows [5]", "rows [11]", "rows [17]"):
+            assert fragment in text, (fragment, text)
+        assert "corrupt.csv" in text  # names the file
+        # nothing downstream ran: no features, no new model, champion unchanged
+        assert not result.is_node_success("train_features") if "train_features" in [n.name for n in result.job_def.nodes_in_topological_order] else True
+        assert (reg.versions(), reg.champion_version()) == before
+
+
+def test_below_floor_and_not_better_challengers_are_refused(env):
+    with instance_for_test() as instance:
+        assert run_path(env, instance).success
+        reg = env.registry()
+        # 1) below the policy floors (tiny model): refused with the failing metric named
+        weak = run_path(env, instance, params={"max_iter": 15, "max_leaf_nodes": 4})
+        assert not weak.success
+        checks = check_results(weak)
+        assert not checks["check_challenger_model_metric_floors"].passed
+        assert "roc_auc" in checks["check_challenger_model_metric_floors"].description
+        assert reg.champion_version() == 1
+        weak_version = max(reg.versions())
+        assert reg.gate_records(weak_version)["metric_floors"].passed is False
+        assert "mlgov.gate.metric_floors.summary" in reg.version_info(weak_version)["tags"]
+        # 2) above the floors but not better than the champion by the policy's margin
+        same_ish = run_path(env, instance, params={"max_iter": 60, "learning_rate": 0.15, "random_state": 1})
+        checks = check_results(same_ish)
+        assert checks["check_challenger_model_metric_floors"].passed
+        assert not checks["check_challenger_model_beats_champion"].passed
+        assert not same_ish.success
+        assert reg.champion_version() == 1
+        assert reg.champion_history() == [1]
+
+
+def test_a_better_challenger_is_promoted_and_rollback_restores_the_previous(env):
+    with instance_for_test() as instance:
+        assert run_path(env, instance, params={"max_iter": 40, "learning_rate": 0.1}).success
+        reg = env.registry()
+        first = reg.champion_version()
+        better = run_path(env, instance, params={"max_iter": 200, "learning_rate": 0.1})
+        assert better.success, [c.description for c in better.get_asset_check_evaluations()]
+        second = reg.champion_version()
+        assert second != first
+        assert reg.champion_history() == [first, second]
+        rb = run_path(env, instance, job="champion_decision",
+                      run_config={"ops": {"champion": {"config": {"action": "rollback", "reason": "incident 42"}}}})
+        assert rb.success
+        assert reg.champion_version() == first
+        last = DecisionLog(env.settings().decision_log).records()[-1]
+        assert (last["kind"], last["reason"], last["model_version"]) == ("rollback", "incident 42", str(first))
+
+
+def test_stored_asset_values_are_data_not_pickles(env):
+    with instance_for_test() as instance:
+        assert run_path(env, instance).success
+    stored = sorted(p.suffix for p in (env.home / "assets").rglob("*") if p.is_file())
+    assert stored and set(stored) <= {".parquet", ".json"}
+    df = pd.read_parquet(env.home / "assets" / "train_features.parquet")
+    assert df.attrs["dvc_md5"] == SHIPPED_TRAIN_MD5
