@@ -21,8 +21,9 @@ PATH_GROUPS = ["data", "features", "training", "governance"]
 
 governed_training_job = define_asset_job(
     "governed_training",
-    # AssetSelection objects, not selection strings: see pyproject's antlr4 override note
-    selection=AssetSelection.groups(*PATH_GROUPS),
+    # AssetSelection objects, not selection strings: see pyproject's antlr4 override note.
+    # The source files are named explicitly so each run first observes their md5 (DataVersion).
+    selection=AssetSelection.assets(*data.SOURCE_KEYS) | AssetSelection.groups(*PATH_GROUPS),
     description="The governed training path: data -> validation gates -> features -> challenger -> gates -> champion.",
     tags={"mlgov/serial": "training"},
 )

@@ -66,14 +66,24 @@ class ChampionConfig(Config):
     override_justification: str = ""
 
 
-@asset(group_name="governance", code_version=CODE_VERSIONS["governance"], pool=PROMOTION_POOL,
+def _challenger_version(context: AssetExecutionContext) -> int:
+    """The challenger this run materialized; run on its own, the latest materialized one.
+    (A dependency, not an IO-managed input: rollback and promote-by-version need no challenger.)"""
+    event = context.instance.get_latest_materialization_event(challenger_model.key)
+    if event is None:
+        raise Failure(description="no challenger_model has been materialized yet: run the governed training path first")
+    if event.run_id != context.run_id:
+        context.log.info(f"using the challenger materialized by run {event.run_id[:8]}")
+    return int(event.asset_materialization.metadata["model_version"].value)
+
+
+@asset(group_name="governance", code_version=CODE_VERSIONS["governance"], pool=PROMOTION_POOL, deps=[challenger_model],
        kinds={"mlflow"}, owners=["team:model-risk"], tags={"mlgov/stage": "promotion"},
        description="The registry's `champion` alias. Moves only if the version passed every gate the current "
                    "policy requires (re-checked from the registry, so it also holds when run alone), serialized "
                    "(pool of 1 + file lock) and compare-and-set against the champion the gates compared with. "
                    "Every move is recorded in the hash-chained decision log.")
-def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: MlgovResource,
-             challenger_model: dict) -> Output[dict]:
+def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: MlgovResource) -> Output[dict]:
     from ..core.promotion import ChampionChanged, PromotionRefused, promote, rollback
 
     policy, registry = mlgov.policy(), mlgov.registry()
@@ -82,7 +92,7 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
         if config.action == "rollback":
             result = rollback(registry, policy, actor=actor, reason=config.reason, dagster_run_id=context.run_id)
         else:
-            version = challenger_model["version"] if config.action == "promote_challenger" else config.version
+            version = _challenger_version(context) if config.action == "promote_challenger" else config.version
             result = promote(registry, policy, version, actor=actor,
                              reason=config.reason or f"passed every gate of policy {policy.sha256[:12]}",
                              expected_current="compared" if config.action == "promote_challenger" else registry.champion_version(),

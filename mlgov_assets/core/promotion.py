@@ -8,6 +8,7 @@ every alias move is also a Dagster materialization with its run id.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 from .audit import DecisionLog
@@ -19,8 +20,19 @@ from .registry import ChampionChanged, PromotionRefused, Registry
 __all__ = ["record_gates", "promote", "rollback", "ChampionChanged", "PromotionRefused", "status"]
 
 
+HEAD_TAG = "mlgov.decision_log_head"
+
+
 def _log(registry: Registry) -> DecisionLog:
     return DecisionLog(registry.settings.decision_log)
+
+
+def _publish_head(registry: Registry, version: int) -> None:
+    """Witness the decision log's head on the model version (see core/audit.py): `mlgov audit
+    verify` checks the log still extends every published head, so a consistent rewrite of log +
+    head file (e.g. dropping this decision) is detected from the registry."""
+    registry.client.set_model_version_tag(registry.name, str(version), HEAD_TAG,
+                                          json.dumps(_log(registry).head(), sort_keys=True))
 
 
 def record_gates(registry: Registry, policy: Policy, version: int, results: list[GateResult], *,
@@ -67,6 +79,7 @@ def promote(registry: Registry, policy: Policy, version: int, *, actor: str, rea
     _log(registry).append(kind, reason=override_justification.strip() if blockers else reason,
                           payload={"previous": previous, "blockers_overridden": blockers, "request_reason": reason,
                                    "dagster_run_id": dagster_run_id}, evidence_hashes=hashes, **base)
+    _publish_head(registry, version)
     registry.client.set_model_version_tag(registry.name, str(version), "mlgov.promoted_by", actor)
     if blockers:
         registry.client.set_model_version_tag(registry.name, str(version), "mlgov.override_justification",
@@ -89,6 +102,7 @@ def rollback(registry: Registry, policy: Policy, *, actor: str, reason: str,
     _log(registry).append("rollback", actor=actor, reason=reason, model_name=registry.name, model_version=target,
                           payload={"from_version": current, "to_version": target, "dagster_run_id": dagster_run_id},
                           evidence_hashes={"policy_sha256": policy.sha256})
+    _publish_head(registry, target)
     return {"promoted": True, "champion": target, "previous": current, "kind": "rollback", "reason": reason}
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 from urllib.parse import unquote, urlparse
 
-from .integrity import hash_tree, manifest_digest, verify_tree
+from .integrity import copy_verified, hash_tree, manifest_digest, verify_tree
 from .settings import Settings
 
 CHAMPION = "champion"
@@ -273,28 +273,49 @@ class Registry:
             return current
 
     # ------------------------------------------------------------------ loading, verified
-    def verify_artifacts(self, version: int) -> dict[str, str]:
-        """Re-hash the version's artifact files against the manifest recorded at registration."""
+    def _recorded_manifest(self, version: int) -> tuple[dict[str, str], Path]:
+        """The sha256 manifest recorded at registration (checked against its digest tag) and the
+        model directory it describes."""
+        from .integrity import IntegrityError
+
         tags = self.version_info(version)["tags"]
         if TAG + "artifact_manifest" not in tags:
-            from .integrity import IntegrityError
-
             raise IntegrityError(f"version {version} has no recorded artifact manifest: refusing to load it")
         manifest = json.loads(tags[TAG + "artifact_manifest"])
         if manifest_digest(manifest) != tags.get(TAG + "artifact_manifest_sha256"):
-            from .integrity import IntegrityError
-
             raise IntegrityError(f"version {version}: the recorded manifest does not match its digest tag")
-        verify_tree(Path(tags[TAG + "model_dir"]), manifest)
+        return manifest, Path(tags[TAG + "model_dir"])
+
+    def verify_artifacts(self, version: int) -> dict[str, str]:
+        """Re-hash the version's artifact files against the manifest recorded at registration."""
+        manifest, model_dir = self._recorded_manifest(version)
+        verify_tree(model_dir, manifest)
         return manifest
 
     def load_model(self, version: int, *, flavor: str = "auto"):
-        """Load a registered model only after verifying every artifact file's sha256."""
-        self.verify_artifacts(version)
-        uri = f"models:/{self.name}/{version}"
-        if flavor == "pyfunc" or (flavor == "auto" and self.version_info(version)["tags"].get(TAG + "flavor") == "pyfunc"):
-            return self._mlflow.pyfunc.load_model(uri)
-        return self._mlflow.sklearn.load_model(uri)
+        """Load a registered model from bytes that were verified: the artifact tree is copied to a
+        private temporary directory, hashed on the way in (``integrity.copy_verified``), and the
+        model is deserialized from that copy. Verifying the registry's files and then loading them
+        would leave a window in which they could be swapped; the copy closes it. Any mismatch raises
+        ``IntegrityError`` naming every changed, missing or extra file, and nothing is deserialized."""
+        import shutil
+        import weakref
+
+        manifest, model_dir = self._recorded_manifest(version)
+        workdir = Path(tempfile.mkdtemp(prefix="mlgov-verified-model-"))
+        try:
+            local = copy_verified(model_dir, manifest, workdir / "model")
+            pyfunc = flavor == "pyfunc" or (flavor == "auto" and self.version_info(version)["tags"].get(TAG + "flavor") == "pyfunc")
+            loader = self._mlflow.pyfunc.load_model if pyfunc else self._mlflow.sklearn.load_model
+            model = loader(str(local))
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        if pyfunc:  # a python model may read its artifact files lazily: keep the copy while it lives
+            weakref.finalize(model, shutil.rmtree, str(workdir), True)
+        else:  # skops/sklearn models are fully in memory once loaded
+            shutil.rmtree(workdir, ignore_errors=True)
+        return model
 
 
 def atomic_write_text(path: Path, text: str) -> None:

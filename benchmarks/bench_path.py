@@ -1,0 +1,105 @@
+"""Issue-2 benchmarks: code-location load time and the full governed path vs a plain script.
+
+    .venv/bin/python benchmarks/bench_path.py [--repeats 5] [--path-repeats 3]
+
+1. Load: `python -c "import mlgov_assets.definitions"` in fresh processes (median), side by side
+   with `import dagster` alone (the floor) and a module importing the whole ML stack at top level
+   (what the code location would cost without lazy imports).
+2. Path: data -> validation -> features -> challenger -> gates -> champion on a FRESH instance
+   and state dir (in-process executor, real MLflow SQLite store, real DVC), against a plain Python
+   script doing the same computations (read, validate with pandera, features, fit, holdout
+   metrics) with no Dagster and no MLflow, in the same run. Reports both medians and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+PLAIN = r"""
+import time, sys
+t0 = time.perf_counter()
+from mlgov_assets.core.adult import read_adult_csv
+from mlgov_assets.core.schemas import RawAdultSchema, FeatureSchema, validate
+from mlgov_assets.core.features import build_features, MODEL_FEATURES, TARGET
+from mlgov_assets.core import training
+raw_t = read_adult_csv("data/adult.data"); raw_h = read_adult_csv("data/adult.test")
+vt = validate(raw_t, RawAdultSchema, source="t"); vh = validate(raw_h, RawAdultSchema, source="h")
+ft = build_features(vt.validated); fh = build_features(vh.validated)
+validate(ft, FeatureSchema, source="ft"); validate(fh, FeatureSchema, source="fh")
+m = training.fit(ft, training.HyperParams())
+p = m.predict_proba(fh[MODEL_FEATURES])[:, 1]
+training.holdout_metrics(fh[TARGET].to_numpy(), p)
+print(time.perf_counter() - t0)
+"""
+
+STACK = "import dagster, pandas, sklearn.ensemble, mlflow, shap, fairlearn, evidently, pandera.pandas, dvc.repo, matplotlib.pyplot"
+
+
+def timed(cmd: list[str], env: dict | None = None) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def median_of(n: int, fn) -> tuple[float, list[float]]:
+    xs = [fn() for _ in range(n)]
+    return statistics.median(xs), xs
+
+
+def bench_load(repeats: int) -> list[tuple[str, float]]:
+    rows = []
+    for label, code in (("import dagster (floor)", "import dagster"),
+                        ("import mlgov_assets.definitions", "import mlgov_assets.definitions"),
+                        ("whole ML stack at top level (baseline)", STACK)):
+        med, _ = median_of(repeats, lambda c=code: timed([PY, "-c", c]))
+        rows.append((label, med))
+    return rows
+
+
+def bench_path(repeats: int) -> tuple[float, float]:
+    def full() -> float:
+        with tempfile.TemporaryDirectory() as home:
+            env = {**os.environ, "MLGOV_HOME": home}
+            return timed([PY, "-m", "mlgov_assets.cli", "train"], env=env)
+
+    def plain() -> float:
+        return timed([PY, "-c", PLAIN])
+
+    plain_med, _ = median_of(repeats, plain)
+    full_med, _ = median_of(repeats, full)
+    return full_med, plain_med
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--path-repeats", type=int, default=3)
+    a = ap.parse_args()
+    print(f"## Code location load (fresh process each, median of {a.repeats})\n")
+    print("| what | seconds |\n|---|---:|")
+    load = bench_load(a.repeats)
+    for label, med in load:
+        print(f"| {label} | {med:.2f} |")
+    ours = dict(load)["import mlgov_assets.definitions"]
+    stack = dict(load)["whole ML stack at top level (baseline)"]
+    print(f"\nmlgov load / whole-stack load = {ours / stack:.2f} (target: <= 2.5 s absolute)\n")
+    print(f"## Full governed path, fresh instance (median of {a.path_repeats}, each a fresh process)\n")
+    full, plain = bench_path(a.path_repeats)
+    print("| what | seconds |\n|---|---:|")
+    print(f"| `mlgov train` on a fresh MLGOV_HOME (Dagster + MLflow + DVC + gates + promotion) | {full:.2f} |")
+    print(f"| plain script, same computations, no Dagster/MLflow | {plain:.2f} |")
+    print(f"\nratio = {full / plain:.2f} (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""`mlgov` end to end on a persistent (temporary) instance: train, status, promote, rollback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlgov_assets.cli import main
+from mlgov_assets.core.audit import DecisionLog
+
+
+@pytest.fixture
+def cli_env(env, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(env.home / "dagster"))  # restored after the test
+    return env
+
+
+def _json(capsys) -> dict:
+    out = capsys.readouterr().out
+    return json.loads(out[out.index("{"):])
+
+
+def test_train_status_promote_refusal_override_and_rollback(cli_env, capsys):
+    env = cli_env
+    assert main(["train", "--set", "max_iter=60", "--set", "learning_rate=0.15"]) == 0
+    assert "champion: version 1 (promoted" in capsys.readouterr().out
+
+    # a weak challenger: exit 1, printing which gate refused it and why
+    assert main(["train", "--set", "max_iter=15", "--set", "max_leaf_nodes=4"]) == 1
+    out = capsys.readouterr().out
+    assert "[FAIL] check_challenger_model_metric_floors" in out and "roc_auc" in out
+    assert "REFUSED by" in out and "champion is unchanged" in out
+
+    assert main(["status", "--json"]) == 0
+    st = _json(capsys)
+    assert st["champion"]["version"] == 1
+    assert st["champion"]["train_data_md5"] == "5d7c39d7b8804f071cdd1f2a7c460872"
+    v2 = next(v for v in st["versions"] if v["version"] == 2)
+    assert v2["gates"]["metric_floors"]["verdict"] == "failed" and v2["promotable"] is False
+
+    # promote of a failed version is refused, the registry unchanged, the refusal logged
+    assert main(["promote", "--version", "2", "--reason", "try"]) == 1
+    assert "may not become champion" in capsys.readouterr().out
+    reg = env.registry()
+    assert reg.champion_version() == 1
+    log = DecisionLog(env.settings().decision_log)
+    assert log.records()[-1]["kind"] == "rejection"
+
+    # an explicit override with a written justification is possible, and recorded as such
+    assert main(["promote", "--version", "2", "--override", "regulator-approved exception REF-7"]) == 0
+    capsys.readouterr()
+    assert reg.champion_version() == 2
+    last = log.records()[-1]
+    assert (last["kind"], last["reason"]) == ("override", "regulator-approved exception REF-7")
+
+    # rollback: champion back to the previous one, reason recorded
+    assert main(["rollback", "--reason", "override withdrawn"]) == 0
+    capsys.readouterr()
+    assert reg.champion_version() == 1
+    assert log.records()[-1]["kind"] == "rollback" and log.records()[-1]["reason"] == "override withdrawn"
+    assert log.verify().ok
+
+    # human status output names the champion and each gate
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert "champion: version 1" in text and "FAILED metric_floors" in text
+
+
+def test_every_command_has_help(capsys):
+    for cmd in (["--help"], ["train", "--help"], ["status", "--help"], ["promote", "--help"], ["rollback", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(cmd)
+        assert exc.value.code == 0
+        assert "usage: mlgov" in capsys.readouterr().out
+
+
+def test_rollback_without_previous_is_refused(cli_env, capsys):
+    assert main(["rollback", "--reason", "nothing to roll back"]) == 1
+    out = capsys.readouterr().out
+    assert "no previous champion" in out or "materialize it first" in out
