@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -80,11 +81,47 @@ class GateRecord:
     summary: str
 
 
+def _template_path() -> Path:
+    from importlib.metadata import version
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlgov"
+    return cache / f"mlflow-{version('mlflow')}-empty.db"
+
+
+def _seed_store(db: Path) -> None:
+    """Create a new MLflow SQLite store by copying an empty, fully migrated one.
+
+    A fresh MLflow store runs every alembic migration (~3-5 s here), paid by every new
+    ``MLGOV_HOME``: each test, each CI pipeline, each second instance. The template is made once
+    per MLflow version by MLflow itself (same migrations, in a temp dir), kept in the user's cache
+    (it holds no data: an empty schema), and copied; MLflow re-verifies the schema revision on
+    open, so a mismatched template can only fail loudly, never silently."""
+    if db.exists():
+        return
+    template = _template_path()
+    if not template.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(template.with_suffix(".lock")):
+            if not template.exists():
+                import mlflow
+
+                with tempfile.TemporaryDirectory(dir=template.parent) as tmp:
+                    uri = f"sqlite:///{Path(tmp) / 'empty.db'}"
+                    mlflow.MlflowClient(tracking_uri=uri).search_experiments()
+                    os.replace(Path(tmp) / "empty.db", template)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_db = tempfile.mkstemp(dir=db.parent, prefix=".mlflow.db.")
+    os.close(fd)
+    shutil.copyfile(template, tmp_db)
+    os.replace(tmp_db, db)
+
+
 class Registry:
     def __init__(self, settings: Settings):
         import mlflow
 
         self.settings = settings.ensure()
+        _seed_store(settings.mlflow_dir / "mlflow.db")
         self.name = settings.model_name
         self._mlflow = mlflow
         mlflow.set_tracking_uri(settings.tracking_uri)
