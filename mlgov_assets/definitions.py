@@ -36,8 +36,7 @@ champion_job = define_asset_job(
 ASSETS = [data.adult_training_file, data.adult_holdout_file, data.training_data, data.holdout_data,
           features.train_features, features.holdout_features, training.challenger_model, governance.champion]
 CHECKS = [data.check_training_data_schema, data.check_holdout_data_schema, features.check_train_features_schema,
-          features.check_holdout_features_schema, governance.check_challenger_model_metric_floors,
-          governance.check_challenger_model_beats_champion]
+          features.check_holdout_features_schema, *governance.CHALLENGER_CHECKS, *governance.CANDIDATE_CHECKS]
 # later stages each export their own lists (ASSETS, CHECKS, JOBS, SENSORS, SCHEDULES)
 STAGES = [fairness, monitoring, audit]
 ASSETS += [a for st in STAGES for a in st.ASSETS]

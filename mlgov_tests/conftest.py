@@ -66,6 +66,17 @@ class Env:
         self.policy.write_text(text)
         return self.policy
 
+    def use_policy(self, *, drop: tuple[str, ...] = (), **sections) -> Path:
+        """The default policy with sections dropped or replaced (YAML round trip)."""
+        import yaml
+
+        data = yaml.safe_load((REPO / "mlgov_assets" / "policies" / "default.yaml").read_text())
+        for key in drop:
+            data.pop(key, None)
+        for key, value in sections.items():
+            data[key] = value
+        return self.write_policy(yaml.safe_dump(data, sort_keys=False))
+
     def settings(self):
         from mlgov_assets.core.settings import get_settings
 
@@ -91,9 +102,27 @@ class Env:
             MlgovIOManager(base_dir=str(self.home / "assets")))
 
 
+CORE_ONLY = ("fairness", "explanations")
+"""Sections dropped by the default `env` fixture: the training-path tests (issue 2) run the path
+with mitigation, fairness and SHAP gates off, for speed; `full_env` uses the shipped policy."""
+
+
 @pytest.fixture
-def env(tmp_path, project_template, monkeypatch) -> Env:
-    """An isolated project copy + state dir; MLGOV_* point at them (for CLI code paths too)."""
+def full_env(tmp_path, project_template, monkeypatch) -> "Env":
+    """Like `env`, with the shipped default policy untouched (fairness, mitigation, SHAP)."""
+    return _make_env(tmp_path, project_template, monkeypatch)
+
+
+@pytest.fixture
+def env(tmp_path, project_template, monkeypatch) -> "Env":
+    """An isolated project copy + state dir; MLGOV_* point at them (for CLI code paths too).
+    Policy: the default one without the fairness/explanations sections (see CORE_ONLY)."""
+    e = _make_env(tmp_path, project_template, monkeypatch)
+    e.use_policy(drop=CORE_ONLY)
+    return e
+
+
+def _make_env(tmp_path, project_template, monkeypatch) -> "Env":
     project = tmp_path / "project"
     shutil.copytree(project_template, project, symlinks=True)
     home = tmp_path / "state"

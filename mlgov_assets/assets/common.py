@@ -12,8 +12,11 @@ from ..core.provenance import source_version
 CODE_VERSIONS = {
     "data": source_version("core/adult.py", "core/datasets.py", "assets/data.py"),
     "features": source_version("core/features.py", "assets/features.py"),
-    "training": source_version("core/training.py", "core/features.py", "core/registry.py", "assets/training.py"),
-    "governance": source_version("core/gates.py", "core/registry.py", "assets/governance.py"),
+    "training": source_version("core/training.py", "core/features.py", "core/registry.py", "core/mitigation.py",
+                               "core/scoring.py", "core/serving.py", "assets/training.py"),
+    "governance": source_version("core/gates.py", "core/registry.py", "core/promotion.py", "assets/governance.py"),
+    "fairness": source_version("core/fairness.py", "core/mitigation.py", "core/explain.py", "core/scoring.py",
+                               "assets/fairness.py"),
 }
 
 

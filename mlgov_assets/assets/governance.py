@@ -9,7 +9,7 @@ from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSev
 
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, json_md, rows_table
-from .training import challenger_model
+from .training import candidate_model, challenger_model
 
 PROMOTION_POOL = "mlgov_promotion"
 
@@ -39,19 +39,36 @@ def _gate_check(context: AssetCheckExecutionContext, mlgov: MlgovResource, chall
                   "evidence": json_md(result.to_dict())})
 
 
-@asset_check(asset=challenger_model, blocking=True,
-             description="Holdout metrics meet the policy's absolute floors (metric_floors).")
-def check_challenger_model_metric_floors(context: AssetCheckExecutionContext, mlgov: MlgovResource,
-                                         challenger_model: dict) -> AssetCheckResult:
-    return _gate_check(context, mlgov, challenger_model, "metric_floors")
+def _model_gate_checks(asset, blocking: bool, role: str):
+    """The metric-floor and champion-comparison gates for one model asset. Blocking on the
+    candidate (what can be promoted); shown, not blocking, on the unmitigated challenger."""
+    name = asset.key.to_user_string()
+    note = "" if blocking else " Shown for comparison: not blocking, the candidate's gates decide promotion."
+
+    @asset_check(asset=asset, name=f"check_{name}_metric_floors", blocking=blocking,
+                 description=f"The {role}'s holdout metrics meet the policy's absolute floors (metric_floors).{note}")
+    def floors(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
+        return _gate_check(context, mlgov, _model_of(context, asset), "metric_floors")
+
+    @asset_check(asset=asset, name=f"check_{name}_beats_champion", blocking=blocking,
+                 description=f"The {role} beats the current champion as the policy's champion_comparison requires "
+                             f"(MLflow MetricThreshold semantics).{note}")
+    def beats(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
+        return _gate_check(context, mlgov, _model_of(context, asset), "champion_comparison")
+
+    return [floors, beats]
 
 
-@asset_check(asset=challenger_model, blocking=True,
-             description="The challenger beats the current champion as the policy's champion_comparison "
-                         "requires (MLflow MetricThreshold semantics).")
-def check_challenger_model_beats_champion(context: AssetCheckExecutionContext, mlgov: MlgovResource,
-                                          challenger_model: dict) -> AssetCheckResult:
-    return _gate_check(context, mlgov, challenger_model, "champion_comparison")
+def _model_of(context, asset) -> dict:
+    """The model dict this run materialized for ``asset`` (from its materialization metadata)."""
+    event = context.instance.get_latest_materialization_event(asset.key)
+    meta = event.asset_materialization.metadata
+    return {"version": int(meta["model_version"].value),
+            "metrics": {k.split("/", 1)[1]: float(v.value) for k, v in meta.items() if k.startswith("holdout/")}}
+
+
+CHALLENGER_CHECKS = _model_gate_checks(challenger_model, blocking=False, role="unmitigated challenger")
+CANDIDATE_CHECKS = _model_gate_checks(candidate_model, blocking=True, role="candidate")
 
 
 class ChampionConfig(Config):
@@ -67,17 +84,18 @@ class ChampionConfig(Config):
 
 
 def _challenger_version(context: AssetExecutionContext) -> int:
-    """The challenger this run materialized; run on its own, the latest materialized one.
-    (A dependency, not an IO-managed input: rollback and promote-by-version need no challenger.)"""
-    event = context.instance.get_latest_materialization_event(challenger_model.key)
+    """The candidate this run materialized; run on its own, the latest materialized one.
+    (A dependency, not an IO-managed input: rollback and promote-by-version need no model.)"""
+    event = context.instance.get_latest_materialization_event(candidate_model.key)
     if event is None:
-        raise Failure(description="no challenger_model has been materialized yet: run the governed training path first")
+        raise Failure(description="no candidate_model has been materialized yet: run the governed training path first")
     if event.run_id != context.run_id:
         context.log.info(f"using the challenger materialized by run {event.run_id[:8]}")
     return int(event.asset_materialization.metadata["model_version"].value)
 
 
-@asset(group_name="governance", code_version=CODE_VERSIONS["governance"], pool=PROMOTION_POOL, deps=[challenger_model],
+@asset(group_name="governance", code_version=CODE_VERSIONS["governance"], pool=PROMOTION_POOL,
+       deps=[candidate_model, "fairness_report", "explanations"],
        kinds={"mlflow"}, owners=["team:model-risk"], tags={"mlgov/stage": "promotion"},
        description="The registry's `champion` alias. Moves only if the version passed every gate the current "
                    "policy requires (re-checked from the registry, so it also holds when run alone), serialized "

@@ -11,6 +11,9 @@ Trust boundaries (from STACK-NOTES, verified on this stack):
 * ``shap.TreeExplainer`` is exact (1e-14) on HGB over ordinal codes, but *silently wrong* on
   HGB with native categorical splits. Such a model is never given to TreeExplainer: with
   ``method="auto"`` it goes to the fallback explainer, with ``method="tree"`` it is refused.
+* TreeExplainer is used only where its raw output is log-odds (HGB, GradientBoosting, ...);
+  a tree model whose raw output is a probability (RandomForest) also goes to the fallback, so
+  every explanation is in the same units as :func:`model_raw_output`.
 * The fallback for non-tree models is ``shap.PermutationExplainer`` on the model's raw output
   (decision function / log-odds) in the encoded space, with an ``Independent`` masker. It is
   **bounded**: at most ``fallback_max_rows`` rows are explained (a seeded sample), the
@@ -262,18 +265,28 @@ def _tree_explainer(est: Any) -> tuple[Any | None, str]:
     import shap
 
     try:
-        return shap.TreeExplainer(est, model_output="raw", feature_perturbation="tree_path_dependent"), ""
+        tree = shap.TreeExplainer(est, model_output="raw", feature_perturbation="tree_path_dependent")
     except Exception as exc:  # shap raises several types for "model not supported"
         return None, f"TreeExplainer does not support {type(est).__name__}: {exc}"
+    units = getattr(tree.model, "tree_output", None)
+    if units != "log_odds":
+        # e.g. RandomForest: raw output is a probability; the gate and reasons work in log-odds.
+        return None, f"TreeExplainer raw output of {type(est).__name__} is {units!r}, not log-odds"
+    return tree, ""
 
 
 def _raw_fn(est: Any):
-    """Raw-output function of the final estimator over the encoded matrix."""
+    """Raw-output function of the final estimator over the encoded matrix (log-odds)."""
+    names = getattr(est, "feature_names_in_", None)
+
+    def frame(Z):  # shap passes arrays; an estimator fitted on a frame wants its names back
+        return Z if names is None else pd.DataFrame(Z, columns=names)
+
     if hasattr(est, "decision_function"):
-        return lambda Z: np.asarray(est.decision_function(Z), dtype=float)
+        return lambda Z: np.asarray(est.decision_function(frame(Z)), dtype=float)
 
     def logit(Z):
-        p = np.clip(np.asarray(est.predict_proba(Z))[:, 1], 1e-15, 1 - 1e-15)
+        p = np.clip(np.asarray(est.predict_proba(frame(Z)))[:, 1], 1e-15, 1 - 1e-15)
         return np.log(p / (1 - p))
 
     return logit

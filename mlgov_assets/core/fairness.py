@@ -2,9 +2,10 @@
 
 Why this module exists: a model that treats protected groups unequally must not become
 champion. The report disaggregates the usual confusion-matrix rates per group with Fairlearn's
-``MetricFrame`` (including bootstrap confidence intervals via its ``n_boot``/``ci_quantiles``),
-summarises the disparities per sensitive feature, and the gate judges those summaries against
-policy rules on the confidence bound the policy names.
+``MetricFrame`` (the point estimates), attaches bootstrap confidence intervals computed by a
+vectorised numpy bootstrap on confusion cells, summarises the disparities per sensitive
+feature, and the gate judges those summaries against policy rules on the confidence bound the
+policy names.
 
 Design decisions (each one is a place where a reviewer should be able to disagree with us):
 
@@ -17,13 +18,23 @@ Design decisions (each one is a place where a reviewer should be able to disagre
   demographic parity ratio. With that reference the four-fifths band ``[0.8, 1.25]``
   (``di_band``, a policy parameter) reduces to its lower edge; the upper edge matters only if
   a policy later picks a fixed reference group, and is kept so the band is reported as stated.
-* **Composite CIs are Bonferroni-composed and conservative.** Fairlearn exposes only
-  quantiles of each metric's between-group ratio/difference, not the bootstrap samples, so the
-  CI of ``equalized_odds_ratio = min(tpr_ratio, fpr_ratio)`` cannot be read off directly. We ask
-  MetricFrame for the ``q/2`` quantiles too and use
-  ``lower = min(Q_tpr(q/2), Q_fpr(q/2))`` and ``upper = min(Q_tpr(1-q), Q_fpr(1-q))``
-  (mirror image for ``equalized_odds_difference = max(...)``); by the union bound each side has
-  at least the nominal coverage. Single-metric summaries use the plain quantiles.
+* **The bootstrap resamples confusion cells, not rows.** Every reported number is a function
+  of the ``groups x 2 x 2`` counts of (group, y_true, y_pred). Resampling the N rows of the
+  adequately sized groups with replacement (unstratified: group sizes vary between replicates,
+  as in Fairlearn's ``n_boot``) gives cell counts ``Multinomial(N, n_cell / N)``, so we draw
+  those counts directly: the same distribution as a row bootstrap, at a cost independent of
+  the row count (Fairlearn's bootstrap took 30-40 s for ``n_boot=100`` on the Adult holdout;
+  this takes milliseconds even at ``n_boot=1000``).
+* **Summaries are computed per replicate, then quantiled.** Equalized odds is
+  ``min(tpr_ratio, fpr_ratio)`` / ``max(tpr_diff, fpr_diff)`` of the *same* replicate, so its
+  interval is an ordinary percentile interval (no composition of marginal quantiles). All
+  intervals are percentile intervals ``[Q(q), Q(1-q)]``, ``q = (1 - ci_level) / 2``;
+  replicates in which a statistic is undefined (0/0) are left out of its quantiles.
+* **Percentile intervals of max/min statistics are biased near parity.** A between-group
+  difference is ``max - min >= 0`` and a ratio is ``<= 1``, so when groups are nearly equal the
+  bootstrap distribution sits on one side of the point estimate and the interval may even
+  exclude it. Judging "max difference" rules on the upper bound and "min ratio" rules on the
+  lower bound is conservative in exactly that situation.
 * **Not evaluable fails closed.** A feature with fewer than two adequately sized groups has no
   comparison to make; a rule on it fails unless the caller opts out
   (``on_insufficient_groups="pass"``), because a governance gate should not pass by absence.
@@ -35,6 +46,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
@@ -44,8 +56,8 @@ import pandas as pd
 #: Per-group metrics, in report order (``count`` is added separately: it has no CI).
 GROUP_METRICS: tuple[str, ...] = ("selection_rate", "tpr", "fpr", "fnr", "precision", "accuracy")
 
-#: Per-group metrics that get bootstrap CIs (FNR's CI is derived exactly from TPR's).
-BOOTSTRAP_METRICS: tuple[str, ...] = ("selection_rate", "tpr", "fpr")
+#: Per-group metrics that get bootstrap CIs (all of them: the cell bootstrap makes them free).
+BOOTSTRAP_METRICS: tuple[str, ...] = GROUP_METRICS
 
 #: Summary metrics a rule may name. ``disparate_impact_min`` equals the demographic parity
 #: ratio by construction (reference = most favoured group); both names are accepted so the
@@ -64,13 +76,23 @@ SUMMARY_METRICS: tuple[str, ...] = (
 COMPARISONS = ("min", "max")
 BOUNDS = ("point", "lower", "upper")
 
+#: What ``config["ci_method"]`` says about the intervals (see the module docstring).
+CI_METHOD = (
+    "nonparametric percentile bootstrap: n_boot resamples with replacement of the rows of the "
+    "adequately sized groups (not stratified by group; drawn exactly as multinomial counts of "
+    "group x y_true x y_pred cells, numpy Generator seeded with random_state); every per-group "
+    "rate and summary (equalized odds included) computed per replicate; interval = "
+    "[q, 1-q] quantiles with q = (1 - ci_level)/2, replicates where a rate is 0/0 left out; "
+    "small groups get no interval"
+)
+
 #: Separator in intersection labels ("Female|White") and keys ("sex|race").
 INTERSECTION_SEP = "|"
 
 
 # --------------------------------------------------------------------------------------------
-# Small numeric helpers (plain numpy: ~40x cheaper than sklearn's validated metrics, which
-# matters because MetricFrame calls them groups x metrics x n_boot times).
+# Scalar metric functions for MetricFrame's points (plain numpy: much cheaper than sklearn's
+# validated metrics, and the same divisions as the vectorised ``_rates`` below).
 # --------------------------------------------------------------------------------------------
 def _rate(num: float, den: float) -> float:
     return float(num) / float(den) if den > 0 else float("nan")
@@ -104,10 +126,6 @@ def _precision(y_true, y_pred) -> float:
 def _accuracy(y_true, y_pred) -> float:
     yt, yp = np.asarray(y_true), np.asarray(y_pred)
     return _rate((yt == yp).sum(), yt.size)
-
-
-def _count(y_true, y_pred) -> float:
-    return float(np.asarray(y_true).size)
 
 
 _METRIC_FUNCS = {
@@ -263,7 +281,14 @@ def fairness_report(
 ) -> FairnessReport:
     """Disaggregate predictions by each sensitive feature and intersection, with bootstrap CIs.
 
+    ``y_true``, ``y_pred`` (0/1) and the rows of ``sensitive`` are aligned by position.
+    Point estimates come from Fairlearn's ``MetricFrame``; the intervals from the numpy
+    bootstrap described in the module docstring (:data:`CI_METHOD`).
+    Cost on this 2-core machine, 16k rows, sex + race + sex|race: ~0.9 s, almost all of it
+    Fairlearn's per-metric overhead for the points (linear in rows x metrics); the bootstrap
+    is O(n_boot x groups) and independent of the row count (~20 ms at ``n_boot=1000``).
     ``n_boot=0`` skips the bootstrap (CIs become None; a rule judged on a bound then fails).
+    ``random_state`` seeds a ``numpy.random.Generator`` (same seed, same report).
     ``di_band`` is the four-fifths band (policy default ``(0.8, 1.25)``).
     """
     if not 0.0 < ci_level < 1.0:
@@ -292,16 +317,10 @@ def fairness_report(
         "min_group_size": min_group_size, "n_boot": n_boot, "ci_level": ci_level,
         "random_state": random_state, "di_band": list(di_band),
         "features": list(features), "intersections": [list(i) for i in intersections],
-        "ci_method": "fairlearn MetricFrame bootstrap (n_boot, ci_quantiles); "
-                     "equalized-odds CIs Bonferroni-composed from TPR/FPR quantiles",
+        "ci_method": CI_METHOD if n_boot > 0 else "none (n_boot=0)",
+        "point_method": "fairlearn MetricFrame (by_group); summaries = min/max over adequate groups",
     }
     return FairnessReport(n_rows=int(yt.size), overall=overall, features=out, config=config)
-
-
-def _ci_quantiles(ci_level: float) -> list[float]:
-    """[q/2, q, 1-q, 1-q/2] with q the one-sided tail; the q/2 pair serves the composed CIs."""
-    q = (1.0 - ci_level) / 2.0
-    return [q / 2.0, q, 1.0 - q, 1.0 - q / 2.0]
 
 
 def _feature_fairness(
@@ -319,27 +338,29 @@ def _feature_fairness(
     from fairlearn.metrics import MetricFrame
 
     name = intersection_key(columns)
-    point = MetricFrame(
-        metrics={"count": _count, **_METRIC_FUNCS}, y_true=yt, y_pred=yp, sensitive_features=labels
-    ).by_group
-    counts = point["count"].astype(int)
-    gated = sorted(str(g) for g in counts.index[counts >= min_group_size])
-    small = sorted(str(g) for g in counts.index[counts < min_group_size])
+    # Group sizes come from the cell counts, not from a Fairlearn "count" metric: each metric
+    # costs MetricFrame ~35 ms on 16k rows, and the cells are cross-checked against its rates.
+    point = MetricFrame(metrics=dict(_METRIC_FUNCS), y_true=yt, y_pred=yp, sensitive_features=labels).by_group
+    cells = _aligned_cells(yt, yp, labels, point)
+    point.insert(0, "count", cells.sum(axis=1))
+    counts = point["count"]
+    is_gated = (counts >= min_group_size).to_numpy()
+    gated = sorted(str(g) for g in counts.index[is_gated])
+    small = sorted(str(g) for g in counts.index[~is_gated])
 
     ci_by_group: dict[str, dict[str, tuple[float | None, float | None]]] = {}
     summary: dict[str, SummaryValue] = {m: SummaryValue(None) for m in SUMMARY_METRICS}
     note = None
     if len(gated) >= 2:
-        keep = labels.isin(gated).to_numpy()
         summary, ci_by_group = _gated_summary(
-            yt[keep], yp[keep], labels[keep].reset_index(drop=True),
-            n_boot=n_boot, ci_level=ci_level, random_state=random_state,
+            point.loc[is_gated], cells[is_gated], n_boot=n_boot, ci_level=ci_level,
+            random_state=random_state,
         )
     else:
         note = (f"fewer than 2 groups with count >= {min_group_size} "
                 f"(adequate: {gated}); no between-group comparison possible")
 
-    max_sel = point.loc[point.index.isin(gated), "selection_rate"].max() if gated else float("nan")
+    max_sel = point.loc[is_gated, "selection_rate"].max() if gated else float("nan")
     groups = []
     for g, row in point.iterrows():
         g = str(g)
@@ -347,7 +368,7 @@ def _feature_fairness(
                                "small_group": g in small}
         for m in GROUP_METRICS:
             rec[m] = _clean(row[m])
-            lo, hi = ci_by_group.get(g, {}).get(m, (None, None))  # precision/accuracy: point only
+            lo, hi = ci_by_group.get(g, {}).get(m, (None, None))  # small groups: point only
             rec[f"{m}_lower"], rec[f"{m}_upper"] = lo, hi
         di = _clean(row["selection_rate"] / max_sel) if max_sel and max_sel > 0 else None
         rec["disparate_impact"] = di
@@ -358,67 +379,151 @@ def _feature_fairness(
                            gated_groups=gated, summary=summary, note=note)
 
 
+def _aligned_cells(yt: np.ndarray, yp: np.ndarray, labels: pd.Series, point: pd.DataFrame) -> np.ndarray:
+    """Confusion cells per group in the row order of Fairlearn's ``by_group``, cross-checked.
+
+    The bootstrap works on these counts while the points come from Fairlearn; checking that
+    the counts reproduce Fairlearn's per-group rates exactly guards the label alignment (a
+    mismatch would silently attach one group's interval to another group's point).
+    """
+    codes = pd.Categorical(labels, categories=point.index).codes
+    if (codes < 0).any():
+        raise RuntimeError(f"internal error: group labels {sorted(set(labels[codes < 0]))[:5]} "
+                           "missing from Fairlearn's by_group index")
+    cells = _cell_counts(yt, yp, np.asarray(codes, dtype=np.int64), len(point))
+    mine = pd.DataFrame(_rates(cells), index=point.index)
+    theirs = point[mine.columns].astype(float)
+    if not np.allclose(mine.to_numpy(float), theirs.to_numpy(), rtol=0, atol=1e-12, equal_nan=True):
+        raise RuntimeError("internal error: confusion-cell rates disagree with Fairlearn's by_group:\n"
+                           f"{mine.compare(theirs)}")
+    return cells
+
+
 def _gated_summary(
-    yt: np.ndarray, yp: np.ndarray, labels: pd.Series, *, n_boot: int, ci_level: float, random_state: int
+    point: pd.DataFrame, cells: np.ndarray, *, n_boot: int, ci_level: float, random_state: int
 ) -> tuple[dict[str, SummaryValue], dict[str, dict[str, tuple[float | None, float | None]]]]:
-    """Summary disparities (and per-group CIs) over the adequately sized groups only."""
-    from fairlearn.metrics import MetricFrame
+    """Summary disparities (and per-group CIs) over the adequately sized groups only.
 
-    boot = n_boot > 0
-    quantiles = _ci_quantiles(ci_level)
-    # Only the gating rates are bootstrapped: Fairlearn's per-call overhead makes the bootstrap
-    # cost linear in metrics x groups x n_boot, and precision/accuracy decide no rule.
-    mf = MetricFrame(
-        metrics={m: _METRIC_FUNCS[m] for m in BOOTSTRAP_METRICS}, y_true=yt, y_pred=yp,
-        sensitive_features=labels,
-        n_boot=n_boot if boot else None, ci_quantiles=quantiles if boot else None,
-        random_state=random_state if boot else None,
-    )
-    ratio, diff = mf.ratio(), mf.difference()
-    # Each *_ci is a list aligned with `quantiles`: [q/2, q, 1-q, 1-q/2].
-    rq = mf.ratio_ci() if boot else None
-    dq = mf.difference_ci() if boot else None
-
-    def single(point: pd.Series, qs, metric: str) -> SummaryValue:
-        if qs is None:
-            return SummaryValue(_clean(point[metric]))
-        return SummaryValue(_clean(point[metric]), _clean(qs[1][metric]), _clean(qs[2][metric]))
-
-    def composed(point: pd.Series, qs, agg) -> SummaryValue:
-        value = _clean(agg(point["tpr"], point["fpr"]))
-        if qs is None:
-            return SummaryValue(value)
-        if agg is min:  # ratio: conservative lower uses the q/2 tails
-            lo = agg(qs[0]["tpr"], qs[0]["fpr"])
-            hi = agg(qs[2]["tpr"], qs[2]["fpr"])
-        else:  # difference: conservative upper uses the 1-q/2 tails
-            lo = agg(qs[1]["tpr"], qs[1]["fpr"])
-            hi = agg(qs[3]["tpr"], qs[3]["fpr"])
-        return SummaryValue(value, _clean(lo), _clean(hi))
-
-    dp = single(ratio, rq, "selection_rate")
-    summary = {
-        "demographic_parity_ratio": dp,
-        "demographic_parity_difference": single(diff, dq, "selection_rate"),
-        "disparate_impact_min": SummaryValue(dp.value, dp.lower, dp.upper),
-        "equalized_odds_ratio": composed(ratio, rq, min),
-        "equalized_odds_difference": composed(diff, dq, max),
-        "tpr_ratio": single(ratio, rq, "tpr"),
-        "tpr_difference": single(diff, dq, "tpr"),
-        "fpr_ratio": single(ratio, rq, "fpr"),
-        "fpr_difference": single(diff, dq, "fpr"),
+    ``point`` is Fairlearn's ``by_group`` restricted to those groups and ``cells`` their
+    confusion counts (same row order). The bootstrap resamples only these groups' rows.
+    """
+    point_summary = _summaries({m: point[m].to_numpy(float) for m in GROUP_METRICS})
+    if n_boot == 0:
+        return {m: SummaryValue(_clean(point_summary[m])) for m in SUMMARY_METRICS}, {}
+    rng = np.random.default_rng(random_state)
+    boot_rates = _rates(_bootstrap_counts(cells, n_boot, rng))
+    boot_summary = _summaries(boot_rates)
+    summary = {}
+    for m in SUMMARY_METRICS:
+        lo, hi = _percentile_interval(boot_summary[m], ci_level)
+        summary[m] = SummaryValue(_clean(point_summary[m]), _clean(lo), _clean(hi))
+    group_ci = {m: _percentile_interval(boot_rates[m], ci_level) for m in BOOTSTRAP_METRICS}
+    ci_by_group = {
+        str(g): {m: (_clean(group_ci[m][0][j]), _clean(group_ci[m][1][j])) for m in BOOTSTRAP_METRICS}
+        for j, g in enumerate(point.index)
     }
-    ci_by_group: dict[str, dict[str, tuple[float | None, float | None]]] = {}
-    if boot:
-        lo_df, hi_df = mf.by_group_ci[1], mf.by_group_ci[2]
-        for g in lo_df.index:
-            ci = {m: (_clean(lo_df.loc[g, m]), _clean(hi_df.loc[g, m])) for m in BOOTSTRAP_METRICS}
-            # FNR = 1 - TPR in every resample, and linear-interpolated quantiles commute with
-            # x -> 1 - x, so the FNR interval is exact without bootstrapping it separately.
-            t_lo, t_hi = ci["tpr"]
-            ci["fnr"] = (None if t_hi is None else 1.0 - t_hi, None if t_lo is None else 1.0 - t_lo)
-            ci_by_group[str(g)] = ci
     return summary, ci_by_group
+
+
+# --------------------------------------------------------------------------------------------
+# The bootstrap, on confusion cells (group x label x decision) instead of rows
+# --------------------------------------------------------------------------------------------
+def _cell_counts(yt: np.ndarray, yp: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """``(n_groups, 4)`` confusion counts, last axis ``[TN, FP, FN, TP]`` (= ``2*y_true + y_pred``).
+
+    Every per-group metric and every summary is a function of these ``4 x groups`` numbers,
+    which is what lets the bootstrap skip rows entirely.
+    """
+    return np.bincount(codes * 4 + 2 * yt + yp, minlength=4 * n_groups).reshape(n_groups, 4)
+
+
+def _rates(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Each of :data:`GROUP_METRICS` from counts of shape ``(..., groups, 4)``; 0/0 -> NaN.
+
+    The same float divisions as the scalar metric functions Fairlearn calls, so the results are
+    bit-identical to its points (checked in :func:`_aligned_cells`).
+    """
+    c = counts.astype(np.float64)
+    tn, fp, fn, tp = c[..., 0], c[..., 1], c[..., 2], c[..., 3]
+    n, pos, neg, sel = tn + fp + fn + tp, fn + tp, tn + fp, fp + tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "selection_rate": sel / n,
+            "tpr": tp / pos,
+            "fpr": fp / neg,
+            "fnr": fn / pos,
+            "precision": tp / sel,
+            "accuracy": (tp + tn) / n,
+        }
+
+
+def _between_groups(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(min/max, max-min)`` over the last (group) axis.
+
+    Undefined (NaN) group values are skipped, as Fairlearn's ``MetricFrame.ratio()`` /
+    ``difference()`` skip them; the result is NaN when no group is defined, and the ratio is
+    NaN for 0/0 (every group at rate 0).
+    """
+    undefined = np.isnan(values)
+    none = undefined.all(axis=-1)
+    lo = np.where(none, np.nan, np.where(undefined, np.inf, values).min(axis=-1))
+    hi = np.where(none, np.nan, np.where(undefined, -np.inf, values).max(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return lo / hi, hi - lo
+
+
+def _summaries(rates: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each of :data:`SUMMARY_METRICS` from per-group rates of shape ``(..., groups)``.
+
+    One function for the point and for every bootstrap replicate, so equalized odds is the
+    worst of the *same replicate's* TPR and FPR disparities (Fairlearn's ``worst_case``), and
+    its interval is a plain percentile interval rather than a composition of two.
+    ``np.minimum``/``np.maximum`` propagate NaN: if either disparity is undefined, so is
+    equalized odds, and a rule on it fails closed.
+    """
+    sel_r, sel_d = _between_groups(rates["selection_rate"])
+    tpr_r, tpr_d = _between_groups(rates["tpr"])
+    fpr_r, fpr_d = _between_groups(rates["fpr"])
+    return {
+        "demographic_parity_ratio": sel_r,
+        "demographic_parity_difference": sel_d,
+        "disparate_impact_min": sel_r,
+        "equalized_odds_ratio": np.minimum(tpr_r, fpr_r),
+        "equalized_odds_difference": np.maximum(tpr_d, fpr_d),
+        "tpr_ratio": tpr_r,
+        "tpr_difference": tpr_d,
+        "fpr_ratio": fpr_r,
+        "fpr_difference": fpr_d,
+    }
+
+
+def _bootstrap_counts(cells: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Confusion counts of ``n_boot`` row resamples, shape ``(n_boot, *cells.shape)``.
+
+    Drawing N rows with replacement from N rows puts each draw in cell c independently with
+    probability ``n_c / N``, so a resample's cell counts are ``Multinomial(N, n / N)``. Drawing
+    those counts directly is *the same distribution* as resampling rows (what Fairlearn's
+    ``n_boot`` does), at O(n_boot x cells) time and memory instead of O(n_boot x rows):
+    n_boot=10,000 over 10 groups is 3 MB. It is also independent of row order.
+    """
+    flat = cells.ravel()
+    total = int(flat.sum())
+    draws = rng.multinomial(total, flat / total, size=n_boot)
+    return draws.reshape(n_boot, *cells.shape)
+
+
+def _percentile_interval(samples: np.ndarray, ci_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval ``[Q(q), Q(1-q)]``, ``q = (1 - ci_level) / 2``, along axis 0.
+
+    Replicates where the statistic is undefined (0/0, e.g. a resample without positives in a
+    group) are left out, as pandas' ``quantile`` did for Fairlearn; NaN if all are undefined.
+    Quantiles are numpy's default (linear interpolation).
+    """
+    q = (1.0 - ci_level) / 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices -> NaN, on purpose
+        lo, hi = np.nanquantile(samples, [q, 1.0 - q], axis=0)
+    return lo, hi
 
 
 # --------------------------------------------------------------------------------------------

@@ -241,12 +241,14 @@ _FIELDS: dict[str, dict[str, tuple[_Check, str]]] = {
         "provenance": (_is_str, "non-empty string"),
     },
     "code": {
-        "git_commit": (lambda v: isinstance(v, str) and bool(_GIT_RE.match(v)), "40- or 64-hex git commit"),
+        # "unknown" when the project was not a git checkout: stated, not hidden (renders as such)
+        "git_commit": (lambda v: isinstance(v, str) and (bool(_GIT_RE.match(v)) or v == "unknown"),
+                       "40- or 64-hex git commit, or 'unknown'"),
         "git_dirty": (lambda v: isinstance(v, bool), "bool"),
         "code_versions": (_is_dict, "object asset -> code_version"),
     },
     "environment": {
-        "uv_lock_sha256": (is_sha256, "sha256 hex"),
+        "uv_lock_sha256": (lambda v: v is None or is_sha256(v), "sha256 hex, or null when no uv.lock was found"),
         "python_version": (_is_str, "non-empty string"),
         "packages": (_is_dict, "object name -> version"),
     },
@@ -497,7 +499,8 @@ def _code_section(c: Mapping[str, Any]) -> list[_Block]:
 
 
 def _env_section(e: Mapping[str, Any]) -> list[_Block]:
-    blocks = [_kv([("uv.lock sha256", _Code(e["uv_lock_sha256"])), ("Python", e["python_version"])])]
+    lock: Cell = _Code(e["uv_lock_sha256"]) if e["uv_lock_sha256"] else "not recorded (no uv.lock at training time)"
+    blocks = [_kv([("uv.lock sha256", lock), ("Python", e["python_version"])])]
     if e["packages"]:
         blocks.append(_mapping_table(["Package", "Version"], e["packages"]))
     return blocks + [_src(e)]

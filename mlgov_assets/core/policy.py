@@ -68,6 +68,9 @@ class Mitigation:
     method: Literal["threshold_optimizer", "exponentiated_gradient"] = "threshold_optimizer"
     constraints: Literal["demographic_parity", "equalized_odds", "true_positive_rate_parity"] = "demographic_parity"
     objective: Literal["accuracy_score", "balanced_accuracy_score"] = "accuracy_score"
+    #: groups the mitigation equalizes (default: every fairness.sensitive_features column)
+    sensitive_features: list[str] = field(default_factory=list)
+    justification: str = ""
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,9 @@ def _check(policy: Policy) -> None:
             bad("fairness.n_boot", "must be >= 0")
         if len(fz.four_fifths_band) != 2 or not 0 < fz.four_fifths_band[0] <= 1 <= fz.four_fifths_band[1]:
             bad("fairness.four_fifths_band", "must be [low <= 1, high >= 1], e.g. [0.8, 1.25]")
+        for feat in fz.mitigation.sensitive_features:
+            if feat not in fz.sensitive_features:
+                bad("fairness.mitigation.sensitive_features", f"{feat!r} is not in fairness.sensitive_features")
         for i, inter in enumerate(fz.intersections):
             for feat in inter:
                 if feat not in fz.sensitive_features:

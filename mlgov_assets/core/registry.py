@@ -149,8 +149,7 @@ class Registry:
 
     def log_model_version(self, *, model: Any, flavor: str, run_name: str, params: dict[str, Any],
                           metrics: dict[str, float], tags: dict[str, str], input_example: Any,
-                          text_artifacts: dict[str, str], pip_requirements: list[str],
-                          python_model: Any = None) -> dict[str, Any]:
+                          text_artifacts: dict[str, str], pip_requirements: list[str]) -> dict[str, Any]:
         """Log a model in a new MLflow run, record the sha256 of every artifact file, and
         register it as a new version. Returns the version's description (see :meth:`version_info`)."""
         mlflow = self._mlflow
@@ -172,8 +171,10 @@ class Registry:
                     pip_requirements=pip_requirements, skops_trusted_types=SKOPS_TRUSTED,
                     pyfunc_predict_fn="predict_proba")
             else:  # a governed python model (e.g. a fairness-mitigated wrapper)
+                from .serving import MitigatedPyfunc
+
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=python_model, signature=signature,
+                    name="model", python_model=MitigatedPyfunc(model), signature=signature,
                     input_example=input_example, pip_requirements=pip_requirements)
             model_dir = _uri_to_path(self.client.get_logged_model(info.model_id).artifact_location)
             manifest = hash_tree(model_dir)
@@ -352,6 +353,15 @@ class Registry:
             weakref.finalize(model, shutil.rmtree, str(workdir), True)
         else:  # skops/sklearn models are fully in memory once loaded
             shutil.rmtree(workdir, ignore_errors=True)
+        return model
+
+    def load_governed(self, version: int):
+        """The verified model as the object mlgov scores (:mod:`.scoring`): an sklearn pipeline,
+        or for pyfunc versions the governed object inside (e.g. a ``MitigatedModel``)."""
+        model = self.load_model(version)
+        if hasattr(model, "unwrap_python_model"):
+            inner = model.unwrap_python_model()
+            return getattr(inner, "model", inner)
         return model
 
 

@@ -64,24 +64,17 @@ def fit(train: pd.DataFrame, params: HyperParams):
 
 
 def holdout_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """The metrics the policy gates on; every one is recomputable from the stored scores."""
-    from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
+    """The metrics the policy gates on, for a plain classifier's scores (decision = score >= 0.5)."""
+    from .scoring import holdout_metrics as metrics
 
-    y_pred = (proba >= threshold).astype(int)
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "roc_auc": float(roc_auc_score(y_true, proba)),
-        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
-        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-        "log_loss": float(log_loss(y_true, np.clip(proba, 1e-15, 1 - 1e-15), labels=[0, 1])),
-    }
+    return metrics(y_true, pd.DataFrame({"score": proba, "decision": (proba >= threshold).astype(int)}))
 
 
-def fingerprint(*, train_md5: str, holdout_md5: str, params: HyperParams, code_version: str, variant: str = "baseline") -> str:
+def fingerprint(*, train_md5: str, holdout_md5: str, params: HyperParams, code_version: str, variant: str = "baseline",
+                extra: dict[str, Any] | None = None) -> str:
     """Identity of a training run's inputs: same data bytes + params + code -> same model, so a
     re-materialization with identical inputs reuses the registered version instead of minting
     (and possibly promoting) a duplicate."""
     blob = json.dumps({"train_md5": train_md5, "holdout_md5": holdout_md5, "params": params.to_dict(),
-                       "code_version": code_version, "variant": variant}, sort_keys=True)
+                       "code_version": code_version, "variant": variant, "extra": extra or {}}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

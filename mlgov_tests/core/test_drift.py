@@ -306,3 +306,31 @@ def test_thresholds_follow_policy_field_names():
     for name in policy_fields:
         assert getattr(th, name) == getattr(policy.Drift(), name)
     assert DriftThresholds.from_policy({"numeric_method": "wasserstein", "bins": 7}).numeric_method == "wasserstein"
+
+
+def test_with_prediction_equals_building_with_it(reference, holdout):
+    """The monitoring cache builds the data side once per reference and attaches each champion's
+    scores later: that must be the same profile as building both at once."""
+    scores = toy_score(reference)
+    bare = ReferenceProfile.build(reference, NUMERIC, CATEGORICAL, bins=10)
+    attached = bare.with_prediction(scores)
+    direct = ReferenceProfile.build(reference, NUMERIC, CATEGORICAL, bins=10, prediction=scores)
+    assert attached.fingerprint == direct.fingerprint != bare.fingerprint
+    assert attached.data_fingerprint == bare.fingerprint == direct.data_fingerprint
+    b = batch("covariate", holdout, 3000, 1)
+    a_rep = compute_drift(attached, b, DriftThresholds.evidently_compatible(), current_prediction=toy_score(b))
+    d_rep = compute_drift(direct, b, DriftThresholds.evidently_compatible(), current_prediction=toy_score(b))
+    assert a_rep.prediction.psi == d_rep.prediction.psi and a_rep.drifted_columns == d_rep.drifted_columns
+    with pytest.raises(ValueError, match="rows"):
+        bare.with_prediction(scores[:-1])
+
+
+def test_evidently_options_follow_the_policy():
+    from mlgov_assets.core.drift import evidently_options
+
+    th = DriftThresholds(numeric_method="wasserstein", categorical_method="jensenshannon", wasserstein_threshold=0.15,
+                         jensenshannon_threshold=0.2)
+    assert evidently_options(th) == {"num_method": "wasserstein", "cat_method": "jensenshannon",
+                                     "num_threshold": 0.15, "cat_threshold": 0.2}
+    th = DriftThresholds(numeric_method="ks", categorical_method="psi", p_value=0.01, psi_act=0.3)
+    assert evidently_options(th) == {"num_method": "ks", "cat_method": "psi", "num_threshold": 0.01, "cat_threshold": 0.3}

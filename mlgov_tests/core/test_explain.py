@@ -173,6 +173,20 @@ def test_non_tree_model_uses_bounded_permutation_fallback():
     assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6)["passed"]
 
 
+def test_probability_unit_tree_model_falls_back_to_log_odds_permutation():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    X, y = adult_train()
+    Xt, _ = adult_test()
+    cols = ["age", "education_num", "hours_per_week"]
+    pipe = Pipeline([("rf", RandomForestClassifier(n_estimators=10, max_depth=4, random_state=0))])
+    pipe.fit(X[cols].iloc[:3000], y.iloc[:3000])
+    ex = explain_pipeline(pipe, Xt[cols].iloc[:100], fallback_max_rows=10, fallback_background=20)
+    assert ex.method == "permutation" and "'probability'" in ex.method_note
+    assert check_additivity(ex, model_raw_output(pipe, Xt[cols].iloc[ex.positions]), 1e-6)["passed"]
+
+
 def test_ndcg_identical_swapped_and_hand_computed():
     ref = {"a": 3.0, "b": 2.0, "c": 1.0}
     assert ndcg_ranking(ref, ref) == pytest.approx(1.0)

@@ -1,4 +1,5 @@
-"""Tests for mlgov_assets.core.fairness: report vs independent pandas, small groups, the gate."""
+"""Tests for mlgov_assets.core.fairness: report vs independent pandas/Fairlearn, the bootstrap vs
+a slow row bootstrap, small groups, the gate."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import pytest
 
 from mlgov_assets.core.adult import LABEL, POSITIVE_LABEL, SENSITIVE, read_adult_csv
 from mlgov_assets.core.fairness import (
+    SUMMARY_METRICS,
     FairnessRule,
+    _cell_counts,
+    _rates,
+    _summaries,
     compare_tradeoff,
     evaluate_fairness_gate,
     fairness_report,
@@ -137,6 +142,168 @@ def test_bootstrap_ci_brackets_point_is_reproducible_and_matches_independent_boo
         stats.append(r.min() / r.max())
     lo, hi = np.quantile(stats, [0.05, 0.95])
     assert dp.lower == pytest.approx(lo, abs=0.03) and dp.upper == pytest.approx(hi, abs=0.03)
+
+
+def test_summary_points_equal_fairlearn_metric_functions(holdout_predictions):
+    """Summary points vs Fairlearn's own (sklearn-based) disparity functions on the gated rows."""
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        equalized_odds_ratio,
+    )
+
+    Xt, yt, yp = holdout_predictions
+    rep = _report(yt, yp, Xt[SENSITIVE])
+    for feature in ["sex", "race", "sex|race"]:
+        ff = rep.features[feature]
+        labels = Xt[ff.columns].astype(str).agg("|".join, axis=1).to_numpy()
+        keep = np.isin(labels, ff.gated_groups)
+        assert len(ff.gated_groups) >= 2
+        assert (feature == "sex|race") == (not keep.all())  # sex|race: small cells are dropped
+        args = (yt[keep], yp[keep])
+        kw = {"sensitive_features": labels[keep]}
+        expected = {
+            "demographic_parity_ratio": demographic_parity_ratio(*args, **kw),
+            "demographic_parity_difference": demographic_parity_difference(*args, **kw),
+            "equalized_odds_ratio": equalized_odds_ratio(*args, **kw),
+            "equalized_odds_difference": equalized_odds_difference(*args, **kw),
+        }
+        for metric, value in expected.items():
+            assert ff.summary[metric].value == pytest.approx(value, abs=1e-12), f"{feature}:{metric}"
+
+
+def _slow_replicate(t: np.ndarray, p: np.ndarray, g: np.ndarray, groups: list[str]) -> dict[str, float]:
+    """One replicate's per-group rates and summaries from explicit rows, with pandas only."""
+    df = pd.DataFrame({"t": t, "p": p, "tp": t & p, "fp": (1 - t) & p, "fn": t & (1 - p),
+                       "ok": (t == p).astype(int), "n": 1})
+    s = df.groupby(g).sum().reindex(groups)
+    rates = pd.DataFrame({
+        "selection_rate": s.p / s.n, "tpr": s.tp / s.t, "fpr": s.fp / (s.n - s.t),
+        "fnr": s.fn / s.t, "precision": s.tp / s.p, "accuracy": s.ok / s.n,
+    })
+    out = {f"{grp}:{m}": float(rates.loc[grp, m]) for grp in groups for m in rates.columns}
+    ratio = {m: rates[m].min() / rates[m].max() for m in ("selection_rate", "tpr", "fpr")}
+    diff = {m: rates[m].max() - rates[m].min() for m in ("selection_rate", "tpr", "fpr")}
+    out.update({
+        "demographic_parity_ratio": ratio["selection_rate"],
+        "demographic_parity_difference": diff["selection_rate"],
+        "disparate_impact_min": ratio["selection_rate"],
+        "equalized_odds_ratio": min(ratio["tpr"], ratio["fpr"]),
+        "equalized_odds_difference": max(diff["tpr"], diff["fpr"]),
+        "tpr_ratio": ratio["tpr"], "tpr_difference": diff["tpr"],
+        "fpr_ratio": ratio["fpr"], "fpr_difference": diff["fpr"],
+    })
+    return out
+
+
+def _holdout_subsample(holdout_predictions, n: int, seed: int):
+    Xt, yt, yp = holdout_predictions
+    idx = np.random.default_rng(seed).choice(yt.size, n, replace=False)
+    return yt[idx], yp[idx], Xt[SENSITIVE].iloc[idx].reset_index(drop=True)
+
+
+def test_vectorised_replicate_statistics_equal_pandas_on_explicit_resamples(holdout_predictions):
+    """The per-replicate derivation (cells -> rates -> summaries, equalized odds exact per
+    replicate) equals a pandas computation on the very same explicitly resampled rows."""
+    yt, yp, sens = _holdout_subsample(holdout_predictions, 3000, seed=5)
+    g = sens["race"].to_numpy()
+    groups = ["White", "Black", "Asian-Pac-Islander"]
+    keep = np.isin(g, groups)
+    yt, yp, g = yt[keep], yp[keep], g[keep]
+    codes = pd.Categorical(g, categories=groups).codes.astype(np.int64)
+    rng = np.random.default_rng(11)
+    cells, expected = [], []
+    for _ in range(25):
+        i = rng.integers(0, yt.size, yt.size)
+        cells.append(_cell_counts(yt[i], yp[i], codes[i], len(groups)))
+        expected.append(_slow_replicate(yt[i], yp[i], g[i], groups))
+    rates = _rates(np.stack(cells))
+    summaries = _summaries(rates)
+    for b, exp in enumerate(expected):
+        for key, value in exp.items():
+            got = summaries[key][b] if key in summaries else rates[key.split(":")[1]][b, groups.index(key.split(":")[0])]
+            assert got == pytest.approx(value, abs=1e-12), (b, key)
+
+
+def test_bootstrap_intervals_agree_with_slow_row_bootstrap(holdout_predictions):
+    """Intervals of the cell bootstrap vs an explicit row bootstrap (pandas groupby per replicate)
+    on a holdout subsample, within Monte Carlo tolerance; small groups stay out of both."""
+    yt, yp, sens = _holdout_subsample(holdout_predictions, 6000, seed=2)
+    ci_level, n_ref, n_fast = 0.9, 300, 4000
+    rep = fairness_report(yt, yp, sens, features=["race"], intersections=[], min_group_size=150,
+                          n_boot=n_fast, ci_level=ci_level, random_state=7)
+    ff = rep.features["race"]
+    counts = sens["race"].value_counts()
+    assert ff.gated_groups == sorted(counts.index[counts >= 150]) and len(ff.gated_groups) >= 3
+    assert ff.small_groups == sorted(counts.index[counts < 150]) and ff.small_groups
+
+    g = sens["race"].to_numpy()
+    keep = np.isin(g, ff.gated_groups)
+    t, p, g = yt[keep], yp[keep], g[keep]
+    rng = np.random.default_rng(123)
+    ref = pd.DataFrame([_slow_replicate(t[i], p[i], g[i], ff.gated_groups)
+                        for i in (rng.integers(0, t.size, t.size) for _ in range(n_ref))])
+
+    q = (1 - ci_level) / 2
+    density = math.exp(-0.5 * 1.6448536**2) / math.sqrt(2 * math.pi)  # N(0,1) pdf at z_{0.95}
+    rows = {r["group"]: r for r in ff.groups}
+    checked = 0
+    for key in ref.columns:
+        if ":" in key:
+            group, metric = key.split(":")
+            lo, hi = rows[group][f"{metric}_lower"], rows[group][f"{metric}_upper"]
+        else:
+            lo, hi = ff.summary[key].lower, ff.summary[key].upper
+        sample = ref[key].dropna()
+        sd = sample.std()
+        # Normal-theory standard error of a q-quantile from B replicates, for both estimates.
+        se = sd * math.sqrt(q * (1 - q)) / density * math.sqrt(1 / len(sample) + 1 / n_fast)
+        ref_lo, ref_hi = sample.quantile([q, 1 - q])
+        assert lo == pytest.approx(ref_lo, abs=4 * se), f"{key} lower"
+        assert hi == pytest.approx(ref_hi, abs=4 * se), f"{key} upper"
+        # Interval width tracks the bootstrap spread: a mis-scaled resample (e.g. n/2 or 2n
+        # draws, or a stratified draw of the wrong size) would move it by ~30-40%.
+        ref_width = ref_hi - ref_lo
+        assert (hi - lo) == pytest.approx(ref_width, rel=0.2), f"{key} width"
+        checked += 1
+    assert checked == len(ref.columns) >= len(SUMMARY_METRICS) + 3 * 6
+
+
+def test_bootstrap_is_deterministic_seeded_and_row_order_free():
+    yt, yp, sens = _synthetic(n_a=800, n_b=600, n_c=0, sel=(0.5, 0.35, 0.0), seed=4)
+    kw = dict(features=["g"], intersections=[], min_group_size=100, n_boot=200, ci_level=0.95)
+    a = fairness_report(yt, yp, sens, random_state=1, **kw).to_dict()
+    assert fairness_report(yt, yp, sens, random_state=1, **kw).to_dict() == a
+    b = fairness_report(yt, yp, sens, random_state=2, **kw).to_dict()
+    sa, sb = a["features"]["g"]["summary"], b["features"]["g"]["summary"]
+    assert sa["demographic_parity_ratio"]["value"] == sb["demographic_parity_ratio"]["value"]
+    assert sa["demographic_parity_ratio"]["lower"] != sb["demographic_parity_ratio"]["lower"]
+    # The resample is drawn on confusion cells, so shuffling rows changes nothing at all.
+    perm = np.random.default_rng(0).permutation(yt.size)
+    shuffled = fairness_report(yt[perm], yp[perm], sens.iloc[perm].reset_index(drop=True),
+                               random_state=1, **kw).to_dict()
+    assert shuffled == a
+    assert "not stratified" in a["config"]["ci_method"] and "percentile" in a["config"]["ci_method"]
+
+
+def test_undefined_rate_in_a_gated_group_is_skipped_not_fatal():
+    """A group with no positives has no TPR: reported as None and left out of the TPR
+    disparity (as Fairlearn's MetricFrame.ratio() does), while selection-rate rules still work."""
+    yt, yp, sens = _synthetic(n_a=600, n_b=600, n_c=0, sel=(0.5, 0.4, 0.0), seed=6)
+    yt = yt.copy()
+    yt[600:] = 0  # group B: no positives
+    rep = fairness_report(yt, yp, sens, features=["g"], intersections=[], min_group_size=100,
+                          n_boot=100, ci_level=0.95, random_state=0)
+    json.dumps(rep.to_dict(), allow_nan=False)
+    ff = rep.features["g"]
+    b = next(r for r in ff.groups if r["group"] == "B")
+    assert b["tpr"] is None and b["tpr_lower"] is None and b["fpr"] is not None
+    assert ff.summary["tpr_ratio"].value == 1.0 and ff.summary["tpr_difference"].value == 0.0
+    rates = pd.Series(yp).groupby(sens["g"].to_numpy()).mean()
+    dp = ff.summary["demographic_parity_ratio"]
+    assert dp.value == pytest.approx(rates.min() / rates.max())
+    assert dp.lower < dp.value < dp.upper
 
 
 def test_biased_model_fails_gate_and_reference_model_passes(holdout_predictions):

@@ -47,6 +47,9 @@ def test_changed_byte_marks_downstream_stale_via_the_observation_sensor(env):
         assert [e.asset_key for e in changed.asset_events] == [AssetKey("adult_training_file")]
         for ev in changed.asset_events:
             instance.report_runless_asset_event(ev)
+        # training_data is stale ("has a new dependency data version"). Its own DataVersion is
+        # the DVC md5 (user-provided), which Dagster cannot predict before re-materializing, so
+        # the UI flags the first asset below the changed file; re-materializing it then marks
+        # the rest of the path stale through the new md5.
         assert _status(instance, "training_data") == StaleStatus.STALE
-        assert _status(instance, "champion") == StaleStatus.STALE
         assert _status(instance, "holdout_data") == StaleStatus.FRESH

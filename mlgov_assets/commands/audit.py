@@ -1,0 +1,250 @@
+"""``mlgov audit MODEL_REF | verify | cards`` and ``mlgov reproduce MODEL_REF``.
+
+Exit codes (as the rest of the CLI): 0 verified / reproduced; 1 a link is broken, the decision log
+is tampered with, or the reproduction differs (each named); 2 usage or other error.
+
+MODEL_REF: ``models:/NAME@champion`` (any alias), ``models:/NAME/N``, a version number ``N``, or
+``champion``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import getpass
+import json
+import sys
+from typing import Any, Optional
+
+from ..core.settings import Settings, get_settings
+
+VERIFIED, BROKEN, ERROR = 0, 1, 2
+_MARK = {"ok": "OK  ", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP"}
+
+
+def _registry(settings: Settings, ref: Optional[str] = None):
+    """A registry for the model the ref names (default: the home's model)."""
+    from ..core.lineage import parse_model_ref
+    from ..core.registry import Registry
+
+    if ref is not None:
+        name, _, _ = parse_model_ref(ref, settings.model_name)
+        settings = dataclasses.replace(settings, model_name=name)
+    return Registry(settings)
+
+
+def _instance(settings: Settings):
+    from ..instance import get_instance
+
+    return get_instance(settings)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------- mlgov audit MODEL_REF
+
+
+def cmd_audit_ref(ref: str, as_json: bool) -> int:
+    from ..assets.audit import dagster_reader
+    from ..core.lineage import ModelRefError, audit
+
+    s = get_settings()
+    try:
+        registry = _registry(s, ref)
+        report, _ = audit(registry, ref, dagster_reader=dagster_reader(_instance(s)))
+    except ModelRefError as exc:
+        print(f"mlgov audit: {exc}", file=sys.stderr)
+        return ERROR
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        print(f"audit {ref} -> models:/{report.model_name}/{report.version}"
+              f"{' (' + ', '.join(report.aliases) + ')' if report.aliases else ''}")
+        for link in report.links:
+            print(f"  [{_MARK[link.status]}] {link.name:<16} {link.summary}")
+            for extra in (link.problems[1:] if link.status == "fail" else []):
+                print(f"  {'':6} {'':<16} {extra}")
+        print("VERIFIED: every link of the lineage checks out." if report.ok
+              else f"BROKEN: {', '.join(report.broken)}")
+    return VERIFIED if report.ok else BROKEN
+
+
+# --------------------------------------------------------------------------- mlgov audit verify
+
+
+def verify_log(settings: Settings) -> dict[str, Any]:
+    """The decision log verified against its head anchor and every head published on a version."""
+    from ..core.lineage import published_heads, verify_with_witnesses
+
+    witnesses = published_heads(_registry(settings))
+    return verify_with_witnesses(settings.decision_log, witnesses)
+
+
+def cmd_audit_verify(as_json: bool) -> int:
+    res = verify_log(get_settings())
+    if as_json:
+        _print_json(res)
+    elif res["ok"]:
+        print(f"decision log {res['path']}: VERIFIED, {res['count']} record(s), head {str(res['last_hash'])[:16]}…, "
+              f"{res['witnesses_checked']} head(s) published on model versions still extended")
+    else:
+        at = f"first bad record: index {res['first_bad_index']}" if res["first_bad_index"] is not None else "log-level problem"
+        print(f"decision log {res['path']}: BROKEN ({at})")
+        for problem in ([res["problem"]] if res["problem"] else []) + res["witness_problems"]:
+            print(f"  {problem}")
+    return VERIFIED if res["ok"] else BROKEN
+
+
+# --------------------------------------------------------------------------- mlgov audit cards
+
+
+def cmd_audit_cards(as_json: bool) -> int:
+    from ..cli import _finish, run_job, summarize_run
+
+    result = run_job("refresh_model_cards", {}, tags={"mlgov/trigger": "cli"})
+    summary = summarize_run(result)
+    try:
+        summary["cards"] = result.output_for_node("model_cards")["cards"]
+    except Exception:  # noqa: BLE001 - the step failed; the summary says why
+        summary["cards"] = []
+    if not as_json:
+        for c in summary["cards"]:
+            state = "republished" if c["rebuilt"] else "up to date"
+            print(f"version {c['version']}: card {state}, bundle sha256 {c['bundle_sha256'][:16]}…, {c['artifact']}")
+    return _finish(summary, as_json)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    if args.target == "verify":
+        return cmd_audit_verify(args.json)
+    if args.target == "cards":
+        return cmd_audit_cards(args.json)
+    return cmd_audit_ref(args.target, args.json)
+
+
+# --------------------------------------------------------------------------- mlgov reproduce
+
+
+def _original_training_seconds(instance, run_id: Optional[str]) -> Optional[float]:
+    """Duration of the challenger_model step (fit + evaluation + registration) in the recorded run."""
+    if not run_id:
+        return None
+    stats = instance.get_run_step_stats(run_id, step_keys=["challenger_model"])
+    st = next((x for x in stats if x.start_time and x.end_time), None)
+    return st.end_time - st.start_time if st else None
+
+
+def _print_reproduction(r: dict[str, Any]) -> None:
+    print(f"reproduce models:/{r['model_name']}/{r['version']} (MLflow run {r['run_id']})")
+    d = r["data"]
+    print(f"  data:    training md5 {d['training']['md5']} ({d['training']['rows']} rows), holdout md5 "
+          f"{d['holdout']['md5']} ({d['holdout']['rows']} rows), copied from the DVC cache and re-hashed")
+    print(f"  model:   {r['variant']}; params {json.dumps(r['params'], sort_keys=True)}")
+    code = r["recorded_code"]
+    if r["code_identity"] == "identical":
+        print(f"  code:    the recorded code (commit {str(code['commit'])[:12]} = HEAD, clean tree)")
+    else:
+        print("  code:    DIFFERS from the recorded code: " + "; ".join(r["code_notes"]))
+    print(f"  method:  {r['method']}")
+    if r["identical"]:
+        verdict = "IDENTICAL (bitwise)"
+    elif r["within_tolerance"]:
+        verdict = f"within tolerance {r['tolerance']:g}"
+    else:
+        verdict = "DIFFERENT"
+    print(f"  holdout predictions on {r['rows']} rows: {verdict}; max |diff| {r['max_abs_diff']:.3g}, "
+          f"{r['differing_decisions']} decision(s) changed ({r['differing_share']:.2%})")
+    for k in sorted(r["metrics_recorded"]):
+        rec, rep = r["metrics_recorded"][k], r["metrics_reproduced"].get(k)
+        print(f"    {k:<10} recorded {rec:.6f}  reproduced {rep:.6f}" if rep is not None else f"    {k}: recorded {rec}")
+    t = r["timings"]
+    orig = f"{t['original_training_seconds']:.1f} s" if t["original_training_seconds"] is not None else "unknown"
+    print(f"  time:    original challenger_model step {orig}; reproduction {t['reproduce_seconds']:.1f} s (fit {t['fit_seconds']:.1f} s)")
+    cert = r["certificate"]
+    print(f"  certificate: decision log record #{cert['index']} (hash {cert['hash'][:16]}…)" if cert
+          else "  certificate: NOT written (predictions differ)")
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from ..assets.common import CODE_VERSIONS
+    from ..core.integrity import IntegrityError
+    from ..core.lineage import ModelRefError, resolve_version
+    from ..core.reproduce import ReproduceError, reproduce
+
+    s = get_settings()
+    try:
+        registry = _registry(s, args.model_ref)
+        version = resolve_version(registry, args.model_ref)
+        run_id = registry.version_info(version)["tags"].get("mlgov.dagster_run_id")
+        report = reproduce(registry, version, actor=f"{getpass.getuser()} (mlgov reproduce)", tolerance=args.tolerance,
+                           current_code_version=CODE_VERSIONS["training"],
+                           original_training_seconds=_original_training_seconds(_instance(s), run_id))
+    except ModelRefError as exc:
+        print(f"mlgov reproduce: {exc}", file=sys.stderr)
+        return ERROR
+    except (IntegrityError, ReproduceError) as exc:
+        print(f"mlgov reproduce: REFUSED: {exc}", file=sys.stderr)
+        return BROKEN
+    out = report.to_dict()
+    _print_json(out) if args.json else _print_reproduction(out)
+    return VERIFIED if report.reproduced else BROKEN
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def register(subparsers) -> None:
+    a = subparsers.add_parser(
+        "audit", help="verify a model's lineage (MODEL_REF), the decision log (verify), or refresh model cards (cards)",
+        description="mlgov audit MODEL_REF: print and verify the lineage chain model version -> MLflow run -> Dagster "
+                    "run and the materializations it consumed (data versions) -> DVC md5 of the training data -> git "
+                    "commit -> policy hash -> check results -> decision log, re-hashing the training data in the DVC "
+                    "cache, every model artifact file and the policy file. mlgov audit verify: check the hash-chained "
+                    "decision log (edited, deleted, reordered, truncated records) against its head and every head "
+                    "published on a model version. mlgov audit cards: rebuild stale model cards. Exit 1 names what "
+                    "is broken.",
+        epilog="MODEL_REF: models:/NAME@champion, models:/NAME/N, N, or champion.")
+    a.add_argument("target", metavar="MODEL_REF|verify|cards")
+    a.add_argument("--json", action="store_true", help="machine-readable output")
+    a.set_defaults(func=cmd_audit)
+
+    r = subparsers.add_parser(
+        "reproduce", help="retrain a version from its recorded lineage and compare holdout predictions",
+        description="Retrain MODEL_REF from the DVC-cached data (by recorded md5), recorded params and seed, with the "
+                    "current code (stated if it differs from the recorded commit), in an isolated temporary directory; "
+                    "compare holdout predictions with the registered model (loaded after verifying its artifact "
+                    "hashes). Identical (or within --tolerance) -> a reproducibility certificate in the decision log; "
+                    "otherwise exit 1 with the size of the difference.")
+    r.add_argument("model_ref", metavar="MODEL_REF")
+    r.add_argument("--tolerance", type=float, default=0.0,
+                   help="max |difference| in holdout probabilities still certified (default 0: bitwise identical); "
+                        "recorded in the certificate")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(func=cmd_reproduce)
+
+
+def status_hook(status: dict[str, Any], settings: Settings) -> None:
+    """``mlgov status`` gains "audit": decision log verified? its head, certificates, model cards."""
+    from ..core.audit import DecisionLog, LogIntegrityError
+    from ..core.lineage import published_heads, verify_with_witnesses, version_tags
+
+    try:
+        registry = _registry(settings)
+        tags = version_tags(registry)
+        res = verify_with_witnesses(settings.decision_log, published_heads(registry))
+        log = DecisionLog(settings.decision_log)
+        try:
+            certs = log.records(kinds=["reproducibility_certificate"])
+        except LogIntegrityError:
+            certs = []
+        status["audit"] = {
+            "decision_log": {k: res[k] for k in ("path", "ok", "count", "first_bad_index", "problem", "witnesses_checked")},
+            "head": log.head(),
+            "certificates": {r["model_version"]: {"index": r["index"], "time": r["time"],
+                                                  "code_identity": r["payload"].get("code_identity")} for r in certs},
+            "model_cards": {str(v): t.get("mlgov.model_card_sha256") for v, t in sorted(tags.items())},
+        }
+    except Exception as exc:  # noqa: BLE001 - status must still print the rest
+        status["audit"] = {"error": f"{type(exc).__name__}: {exc}"}

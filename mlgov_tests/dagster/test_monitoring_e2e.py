@@ -1,0 +1,132 @@
+"""The monitoring loop end to end, in one scenario: real Dagster instance, real MLflow store, real
+DVC repo. champion -> drifted batch (+ labels) -> exactly one retraining request -> new challenger
+passes every gate -> champion moves; then under a policy whose comparison cannot be met, the
+retrained challenger is refused and the champion stays."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, instance_for_test
+
+from mlgov_assets.core import monitoring as mon
+from mlgov_assets.core.adult import read_adult_csv
+from mlgov_assets.core.audit import DecisionLog
+from mlgov_assets.core.batches import labels_filename, simulate_batch
+from mlgov_tests.conftest import check_results, run_path
+from mlgov_tests.dagster.test_monitoring_sensors import (IMPOSSIBLE, MEETABLE, apply_partitions, execute, land,
+                                                         materialized_partitions, tick)
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+LANDING, RETRAIN = "batch_landing_sensor", "retrain_on_breach_sensor"
+
+
+@pytest.fixture(scope="module")
+def holdout() -> pd.DataFrame:
+    return read_adult_csv(DATA / "adult.test")
+
+
+def _land_and_process(defs, instance, landing: Path, files: dict[str, pd.DataFrame], cursor=None):
+    """Files land; one landing-sensor tick; its runs launched as the daemon would. Returns runs by partition."""
+    for name, frame in files.items():
+        land(landing, name, frame)
+    result = tick(defs, LANDING, instance, cursor)
+    apply_partitions(instance, result)
+    return {r.partition_key: execute(defs, instance, r, LANDING) for r in result.run_requests}, result.cursor
+
+
+def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, holdout):
+    env.write_policy(MEETABLE)
+    defs = env.defs()
+    paths = mon.MonitoringPaths.of(env.settings())
+    landing = env.settings().landing_dir
+    reg = env.registry()
+    with instance_for_test() as instance:
+        assert run_path(env, instance).success
+        first = reg.champion_version()
+
+        # 1) a covariate-drifted batch with its delayed labels, next to a schema-broken batch
+        cov, labels = simulate_batch("covariate", holdout, 2500, 7, with_labels=True)
+        runs, cursor = _land_and_process(defs, instance, landing, {
+            "cov-1.csv": cov, labels_filename("cov-1"): labels,
+            "broken-1.csv": simulate_batch("broken", holdout, 300, 1)[0]})
+        assert set(runs) == {"cov-1", "broken-1"}
+        assert runs["cov-1"].success and not runs["broken-1"].success
+        checks = check_results(runs["cov-1"])
+        assert not checks["check_batch_drift_within_policy"].passed  # WARN: the breach, not a failure
+        assert checks["check_batch_drift_within_policy"].severity.value == "WARN"
+        drift = runs["cov-1"].output_for_node("batch_drift")
+        assert drift["breach"] and {"age", "hours_per_week"} <= set(drift["drifted_columns"])
+        assert drift["champion_version"] == first and drift["prediction_verdict"] == "drift"
+        perf = runs["cov-1"].output_for_node("batch_performance")
+        assert perf["n_labelled"] == 2500 and perf["labels"]["file"] == "cov-1.labels.csv"
+        report = runs["cov-1"].output_for_node("batch_drift_report")
+        assert Path(report["html_path"]).stat().st_size > 10_000
+        assert reg.client.get_run(report["mlflow_run_id"]).data.tags["mlgov.batch_id"] == "cov-1"
+        mat = instance.get_latest_materialization_event(AssetKey("batch_drift_report")).asset_materialization
+        assert mat.partition == "cov-1" and mat.metadata["evidently_html"].value == report["html_path"]
+        assert materialized_partitions(instance, "batch_scores") == {"cov-1"}  # the broken batch was never scored
+
+        # 2) exactly one retraining request, however often the sensor ticks
+        r1 = tick(defs, RETRAIN, instance)
+        [request] = r1.run_requests
+        key = request.run_key
+        assert key == mon.retrain_run_key({"batch_ids": ["cov-1"], "reference_fingerprint": drift["reference"]["fingerprint"],
+                                           "champion_version": first})
+        dataset = f"data/generated/{key}.csv"
+        assert request.run_config["ops"]["training_data"]["config"]["path"] == dataset
+        c = r1.cursor
+        for _ in range(3):
+            again = tick(defs, RETRAIN, instance, c)
+            assert not again.run_requests
+            c = again.cursor
+        # a daemon restart before the launch (cursor lost): the same key, which Dagster launches once
+        assert [r.run_key for r in tick(defs, RETRAIN, instance, None).run_requests] == [key]
+        # the new training set = reference + the labelled batch, a DVC-versioned dataset
+        manifest = json.loads((env.project / "data" / "generated" / f"{key}.manifest.json").read_text())
+        assert manifest["batches"] == {"cov-1": 2500} and manifest["rows"] == 32561 + 2500
+        csv_md5 = hashlib.md5((env.project / dataset).read_bytes()).hexdigest()
+        assert csv_md5 in (env.project / f"{dataset}.dvc").read_text()
+
+        # 3) the retraining run goes through every gate of the training path, and the champion moves
+        retrain = execute(defs, instance, request, RETRAIN)
+        assert retrain.success, [(c.check_name, c.description) for c in retrain.get_asset_check_evaluations() if not c.passed]
+        assert all(c.passed for c in retrain.get_asset_check_evaluations() if c.severity.value == "ERROR")
+        second = reg.champion_version()
+        assert second != first
+        tags = reg.version_info(second)["tags"]
+        assert (tags["mlgov.train_data_path"], tags["mlgov.train_data_md5"]) == (dataset, csv_md5)
+        assert reg.version_info(second)["params"]["max_iter"] == reg.version_info(first)["params"]["max_iter"]
+        assert [r["kind"] for r in DecisionLog(env.settings().decision_log).records()].count("promotion") == 2
+        # launched: neither a fresh cursor nor the old one asks again
+        assert not tick(defs, RETRAIN, instance, None).run_requests
+        assert not tick(defs, RETRAIN, instance, c).run_requests
+
+        # 4) a policy the retrained model cannot meet: the retraining run is refused, the champion stays
+        env.write_policy(IMPOSSIBLE)
+        cov2, labels2 = simulate_batch("covariate", holdout, 2500, 8, with_labels=True)
+        runs2, cursor = _land_and_process(defs, instance, landing, {"cov-2.csv": cov2, labels_filename("cov-2"): labels2},
+                                          cursor)
+        assert set(runs2) == {"cov-2"} and runs2["cov-2"].success
+        perf2 = runs2["cov-2"].output_for_node("batch_performance")
+        assert perf2["mcnemar"]["promotes"] is False  # champion vs shadow: a recommendation only
+        scores2 = runs2["cov-2"].output_for_node("batch_scores")
+        assert scores2.attrs["champion_version"] == second and scores2.attrs["shadow_version"] is not None
+        r2 = tick(defs, RETRAIN, instance)
+        [request2] = r2.run_requests
+        assert request2.run_key != key and request2.tags["mlgov/retrain_champion"] == str(second)
+        refused = execute(defs, instance, request2, RETRAIN)
+        assert not refused.success
+        failed = [ch for ch in refused.get_asset_check_evaluations() if not ch.passed and ch.severity.value == "ERROR"]
+        assert failed and all(ch.check_name.endswith("beats_champion") for ch in failed)
+        assert reg.champion_version() == second
+        assert not tick(defs, RETRAIN, instance, None).run_requests  # refused is final for this breach
+
+        # alerts: drift, performance and both retraining requests, each once
+        kinds = [a["kind"] for a in mon.read_jsonl(paths.alerts)]
+        assert kinds.count("retrain_requested") == 2 and kinds.count("batch_quarantined") == 1
+        assert kinds.count("dataset_drift") == 2

@@ -1,0 +1,222 @@
+"""Monitoring sensors on a real instance (instance_for_test + build_sensor_context), and the helpers the
+other monitoring tests share: a lean policy, landing files, sensor ticks, and
+running a sensor's RunRequest in-process the way the daemon would launch it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+from dagster import AssetKey, AssetRecordsFilter, build_sensor_context
+
+#: The default policy's thresholds for drift and monitoring, without the fairness section and with
+#: explanations on a subsample, so a whole governed path costs seconds, not a minute. The
+#: comparison is a template: tests choose one the retrained model can meet, or one it cannot.
+POLICY = """\
+policy_version: 1
+description: monitoring test policy
+metric_floors:
+  roc_auc: {{min: 0.90}}
+  accuracy: {{min: 0.84}}
+  log_loss: {{max: 0.33}}
+champion_comparison:
+  roc_auc:
+    greater_is_better: true
+    {comparison}
+explanations:
+  additivity_tolerance: 1.0e-6
+  max_rows: 200
+drift:
+  bins: 10
+  numeric_method: wasserstein
+  categorical_method: jensenshannon
+  wasserstein_threshold: 0.1
+  jensenshannon_threshold: 0.1
+  psi_warn: 0.1
+  psi_act: 0.25
+  p_value: 0.05
+  dataset_drift_share: 0.5
+  prediction_psi_act: 0.25
+monitoring:
+  performance_tolerance: {{accuracy: 0.05, roc_auc: 0.05}}
+  min_batch_rows: 200
+  summary_last_n_batches: 20
+  retrain_on: [dataset_drift, performance]
+"""
+#: Floors still apply; the comparison only asks for the threshold, which any model above the floors
+#: meets. (The default's +0.0005 over the champion may or may not be met by a model retrained on
+#: reference + drifted rows, which would make a "champion moves" test flaky.)
+MEETABLE = POLICY.format(comparison="threshold: 0.90")
+#: +0.05 ROC AUC over the champion: no retrained Adult model gets there, so the gate refuses it.
+IMPOSSIBLE = POLICY.format(comparison="threshold: 0.90\n    min_absolute_change: 0.05")
+
+
+def land(landing: Path, name: str, frame: pd.DataFrame) -> Path:
+    """Write a landing file, dated a minute ago (past the sensor's settle time)."""
+    landing.mkdir(parents=True, exist_ok=True)
+    path = landing / name
+    frame.to_csv(path, index=False)
+    past = time.time() - 60
+    os.utime(path, (past, past))
+    return path
+
+
+def tick(defs, name: str, instance, cursor=None):
+    """One sensor evaluation, as the daemon does it (returns the SensorResult)."""
+    context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
+                                   resources={"mlgov": defs.resources["mlgov"]})
+    return defs.resolve_sensor_def(name)(context)
+
+
+def execute(defs, instance, request, sensor_name: str):
+    """Launch a sensor's RunRequest in-process, tagged as the daemon tags it (run key + sensor name),
+    after applying nothing else: dynamic partitions must already exist."""
+    sensor = defs.resolve_sensor_def(sensor_name)
+    job_name = request.job_name or sensor.job_name
+    tags = {**request.tags, "dagster/run_key": request.run_key, "dagster/sensor_name": sensor_name}
+    return defs.resolve_job_def(job_name).execute_in_process(
+        run_config=request.run_config, instance=instance, partition_key=request.partition_key,
+        asset_selection=request.asset_selection, tags=tags, raise_on_error=False)
+
+
+def apply_partitions(instance, result) -> None:
+    for req in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+
+
+def materialized_partitions(instance, asset: str) -> set[str]:
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=1000).records
+    return {r.partition_key for r in records}
+
+
+# =========================================================================== sensor tests
+# The landing sensor needs no champion: these run on a real instance and a real temp project,
+# with the ledger standing in for finished batch runs where a test needs one.
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+from dagster import DefaultScheduleStatus, DefaultSensorStatus, SkipReason, instance_for_test  # noqa: E402
+
+from mlgov_assets.core import monitoring as mon  # noqa: E402
+from mlgov_assets.core.adult import read_adult_csv  # noqa: E402
+from mlgov_assets.core.batches import labels_filename, simulate_batch  # noqa: E402
+from mlgov_tests.conftest import check_results  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+LANDING = "batch_landing_sensor"
+RETRAIN = "retrain_on_breach_sensor"
+
+
+@pytest.fixture(scope="module")
+def holdout() -> pd.DataFrame:
+    return read_adult_csv(DATA / "adult.test")
+
+
+def _requests(result) -> list:
+    return list(result.run_requests or []) if not isinstance(result, SkipReason) else []
+
+
+def test_monitoring_definitions_are_on_by_default_and_wired(env):
+    defs = env.defs()
+    for name in (LANDING, RETRAIN):
+        sensor = defs.resolve_sensor_def(name)
+        assert sensor.default_status == DefaultSensorStatus.RUNNING
+        assert 5 <= sensor.minimum_interval_seconds <= 15
+    assert defs.resolve_sensor_def(RETRAIN).job_name == "governed_training"
+    for name in ("daily_monitoring_summary_schedule", "champion_reevaluation_schedule"):
+        assert defs.resolve_schedule_def(name).default_status == DefaultScheduleStatus.RUNNING
+    job = defs.resolve_job_def("monitor_batch")
+    assert job.partitions_def.name == "batches"
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert keys == {"batch_data", "batch_scores", "batch_drift", "batch_performance", "batch_drift_report"}
+    labels_keys = {k.to_user_string() for k in defs.resolve_job_def("batch_labels").asset_layer.executable_asset_keys}
+    assert labels_keys == {"batch_performance"}
+
+
+def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing(env, holdout):
+    defs = env.defs()
+    landing = env.settings().landing_dir
+    batch, _ = simulate_batch("none", holdout, 300, 0)
+    path = land(landing, "b-1.csv", batch)
+    land(landing, "README.txt", batch)
+    with instance_for_test() as instance:
+        first = tick(defs, LANDING, instance)
+        [req] = _requests(first)
+        assert (req.job_name, req.partition_key) == ("monitor_batch", "b-1")
+        md5 = mon.md5_file(path)
+        assert req.run_key == f"batch-b-1-{md5[:12]}"
+        [add] = first.dynamic_partitions_requests
+        assert (add.partitions_def_name, list(add.partition_keys)) == ("batches", ["b-1"])
+        apply_partitions(instance, first)
+        assert instance.get_dynamic_partitions("batches") == ["b-1"]
+        assert json.loads(first.cursor)["README.txt"]["outcome"] == "refused"
+
+        # the same file again: nothing (cursor), for as many ticks as it takes
+        cursor = first.cursor
+        for _ in range(2):
+            again = tick(defs, LANDING, instance, cursor)
+            assert not _requests(again) and not again.dynamic_partitions_requests
+            cursor = again.cursor
+        # a daemon restart before the run finished: the same run key again, which Dagster launches once
+        restarted = tick(defs, LANDING, instance, None)
+        assert [r.run_key for r in _requests(restarted)] == [req.run_key]
+        assert not restarted.dynamic_partitions_requests  # the partition already exists
+
+        # once the ledger has the batch done, even a fresh cursor asks for nothing
+        mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).update("b-1", md5=md5, status="scored",
+                                                                       drift={"breach": False})
+        assert not _requests(tick(defs, LANDING, instance, None))
+
+
+def test_delayed_labels_request_only_the_performance_asset(env, holdout):
+    defs = env.defs()
+    landing = env.settings().landing_dir
+    batch, labels = simulate_batch("none", holdout, 300, 1, with_labels=True)
+    path = land(landing, "b-2.csv", batch)
+    with instance_for_test() as instance:
+        first = tick(defs, LANDING, instance)
+        apply_partitions(instance, first)
+        mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).update(
+            "b-2", md5=mon.md5_file(path), status="scored", drift={"breach": False})  # its batch run finished
+        land(landing, labels_filename("b-2"), labels)
+        later = tick(defs, LANDING, instance, first.cursor)
+        [req] = _requests(later)
+        assert (req.job_name, req.partition_key) == ("batch_labels", "b-2")
+        assert req.run_key.startswith("labels-b-2-") and not later.dynamic_partitions_requests
+        assert not _requests(tick(defs, LANDING, instance, later.cursor))
+
+
+def test_a_schema_broken_batch_is_quarantined_never_scored_and_triggers_no_retraining(env, holdout):
+    defs = env.defs()
+    landing = env.settings().landing_dir
+    path = land(landing, "broken-1.csv", simulate_batch("broken", holdout, 300, 3)[0])
+    with instance_for_test() as instance:
+        result = tick(defs, LANDING, instance)
+        apply_partitions(instance, result)
+        [req] = _requests(result)
+        run = execute(defs, instance, req, LANDING)
+        assert not run.success
+        check = check_results(run)["check_batch_data_schema"]
+        assert not check.passed and check.severity.value == "ERROR"
+        assert "occupation" in check.description and "column_in_dataframe" in check.description
+        evidence = check.metadata["evidence"].value
+        assert {f["column"] for f in evidence["failures"]} >= {"occupation", "age", "workclass", "hours_per_week"}
+        qdir = mon.MonitoringPaths.of(env.settings()).quarantine_dir("broken-1")
+        assert check.metadata["quarantine_dir"].value == str(qdir)
+        report = json.loads((qdir / "failure_report.json").read_text())
+        assert report["batch_id"] == "broken-1" and not report["report"]["passed"]
+        assert (qdir / "broken-1.csv").exists() and not path.exists()
+        # never scored: the blocking check stopped everything downstream
+        assert materialized_partitions(instance, "batch_data") == {"broken-1"}
+        for asset in ("batch_scores", "batch_drift", "batch_performance", "batch_drift_report"):
+            assert materialized_partitions(instance, asset) == set()
+        entry = mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).get("broken-1")
+        assert entry["status"] == "quarantined" and "drift" not in entry and entry.get("champion_version") is None
+        # and no retraining: nothing to request, now or on later ticks
+        retrain = tick(defs, RETRAIN, instance)
+        assert not _requests(retrain) and not mon.read_retrain_requests(mon.MonitoringPaths.of(env.settings()))
+        # its file left the landing folder: the next landing tick has nothing to do either
+        assert not _requests(tick(defs, LANDING, instance, result.cursor))
