@@ -1,0 +1,34 @@
+"""`make bench`: every benchmark script, one after the other, printing Markdown for BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = [
+    ("Governed training path (issue 2)", ["bench_path.py"]),
+    ("Fairness and explanations (issue 3)", ["bench_fairness.py"]),
+    ("Drift engine vs Evidently (issue 4)", ["bench_drift.py", "--repeats", "3"]),
+    ("Mean time to detect (issue 4)", ["mttd.py"]),
+    ("Audit and reproduction (issue 5)", ["bench_audit.py"]),
+]
+
+
+def main() -> int:
+    failed = []
+    for title, argv in SCRIPTS:
+        if not (HERE / argv[0]).exists():
+            continue
+        print(f"\n# {title}\n\n`.venv/bin/python benchmarks/{' '.join(argv)}`\n", flush=True)
+        rc = subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], cwd=HERE.parent).returncode
+        if rc:
+            failed.append(argv[0])
+    if failed:
+        print(f"\nFAILED: {failed}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
