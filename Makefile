@@ -5,6 +5,8 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
 export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
+# trust the system certificate store (where a site installs its own CA), not only bundled roots
+export UV_SYSTEM_CERTS := 1
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DAGSTER_DISABLE_TELEMETRY := 1
