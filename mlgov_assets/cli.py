@@ -56,6 +56,8 @@ def summarize_run(result) -> dict[str, Any]:
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
             err = ev.event_specific_data.error
+            while err is not None and err.cause is not None:  # the user's error, not Dagster's wrapper
+                err = err.cause
             msg = err.message.strip() if err else ""
             failures.append({"step": ev.step_key, "error": msg.splitlines()[0][:500] if msg else ""})
     champion = None

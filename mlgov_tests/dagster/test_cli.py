@@ -79,3 +79,15 @@ def test_rollback_without_previous_is_refused(cli_env, capsys):
     assert main(["rollback", "--reason", "nothing to roll back"]) == 1
     out = capsys.readouterr().out
     assert "no previous champion" in out or "materialize it first" in out
+
+
+def test_a_malformed_policy_is_a_clear_error_and_trains_nothing(cli_env, capsys):
+    env = cli_env
+    env.use_policy(drop=("fairness", "explanations"), metric_floors={"roc_auc": {"min": 9}})
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert "metric_floors.roc_auc.min" in err and "impossible" in err and str(env.policy) in err
+    assert main(["train", "--set", "max_iter=20"]) == 1
+    out = capsys.readouterr().out
+    assert "metric_floors.roc_auc.min" in out
+    assert env.registry().versions() == []
