@@ -16,7 +16,7 @@ from dagster import (AssetCheckResult, AssetCheckSeverity, AssetExecutionContext
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, json_md, rows_table, table_metadata
 from .governance import _actor, _run_id
-from .training import candidate_model, challenger_model
+from .training import candidate_model
 
 FAIRNESS_CODE = CODE_VERSIONS["fairness"]
 
@@ -242,4 +242,3 @@ CHECKS = [check_fairness_report_candidate, check_fairness_report_challenger, che
 JOBS: list = []
 SENSORS: list = []
 SCHEDULES: list = []
-_ = challenger_model

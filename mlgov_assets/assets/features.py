@@ -5,7 +5,6 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset, asset_check
 
 from .common import CODE_VERSIONS, schema_check_result, table_metadata
-from .data import holdout_data, training_data
 
 
 def _features(context: AssetExecutionContext, raw: pd.DataFrame) -> Output[pd.DataFrame]:
@@ -52,4 +51,3 @@ def check_holdout_features_schema(holdout_features: pd.DataFrame):
     return _feature_check(holdout_features)
 
 
-_ = (training_data, holdout_data)  # upstreams, referenced by parameter name

@@ -1,6 +1,5 @@
 """Stage 4 — governance: blocking model gates and the champion, the only writer of the alias."""
 
-
 import getpass
 from typing import Literal
 
@@ -126,5 +125,3 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
         "mlflow_ui": MetadataValue.url(f"http://127.0.0.1:5000/#/models/{registry.name}/versions/{champ}"),
         "result": json_md(result)})
 
-
-_ = rows_table
