@@ -60,7 +60,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from ..core.adult import read_adult_csv
     from ..core.batches import labels_filename, simulate_batch, validate_batch_id
-    from ..core.monitoring import HOLDOUT_FILE, _atomic_write_with
+    from ..core.monitoring import HOLDOUT_FILE, atomic_write_with
 
     s = get_settings()
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
@@ -75,11 +75,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     batch, labels = simulate_batch(args.kind, read_adult_csv(s.project_dir / HOLDOUT_FILE), args.rows, seed,
                                    with_labels=args.labels)
     # written under a dot-name and renamed: the sensor never sees half a file
-    _atomic_write_with(path, lambda tmp: batch.to_csv(tmp, index=False))
+    atomic_write_with(path, lambda tmp: batch.to_csv(tmp, index=False))
     labels_path = None
     if labels is not None:
         labels_path = landing / labels_filename(batch_id)
-        _atomic_write_with(labels_path, lambda tmp: pd.DataFrame(labels).to_csv(tmp, index=False))
+        atomic_write_with(labels_path, lambda tmp: pd.DataFrame(labels).to_csv(tmp, index=False))
     out = {"batch_id": batch_id, "kind": args.kind, "rows": int(len(batch)), "seed": seed, "batch": str(path),
            "labels": str(labels_path) if labels_path else None}
     if args.json:

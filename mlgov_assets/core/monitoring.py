@@ -170,7 +170,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _atomic_write_with(path: Path, writer: Callable[[str], None]) -> None:
+def atomic_write_with(path: Path, writer: Callable[[str], None]) -> None:
+    """Atomic write for writers that need a file name (``df.to_parquet(tmp)``, ``df.to_csv(tmp)``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -500,7 +501,8 @@ def validate_batch(raw: pd.DataFrame, *, source: str):
 def accept_batch(settings: Any, batch_id: str, *, webhook_url: Optional[str] = None, log: Any = None) -> AcceptedBatch:
     """Read the landing file of ``batch_id`` and pass it through the validation gate.
 
-    Valid: the accepted rows are archived in the ledger (``rows.parquet``) for retraining. Invalid
+    Valid: the accepted rows (and any labels already known) are archived in the ledger
+    (``rows.parquet``, ``labels.parquet``) for retraining. Invalid
     (including unreadable files): the file moves to the quarantine folder with its failure report,
     the ledger says ``quarantined`` and an ERROR alert is raised; the caller must not score it.
     """
@@ -533,11 +535,12 @@ def accept_batch(settings: Any, batch_id: str, *, webhook_url: Optional[str] = N
         return AcceptedBatch(frame, False, report_dict, summary, path.name, md5, qdir)
     archive = raw.reset_index()
     archive = archive[[ROW_ID] + [c for c in COLUMNS if c in archive.columns]]
-    _atomic_write_with(ledger.rows_path(batch_id), lambda tmp: archive.to_parquet(tmp, index=False))
+    atomic_write_with(ledger.rows_path(batch_id), lambda tmp: archive.to_parquet(tmp, index=False))
     ledger.update(batch_id, status="validated", quarantine_dir=None, **base)
     frame = report.validated.reset_index()
     frame.attrs = {"batch_id": batch_id, "source": path.name, "md5": md5, "valid": True, "summary": summary,
                    "validation": report_dict}
+    record_labels(settings, frame)
     return AcceptedBatch(frame, True, report_dict, summary, path.name, md5)
 
 
@@ -800,6 +803,23 @@ def collect_labels(landing_dir: Path, batch: pd.DataFrame) -> tuple[pd.Series, d
     return y, info
 
 
+def record_labels(settings: Any, batch: pd.DataFrame) -> tuple[pd.Series, dict[str, Any]]:
+    """Collect the batch's labels (:func:`collect_labels`) and keep them in the ledger
+    (``labels.parquet`` + ``labels`` info): they are what a retraining dataset is built from.
+    Called when the batch is accepted, so a drift breach can be retrained on at once, and again
+    by the performance step, which also sees labels that arrived later."""
+    ledger = BatchLedger(MonitoringPaths.of(settings))
+    batch_id = str(batch.attrs.get("batch_id"))
+    y, info = collect_labels(settings.landing_dir, batch)
+    if info["n_labelled"]:
+        labels = y.dropna()
+        frame = pd.DataFrame({ROW_ID: labels.index.to_numpy(dtype=np.int64),
+                              LABEL: np.where(labels.to_numpy() == 1, POSITIVE_LABEL, "<=50K")})
+        atomic_write_with(ledger.labels_path(batch_id), lambda tmp: frame.to_parquet(tmp, index=False))
+    ledger.update(batch_id, labels=info)
+    return y, info
+
+
 def performance_report(y: pd.Series, scores: pd.DataFrame, *, champion_metrics: Mapping[str, Any],
                        tolerance: Mapping[str, float], min_rows: int, alpha: float,
                        reference_positive_rate: Optional[float]) -> dict[str, Any]:
@@ -859,24 +879,19 @@ def assess_performance(settings: Any, policy: Any, registry: Any, batch: pd.Data
     ledger = BatchLedger(paths)
     batch_id = batch.attrs.get("batch_id", "?")
     champion = int(scores.attrs["champion_version"])
-    y, info = collect_labels(settings.landing_dir, batch)
+    y, info = record_labels(settings, batch)
     entry = ledger.get(batch_id) or {}
     ref_rate = (entry.get("reference") or {}).get("positive_rate")
     perf = performance_report(y, scores, champion_metrics=registry.version_info(champion)["metrics"],
                               tolerance=policy.monitoring.performance_tolerance,
                               min_rows=policy.monitoring.min_batch_rows, alpha=policy.drift.p_value,
                               reference_positive_rate=ref_rate)
-    if info["n_labelled"]:
-        labels = y.dropna()
-        frame = pd.DataFrame({ROW_ID: labels.index.to_numpy(dtype=np.int64),
-                              LABEL: np.where(labels.to_numpy() == 1, POSITIVE_LABEL, "<=50K")})
-        _atomic_write_with(ledger.labels_path(batch_id), lambda tmp: frame.to_parquet(tmp, index=False))
     compact = {k: perf.get(k) for k in ("labelled", "n_labelled", "judged", "breach", "breached_metrics", "status", "reason")}
     compact["champion"] = {k: (perf.get("champion") or {}).get(k) for k in ("accuracy", "precision", "recall", "roc_auc")}
     if "shadow" in perf:
         compact["shadow"] = {k: perf["shadow"].get(k) for k in ("accuracy", "precision", "recall", "roc_auc")}
         compact["mcnemar"] = {k: perf["mcnemar"].get(k) for k in ("p_value", "better", "significant", "recommendation")}
-    ledger.update(batch_id, labels=info, performance=compact)
+    ledger.update(batch_id, performance=compact)
     if perf["breach"]:
         raise_alert(paths, "performance_breach",
                     f"batch {batch_id}: champion v{champion} performance dropped beyond tolerance on "
@@ -1124,7 +1139,7 @@ def build_retraining_dataset(settings: Any, plan: RetrainPlan, *, holdout_rel: s
             per_batch[batch_id] = int(len(labelled))
         df = pd.concat(parts, ignore_index=True)
         overlap = _holdout_overlap(project / holdout_rel, pd.concat(parts[1:], ignore_index=True)) if len(parts) > 1 else 0
-        _atomic_write_with(out, lambda tmp: df.to_csv(tmp, index=False))
+        atomic_write_with(out, lambda tmp: df.to_csv(tmp, index=False))
         lineage = lineage_batch_ids(project, ref_doc.get("path", ""))
         manifest = {"dataset": plan.dataset_rel, "run_key": plan.run_key, "created_at": utc_now(),
                     "reference": {"path": ref_doc.get("path"), "md5": ref_doc.get("md5"), "rows": int(len(reference))},

@@ -4,12 +4,20 @@ running a sensor's RunRequest in-process the way the daemon would launch it."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetKey, AssetRecordsFilter, build_sensor_context
+import pytest
+from dagster import (AssetKey, AssetRecordsFilter, DefaultScheduleStatus, DefaultSensorStatus, SkipReason,
+                     build_sensor_context, instance_for_test)
+
+from mlgov_assets.core import monitoring as mon
+from mlgov_assets.core.adult import read_adult_csv
+from mlgov_assets.core.batches import labels_filename, simulate_batch
+from mlgov_tests.conftest import check_results
 
 #: The default policy's thresholds for drift and monitoring, without the fairness section and with
 #: explanations on a subsample, so a whole governed path costs seconds, not a minute. The
@@ -94,16 +102,6 @@ def materialized_partitions(instance, asset: str) -> set[str]:
 # =========================================================================== sensor tests
 # The landing sensor needs no champion: these run on a real instance and a real temp project,
 # with the ledger standing in for finished batch runs where a test needs one.
-
-import json  # noqa: E402
-
-import pytest  # noqa: E402
-from dagster import DefaultScheduleStatus, DefaultSensorStatus, SkipReason, instance_for_test  # noqa: E402
-
-from mlgov_assets.core import monitoring as mon  # noqa: E402
-from mlgov_assets.core.adult import read_adult_csv  # noqa: E402
-from mlgov_assets.core.batches import labels_filename, simulate_batch  # noqa: E402
-from mlgov_tests.conftest import check_results  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 LANDING = "batch_landing_sensor"
