@@ -26,7 +26,7 @@ from typing import Any
 
 from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext,
                      AssetKey, AssetRecordsFilter, AssetSelection, DagsterEventType, DagsterRunStatus,
-                     DefaultSensorStatus, MetadataValue, Output, RunRequest, RunStatusSensorContext, SkipReason,
+                     DefaultSensorStatus, Failure, MetadataValue, Output, RunRequest, RunStatusSensorContext, SkipReason,
                      asset, asset_check, define_asset_job, run_status_sensor)
 
 from ..core.provenance import source_version
@@ -195,7 +195,16 @@ def publish_card(registry, version: int, instance, *, force: bool = False) -> di
 def model_cards(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[dict]:
     registry = mlgov.registry()
     champ = registry.champion_version()
-    cards = [publish_card(registry, v, context.instance) for v in registry.versions()]
+    cards, failed = [], {}
+    for v in registry.versions():  # one broken version must not keep the others' cards stale
+        try:
+            cards.append(publish_card(registry, v, context.instance))
+        except Exception as exc:  # noqa: BLE001 - reported below, after every other card is published
+            failed[v] = f"{type(exc).__name__}: {exc}"
+            context.log.error(f"model card for version {v} not built: {failed[v]}")
+    if failed:
+        raise Failure(description=f"model cards not built for version(s) {sorted(failed)}; the others were published",
+                      metadata={"errors": json_md({str(k): v for k, v in failed.items()})})
     rebuilt = [c["version"] for c in cards if c["rebuilt"]]
     context.log.info(f"model cards: {len(cards)} version(s), republished {rebuilt or 'none'}")
     champion_card = next((c for c in cards if c["version"] == champ), None)

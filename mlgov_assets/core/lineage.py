@@ -305,6 +305,30 @@ def _version_decisions(all_records: list[dict[str, Any]], name: str, version: in
         r["model_version"] == v or (r["kind"] == "rollback" and str(r["payload"].get("from_version")) == v))]
 
 
+def _monitoring_batches(settings: Any, version: int) -> list[dict[str, Any]]:
+    """Production batches the version scored as champion, with their drift verdicts, from the
+    monitoring ledger (``$MLGOV_HOME/monitoring/batches/<id>/state.json``, see core.monitoring)."""
+    from .monitoring import MonitoringPaths
+
+    out = []
+    for path in sorted(MonitoringPaths.of(settings).batches.glob("*/state.json")):
+        try:
+            data = path.read_bytes()
+            entry = json.loads(data)
+        except (OSError, json.JSONDecodeError):
+            continue
+        drift = entry.get("drift") or {}
+        if str(entry.get("champion_version")) != str(version) or not drift:
+            continue
+        out.append({"batch_id": str(entry.get("batch_id") or path.parent.name),
+                    "time": str(entry.get("landed_at") or entry.get("created_at") or "unknown"),
+                    "judged": bool(drift.get("judged", True)), "verdict": drift.get("verdict"),
+                    "dataset_drift": bool(drift.get("dataset_drift")),
+                    "drifted_columns": [str(c) for c in drift.get("drifted_columns") or []],
+                    "path": str(path.relative_to(Path(settings.home))), "sha256": _sha256_bytes(data)})
+    return sorted(out, key=lambda e: (e["time"], e["batch_id"]))
+
+
 def _git_commit_exists(project_dir: Path, commit: str) -> Optional[bool]:
     if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit or ""):
         return None
@@ -353,6 +377,7 @@ def gather(registry: Any, version: int, *, dagster: Optional[Mapping[str, Any]] 
         "artifacts": _read_artifacts(registry, run),
         "decisions": decisions,
         "champion_history": registry.champion_history(),
+        "monitoring": _monitoring_batches(s, version),
         "log": {"path": str(s.decision_log), "read_error": log_error, "count": len(all_records),
                 "known_policy_hashes": sorted(known)},
         "witnesses": published_heads(registry),
@@ -752,10 +777,15 @@ def _dataset(facts: Mapping[str, Any], role: str, dagster_url: str) -> dict[str,
     if node is not None:
         rows, columns, source = int(node["metadata"].get("row_count") or 0), node.get("columns") or [], _mat_source(node, dagster_url)
     else:  # no Dagster record: describe the DVC object itself
-        obj = dvc_cache_path(facts["paths"]["dvc_cache_dir"], md5)
-        df = read_adult_csv(obj)
-        rows, columns = len(df), [{"name": str(c), "dtype": str(t)} for c, t in df.dtypes.items()]
-        source = _src("dvc", f"{path} (DVC md5 {md5})", sha256_file(obj))
+        obj = dvc_cache_path(facts["paths"]["dvc_cache_dir"], md5) if re.fullmatch(r"[0-9a-f]{32}", md5) else None
+        try:
+            df = read_adult_csv(obj)  # type: ignore[arg-type]
+            rows, columns = len(df), [{"name": str(c), "dtype": str(t)} for c, t in df.dtypes.items()]
+            source = _src("dvc", f"{path} (DVC md5 {md5})", sha256_file(obj))  # type: ignore[arg-type]
+        except (OSError, TypeError, ValueError):  # the card states the gap instead of failing
+            rows, columns = 0, []
+            source = _src("dvc", f"{path} (DVC md5 {md5}): cache object unavailable",
+                          canonical_hash({"dvc_md5": md5, "available": False}))
     provenance = KNOWN_PROVENANCE.get(Path(path).name, f"dataset {path} registered in DVC by the governed path")
     return {"role": role, "path": path, "dvc_md5": md5, "rows": rows, "columns": columns,
             "provenance": f"{provenance}; bytes content-addressed by DVC md5 {md5}", "source": source}
@@ -839,11 +869,14 @@ def _explanations(facts: Mapping[str, Any], mlflow_url: str, top: int = 10) -> d
 
 
 def _drift(facts: Mapping[str, Any], log_name: str) -> Any:
-    """Drift alerts logged for this version while in production (decision log kind drift_alert)."""
+    """Drift history while the version was champion: every monitored batch it scored (monitoring
+    ledger) and any drift alert in the decision log."""
     v = facts["model"]["version"]
     if v not in facts["champion_history"] and "champion" not in facts["model"]["aliases"]:
         return {"not_available": "this version has never been champion (never in production)"}
-    out = []
+    out = [{"batch": b["batch_id"], "time": b["time"], "dataset_drift": b["dataset_drift"],
+            "drifted_columns": b["drifted_columns"],
+            "source": _src("monitoring_ledger", b["path"], b["sha256"])} for b in facts.get("monitoring") or []]
     for r in facts["decisions"]:
         if r["kind"] != "drift_alert":
             continue
@@ -851,7 +884,7 @@ def _drift(facts: Mapping[str, Any], log_name: str) -> Any:
         drifted = p.get("drifted_columns")
         if drifted is None and isinstance(p.get("columns"), dict):  # {column: drifted?}
             drifted = [c for c, flag in p["columns"].items() if flag]
-        out.append({"batch": str(p.get("batch") or p.get("partition") or p.get("batch_id") or f"record {r['index']}"),
+        out.append({"batch": str(p.get("batch") or p.get("batch_id") or f"record {r['index']}"),
                     "time": r["time"], "dataset_drift": bool(p.get("dataset_drift", True)),
                     "drifted_columns": [str(c) for c in drifted or []],
                     "source": _src("decision_log", f"{log_name}#{r['index']}", r["hash"])})

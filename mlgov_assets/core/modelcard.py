@@ -55,7 +55,8 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 SOURCE_KINDS = frozenset(
-    {"dagster_materialization", "dagster_run", "mlflow_run", "mlflow_model_version", "dvc", "git", "decision_log"}
+    {"dagster_materialization", "dagster_run", "mlflow_run", "mlflow_model_version", "dvc", "git", "decision_log",
+     "monitoring_ledger"}  # monitoring_ledger: a batch's state.json under $MLGOV_HOME/monitoring (core.monitoring)
 )
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 _GIT_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -108,7 +109,7 @@ class CodeSection(TypedDict):
 
 
 class EnvironmentSection(TypedDict):
-    uv_lock_sha256: str
+    uv_lock_sha256: str | None  # None: no uv.lock at training time (rendered as such)
     python_version: str
     packages: dict[str, str]
     source: Source

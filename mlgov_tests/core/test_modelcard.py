@@ -316,3 +316,19 @@ def test_bundle_digest_is_canonical(adult_dataset: dict[str, Any]) -> None:
     changed = copy.deepcopy(bundle)
     changed["gates"][0]["thresholds"]["min"] = 0.84
     assert bundle_digest(changed) != expected
+
+
+def test_unknown_commit_and_missing_lockfile_are_stated_not_invalid(adult_dataset: dict[str, Any]) -> None:
+    # a model trained outside a git checkout / without uv.lock still gets a card that says so
+    bundle = copy.deepcopy(_minimal(copy.deepcopy(adult_dataset)))
+    bundle["data"][0]["source"]["sha256"] = _h("data")  # the module fixture is shared (and edited elsewhere)
+    bundle["code"]["git_commit"] = "unknown"
+    bundle["environment"]["uv_lock_sha256"] = None
+    assert validate_bundle(bundle) == []
+    md = render_markdown(bundle)
+    assert "`unknown`" in md and "not recorded (no uv.lock at training time)" in md
+    bundle["code"]["git_commit"] = "deadbeef"  # neither a full sha nor "unknown"
+    bundle["environment"]["uv_lock_sha256"] = "abc"
+    problems = validate_bundle(bundle)
+    assert any(p.startswith("code.git_commit") for p in problems)
+    assert any(p.startswith("environment.uv_lock_sha256") for p in problems)

@@ -281,6 +281,12 @@ def test_reproduce_yields_identical_holdout_predictions_and_a_certificate(world,
     assert cert["evidence_hashes"]["registered_predictions_sha256"] == h.hexdigest()
     assert cert["evidence_hashes"]["reproduced_predictions_sha256"] == h.hexdigest()
     assert cli(capsys, "audit", "verify")[0] == 0  # the certificate's head was witnessed on the version
+    # `mlgov status --json` carries the audit state: log verified, its head, the certificate, the cards
+    code, st = cli_json(capsys, "status")
+    audit = st["audit"]
+    assert code == 0 and audit["decision_log"]["ok"] and audit["head"]["count"] == len(records)
+    assert audit["certificates"][str(world.champion)]["index"] == cert["index"]
+    assert audit["model_cards"][str(world.champion)] == world.registry.version_info(world.champion)["tags"]["mlgov.model_card_sha256"]
 
 
 def test_reproduce_refuses_altered_training_data(world, capsys):
