@@ -50,7 +50,7 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
 def summarize_run(result) -> dict[str, Any]:
     """Which gates passed or failed, which steps failed and why: the CLI's verdict."""
     checks = [{"check": c.check_name, "asset": c.asset_key.to_user_string(), "passed": c.passed,
-               "severity": c.severity.value, "description": c.description}
+               "severity": c.severity.value, "blocking": bool(c.blocking), "description": c.description}
               for c in result.get_asset_check_evaluations()]
     failures = []
     for ev in result.all_events:
@@ -65,7 +65,7 @@ def summarize_run(result) -> dict[str, Any]:
         champion = result.output_for_node("champion")
     except Exception:  # noqa: BLE001 - the step did not run (blocked) or failed
         pass
-    refused = [c for c in checks if not c["passed"] and c["severity"] == "ERROR"]
+    refused = [c for c in checks if not c["passed"] and c["severity"] == "ERROR" and c["blocking"]]
     return {"run_id": result.run_id, "success": result.success, "checks": checks, "failed_steps": failures,
             "refused_by": refused, "champion": champion}
 
@@ -73,7 +73,8 @@ def summarize_run(result) -> dict[str, Any]:
 def _print_summary(summary: dict[str, Any]) -> None:
     print(f"dagster run {summary['run_id']}")
     for c in summary["checks"]:
-        mark = "PASS" if c["passed"] else ("FAIL" if c["severity"] == "ERROR" else "WARN")
+        mark = "PASS" if c["passed"] else ("WARN" if c["severity"] != "ERROR" else
+                                           "FAIL" if c["blocking"] else "FAIL, shown, not blocking")
         print(f"  [{mark}] {c['check']} ({c['asset']}): {c['description']}")
     for f in summary["failed_steps"]:
         print(f"  step {f['step']} failed: {f['error']}")

@@ -23,8 +23,10 @@ governed_training_job = define_asset_job(
     "governed_training",
     # AssetSelection objects, not selection strings: see pyproject's antlr4 override note.
     # The source files are named explicitly so each run first observes their md5 (DataVersion).
-    selection=AssetSelection.assets(*data.SOURCE_KEYS) | AssetSelection.groups(*PATH_GROUPS),
-    description="The governed training path: data -> validation gates -> features -> challenger -> gates -> champion.",
+    # The model cards (group "audit") come last, downstream of champion: they never block it.
+    selection=AssetSelection.assets(*data.SOURCE_KEYS) | AssetSelection.groups(*PATH_GROUPS, "audit"),
+    description="The governed training path: data -> validation gates -> features -> challenger (+ mitigated "
+                "candidate) -> metric, fairness and explanation gates -> champion -> model cards.",
     tags={"mlgov/serial": "training"},
 )
 champion_job = define_asset_job(

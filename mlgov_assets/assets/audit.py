@@ -243,18 +243,19 @@ model_cards_job = define_asset_job(
     tags={"mlgov/serial": "training"})  # queued behind training: cards read what training writes
 
 
-def _card_request(context: RunStatusSensorContext):
+def _card_request(context: RunStatusSensorContext, jobs=CARD_TRIGGER_JOBS):
     run = context.dagster_run
-    if run.job_name not in CARD_TRIGGER_JOBS:
+    if run.job_name not in jobs:
         return SkipReason(f"run {run.run_id[:8]} of {run.job_name}: not a governance job")
     return RunRequest(run_key=f"cards-after-{run.run_id}", tags={"mlgov/trigger": f"after {run.job_name} {run.run_id[:8]}"})
 
 
 @run_status_sensor(run_status=DagsterRunStatus.SUCCESS, name="model_cards_after_success", request_job=model_cards_job,
                    default_status=DefaultSensorStatus.RUNNING,
-                   description="After a governed_training or champion_decision run succeeds: refresh the model cards.")
+                   description="After a champion_decision run (mlgov promote/rollback) succeeds: refresh the model "
+                               "cards. (A successful governed_training run builds them itself.)")
 def model_cards_after_success(context: RunStatusSensorContext):
-    return _card_request(context)
+    return _card_request(context, jobs={"champion_decision"})
 
 
 @run_status_sensor(run_status=DagsterRunStatus.FAILURE, name="model_cards_after_failure", request_job=model_cards_job,

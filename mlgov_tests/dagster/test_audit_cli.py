@@ -310,7 +310,10 @@ def test_card_sensors_follow_governance_runs_only(world):
                                                ).records[0].event_log_entry.dagster_event
     for sensor, status in ((model_cards_after_success, DagsterRunStatus.SUCCESS),
                            (model_cards_after_failure, DagsterRunStatus.FAILURE)):
-        for job_name, expected in (("governed_training", RunRequest), ("champion_decision", RunRequest),
+        # a successful governed_training run builds the cards itself (they are in its selection);
+        # a failed one (refused challenger) and any champion_decision run get a refresh
+        after_training = SkipReason if status == DagsterRunStatus.SUCCESS else RunRequest
+        for job_name, expected in (("governed_training", after_training), ("champion_decision", RunRequest),
                                    ("refresh_model_cards", SkipReason)):
             ctx = build_run_status_sensor_context(sensor_name=sensor.name, dagster_instance=world.instance,
                                                   dagster_run=run._replace(job_name=job_name, status=status),

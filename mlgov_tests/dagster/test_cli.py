@@ -29,7 +29,7 @@ def test_train_status_promote_refusal_override_and_rollback(cli_env, capsys):
     # a weak challenger: exit 1, printing which gate refused it and why
     assert main(["train", "--set", "max_iter=15", "--set", "max_leaf_nodes=4"]) == 1
     out = capsys.readouterr().out
-    assert "[FAIL] check_challenger_model_metric_floors" in out and "roc_auc" in out
+    assert "[FAIL] check_candidate_model_metric_floors" in out and "roc_auc" in out
     assert "REFUSED by" in out and "champion is unchanged" in out
 
     assert main(["status", "--json"]) == 0
