@@ -432,6 +432,26 @@ def alert_id(kind: str, batch_id: Optional[str], identity: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+#: Alerts that are governance decisions too: also written to the hash-chained decision log, so
+#: drift verdicts and retraining requests are as tamper-evident as promotions.
+DECISION_KINDS = {"dataset_drift": "drift_alert", "performance_breach": "drift_alert",
+                  "retrain_requested": "retrain_request"}
+
+
+def _log_decision(paths: MonitoringPaths, kind: str, record: Mapping[str, Any], log: Any) -> None:
+    from .audit import DecisionLog, LogIntegrityError
+    from .integrity import canonical_hash
+
+    try:
+        DecisionLog(paths.root.parent / "audit" / "decisions.jsonl").append(
+            kind, actor="mlgov monitoring", reason=str(record["summary"])[:2000], model_name=None, model_version=None,
+            payload={"alert_id": record["alert_id"], "alert_kind": record["kind"], "batch_id": record["batch_id"],
+                     "severity": record["severity"], "evidence": record["evidence"]},
+            evidence_hashes={"alert_sha256": canonical_hash(record)})
+    except (LogIntegrityError, ValueError, TypeError) as exc:  # the alert itself is already recorded
+        _emit(log, "error", f"decision log refused the {kind} record: {type(exc).__name__}: {exc}")
+
+
 def raise_alert(paths: MonitoringPaths, kind: str, summary: str, *, severity: str = "WARNING",
                 batch_id: Optional[str] = None, evidence: Optional[Mapping[str, Any]] = None, identity: Any = None,
                 webhook_url: Optional[str] = None, log: Any = None,
@@ -450,6 +470,8 @@ def raise_alert(paths: MonitoringPaths, kind: str, summary: str, *, severity: st
               "summary": summary, "evidence": jsonable(dict(evidence or {}))}
     _append_jsonl(paths.alerts, record)
     _emit(log, "error" if severity == "ERROR" else "warning", f"ALERT [{kind}] {summary}")
+    if kind in DECISION_KINDS:
+        _log_decision(paths, DECISION_KINDS[kind], record, log)
     if webhook_url:
         record["webhook"] = post_webhook(webhook_url, record, timeout=timeout, log=log)
     return record

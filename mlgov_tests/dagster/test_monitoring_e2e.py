@@ -130,3 +130,9 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         kinds = [a["kind"] for a in mon.read_jsonl(paths.alerts)]
         assert kinds.count("retrain_requested") == 2 and kinds.count("batch_quarantined") == 1
         assert kinds.count("dataset_drift") == 2
+        # drift verdicts and retraining requests are governance decisions: in the hash chain too
+        log = DecisionLog(env.settings().decision_log)
+        decided = [r["kind"] for r in log.records()]
+        assert decided.count("retrain_request") == 2
+        assert decided.count("drift_alert") == kinds.count("dataset_drift") + kinds.count("performance_breach")
+        assert log.verify().ok
