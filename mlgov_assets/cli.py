@@ -55,11 +55,18 @@ def summarize_run(result) -> dict[str, Any]:
     failures = []
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
-            err = ev.event_specific_data.error
+            data = ev.event_specific_data
+            err = data.error
+            check_failed = err is not None and "DagsterAssetCheckFailedError" in (err.cls_name or "")
             while err is not None and err.cause is not None:  # the user's error, not Dagster's wrapper
                 err = err.cause
             msg = err.message.strip() if err else ""
-            failures.append({"step": ev.step_key, "error": msg.splitlines()[0][:500] if msg else ""})
+            user = getattr(data, "user_failure_data", None)
+            refused = check_failed or bool(user and (user.metadata or {}).get("mlgov/refused"))
+            if user and user.description:
+                msg = user.description
+            failures.append({"step": ev.step_key, "refused": refused,
+                             "error": msg.splitlines()[0][:500] if msg else ""})
     champion = None
     try:
         champion = result.output_for_node("champion")
@@ -94,7 +101,10 @@ def _finish(summary: dict[str, Any], as_json: bool) -> int:
         _print_summary(summary)
     if summary["success"]:
         return 0
-    return GATE_REFUSED if summary["refused_by"] or summary["failed_steps"] else ERROR
+    # 1 only when governance said no (a blocking gate, a refused promotion, refused data); a
+    # breakage (missing file, bad policy, store error) is 2, so CI can tell the two apart
+    broken = [f for f in summary["failed_steps"] if not f["refused"]]
+    return ERROR if broken or not (summary["refused_by"] or summary["failed_steps"]) else GATE_REFUSED
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -115,10 +125,43 @@ def _champion_action(action: str, args: argparse.Namespace, **extra: Any) -> int
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    if args.override and not args.override.strip():
-        print("--override needs a written justification", file=sys.stderr)
-        return ERROR
-    return _champion_action("promote_version", args, version=args.version, override_justification=args.override or "")
+    if args.override is not None:
+        if not args.override.strip():
+            print("--override needs a written justification", file=sys.stderr)
+            return ERROR
+        return _override(args)
+    return _champion_action("promote_version", args, version=args.version)
+
+
+def _override(args: argparse.Namespace) -> int:
+    """Promote despite failed gates: only here, with a written justification, recorded as an
+    override in the decision log and on the version, and reported to Dagster as a materialization
+    of `champion` so the UI's history shows it. (Not a Launchpad field of the champion asset.)"""
+    from dagster import AssetMaterialization
+
+    from .core.policy import load_policy
+    from .core.promotion import ChampionChanged, PromotionRefused, promote
+    from .core.registry import Registry
+    from .instance import get_instance
+
+    s = get_settings()
+    registry, policy = Registry(s), load_policy(s.policy_path)
+    actor = f"{getpass.getuser()} (mlgov promote --override)"
+    try:
+        result = promote(registry, policy, args.version, actor=actor, reason=args.reason or "override",
+                         override_justification=args.override)
+    except (PromotionRefused, ChampionChanged) as exc:
+        print(f"REFUSED: {exc}")
+        return GATE_REFUSED
+    get_instance(s).report_runless_asset_event(AssetMaterialization(
+        "champion", description=f"{result['kind']} by {actor}: {result['reason']}",
+        metadata={"champion_version": result["champion"], "previous_version": str(result["previous"]),
+                  "action": result["kind"], "reason": result["reason"], "policy_sha256": policy.sha256}))
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(f"champion: version {result['champion']} ({result['kind']}; {result['reason']})")
+    return 0
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

@@ -29,11 +29,13 @@ class MlgovIOManager(ConfigurableIOManager):
         parts = list(key)
         if context.has_asset_partitions:
             parts.append(context.asset_partition_key)
-        return root.joinpath(*parts).with_suffix(suffix)
+        # append, never with_suffix: a partition key like "2026.01" must not lose its ".01"
+        return root.joinpath(*parts[:-1], f"{parts[-1]}{suffix}")
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
-            return
+            raise TypeError(f"{context.asset_key.to_user_string()}: returned None; mlgov stores a value for every "
+                            "materialization (a skipped write would leave the previous value in place)")
         if isinstance(obj, pd.DataFrame):
             path = self._path(context, ".parquet")
             writer = lambda tmp: obj.to_parquet(tmp, index=False)  # noqa: E731
@@ -53,6 +55,9 @@ class MlgovIOManager(ConfigurableIOManager):
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        other = self._path(context, ".json" if path.suffix == ".parquet" else ".parquet")
+        if other.exists():  # a value that changed type must not leave its old file to be read back
+            other.unlink()
         context.add_output_metadata({"mlgov/stored_at": str(path), "mlgov/sha256": sha256_file(path)})
 
     def load_input(self, context: InputContext) -> Any:

@@ -1,9 +1,10 @@
 """The one resource every asset uses: where state lives, which policy applies, the registry."""
 
 
-from typing import Optional
+import contextlib
+from typing import Iterator, Optional
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 
 from .core.policy import Policy, load_policy
 from .core.settings import Settings, get_settings
@@ -18,6 +19,21 @@ class MlgovResource(ConfigurableResource):
     policy_path: Optional[str] = None
     model_name: Optional[str] = None
     landing_dir: Optional[str] = None
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator["MlgovResource"]:
+        """Training runs hold an exclusive lock for their whole duration, whoever launched them
+        (the daemon's queue, `mlgov train`/`monitor --once` in-process, a test), so two runs
+        never interleave writes to the registry, the asset values or the decision log. The
+        queue's tag limit in dagster.yaml only covers queued runs; this covers all of them."""
+        run = context.dagster_run
+        if run is not None and run.tags.get("mlgov/serial") == "training":
+            from .core.registry import file_lock
+
+            with file_lock(self.settings().lock_dir / "training.lock"):
+                yield self
+        else:
+            yield self
 
     def settings(self) -> Settings:
         return get_settings(home=self.home, project_dir=self.project_dir, policy_path=self.policy_path,

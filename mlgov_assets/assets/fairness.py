@@ -131,7 +131,9 @@ def training_data_bias(context: AssetExecutionContext, mlgov: MlgovResource, tra
     from ..core.fairness import pretraining_bias
 
     policy = mlgov.policy()
-    sensitive = policy.fairness.sensitive_features if policy.fairness else ["sex", "race"]
+    from ..core.adult import SENSITIVE
+
+    sensitive = policy.fairness.sensitive_features if policy.fairness else SENSITIVE
     bias = pretraining_bias(train_features, TARGET, 1, sensitive)
     rows = [{"feature": f, **r} for f, groups in bias.items() if isinstance(groups, list) for r in groups]
     return Output(bias, metadata={"bias": rows_table(rows) if rows else json_md(bias), "dataset": str(train_features.attrs.get("source"))})
@@ -148,13 +150,15 @@ def explanations(context: AssetExecutionContext, mlgov: MlgovResource, candidate
     from ..core.features import MODEL_FEATURES
     from ..core.scoring import explained_pipeline, score_frame
 
+    from ..core.policy import Explanations
+
     policy, registry = mlgov.policy(), mlgov.registry()
-    ex = policy.explanations
+    ex = policy.explanations or Explanations()  # no section: report with the documented defaults
     version = candidate_model["version"]
     model = registry.load_governed(version)
     pipeline = explained_pipeline(model)
     X = holdout_features[MODEL_FEATURES]
-    expl = explain_pipeline(pipeline, X, top_k_reasons=ex.top_k_reasons if ex else 3, max_rows=ex.max_rows if ex else None)
+    expl = explain_pipeline(pipeline, X, top_k_reasons=ex.top_k_reasons, max_rows=ex.max_rows)
     raw = model_raw_output(pipeline, X.iloc[expl.positions])
     frame = local_reasons_frame(expl)
     cols = [c for c in MODEL_FEATURES + ["sex", "race"] if c in holdout_features.columns]
@@ -191,8 +195,10 @@ def check_explanations_additivity(context, mlgov: MlgovResource, explanations: p
     from ..core.gates import GateResult
     from ..core.promotion import record_gates
 
+    from ..core.policy import Explanations
+
     policy = mlgov.policy()
-    tol = policy.explanations.additivity_tolerance if policy.explanations else 1e-6
+    tol = (policy.explanations or Explanations()).additivity_tolerance
     shap_cols = [c for c in explanations.columns if c.startswith("shap_")]
     err = np.abs(explanations["base_value"] + explanations[shap_cols].sum(axis=1) - explanations["model_raw_output"])
     bad = explanations.loc[~(err <= tol), "row_id"].tolist()
@@ -227,8 +233,11 @@ def check_explanations_attribution_stability(context, mlgov: MlgovResource, expl
     except Exception:  # noqa: BLE001 - a champion from before explanations existed
         return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN,
                                 description=f"champion v{champ} has no stored importance to compare with")
-    score = ndcg_ranking(current, ref, k=ex.ndcg_top_k if ex else None)
-    threshold = ex.ndcg_min if ex else 0.9
+    from ..core.policy import Explanations
+
+    ex = ex or Explanations()
+    score = ndcg_ranking(current, ref, k=ex.ndcg_top_k)
+    threshold = ex.ndcg_min
     rank = lambda d: [k for k, _ in sorted(d.items(), key=lambda kv: -kv[1])]  # noqa: E731
     return AssetCheckResult(passed=score >= threshold, severity=AssetCheckSeverity.WARN,
                             description=f"nDCG {score:.4f} vs champion v{champ} (policy minimum {threshold})",

@@ -15,7 +15,8 @@ def _features(context: AssetExecutionContext, raw: pd.DataFrame) -> Output[pd.Da
     # (0.1 s) also refuses bad data when features are materialized on their own.
     report = validate(raw, RawAdultSchema, source=raw.attrs.get("source", "<unknown>"))
     if not report.passed:
-        raise Failure(description=report.summary(), metadata={"evidence": MetadataValue.json(report.to_dict())})
+        raise Failure(description=report.summary(), metadata={"evidence": MetadataValue.json(report.to_dict()),
+                                                              "mlgov/refused": True})
     df = build_features(report.validated)
     df.attrs = {**raw.attrs, "model_features": MODEL_FEATURES}
     return Output(df, metadata={**table_metadata(df), "source": raw.attrs.get("source"),

@@ -11,6 +11,8 @@ from .common import CODE_VERSIONS, json_md, rows_table
 from .training import candidate_model, challenger_model
 
 PROMOTION_POOL = "mlgov_promotion"
+#: Failure metadata key marking a governance refusal (vs. a breakage): the CLI exits 1, not 2.
+REFUSED = "mlgov/refused"
 
 
 def _run_id(context) -> str:
@@ -58,10 +60,23 @@ def _model_gate_checks(asset, blocking: bool, role: str):
     return [floors, beats]
 
 
+def _materialization(context, key):
+    """This run's materialization of ``key``; run on its own (a check or the champion alone),
+    the latest one. Never another concurrent run's."""
+    from dagster import DagsterEventType
+
+    records = context.instance.get_records_for_run(_run_id(context), of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    for rec in reversed(records):
+        ev = rec.event_log_entry.dagster_event
+        if ev is not None and ev.asset_key == key:
+            return ev.step_materialization_data.materialization
+    event = context.instance.get_latest_materialization_event(key)
+    return event.asset_materialization if event is not None else None
+
+
 def _model_of(context, asset) -> dict:
     """The model dict this run materialized for ``asset`` (from its materialization metadata)."""
-    event = context.instance.get_latest_materialization_event(asset.key)
-    meta = event.asset_materialization.metadata
+    meta = _materialization(context, asset.key).metadata
     return {"version": int(meta["model_version"].value),
             "metrics": {k.split("/", 1)[1]: float(v.value) for k, v in meta.items() if k.startswith("holdout/")}}
 
@@ -79,18 +94,17 @@ class ChampionConfig(Config):
     version: int = 0
     reason: str = ""
     actor: str = ""
-    override_justification: str = ""
+    # No override here: promoting despite a failed gate is possible only through
+    # `mlgov promote --override "<justification>"` (recorded as an override), never a Launchpad field.
 
 
 def _challenger_version(context: AssetExecutionContext) -> int:
     """The candidate this run materialized; run on its own, the latest materialized one.
     (A dependency, not an IO-managed input: rollback and promote-by-version need no model.)"""
-    event = context.instance.get_latest_materialization_event(candidate_model.key)
-    if event is None:
+    mat = _materialization(context, candidate_model.key)
+    if mat is None:
         raise Failure(description="no candidate_model has been materialized yet: run the governed training path first")
-    if event.run_id != context.run_id:
-        context.log.info(f"using the challenger materialized by run {event.run_id[:8]}")
-    return int(event.asset_materialization.metadata["model_version"].value)
+    return int(mat.metadata["model_version"].value)
 
 
 @asset(group_name="governance", code_version=CODE_VERSIONS["governance"], pool=PROMOTION_POOL,
@@ -104,7 +118,7 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
     from ..core.promotion import ChampionChanged, PromotionRefused, promote, rollback
 
     policy, registry = mlgov.policy(), mlgov.registry()
-    actor = config.actor or _actor(context)
+    actor = f"{config.actor} via {_actor(context)}" if config.actor else _actor(context)
     try:
         if config.action == "rollback":
             result = rollback(registry, policy, actor=actor, reason=config.reason, dagster_run_id=context.run_id)
@@ -112,10 +126,9 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
             version = _challenger_version(context) if config.action == "promote_challenger" else config.version
             result = promote(registry, policy, version, actor=actor,
                              reason=config.reason or f"passed every gate of policy {policy.sha256[:12]}",
-                             expected_current="compared" if config.action == "promote_challenger" else registry.champion_version(),
-                             override_justification=config.override_justification, dagster_run_id=context.run_id)
+                             reevaluate=config.action == "promote_version", dagster_run_id=context.run_id)
     except (PromotionRefused, ChampionChanged, ValueError) as exc:
-        raise Failure(description=str(exc), metadata={"policy_sha256": policy.sha256}) from exc
+        raise Failure(description=str(exc), metadata={"policy_sha256": policy.sha256, REFUSED: True}) from exc
     context.log.info(f"champion: {result}")
     champ = result["champion"]
     return Output(result | {"model_name": registry.name}, metadata={

@@ -113,8 +113,11 @@ def _raw_strings(df: pd.DataFrame) -> pd.DataFrame:
         if name == ROW_ID:
             out[name] = s
             continue
-        text = s.astype(object).where(s.notna(), MISSING_TOKEN).astype(str).str.strip()
-        out[name] = text.str.rstrip(".") if name == LABEL else text
+        if name == LABEL:  # a missing label is "not labelled yet", as an empty CSV field is
+            text = s.astype(object).where(s.isna(), s.astype(str).str.strip().str.rstrip("."))
+            out[name] = text.where(s.notna(), None)
+            continue
+        out[name] = s.astype(object).where(s.notna(), MISSING_TOKEN).astype(str).str.strip()
     return out
 
 

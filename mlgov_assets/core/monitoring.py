@@ -623,9 +623,19 @@ def score_model(model: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndar
 
 
 def latest_challenger(registry: Any, champion: Optional[int]) -> Optional[int]:
-    """The shadow model: the most recently registered version that is not the champion."""
+    """The shadow model: the most recently registered version that is not the champion, of the
+    champion's own variant when there is one (with mitigation on, every unmitigated challenger is
+    refused by the fairness gate by design: shadowing it would compare against a model that can
+    never ship)."""
     others = [v for v in registry.versions() if v != champion]
-    return max(others) if others else None
+    if not others:
+        return None
+    if champion is not None:
+        variant = registry.version_info(champion)["tags"].get("mlgov.variant")
+        same = [v for v in others if registry.version_info(v)["tags"].get("mlgov.variant") == variant]
+        if same:
+            return max(same)
+    return max(others)
 
 
 def score_batch(settings: Any, registry: Any, batch: pd.DataFrame, *, webhook_url: Optional[str] = None,

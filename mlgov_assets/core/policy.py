@@ -254,6 +254,17 @@ def _check(policy: Policy) -> None:
             bad(f"{key}.min_relative_change", "must be in (0, 1]")
     if policy.fairness is not None:
         fz = policy.fairness
+        from .adult import SENSITIVE
+        from .fairness import SUMMARY_METRICS
+
+        if not fz.sensitive_features:
+            bad("fairness.sensitive_features", "list at least one sensitive feature")
+        for feat in fz.sensitive_features:
+            if feat not in SENSITIVE:
+                bad("fairness.sensitive_features", f"{feat!r} is not a sensitive column of the data ({SENSITIVE})")
+        for i, rule in enumerate(fz.rules):
+            if rule.metric not in SUMMARY_METRICS:
+                bad(f"fairness.rules[{i}].metric", f"unknown metric {rule.metric!r}; known: {list(SUMMARY_METRICS)}")
         if not 0 < fz.confidence_level < 1:
             bad("fairness.confidence_level", "must be in (0, 1)")
         if fz.min_group_size < 1:
@@ -290,7 +301,26 @@ def _check(policy: Policy) -> None:
             bad("explanations.ndcg_min", "must be in [0, 1]")
         if ex.top_k_reasons < 1:
             bad("explanations.top_k_reasons", "must be >= 1")
+    if policy.explanations is not None:
+        ex = policy.explanations
+        if ex.ndcg_top_k is not None and ex.ndcg_top_k < 1:
+            bad("explanations.ndcg_top_k", "must be >= 1 (or omitted for all features)")
+        if ex.max_rows is not None and ex.max_rows < 1:
+            bad("explanations.max_rows", "must be >= 1 (or omitted for the whole holdout)")
     d = policy.drift
+    if not 0 < d.wasserstein_threshold:
+        bad("drift.wasserstein_threshold", "must be > 0")
+    if not 0 < d.jensenshannon_threshold <= 1:
+        bad("drift.jensenshannon_threshold", "must be in (0, 1]")
+    if not 0 < d.prediction_psi_act:
+        bad("drift.prediction_psi_act", "must be > 0")
+    mon = policy.monitoring
+    if mon.min_batch_rows < 1:
+        bad("monitoring.min_batch_rows", "must be >= 1")
+    if mon.summary_last_n_batches < 1:
+        bad("monitoring.summary_last_n_batches", "must be >= 1")
+    if mon.webhook_url is not None and not mon.webhook_url.startswith(("http://", "https://")):
+        bad("monitoring.webhook_url", "must be an http:// or https:// URL")
     if not 0 < d.psi_warn <= d.psi_act:
         bad("drift.psi_warn", f"must be > 0 and <= drift.psi_act ({d.psi_act})")
     if not 0 < d.dataset_drift_share <= 1:

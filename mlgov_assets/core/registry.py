@@ -304,10 +304,12 @@ class Registry:
                 history = [*history, version]
             elif history_op == "pop":
                 history = history[:-1]
+            # history first: a crash after it leaves history ahead of the alias, which rollback
+            # detects (it refuses when history[-1] is not the champion) instead of trusting it
+            self.client.set_registered_model_tag(self.name, HISTORY_TAG, json.dumps(history))
             self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
             if current is not None and current != version:
                 self.client.set_registered_model_alias(self.name, PREVIOUS, str(current))
-            self.client.set_registered_model_tag(self.name, HISTORY_TAG, json.dumps(history))
             return current
 
     # ------------------------------------------------------------------ loading, verified
@@ -319,7 +321,11 @@ class Registry:
         tags = self.version_info(version)["tags"]
         if TAG + "artifact_manifest" not in tags:
             raise IntegrityError(f"version {version} has no recorded artifact manifest: refusing to load it")
-        manifest = json.loads(tags[TAG + "artifact_manifest"])
+        try:
+            manifest = json.loads(tags[TAG + "artifact_manifest"])
+        except json.JSONDecodeError:
+            raise IntegrityError(f"version {version}: the recorded artifact manifest is not valid JSON "
+                                 "(truncated or edited): refusing to load it") from None
         if manifest_digest(manifest) != tags.get(TAG + "artifact_manifest_sha256"):
             raise IntegrityError(f"version {version}: the recorded manifest does not match its digest tag")
         return manifest, Path(tags[TAG + "model_dir"])
@@ -363,18 +369,3 @@ class Registry:
             inner = model.unwrap_python_model()
             return getattr(inner, "model", inner)
         return model
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

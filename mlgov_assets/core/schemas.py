@@ -76,7 +76,8 @@ class FeatureSchema(pa.DataFrameModel):
         strict = True
 
 
-assert set(MODEL_NUMERIC) | set(MODEL_CATEGORICAL) <= set(FeatureSchema.to_schema().columns)
+if not set(MODEL_NUMERIC) | set(MODEL_CATEGORICAL) <= set(FeatureSchema.to_schema().columns):
+    raise ImportError("FeatureSchema does not cover every model input in core.features")
 
 
 @dataclass

@@ -267,3 +267,18 @@ def test_retrain_run_key_is_stable_and_evidence_bound():
         retrain_run_key({"batch_ids": ["b1"], "champion_version": "3"})
     with pytest.raises(ValueError, match="batch id"):
         retrain_run_key({**ev, "batch_ids": ["../etc"]})
+
+
+def test_parquet_and_csv_batches_with_some_labels_missing_are_read_alike(tmp_path):
+    from mlgov_assets.core.adult import read_adult_csv
+    from mlgov_assets.core.batches import read_batch
+    from mlgov_assets.core.schemas import UnlabelledRawAdultSchema, validate
+
+    raw = read_adult_csv(DATA / "adult.test").head(50).copy()
+    raw.loc[[3, 9], "income"] = None
+    raw.to_csv(tmp_path / "b1.csv", index=False)
+    raw.to_parquet(tmp_path / "b2.parquet", index=False)
+    a, b = read_batch(tmp_path / "b1.csv"), read_batch(tmp_path / "b2.parquet")
+    assert a["income"].isna().sum() == b["income"].isna().sum() == 2
+    assert validate(a, UnlabelledRawAdultSchema, source="csv").passed
+    assert validate(b, UnlabelledRawAdultSchema, source="parquet").passed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,17 @@ def test_semantic_checks_on_other_sections():
 def test_missing_policy_file(tmp_path):
     with pytest.raises(PolicyError, match="policy file not found"):
         load_policy(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("extra, key", [
+    ("fairness: {sensitive_features: []}\n", "fairness.sensitive_features"),
+    ("fairness: {sensitive_features: [age]}\n", "fairness.sensitive_features"),
+    ("fairness: {rules: [{feature: sex, metric: happiness_ratio, min: 0.8}]}\n", "fairness.rules[0].metric"),
+    ("drift: {jensenshannon_threshold: 3}\n", "drift.jensenshannon_threshold"),
+    ("monitoring: {webhook_url: 'file:///etc/passwd'}\n", "monitoring.webhook_url"),
+    ("monitoring: {min_batch_rows: 0}\n", "monitoring.min_batch_rows"),
+    ("explanations: {ndcg_top_k: 0}\n", "explanations.ndcg_top_k"),
+])
+def test_more_impossible_settings_are_refused_on_load(extra, key):
+    with pytest.raises(PolicyError, match=re.escape(key)):
+        parse_policy(GOOD + extra)

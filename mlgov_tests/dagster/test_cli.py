@@ -77,8 +77,24 @@ def test_every_command_has_help(capsys):
 
 def test_rollback_without_previous_is_refused(cli_env, capsys):
     assert main(["rollback", "--reason", "nothing to roll back"]) == 1
+    assert "no previous champion" in capsys.readouterr().out
+
+
+def test_promote_by_version_is_recompared_with_the_current_champion(cli_env, capsys):
+    """v2 beat v1, v3 beat v2: promoting v2 again must not slip past v3 on v2's old comparison."""
+    env = cli_env
+    for iters in (25, 40, 60):  # holdout AUC 0.919 -> 0.923 -> 0.926: each beats the last by > 0.0005
+        assert main(["train", "--set", f"max_iter={iters}", "--set", "learning_rate=0.1"]) == 0, capsys.readouterr().out
+    reg = env.registry()
+    assert reg.champion_history() == [1, 2, 3]
+    capsys.readouterr()
+    assert main(["promote", "--version", "2", "--reason", "prefer the older model"]) == 1
     out = capsys.readouterr().out
-    assert "no previous champion" in out or "materialize it first" in out
+    assert "champion_comparison" in out and "does not beat champion v3" in out
+    assert reg.champion_version() == 3
+    assert reg.gate_details(2, "champion_comparison")["compared_champion_version"] == 3
+    assert main(["promote", "--version", "99"]) == 1
+    assert "not registered" in capsys.readouterr().out
 
 
 def test_a_malformed_policy_is_a_clear_error_and_trains_nothing(cli_env, capsys):
@@ -87,7 +103,7 @@ def test_a_malformed_policy_is_a_clear_error_and_trains_nothing(cli_env, capsys)
     assert main(["status"]) == 2
     err = capsys.readouterr().err
     assert "metric_floors.roc_auc.min" in err and "impossible" in err and str(env.policy) in err
-    assert main(["train", "--set", "max_iter=20"]) == 1
+    assert main(["train", "--set", "max_iter=20"]) == 2  # a broken policy is an error, not a gate refusal
     out = capsys.readouterr().out
     assert "metric_floors.roc_auc.min" in out
     assert env.registry().versions() == []

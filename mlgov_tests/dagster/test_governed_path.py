@@ -84,7 +84,9 @@ def test_corrupted_data_fails_the_validation_gate_and_changes_nothing(env):
             assert fragment in text, (fragment, text)
         assert "corrupt.csv" in text  # names the file
         # nothing downstream ran: no features, no new model, champion unchanged
-        assert not result.is_node_success("train_features") if "train_features" in [n.name for n in result.job_def.nodes_in_topological_order] else True
+        materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        assert "training_data" in materialized  # written, then audited (write -> audit -> publish)
+        assert not materialized & {"train_features", "challenger_model", "candidate_model", "champion"}
         assert (reg.versions(), reg.champion_version()) == before
 
 
