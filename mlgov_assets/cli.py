@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from .core.settings import get_settings
@@ -200,10 +201,36 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name, g in v["gates"].items():
             stale = "" if g["current_policy"] else "  (evaluated under an older policy)"
             print(f"    {g['verdict'].upper():6} {name}: {g['summary']}{stale}")
-    for key in ("monitoring", "audit"):
-        if key in st:
-            print(f"{key}: {json.dumps(st[key], default=str)[:2000]}")
+    _print_monitoring(st.get("monitoring"))
+    _print_audit(st.get("audit"))
     return 0
+
+
+def _short(obj: Any) -> str:
+    if not isinstance(obj, dict):
+        return str(obj)
+    keys = ("batch_id", "verdict", "breach", "drifted_columns", "drifted_share", "at", "run_key", "status")
+    return ", ".join(f"{k}={obj[k]}" for k in keys if obj.get(k) not in (None, "", []))
+
+
+def _print_monitoring(mon: Any) -> None:
+    if not mon:
+        return
+    print(f"monitoring: {mon.get('batches', 0)} batches ({mon.get('quarantined', 0)} quarantined), "
+          f"{mon.get('alerts', 0)} alerts; landing folder {mon.get('landing_dir')}")
+    for label, key in (("latest drift", "latest_drift"), ("latest performance", "latest_performance"),
+                       ("last retraining", "last_retraining")):
+        print(f"  {label}: {_short(mon[key]) if mon.get(key) else 'none yet'}")
+
+
+def _print_audit(aud: Any) -> None:
+    if not aud:
+        return
+    log = aud.get("decision_log") or {}
+    state = "verified" if log.get("ok") else f"BROKEN at record {log.get('first_bad_index')}: {log.get('problem')}"
+    print(f"audit: decision log {state} ({log.get('count')} records); "
+          f"{len(aud.get('certificates') or {})} reproducibility certificate(s); "
+          f"{len(aud.get('model_cards') or {})} model card(s) — details: mlgov audit champion")
 
 
 def _status_hooks():
@@ -219,16 +246,45 @@ def _status_hooks():
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    """`dagster dev` (webserver + daemon) on the persistent instance, plus MLflow's UI on the same
+    store so the links in asset metadata open; both bound to 127.0.0.1 by default. Ctrl-C or
+    SIGTERM stops both."""
+    import signal
+    import subprocess
+
     from .instance import prepare_environment
 
     s = get_settings()
     prepare_environment(s)
-    os.chdir(s.project_dir if (s.project_dir / "workspace.yaml").exists() else os.getcwd())
-    argv = ["dagster", "dev", "-h", args.host, "-p", str(args.port), "-w", "workspace.yaml"]
+    cwd = s.project_dir if (s.project_dir / "workspace.yaml").exists() else Path.cwd()
+    bindir = Path(sys.executable).parent
+    children: list[subprocess.Popen] = []
+    if not args.no_mlflow:
+        children.append(subprocess.Popen(
+            [str(bindir / "mlflow"), "ui", "--host", args.host, "--port", str(args.mlflow_port),
+             "--backend-store-uri", s.tracking_uri], cwd=cwd))
+        print(f"mlgov: MLflow UI on http://{args.host}:{args.mlflow_port}", flush=True)
     print(f"mlgov: state in {s.home}; Dagster UI on http://{args.host}:{args.port}", flush=True)
-    exe = os.path.join(os.path.dirname(sys.executable), "dagster")
-    os.execv(exe, argv)
-    return 0  # pragma: no cover
+    children.append(subprocess.Popen([str(bindir / "dagster"), "dev", "-h", args.host, "-p", str(args.port),
+                                      "-w", "workspace.yaml"], cwd=cwd))
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, lambda *a: stop())
+    try:
+        return children[-1].wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stop()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def cmd_data_pull(args: argparse.Namespace) -> int:
@@ -274,10 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--json", action="store_true")
     rb.set_defaults(func=cmd_rollback)
 
-    ui = sub.add_parser("ui", help="start the Dagster UI + daemon on the persistent instance",
-                        description="dagster dev with DAGSTER_HOME=$MLGOV_HOME/dagster, bound to 127.0.0.1.")
+    ui = sub.add_parser("ui", help="start the Dagster UI + daemon (and MLflow's UI) on the persistent instance",
+                        description="dagster dev with DAGSTER_HOME=$MLGOV_HOME/dagster and mlflow ui on the same store, "
+                                    "both bound to 127.0.0.1.")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.add_argument("--no-mlflow", action="store_true", help="do not start MLflow's UI beside Dagster's")
     ui.set_defaults(func=cmd_ui)
 
     d = sub.add_parser("data", help="data housekeeping", description="DVC-tracked data housekeeping.")
