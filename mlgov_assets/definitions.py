@@ -12,7 +12,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from .assets import audit, data, fairness, features, governance, monitoring, training
 from .core.settings import apply_quiet_env
 from .io_manager import MlgovIOManager
-from .resources import MlgovResource
+from .resources import MlgovResource, TrainingLock
 from .sensors import source_files_sensor
 
 apply_quiet_env()
@@ -53,7 +53,8 @@ def build_definitions(mlgov: MlgovResource | None = None, io_manager: MlgovIOMan
         jobs=[governed_training_job, champion_job, *[j for st in STAGES for j in st.JOBS]],
         sensors=[source_files_sensor, *[x for st in STAGES for x in st.SENSORS]],
         schedules=[x for st in STAGES for x in st.SCHEDULES],
-        resources={"mlgov": mlgov or MlgovResource(), "io_manager": io_manager or MlgovIOManager()},
+        resources={"mlgov": mlgov or MlgovResource(), "io_manager": io_manager or MlgovIOManager(),
+                   "training_lock": TrainingLock(home=(mlgov or MlgovResource()).home)},
         # one process per run: the multiprocess executor costs 2-3 s per step here (each step
         # re-imports the code location) and the 2-core machine gains nothing from it
         executor=in_process_executor,

@@ -20,21 +20,6 @@ class MlgovResource(ConfigurableResource):
     model_name: Optional[str] = None
     landing_dir: Optional[str] = None
 
-    @contextlib.contextmanager
-    def yield_for_execution(self, context: InitResourceContext) -> Iterator["MlgovResource"]:
-        """Training runs hold an exclusive lock for their whole duration, whoever launched them
-        (the daemon's queue, `mlgov train`/`monitor --once` in-process, a test), so two runs
-        never interleave writes to the registry, the asset values or the decision log. The
-        queue's tag limit in dagster.yaml only covers queued runs; this covers all of them."""
-        run = context.dagster_run
-        if run is not None and run.tags.get("mlgov/serial") == "training":
-            from .core.registry import file_lock
-
-            with file_lock(self.settings().lock_dir / "training.lock"):
-                yield self
-        else:
-            yield self
-
     def settings(self) -> Settings:
         return get_settings(home=self.home, project_dir=self.project_dir, policy_path=self.policy_path,
                             model_name=self.model_name, landing_dir=self.landing_dir).ensure()
@@ -47,3 +32,23 @@ class MlgovResource(ConfigurableResource):
         from .core.registry import Registry
 
         return Registry(self.settings())
+
+
+class TrainingLock(ConfigurableResource):
+    """Held for the whole run by any run that needs it (training_data, model_cards): such runs
+    never interleave writes to the registry, the asset values or the decision log, whoever
+    launched them (the daemon's queue, `mlgov train`/`monitor --once` in-process, a test). The
+    queue's tag limit in dagster.yaml only covers queued runs; this covers all of them.
+    (A separate resource, so sensors and other runs do not open it.)"""
+
+    home: Optional[str] = None
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator["TrainingLock"]:
+        from .core.registry import file_lock
+
+        path = get_settings(home=self.home).ensure().lock_dir / "training.lock"
+        if context.log is not None:
+            context.log.info(f"waiting for the training lock {path}")
+        with file_lock(path):
+            yield self

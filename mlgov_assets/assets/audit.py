@@ -30,7 +30,7 @@ from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSev
                      asset, asset_check, define_asset_job, run_status_sensor)
 
 from ..core.provenance import source_version
-from ..resources import MlgovResource
+from ..resources import MlgovResource, TrainingLock
 from .common import json_md, rows_table
 from .governance import champion
 
@@ -192,7 +192,7 @@ def publish_card(registry, version: int, instance, *, force: bool = False) -> di
                    "record it came from with that source's sha256. Rendered as Markdown and self-contained "
                    "HTML, attached to the version's MLflow run (model_card/). Only cards whose bundle digest "
                    "changed are republished. Downstream of champion: it can never block a promotion.")
-def model_cards(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[dict]:
+def model_cards(context: AssetExecutionContext, mlgov: MlgovResource, training_lock: TrainingLock) -> Output[dict]:
     registry = mlgov.registry()
     champ = registry.champion_version()
     cards, failed = [], {}

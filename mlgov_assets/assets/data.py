@@ -7,7 +7,7 @@ from dagster import (AssetCheckExecutionContext, AssetExecutionContext, AssetKey
 
 from ..core.adult import read_adult_csv
 from ..core.integrity import md5_file
-from ..resources import MlgovResource
+from ..resources import MlgovResource, TrainingLock
 from .common import CODE_VERSIONS, schema_check_result, table_metadata
 
 TRAIN_FILE = "data/adult.data"
@@ -49,7 +49,9 @@ def _load(context: AssetExecutionContext, mlgov: MlgovResource, path: str, role:
        owners=["team:ml-platform"],
        description="Training rows as delivered (strings, `?` kept), content-addressed by DVC: the data "
                    "version IS the DVC md5, so one changed byte marks everything downstream stale.")
-def training_data(context: AssetExecutionContext, config: DatasetConfig, mlgov: MlgovResource) -> Output[pd.DataFrame]:
+def training_data(context: AssetExecutionContext, config: DatasetConfig, mlgov: MlgovResource,
+                  training_lock: TrainingLock) -> Output[pd.DataFrame]:
+    # training_lock: held from run start to run end (resources live for the whole run)
     return _load(context, mlgov, config.path, "training")
 
 

@@ -361,7 +361,7 @@ def test_override_needs_a_justification_is_recorded_and_shown_in_the_card(world,
     rec = json.loads(_lines(log)[-1])
     assert (rec["kind"], rec["reason"], rec["model_version"]) == ("override", why, str(target))
     assert any("metric_floors" in b for b in rec["payload"]["blockers_overridden"])
-    assert "mlgov cli" in rec["actor"]
+    assert "mlgov promote --override" in rec["actor"]
     # the audit of the overridden champion passes, flagging the override (a warning, not a break)
     code, report = audit_json(capsys, "champion")
     assert code == 0 and report["version"] == target, report["broken"]
