@@ -11,7 +11,7 @@ SCRIPTS = [
     ("Governed training path (issue 2)", ["bench_path.py"]),
     ("Fairness and explanations (issue 3)", ["bench_fairness.py"]),
     ("Drift engine vs Evidently (issue 4)", ["bench_drift.py", "--repeats", "3"]),
-    ("Mean time to detect (issue 4)", ["mttd.py"]),
+    ("Mean time to detect (issue 4)", ["mttd.py", "--trials", "3"]),
     ("Audit and reproduction (issue 5)", ["bench_audit.py"]),
 ]
 

@@ -172,20 +172,12 @@ def explanations(context: AssetExecutionContext, mlgov: MlgovResource, candidate
     run_id = registry.version_info(version)["run_id"]
     registry.client.log_text(run_id, json.dumps({"importance": importance, "method": expl.method_note}, indent=1),
                              "explanations/importance.json")
-    registry.client.log_image(run_id, _png_array(png), "explanations/importance.png")
+    registry.log_bytes(run_id, png, "explanations/importance.png")
     img = base64.b64encode(png).decode()
     return Output(out, metadata={
         **table_metadata(out), "model_version": version, "method": expl.method_note,
         "global_importance": MetadataValue.md(f"![importance](data:image/png;base64,{img})\n\n" +
                                               "\n".join(f"{i + 1}. `{k}` {v:.4f}" for i, (k, v) in enumerate(importance.items())))})
-
-
-def _png_array(png: bytes) -> np.ndarray:
-    import io
-
-    import matplotlib.image as mpimg
-
-    return mpimg.imread(io.BytesIO(png), format="png")
 
 
 @asset_check(asset=explanations, blocking=True,

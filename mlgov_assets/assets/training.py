@@ -16,7 +16,7 @@ class ChallengerConfig(Config):
 
     learning_rate: float = 0.1
     max_iter: int = 200
-    max_leaf_nodes: int = 31
+    max_leaf_nodes: int = 15
     max_depth: Optional[int] = None
     min_samples_leaf: int = 20
     l2_regularization: float = 0.0

@@ -261,6 +261,13 @@ class Registry:
                                        summary=tags.get(f"{key}.summary", ""))
         return out
 
+    def log_bytes(self, run_id: str, data: bytes, artifact_path: str) -> None:
+        """An artifact from bytes as they are (no decode/re-encode, unlike ``log_image``)."""
+        name = Path(artifact_path).name
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / name).write_bytes(data)
+            self.client.log_artifact(run_id, str(Path(tmp) / name), str(Path(artifact_path).parent))
+
     def gate_details(self, version: int, name: str) -> dict[str, Any]:
         """The ``details`` of a gate's evidence as recorded on the version's run."""
         run_id = self.client.get_model_version(self.name, str(version)).run_id
