@@ -29,9 +29,7 @@ class MlgovResource(ConfigurableResource):
         return load_policy(self.settings().policy_path)
 
     def registry(self):
-        from .core.registry import Registry
-
-        return Registry(self.settings())
+        return _registry_for(self.settings())
 
 
 class TrainingLock(ConfigurableResource):
@@ -52,3 +50,20 @@ class TrainingLock(ConfigurableResource):
             context.log.info(f"waiting for the training lock {path}")
         with file_lock(path):
             yield self
+
+
+_REGISTRIES: dict = {}
+
+
+def _registry_for(settings: Settings):
+    """One Registry (MLflow client) per state dir and model name per process: a run's ~20 steps
+    and checks share it instead of re-creating clients (~0.1 s each). Registry objects hold no
+    cached registry *state*: every read goes to the store."""
+    from .core.registry import Registry
+
+    key = (str(settings.home), settings.model_name, settings.tracking_uri)
+    if key not in _REGISTRIES:
+        _REGISTRIES[key] = Registry(settings)
+    reg = _REGISTRIES[key]
+    reg.activate()
+    return reg

@@ -124,9 +124,14 @@ class Registry:
         _seed_store(settings.mlflow_dir / "mlflow.db")
         self.name = settings.model_name
         self._mlflow = mlflow
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        mlflow.set_registry_uri(settings.tracking_uri)
+        self.activate()
         self.client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+    def activate(self) -> None:
+        """Point MLflow's process-wide fluent API (used by ``log_model``/``register_model``) at
+        this store; called on every use, so two state dirs in one process never mix."""
+        self._mlflow.set_tracking_uri(self.settings.tracking_uri)
+        self._mlflow.set_registry_uri(self.settings.tracking_uri)
 
     # ------------------------------------------------------------------ experiment / model
     def experiment_id(self) -> str:
