@@ -13,6 +13,8 @@ Pure: stdlib only (numpy is used only to accept numpy scalars in `canonical_json
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -22,7 +24,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -363,3 +365,17 @@ def verify_dvc_cached(cache_dir: str | os.PathLike[str], md5: str) -> tuple[bool
     if actual != md5:
         return False, f"DVC cache object {path} has md5 {actual}, expected {md5}: bytes were altered"
     return True, f"DVC cache object {path} re-hashed: md5 {md5} matches"
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive advisory lock (fcntl) on ``path``, shared across processes; the one place
+    mlgov's cross-process serialization (promotion, training runs, monitoring ledgers) comes from."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

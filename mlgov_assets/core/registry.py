@@ -13,8 +13,6 @@ champion it evaluated against, and the move aborts if the champion changed in be
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -22,10 +20,10 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 from urllib.parse import unquote, urlparse
 
-from .integrity import copy_verified, hash_tree, manifest_digest, verify_tree
+from .integrity import file_lock, copy_verified, hash_tree, manifest_digest, verify_tree
 from .settings import Settings
 
 CHAMPION = "champion"
@@ -50,17 +48,6 @@ class PromotionRefused(RuntimeError):
 
 class ChampionChanged(RuntimeError):
     """Compare-and-set failed: the champion moved after the challenger was compared with it."""
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _uri_to_path(uri: str) -> Path:
