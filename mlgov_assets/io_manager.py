@@ -8,15 +8,13 @@ metadata so an auditor can tie a stored value to the event that produced it.
 
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from .core.integrity import sha256_file
+from .core.integrity import atomic_write_with, sha256_file
 from .core.settings import get_settings
 
 
@@ -46,15 +44,7 @@ class MlgovIOManager(ConfigurableIOManager):
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: mlgov stores only DataFrames and JSON "
                             f"values (got {type(obj).__name__}); models live in the MLflow registry")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-        os.close(fd)
-        try:
-            writer(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write_with(path, writer)
         other = self._path(context, ".json" if path.suffix == ".parquet" else ".parquet")
         if other.exists():  # a value that changed type must not leave its old file to be read back
             other.unlink()

@@ -23,6 +23,17 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def dvc_cache_put(cache: Path, src: Path) -> str:
+    """Put a file into a DVC 3 cache layout by its md5 (computed here, independently of mlgov)."""
+    import hashlib
+
+    md5 = hashlib.md5(src.read_bytes()).hexdigest()
+    dest = cache / "files" / "md5" / md5[:2] / md5[2:]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    return md5
+
+
 def make_project(root: Path) -> Path:
     """A fresh git repository with DVC initialised and the Adult files DVC-tracked, as a clone
     of mlgov would have after `make install` — but in a temp dir, so tests may corrupt it."""

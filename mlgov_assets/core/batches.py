@@ -287,7 +287,6 @@ def performance_metrics(y_true: Any, y_score: Any, threshold: float = 0.5) -> di
     pred = s >= threshold
     tp = int(np.sum(pred & (y == 1)))
     fp = int(np.sum(pred & (y == 0)))
-    fn = int(np.sum(~pred & (y == 1)))
     n_pos = int(y.sum())
     reasons: dict[str, str] = {}
     precision = tp / (tp + fp) if tp + fp else None

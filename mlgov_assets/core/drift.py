@@ -47,7 +47,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -55,6 +54,8 @@ from typing import Any, Mapping, Union
 
 import numpy as np
 import pandas as pd
+
+from .integrity import atomic_write_bytes
 
 FORMAT_VERSION = 1
 NUMERIC_METHODS = ("psi", "wasserstein", "ks")
@@ -288,9 +289,9 @@ class ReferenceProfile:
         buf = io.BytesIO()
         np.savez(buf, **{k: np.ascontiguousarray(v, dtype="<f8") for k, v in self._arrays().items()})
         npz_bytes = buf.getvalue()
-        _atomic_write_bytes(json_path.with_suffix(".npz"), npz_bytes)
+        atomic_write_bytes(json_path.with_suffix(".npz"), npz_bytes)
         doc = {**self._meta(), "fingerprint": self.fingerprint, "npz_sha256": hashlib.sha256(npz_bytes).hexdigest()}
-        _atomic_write_bytes(json_path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+        atomic_write_bytes(json_path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
         return json_path
 
     @classmethod
@@ -710,25 +711,6 @@ def _sorted_unique_counts(sorted_values: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def _share(part: int, whole: int) -> float:
     return float(part / whole) if whole else 0.0
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself survive a crash
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 # --------------------------------------------------------------------------- Evidently side by side

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .integrity import atomic_write_bytes
 
 
 @dataclass
@@ -440,19 +440,6 @@ def ndcg_ranking(
 # --------------------------------------------------------------------------------------------
 # Plot
 # --------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def plot_importance_png(
     importance: Mapping[str, float] | pd.Series,
     path: str | Path | None = None,
@@ -484,5 +471,5 @@ def plot_importance_png(
     fig.savefig(buf, format="png", dpi=dpi)
     data = buf.getvalue()
     if path is not None:
-        _atomic_write(Path(path), data)
+        atomic_write_bytes(Path(path), data)
     return data

@@ -24,7 +24,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -306,21 +306,33 @@ def copy_verified(
     return out
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write canonical JSON to `path` atomically (temp file in the same dir, fsync, os.replace)."""
+def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], None]) -> None:
+    """Atomic write for writers that need a file name (``df.to_parquet(tmp)``): a temp file in the
+    same directory, fsynced, then ``os.replace`` and an fsync of the directory, so readers never see
+    half a file and the rename survives a crash. The one atomic-write primitive of mlgov."""
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(canonical_json(obj).encode("utf-8") + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
+        writer(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     fsync_dir(target.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write canonical JSON to `path` atomically."""
+    atomic_write_bytes(path, canonical_json(obj).encode("utf-8") + b"\n")
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:

@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from .integrity import atomic_write_bytes, atomic_write_with  # noqa: F401 - re-exported for the CLI
 from .adult import CATEGORICAL, COLUMNS, LABEL, MISSING_TOKEN, NUMERIC, POSITIVE_LABEL, read_adult_csv
 from .batches import (BATCH_SUFFIXES, LABELS_INFIX, ROW_ID, align_labels, mcnemar_test, parse_landing_filename,
                       performance_breach, performance_metrics, read_batch, read_labels, retrain_run_key,
@@ -154,33 +155,7 @@ def _nan_to_none(obj: Any) -> Any:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory + ``os.replace`` (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_with(path: Path, writer: Callable[[str], None]) -> None:
-    """Atomic write for writers that need a file name (``df.to_parquet(tmp)``, ``df.to_csv(tmp)``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _locked(path: Path):

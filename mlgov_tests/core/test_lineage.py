@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlgov_tests.conftest import dvc_cache_put
 from mlgov_assets.core.audit import DecisionLog
 from mlgov_assets.core.lineage import (LINKS, ModelRefError, build_bundle, check_decision_log, check_dagster_run,
                                        check_gates, check_materializations, check_policy, parse_model_ref,
@@ -37,14 +37,6 @@ def _canon(obj: Any) -> str:
     return _sha(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def _cache_put(cache: Path, src: Path) -> str:
-    md5 = hashlib.md5(src.read_bytes()).hexdigest()
-    dest = cache / "files" / "md5" / md5[:2] / md5[2:]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-    return md5
-
-
 def _flip(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -55,7 +47,7 @@ def _flip(path: Path) -> None:
 def facts(tmp_path: Path) -> dict[str, Any]:
     """A consistent lineage: version 3, promoted, trained by Dagster run R on the real Adult files."""
     project, cache = tmp_path / "project", tmp_path / "project" / ".dvc" / "cache"
-    train_md5, holdout_md5 = _cache_put(cache, DATA / "adult.data"), _cache_put(cache, DATA / "adult.test")
+    train_md5, holdout_md5 = dvc_cache_put(cache, DATA / "adult.data"), dvc_cache_put(cache, DATA / "adult.test")
     model_dir = tmp_path / "artifacts" / "model"
     (model_dir / "sub").mkdir(parents=True)
     files = {"MLmodel": b"flavors:\n  sklearn: {}\n", "model.skops": bytes(range(256)) * 40, "sub/conda.yaml": b"deps: []\n"}

@@ -9,7 +9,6 @@ through the verified loader, and a deliberately different model is fitted here t
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlgov_tests.conftest import dvc_cache_put
 from mlgov_assets.core.adult import NUMERIC, read_adult_csv
 from mlgov_assets.core.audit import DecisionLog
 from mlgov_assets.core.integrity import IntegrityError
@@ -30,14 +30,6 @@ PARAMS = {"max_iter": 20, "learning_rate": 0.2}
 
 def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True).stdout.strip()
-
-
-def _cache_put(cache: Path, src: Path) -> str:
-    md5 = hashlib.md5(src.read_bytes()).hexdigest()
-    dest = cache / "files" / "md5" / md5[:2] / md5[2:]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-    return md5
 
 
 def _typed(path: Path) -> pd.DataFrame:
@@ -67,7 +59,7 @@ def world(tmp_path_factory):
     _git(project, "-c", "user.email=t@e.invalid", "-c", "user.name=t", "add", "-A")
     _git(project, "-c", "user.email=t@e.invalid", "-c", "user.name=t", "commit", "-qm", "init")
     cache = project / ".dvc" / "cache"
-    md5 = {"train": _cache_put(cache, DATA / "adult.data"), "holdout": _cache_put(cache, DATA / "adult.test")}
+    md5 = {"train": dvc_cache_put(cache, DATA / "adult.data"), "holdout": dvc_cache_put(cache, DATA / "adult.test")}
     settings = get_settings(home=root / "state", project_dir=project, policy_path=REPO / "mlgov_assets" / "policies" / "default.yaml",
                             model_name="repro-test", landing_dir=root / "incoming")
     registry = Registry(settings)
