@@ -71,7 +71,7 @@ def _data(rows: int, seed: int):
     import numpy as np
     import pandas as pd
 
-    from mlgov_assets.core.adult import CATEGORICAL, NUMERIC, read_adult_csv
+    from mlgov_assets.core.data.adult import CATEGORICAL, NUMERIC, read_adult_csv
 
     def typed(raw: pd.DataFrame) -> pd.DataFrame:
         out = raw[NUMERIC + CATEGORICAL].copy()
@@ -93,7 +93,7 @@ def worker(tool: str, rows: int, repeats: int, seed: int) -> dict:
     reference, current, numeric, categorical = _data(rows, seed)
     result: dict = {"tool": tool, "rows": rows}
     if tool == "engine":
-        from mlgov_assets.core.drift import DriftThresholds, ReferenceProfile, compute_drift
+        from mlgov_assets.core.monitoring.drift import DriftThresholds, ReferenceProfile, compute_drift
 
         t0 = time.perf_counter()
         profile = ReferenceProfile.build(reference, numeric, categorical, bins=10)

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SETUP = r"""
 import json, resource, sys, time
 import numpy as np
-from mlgov_assets.core.adult import read_adult_csv
-from mlgov_assets.core.features import build_features, MODEL_FEATURES
+from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.data.features import build_features, MODEL_FEATURES
 from mlgov_assets.core import training
 tr = build_features(read_adult_csv("data/adult.data")); ho = build_features(read_adult_csv("data/adult.test"))
 model = training.fit(tr, training.HyperParams())
@@ -34,7 +34,7 @@ def done(**kw):
 
 CASES = {
     "shap_tree": SETUP + r"""
-from mlgov_assets.core.explain import explain_pipeline, local_reasons_frame, check_additivity, model_raw_output
+from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, check_additivity, model_raw_output
 t = time.perf_counter()
 e = explain_pipeline(model, X, top_k_reasons=3)
 frame = local_reasons_frame(e)
@@ -44,7 +44,7 @@ done(seconds=dt, rows=len(frame), rows_per_s=len(frame) / dt, max_additivity_err
 """,
     "shap_kernel": SETUP + r"""
 import shap
-from mlgov_assets.core.explain import _encode
+from mlgov_assets.core.governance.explanations import _encode
 Z, names, _ = _encode(model, X, None)
 est = model.steps[-1][1]
 rng = np.random.default_rng(0)
@@ -57,7 +57,7 @@ dt = time.perf_counter() - t
 done(seconds=dt, rows=len(rows), rows_per_s=len(rows) / dt)
 """,
     "fairness": SETUP + r"""
-from mlgov_assets.core.fairness import fairness_report
+from mlgov_assets.core.governance.fairness import fairness_report
 pred = (model.predict_proba(X)[:, 1] >= 0.5).astype(int)
 t = time.perf_counter()
 r = fairness_report(ho.label.to_numpy(), pred, ho[["sex", "race"]], features=["sex", "race"],

@@ -30,16 +30,16 @@ PY = sys.executable
 PLAIN = r"""
 import time
 t0 = time.perf_counter()
-from mlgov_assets.core.adult import read_adult_csv
-from mlgov_assets.core.schemas import RawAdultSchema, FeatureSchema, validate
-from mlgov_assets.core.features import build_features, MODEL_FEATURES, TARGET
+from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.data.schemas import RawAdultSchema, FeatureSchema, validate
+from mlgov_assets.core.data.features import build_features, MODEL_FEATURES, TARGET
 from mlgov_assets.core import training
-from mlgov_assets.core.policy import load_policy
+from mlgov_assets.core.governance.policy import load_policy
 from mlgov_assets.core.settings import DEFAULT_POLICY
-from mlgov_assets.core.mitigation import fit_mitigated
-from mlgov_assets.core.scoring import score_frame, holdout_metrics
-from mlgov_assets.core.fairness import fairness_report, evaluate_fairness_gate
-from mlgov_assets.core.explain import explain_pipeline, local_reasons_frame, model_raw_output, check_additivity
+from mlgov_assets.core.models.mitigation import fit_mitigated
+from mlgov_assets.core.models.scoring import score_frame, holdout_metrics
+from mlgov_assets.core.governance.fairness import fairness_report, evaluate_fairness_gate
+from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, model_raw_output, check_additivity
 from mlgov_assets.core.integrity import md5_file
 policy = load_policy(DEFAULT_POLICY); fz = policy.fairness
 md5_file("data/adult.data"); md5_file("data/adult.test")

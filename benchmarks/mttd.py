@@ -94,8 +94,8 @@ def land_drifted_batch(landing: Path, rows: int, seed: int) -> tuple[str, float]
     """Labels first, then the batch, each renamed into place; returns (batch id, t0 = batch visible)."""
     import pandas as pd
 
-    from mlgov_assets.core.adult import read_adult_csv
-    from mlgov_assets.core.batches import labels_filename, simulate_batch
+    from mlgov_assets.core.data.adult import read_adult_csv
+    from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
 
     batch, labels = simulate_batch("covariate", read_adult_csv(ROOT / "data" / "adult.test"), rows, seed,
                                    with_labels=True)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .core.settings import get_settings
+from mlgov_assets.core.settings import get_settings
 
 #: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
 EXTRA_COMMANDS = ["mlgov_assets.commands.monitoring", "mlgov_assets.commands.audit"]
@@ -140,9 +140,9 @@ def _override(args: argparse.Namespace) -> int:
     of `champion` so the UI's history shows it. (Not a Launchpad field of the champion asset.)"""
     from dagster import AssetMaterialization
 
-    from .core.policy import load_policy
-    from .core.promotion import ChampionChanged, PromotionRefused, promote
-    from .core.registry import Registry
+    from mlgov_assets.core.governance.policy import load_policy
+    from mlgov_assets.core.governance.promotion import ChampionChanged, PromotionRefused, promote
+    from mlgov_assets.core.models.registry import Registry
     from .instance import get_instance
 
     s = get_settings()
@@ -173,9 +173,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .core.policy import load_policy
-    from .core.promotion import status
-    from .core.registry import Registry
+    from mlgov_assets.core.governance.policy import load_policy
+    from mlgov_assets.core.governance.promotion import status
+    from mlgov_assets.core.models.registry import Registry
 
     s = get_settings()
     st = status(Registry(s), load_policy(s.policy_path))
@@ -288,7 +288,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_data_pull(args: argparse.Namespace) -> int:
-    from .core.datasets import pull
+    from mlgov_assets.core.data.datasets import pull
 
     s = get_settings()
     pulled = pull(s.project_dir, site_cache=s.dvc_site_cache)
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .core.settings import apply_quiet_env
+    from mlgov_assets.core.settings import apply_quiet_env
 
     apply_quiet_env()
     args = build_parser().parse_args(argv)

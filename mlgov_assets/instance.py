@@ -4,7 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .core.settings import DEFAULT_PROJECT_DIR, Settings, apply_quiet_env
+from mlgov_assets.core.settings import DEFAULT_PROJECT_DIR, Settings, apply_quiet_env
 
 
 def prepare_environment(settings: Settings) -> Path:

@@ -14,8 +14,8 @@ from typing import Any, Optional
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
-from .core.integrity import atomic_write_with, sha256_file
-from .core.settings import get_settings
+from mlgov_assets.core.integrity import atomic_write_with, sha256_file
+from mlgov_assets.core.settings import get_settings
 
 
 class MlgovIOManager(ConfigurableIOManager):

@@ -6,8 +6,8 @@ from typing import Iterator, Optional
 
 from dagster import ConfigurableResource, InitResourceContext
 
-from .core.policy import Policy, load_policy
-from .core.settings import Settings, get_settings
+from mlgov_assets.core.governance.policy import Policy, load_policy
+from mlgov_assets.core.settings import Settings, get_settings
 
 
 class MlgovResource(ConfigurableResource):
@@ -43,7 +43,7 @@ class TrainingLock(ConfigurableResource):
 
     @contextlib.contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["TrainingLock"]:
-        from .core.registry import file_lock
+        from mlgov_assets.core.models.registry import file_lock
 
         path = get_settings(home=self.home).ensure().lock_dir / "training.lock"
         if context.log is not None:
@@ -59,7 +59,7 @@ def _registry_for(settings: Settings):
     """One Registry (MLflow client) per state dir and model name per process: a run's ~20 steps
     and checks share it instead of re-creating clients (~0.1 s each). Registry objects hold no
     cached registry *state*: every read goes to the store."""
-    from .core.registry import Registry
+    from mlgov_assets.core.models.registry import Registry
 
     key = (str(settings.home), settings.model_name, settings.tracking_uri)
     if key not in _REGISTRIES:

@@ -6,8 +6,8 @@ import json
 from dagster import (AssetKey, AssetObservation, DefaultSensorStatus, SensorEvaluationContext, SensorResult,
                      SkipReason, sensor)
 
-from .assets.data import HOLDOUT_FILE, TRAIN_FILE
-from .core.integrity import md5_file
+from .defs.data import HOLDOUT_FILE, TRAIN_FILE
+from mlgov_assets.core.integrity import md5_file
 from .resources import MlgovResource
 
 DATA_VERSION_TAG = "dagster/data_version"

@@ -94,12 +94,12 @@ class Env:
         return get_settings(home=self.home, project_dir=self.project, policy_path=self.policy)
 
     def registry(self):
-        from mlgov_assets.core.registry import Registry
+        from mlgov_assets.core.models.registry import Registry
 
         return Registry(self.settings())
 
     def policy_obj(self):
-        from mlgov_assets.core.policy import load_policy
+        from mlgov_assets.core.governance.policy import load_policy
 
         return load_policy(self.policy)
 

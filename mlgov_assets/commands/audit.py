@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any, Optional
 
-from ..core.settings import Settings, get_settings
+from mlgov_assets.core.settings import Settings, get_settings
 
 VERIFIED, BROKEN, ERROR = 0, 1, 2
 _MARK = {"ok": "OK  ", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP"}
@@ -24,8 +24,8 @@ _MARK = {"ok": "OK  ", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP"}
 
 def _registry(settings: Settings, ref: Optional[str] = None):
     """A registry for the model the ref names (default: the home's model)."""
-    from ..core.lineage import parse_model_ref
-    from ..core.registry import Registry
+    from mlgov_assets.core.audit.lineage import parse_model_ref
+    from mlgov_assets.core.models.registry import Registry
 
     if ref is not None:
         name, _, _ = parse_model_ref(ref, settings.model_name)
@@ -47,8 +47,8 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_audit_ref(ref: str, as_json: bool) -> int:
-    from ..assets.audit import dagster_reader
-    from ..core.lineage import ModelRefError, audit
+    from ..defs.audit import dagster_reader
+    from mlgov_assets.core.audit.lineage import ModelRefError, audit
 
     s = get_settings()
     try:
@@ -76,7 +76,7 @@ def cmd_audit_ref(ref: str, as_json: bool) -> int:
 
 def verify_log(settings: Settings) -> dict[str, Any]:
     """The decision log verified against its head anchor and every head published on a version."""
-    from ..core.lineage import published_heads, verify_with_witnesses
+    from mlgov_assets.core.audit.lineage import published_heads, verify_with_witnesses
 
     witnesses = published_heads(_registry(settings))
     return verify_with_witnesses(settings.decision_log, witnesses)
@@ -168,10 +168,10 @@ def _print_reproduction(r: dict[str, Any]) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from ..assets.common import CODE_VERSIONS
-    from ..core.integrity import IntegrityError
-    from ..core.lineage import ModelRefError, resolve_version
-    from ..core.reproduce import ReproduceError, reproduce
+    from ..defs.common import CODE_VERSIONS
+    from mlgov_assets.core.integrity import IntegrityError
+    from mlgov_assets.core.audit.lineage import ModelRefError, resolve_version
+    from mlgov_assets.core.audit.reproduce import ReproduceError, reproduce
 
     s = get_settings()
     try:
@@ -227,8 +227,8 @@ def register(subparsers) -> None:
 
 def status_hook(status: dict[str, Any], settings: Settings) -> None:
     """``mlgov status`` gains "audit": decision log verified? its head, certificates, model cards."""
-    from ..core.audit import DecisionLog, LogIntegrityError
-    from ..core.lineage import published_heads, verify_with_witnesses, version_tags
+    from mlgov_assets.core.audit.decision_log import DecisionLog, LogIntegrityError
+    from mlgov_assets.core.audit.lineage import published_heads, verify_with_witnesses, version_tags
 
     try:
         registry = _registry(settings)

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..core.settings import get_settings
+from mlgov_assets.core.settings import get_settings
 
 RUN_KEY_TAG = "dagster/run_key"
 PARTITION_TAG = "dagster/partition"
@@ -58,9 +58,9 @@ def register(subparsers: Any) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..core.adult import read_adult_csv
-    from ..core.batches import labels_filename, simulate_batch, validate_batch_id
-    from ..core.monitoring import HOLDOUT_FILE, atomic_write_with
+    from mlgov_assets.core.data.adult import read_adult_csv
+    from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch, validate_batch_id
+    from mlgov_assets.core.monitoring.service import HOLDOUT_FILE, atomic_write_with
 
     s = get_settings()
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
@@ -101,9 +101,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from dagster import RunsFilter
 
     from ..cli import run_job, summarize_run
-    from ..core import monitoring as mon
-    from ..core.policy import load_policy
-    from ..core.registry import Registry
+    from mlgov_assets.core.monitoring.service import service as mon
+    from mlgov_assets.core.governance.policy import load_policy
+    from mlgov_assets.core.models.registry import Registry
     from ..instance import get_instance
 
     s = get_settings()
@@ -223,7 +223,7 @@ def _describe(b: dict[str, Any]) -> str:
 
 def status_hook(status: dict[str, Any], settings: Any) -> None:
     """Add the latest drift and performance verdicts under ``monitoring`` (never fails ``mlgov status``)."""
-    from ..core.monitoring import monitoring_status
+    from mlgov_assets.core.monitoring.service import monitoring_status
 
     try:
         status["monitoring"] = monitoring_status(settings)

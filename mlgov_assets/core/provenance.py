@@ -8,7 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from .settings import PACKAGE_DIR
+from mlgov_assets.core.settings import PACKAGE_DIR
 
 KEY_PACKAGES = ["dagster", "mlflow", "dvc", "pandera", "scikit-learn", "pandas", "numpy", "shap",
                 "fairlearn", "evidently"]

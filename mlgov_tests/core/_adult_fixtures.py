@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlgov_assets.core.adult import CATEGORICAL, LABEL, NUMERIC, POSITIVE_LABEL, SENSITIVE, read_adult_csv
+from mlgov_assets.core.data.adult import CATEGORICAL, LABEL, NUMERIC, POSITIVE_LABEL, SENSITIVE, read_adult_csv
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 MODEL_CATEGORICAL = [c for c in CATEGORICAL if c not in SENSITIVE]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mlgov_assets.core.adult import read_adult_csv
+from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.integrity import (
     IntegrityError,
     canonical_hash,

@@ -30,7 +30,7 @@ import pytest
 from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterRunStatus, RunRequest, SkipReason, build_run_status_sensor_context
 
 from mlgov_assets.core.integrity import IntegrityError, dvc_cache_path
-from mlgov_assets.core.lineage import LINKS
+from mlgov_assets.core.audit.lineage import LINKS
 from mlgov_tests.conftest import FAST_PARAMS, REPO, Env, run_path
 
 WEAK_PARAMS = {"max_iter": 15, "max_leaf_nodes": 4}  # below the default policy floors
@@ -271,7 +271,7 @@ def test_reproduce_yields_identical_holdout_predictions_and_a_certificate(world,
     # independently: the registered model's own outputs on the stored holdout hash to what the
     # certificate recorded (score, then decision, then P(decision=1), float64 little-endian)
     holdout = pd.read_parquet(world.env.home / "assets" / "holdout_features.parquet")
-    from mlgov_assets.core.features import MODEL_FEATURES
+    from mlgov_assets.core.data.features import MODEL_FEATURES
 
     model = world.registry.load_governed(world.champion)
     X = holdout[MODEL_FEATURES + ["sex", "race"]]
@@ -303,7 +303,7 @@ def test_reproduce_refuses_altered_training_data(world, capsys):
 
 
 def test_card_sensors_follow_governance_runs_only(world):
-    from mlgov_assets.assets.audit import model_cards_after_failure, model_cards_after_success
+    from mlgov_assets.defs.audit import model_cards_after_failure, model_cards_after_success
 
     run = world.instance.get_run_by_id(world.run.run_id)
     event = world.instance.get_records_for_run(world.run.run_id, of_type=DagsterEventType.RUN_SUCCESS
@@ -331,7 +331,7 @@ def _card(world, version: int) -> tuple[str, dict]:
 
 
 def test_override_needs_a_justification_is_recorded_and_shown_in_the_card(world, capsys):
-    from mlgov_assets.core.modelcard import bundle_digest
+    from mlgov_assets.core.audit.modelcard import bundle_digest
 
     first = world.champion
     reg, log = world.registry, world.env.settings().decision_log

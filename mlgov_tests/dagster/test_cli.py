@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mlgov_assets.cli import main
-from mlgov_assets.core.audit import DecisionLog
+from mlgov_assets.core.audit.decision_log import DecisionLog
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from dagster import AssetSelection, Definitions, define_asset_job, instance_for_test
 
-from mlgov_assets.assets.fairness import check_explanations_additivity
-from mlgov_assets.core.adult import read_adult_csv
-from mlgov_assets.core.features import MODEL_FEATURES
-from mlgov_assets.core.scoring import score_frame
+from mlgov_assets.defs.fairness import check_explanations_additivity
+from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.data.features import MODEL_FEATURES
+from mlgov_assets.core.models.scoring import score_frame
 from mlgov_tests.conftest import check_results, run_path
 
 

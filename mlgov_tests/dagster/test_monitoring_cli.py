@@ -9,8 +9,8 @@ import pandas as pd
 
 from mlgov_assets.cli import main
 from mlgov_assets.core import monitoring as mon
-from mlgov_assets.core.adult import read_adult_csv
-from mlgov_assets.core.batches import read_labels
+from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.monitoring.batches import read_labels
 from mlgov_tests.dagster.test_monitoring_sensors import MEETABLE
 
 

@@ -14,9 +14,9 @@ import pytest
 from dagster import AssetKey, instance_for_test
 
 from mlgov_assets.core import monitoring as mon
-from mlgov_assets.core.adult import read_adult_csv
-from mlgov_assets.core.audit import DecisionLog
-from mlgov_assets.core.batches import labels_filename, simulate_batch
+from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.audit.decision_log import DecisionLog
+from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
 from mlgov_tests.conftest import check_results, run_path
 from mlgov_tests.dagster.test_monitoring_sensors import (IMPOSSIBLE, MEETABLE, apply_partitions, execute, land,
                                                          materialized_partitions, tick)

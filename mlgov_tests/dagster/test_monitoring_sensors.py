@@ -15,8 +15,8 @@ from dagster import (AssetKey, AssetRecordsFilter, DefaultScheduleStatus, Defaul
                      build_sensor_context, instance_for_test)
 
 from mlgov_assets.core import monitoring as mon
-from mlgov_assets.core.adult import read_adult_csv
-from mlgov_assets.core.batches import labels_filename, simulate_batch
+from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
 from mlgov_tests.conftest import check_results
 
 #: The default policy's thresholds for drift and monitoring, without the fairness section and with

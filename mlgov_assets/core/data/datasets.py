@@ -1,0 +1,116 @@
+"""Datasets content-addressed by DVC.
+
+Every dataset a model is trained on is in the DVC cache under the md5 DVC itself computes (for a
+plain file, the hashlib md5 of its bytes), and that md5 is the Dagster ``DataVersion`` of the
+training data. The fast path reads only the ``.dvc`` file and hashes the bytes (no DVC import,
+~10 ms for Adult); DVC runs (``Repo.add``) only when the bytes changed or are not yet cached.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mlgov_assets.core.integrity import dvc_cache_path, md5_file, verify_dvc_cached
+
+
+class DatasetError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TrackedDataset:
+    path: Path
+    md5: str
+    size: int
+    dvc_file: Path
+    cache_object: Path
+    added_now: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": str(self.path), "md5": self.md5, "size": self.size, "dvc_file": str(self.dvc_file),
+                "cache_object": str(self.cache_object), "added_now": self.added_now}
+
+
+def _dvc_env(site_cache: Path | None) -> None:
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    if site_cache is not None:
+        # DVC keeps state and locks in a system temp folder unless told otherwise (stack notes)
+        site_cache.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("DVC_SITE_CACHE_DIR", str(site_cache))
+
+
+def cache_dir(repo_root: Path) -> Path:
+    """The repo's DVC cache root: ``cache.dir`` from ``.dvc/config(.local)`` or ``.dvc/cache``."""
+    cfg_dir = repo_root / ".dvc"
+    for name in ("config.local", "config"):
+        cfg = cfg_dir / name
+        if cfg.exists():
+            section = None
+            for line in cfg.read_text().splitlines():
+                line = line.strip()
+                if line.startswith("["):
+                    section = line.strip("[]'\" ")
+                elif section == "cache" and line.replace(" ", "").startswith("dir="):
+                    value = line.split("=", 1)[1].strip()
+                    return (cfg_dir / value).resolve()
+    return cfg_dir / "cache"
+
+
+def recorded_md5(path: Path) -> str | None:
+    dvc_file = path.with_name(path.name + ".dvc")
+    if not dvc_file.exists():
+        return None
+    outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or []
+    return outs[0].get("md5") if outs else None
+
+
+def ensure_tracked(repo_root: str | Path, path: str | Path, *, site_cache: Path | None = None) -> TrackedDataset:
+    """Make sure ``path`` (inside the DVC repo ``repo_root``) is DVC-tracked at its current bytes
+    and that those bytes are in the DVC cache; return the md5."""
+    root = Path(repo_root).resolve()
+    abs_path = (root / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
+    if not abs_path.is_file():
+        raise DatasetError(f"{abs_path}: dataset file not found (on a fresh clone run `make data` / `mlgov data pull`)")
+    if root not in abs_path.parents:
+        raise DatasetError(f"{abs_path}: must be inside the DVC repository {root}")
+    if not (root / ".dvc").is_dir():
+        raise DatasetError(f"{root}: not a DVC repository (no .dvc/ folder)")
+    md5 = md5_file(abs_path)
+    cache = cache_dir(root)
+    added = False
+    if recorded_md5(abs_path) != md5 or not verify_dvc_cached(cache, md5)[0]:
+        _dvc_env(site_cache)
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            repo.add(str(abs_path))  # absolute: Repo.add resolves relative paths against the CWD
+        added = True
+        if recorded_md5(abs_path) != md5:
+            raise DatasetError(f"{abs_path}: DVC recorded {recorded_md5(abs_path)}, bytes hash to {md5}")
+    return TrackedDataset(path=abs_path, md5=md5, size=abs_path.stat().st_size,
+                          dvc_file=abs_path.with_name(abs_path.name + ".dvc"),
+                          cache_object=dvc_cache_path(cache, md5), added_now=added)
+
+
+def pull(repo_root: str | Path, targets: list[str] | None = None, *, site_cache: Path | None = None) -> list[str]:
+    """Materialize DVC-tracked files from the cache or the default remote (the in-repo
+    ``data/dvc-store`` that ships the starting data, so a fresh clone needs no network)."""
+    root = Path(repo_root).resolve()
+    missing = []
+    for dvc_file in sorted((root / "data").glob("*.dvc")):
+        data_file = dvc_file.with_suffix("")
+        if targets and data_file.name not in targets:
+            continue
+        if not data_file.exists() or md5_file(data_file) != recorded_md5(data_file):
+            missing.append(str(dvc_file))
+    if missing:
+        _dvc_env(site_cache)
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            repo.pull(targets=missing)
+    return missing

@@ -1,0 +1,101 @@
+"""Model gates as pure functions: holdout metric floors and the champion comparison.
+
+Each returns a :class:`GateResult` with the evidence (values, thresholds, policy hash) that the
+Dagster check puts in its metadata and the registry writes onto the model version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from mlgov_assets.core.governance.policy import ChampionThreshold, MetricFloor, Policy
+
+
+@dataclass
+class GateResult:
+    gate: str
+    passed: bool
+    summary: str
+    policy_sha256: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def metric_floors(metrics: dict[str, float], floors: dict[str, MetricFloor], policy_sha256: str) -> GateResult:
+    rows, failed = [], []
+    for name, floor in sorted(floors.items()):
+        value = metrics.get(name)
+        if floor.min is not None:
+            ok = value is not None and value >= floor.min
+            rule, bound = ">=", floor.min
+        else:
+            ok = value is not None and value <= floor.max
+            rule, bound = "<=", floor.max
+        rows.append({"metric": name, "value": value, "rule": rule, "threshold": bound, "passed": ok})
+        if not ok:
+            failed.append(f"{name}={value if value is None else round(value, 4)} (needs {rule} {bound})")
+    summary = "all metric floors met" if not failed else "below policy floor: " + ", ".join(failed)
+    return GateResult("metric_floors", not failed, summary, policy_sha256, rows)
+
+
+def _compare(name: str, t: ChampionThreshold, cand: Optional[float], base: Optional[float]) -> dict[str, Any]:
+    """MLflow ``MetricThreshold`` semantics (mlflow/models/evaluation/validation.py ``_validate``):
+    threshold: cand >= threshold (<= if lower is better); min_absolute_change: cand >= base + c
+    (<= base - c); min_relative_change: (cand - base)/|base| >= c (sign flipped if lower is better).
+    Without a champion only the threshold applies: there is nothing to beat yet."""
+    row: dict[str, Any] = {"metric": name, "challenger": cand, "champion": base,
+                           "greater_is_better": t.greater_is_better, "threshold": t.threshold,
+                           "min_absolute_change": t.min_absolute_change,
+                           "min_relative_change": t.min_relative_change, "failures": []}
+    if cand is None:
+        row["failures"].append("challenger has no value")
+        return row
+    ge = (lambda a, b: a >= b) if t.greater_is_better else (lambda a, b: a <= b)
+    if t.threshold is not None and not ge(cand, t.threshold):
+        row["failures"].append(f"threshold {t.threshold}")
+    if base is not None:
+        sign = 1 if t.greater_is_better else -1
+        if t.min_absolute_change is not None and not ge(cand, base + sign * t.min_absolute_change):
+            row["failures"].append(f"min_absolute_change {t.min_absolute_change} over champion {base:.4f}")
+        if t.min_relative_change is not None:
+            if base == 0:
+                rel_ok = ge(cand, base + sign * 1e-10)
+            else:
+                rel = (cand - base) / abs(base) if t.greater_is_better else (base - cand) / abs(base)
+                row["relative_change"] = rel
+                rel_ok = rel >= t.min_relative_change
+            if not rel_ok:
+                row["failures"].append(f"min_relative_change {t.min_relative_change} over champion {base:.4f}")
+    return row
+
+
+def champion_comparison(challenger_version: int, challenger_metrics: dict[str, float],
+                        champion_version: Optional[int], champion_metrics: Optional[dict[str, float]],
+                        thresholds: dict[str, ChampionThreshold], policy_sha256: str) -> GateResult:
+    details = {"challenger_version": challenger_version, "compared_champion_version": champion_version}
+    if champion_version is not None and champion_version == challenger_version:
+        return GateResult("champion_comparison", True, f"version {challenger_version} is the current champion",
+                          policy_sha256, [], details)
+    rows = [_compare(name, t, challenger_metrics.get(name), (champion_metrics or {}).get(name))
+            for name, t in sorted(thresholds.items())]
+    for r in rows:
+        r["passed"] = not r["failures"]
+    failed = [f"{r['metric']}: {', '.join(r['failures'])}" for r in rows if r["failures"]]
+    if failed:
+        summary = f"does not beat champion v{champion_version}: " + "; ".join(failed)
+    elif champion_version is None:
+        summary = "no champion yet: policy thresholds met"
+    else:
+        summary = f"beats champion v{champion_version} as the policy requires"
+    return GateResult("champion_comparison", not failed, summary, policy_sha256, rows, details)
+
+
+def evaluate_model_gates(policy: Policy, version: int, metrics: dict[str, float],
+                         champion_version: Optional[int], champion_metrics: Optional[dict[str, float]]) -> list[GateResult]:
+    return [metric_floors(metrics, policy.metric_floors, policy.sha256),
+            champion_comparison(version, metrics, champion_version, champion_metrics,
+                                policy.champion_comparison, policy.sha256)]

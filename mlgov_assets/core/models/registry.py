@@ -1,0 +1,370 @@
+"""The MLflow registry, governed: registration with artifact hashes, gate verdicts on each
+version, and the only functions that move the ``champion`` alias.
+
+Why not dagster-mlflow's resource: it shares one MLflow run per Dagster run through MLflow's
+process-global active run (a second Dagster run in the same process logs into the first), and
+importing it imports mlflow at code-location load (+2 s per code server and run worker). Here
+every call names its run and store explicitly, and mlflow is imported only when used.
+
+Promotion safety: MLflow aliases are last-writer-wins, so every alias move holds an exclusive
+file lock (serialized across processes and runs) and is compare-and-set: the caller states which
+champion it evaluated against, and the move aborts if the champion changed in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import unquote, urlparse
+
+from mlgov_assets.core.integrity import file_lock, copy_verified, hash_tree, manifest_digest, verify_tree
+from mlgov_assets.core.settings import Settings
+
+CHAMPION = "champion"
+PREVIOUS = "previous-champion"
+TAG = "mlgov."
+GATE = "mlgov.gate."
+HISTORY_TAG = "mlgov.champion_history"
+TAG_LIMIT = 4500  # MLflow tag values are capped (5000 chars); full evidence goes to a run artifact
+
+# MLflow 3 saves sklearn models with skops and refuses HGB pipelines unless these are trusted
+# (stack notes); they are recorded in the MLmodel file so loading needs nothing more.
+SKOPS_TRUSTED = [
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
+
+
+class PromotionRefused(RuntimeError):
+    """The version did not pass every gate required by the current policy."""
+
+
+class ChampionChanged(RuntimeError):
+    """Compare-and-set failed: the champion moved after the challenger was compared with it."""
+
+
+def _uri_to_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(uri)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= TAG_LIMIT else text[: TAG_LIMIT - 20] + "...(truncated)"
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    name: str
+    passed: bool
+    policy_sha256: str
+    severity: str
+    summary: str
+
+
+def _template_path() -> Path:
+    from importlib.metadata import version
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlgov"
+    return cache / f"mlflow-{version('mlflow')}-empty.db"
+
+
+def _seed_store(db: Path) -> None:
+    """Create a new MLflow SQLite store by copying an empty, fully migrated one.
+
+    A fresh MLflow store runs every alembic migration (~3-5 s here), paid by every new
+    ``MLGOV_HOME``: each test, each CI pipeline, each second instance. The template is made once
+    per MLflow version by MLflow itself (same migrations, in a temp dir), kept in the user's cache
+    (it holds no data: an empty schema), and copied; MLflow re-verifies the schema revision on
+    open, so a mismatched template can only fail loudly, never silently."""
+    if db.exists():
+        return
+    template = _template_path()
+    if not template.exists():
+        template.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(template.with_suffix(".lock")):
+            if not template.exists():
+                import mlflow
+
+                with tempfile.TemporaryDirectory(dir=template.parent) as tmp:
+                    uri = f"sqlite:///{Path(tmp) / 'empty.db'}"
+                    mlflow.MlflowClient(tracking_uri=uri).search_experiments()
+                    os.replace(Path(tmp) / "empty.db", template)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_db = tempfile.mkstemp(dir=db.parent, prefix=".mlflow.db.")
+    os.close(fd)
+    shutil.copyfile(template, tmp_db)
+    os.replace(tmp_db, db)
+
+
+class Registry:
+    def __init__(self, settings: Settings):
+        import mlflow
+
+        self.settings = settings.ensure()
+        _seed_store(settings.mlflow_dir / "mlflow.db")
+        self.name = settings.model_name
+        self._mlflow = mlflow
+        self.activate()
+        self.client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+    def activate(self) -> None:
+        """Point MLflow's process-wide fluent API (used by ``log_model``/``register_model``) at
+        this store; called on every use, so two state dirs in one process never mix."""
+        self._mlflow.set_tracking_uri(self.settings.tracking_uri)
+        self._mlflow.set_registry_uri(self.settings.tracking_uri)
+
+    # ------------------------------------------------------------------ experiment / model
+    def experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.name)
+        if exp is not None:
+            return exp.experiment_id
+        return self.client.create_experiment(self.name, artifact_location=self.settings.artifact_root.as_uri())
+
+    def _ensure_registered_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(
+                    self.name, description="Governed by mlgov: promoted only through the champion asset.")
+            except MlflowException:
+                pass  # created concurrently
+
+    def log_model_version(self, *, model: Any, flavor: str, run_name: str, params: dict[str, Any],
+                          metrics: dict[str, float], tags: dict[str, str], input_example: Any,
+                          text_artifacts: dict[str, str], pip_requirements: list[str]) -> dict[str, Any]:
+        """Log a model in a new MLflow run, record the sha256 of every artifact file, and
+        register it as a new version. Returns the version's description (see :meth:`version_info`)."""
+        mlflow = self._mlflow
+        from mlflow.models import infer_signature
+
+        self._ensure_registered_model()
+        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags) as run:
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            for name, text in text_artifacts.items():
+                mlflow.log_text(text, name)
+            predict = model.predict_proba(input_example) if hasattr(model, "predict_proba") else None
+            with warnings.catch_warnings():  # the integer-columns hint: inputs are validated upstream
+                warnings.simplefilter("ignore", UserWarning)
+                signature = infer_signature(input_example, predict[:, 1] if predict is not None else None)
+            if flavor == "sklearn":
+                info = mlflow.sklearn.log_model(
+                    model, name="model", signature=signature, input_example=input_example,
+                    pip_requirements=pip_requirements, skops_trusted_types=SKOPS_TRUSTED,
+                    pyfunc_predict_fn="predict_proba")
+            else:  # a governed python model (e.g. a fairness-mitigated wrapper)
+                from mlgov_assets.core.models.serving import MitigatedPyfunc
+
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=MitigatedPyfunc(model), signature=signature,
+                    input_example=input_example, pip_requirements=pip_requirements)
+            model_dir = _uri_to_path(self.client.get_logged_model(info.model_id).artifact_location)
+            manifest = hash_tree(model_dir)
+            digest = manifest_digest(manifest)
+            mlflow.log_text(json.dumps(manifest, indent=2, sort_keys=True), "integrity/model_manifest.json")
+            integrity = {TAG + "artifact_manifest_sha256": digest, TAG + "artifact_manifest": _clip(json.dumps(manifest, sort_keys=True)),
+                         TAG + "model_dir": str(model_dir)}
+            mlflow.set_tags(integrity)
+            mv = mlflow.register_model(info.model_uri, self.name, tags={**tags, **integrity})
+        return self.version_info(int(mv.version)) | {"run_id": run.info.run_id}
+
+    # ------------------------------------------------------------------ reading
+    def version_info(self, version: int) -> dict[str, Any]:
+        mv = self.client.get_model_version(self.name, str(version))
+        run = self.client.get_run(mv.run_id) if mv.run_id else None
+        return {
+            "name": self.name,
+            "version": int(mv.version),
+            "run_id": mv.run_id,
+            "source": mv.source,
+            "created": mv.creation_timestamp,
+            "aliases": list(mv.aliases or []),
+            "tags": dict(mv.tags or {}),
+            "metrics": dict(run.data.metrics) if run else {},
+            "params": dict(run.data.params) if run else {},
+        }
+
+    def find_by_fingerprint(self, fp: str) -> Optional[int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name}' and tags.`mlgov.fingerprint` = '{fp}'")
+        except MlflowException:
+            return None
+        return min((int(v.version) for v in found), default=None)
+
+    def versions(self) -> list[int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return sorted(int(v.version) for v in self.client.search_model_versions(f"name = '{self.name}'"))
+        except MlflowException:
+            return []
+
+    def champion_version(self) -> Optional[int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return int(self.client.get_model_version_by_alias(self.name, CHAMPION).version)
+        except MlflowException:
+            return None
+
+    def champion_history(self) -> list[int]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(self.name).tags or {}
+        except MlflowException:
+            return []
+        return [int(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+
+    # ------------------------------------------------------------------ gates
+    def record_gate(self, version: int, name: str, *, passed: bool, severity: str, policy_sha256: str,
+                    summary: str, evidence: dict[str, Any]) -> None:
+        """Write a gate verdict onto the model version (tags) and its full evidence to the run."""
+        prefix = f"{GATE}{name}"
+        self.client.set_model_version_tag(self.name, str(version), prefix, "passed" if passed else "failed")
+        self.client.set_model_version_tag(self.name, str(version), f"{prefix}.policy_sha256", policy_sha256)
+        self.client.set_model_version_tag(self.name, str(version), f"{prefix}.severity", severity)
+        self.client.set_model_version_tag(self.name, str(version), f"{prefix}.summary", _clip(summary))
+        run_id = self.client.get_model_version(self.name, str(version)).run_id
+        if run_id:
+            self.client.log_text(run_id, json.dumps(evidence, indent=2, sort_keys=True, default=str), f"gates/{name}.json")
+
+    def gate_records(self, version: int) -> dict[str, GateRecord]:
+        tags = self.version_info(version)["tags"]
+        out = {}
+        for key, value in tags.items():
+            if key.startswith(GATE) and key.count(".") == 2:
+                name = key[len(GATE):]
+                out[name] = GateRecord(name=name, passed=value == "passed",
+                                       policy_sha256=tags.get(f"{key}.policy_sha256", ""),
+                                       severity=tags.get(f"{key}.severity", ""),
+                                       summary=tags.get(f"{key}.summary", ""))
+        return out
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_path: str) -> None:
+        """An artifact from bytes as they are (no decode/re-encode, unlike ``log_image``)."""
+        name = Path(artifact_path).name
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / name).write_bytes(data)
+            self.client.log_artifact(run_id, str(Path(tmp) / name), str(Path(artifact_path).parent))
+
+    def gate_details(self, version: int, name: str) -> dict[str, Any]:
+        """The ``details`` of a gate's evidence as recorded on the version's run."""
+        run_id = self.client.get_model_version(self.name, str(version)).run_id
+        try:
+            text = self._mlflow.artifacts.load_text(f"runs:/{run_id}/gates/{name}.json")
+        except Exception:  # noqa: BLE001 - absent evidence is reported by promotion_blockers
+            return {}
+        return json.loads(text).get("details", {})
+
+    def promotion_blockers(self, version: int, required: list[str], policy_sha256: str) -> list[str]:
+        """Why ``version`` may not be champion under the policy with hash ``policy_sha256``
+        (empty list: it passed every required gate under exactly this policy)."""
+        records = self.gate_records(version)
+        problems = []
+        for gate in required:
+            rec = records.get(gate)
+            if rec is None:
+                problems.append(f"gate '{gate}' was never evaluated for version {version}")
+            elif rec.policy_sha256 != policy_sha256:
+                problems.append(f"gate '{gate}' was evaluated under policy {rec.policy_sha256[:12]}, "
+                                f"not the current policy {policy_sha256[:12]}: re-evaluate (mlgov train)")
+            elif not rec.passed:
+                problems.append(f"gate '{gate}' failed: {rec.summary}")
+        return problems
+
+    # ------------------------------------------------------------------ the alias (CAS)
+    def move_champion(self, version: int, *, expected_current: Optional[int], history_op: str) -> Optional[int]:
+        """Compare-and-set the champion alias under the promotion lock.
+
+        ``expected_current`` is the champion the caller's decision was based on; if another
+        promotion moved it since, :class:`ChampionChanged` is raised and nothing changes.
+        Returns the previous champion. ``history_op`` is ``push`` (promotion) or ``pop`` (rollback).
+        """
+        with file_lock(self.settings.lock_dir / "promotion.lock"):
+            current = self.champion_version()
+            if current != expected_current:
+                raise ChampionChanged(f"champion is version {current}, but the decision was made against "
+                                      f"{expected_current}; re-evaluate the challenger against the new champion")
+            history = self.champion_history()
+            if history_op == "push":
+                history = [*history, version]
+            elif history_op == "pop":
+                history = history[:-1]
+            # history first: a crash after it leaves history ahead of the alias, which rollback
+            # detects (it refuses when history[-1] is not the champion) instead of trusting it
+            self.client.set_registered_model_tag(self.name, HISTORY_TAG, json.dumps(history))
+            self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
+            if current is not None and current != version:
+                self.client.set_registered_model_alias(self.name, PREVIOUS, str(current))
+            return current
+
+    # ------------------------------------------------------------------ loading, verified
+    def _recorded_manifest(self, version: int) -> tuple[dict[str, str], Path]:
+        """The sha256 manifest recorded at registration (checked against its digest tag) and the
+        model directory it describes."""
+        from mlgov_assets.core.integrity import IntegrityError
+
+        tags = self.version_info(version)["tags"]
+        if TAG + "artifact_manifest" not in tags:
+            raise IntegrityError(f"version {version} has no recorded artifact manifest: refusing to load it")
+        try:
+            manifest = json.loads(tags[TAG + "artifact_manifest"])
+        except json.JSONDecodeError:
+            raise IntegrityError(f"version {version}: the recorded artifact manifest is not valid JSON "
+                                 "(truncated or edited): refusing to load it") from None
+        if manifest_digest(manifest) != tags.get(TAG + "artifact_manifest_sha256"):
+            raise IntegrityError(f"version {version}: the recorded manifest does not match its digest tag")
+        return manifest, Path(tags[TAG + "model_dir"])
+
+    def verify_artifacts(self, version: int) -> dict[str, str]:
+        """Re-hash the version's artifact files against the manifest recorded at registration."""
+        manifest, model_dir = self._recorded_manifest(version)
+        verify_tree(model_dir, manifest)
+        return manifest
+
+    def load_model(self, version: int, *, flavor: str = "auto"):
+        """Load a registered model from bytes that were verified: the artifact tree is copied to a
+        private temporary directory, hashed on the way in (``integrity.copy_verified``), and the
+        model is deserialized from that copy. Verifying the registry's files and then loading them
+        would leave a window in which they could be swapped; the copy closes it. Any mismatch raises
+        ``IntegrityError`` naming every changed, missing or extra file, and nothing is deserialized."""
+        import shutil
+        import weakref
+
+        manifest, model_dir = self._recorded_manifest(version)
+        workdir = Path(tempfile.mkdtemp(prefix="mlgov-verified-model-"))
+        try:
+            local = copy_verified(model_dir, manifest, workdir / "model")
+            pyfunc = flavor == "pyfunc" or (flavor == "auto" and self.version_info(version)["tags"].get(TAG + "flavor") == "pyfunc")
+            loader = self._mlflow.pyfunc.load_model if pyfunc else self._mlflow.sklearn.load_model
+            model = loader(str(local))
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        if pyfunc:  # a python model may read its artifact files lazily: keep the copy while it lives
+            weakref.finalize(model, shutil.rmtree, str(workdir), True)
+        else:  # skops/sklearn models are fully in memory once loaded
+            shutil.rmtree(workdir, ignore_errors=True)
+        return model
+
+    def load_governed(self, version: int):
+        """The verified model as the object mlgov scores (:mod:`.scoring`): an sklearn pipeline,
+        or for pyfunc versions the governed object inside (e.g. a ``MitigatedModel``)."""
+        model = self.load_model(version)
+        if hasattr(model, "unwrap_python_model"):
+            inner = model.unwrap_python_model()
+            return getattr(inner, "model", inner)
+        return model

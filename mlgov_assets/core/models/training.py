@@ -1,0 +1,80 @@
+"""The model: one scikit-learn pipeline from raw string columns to a gradient-boosted score.
+
+HistGradientBoosting is the kind of model a credit team runs (LightGBM-like), but its *native*
+categorical splits make SHAP's TreeExplainer silently wrong (stack notes: additivity error of
+13-14 log-odds). So categories are ordinal-encoded inside the pipeline and the trees treat the
+codes as ordered numbers: TreeExplainer is then exact, and the served model still takes the raw
+strings, so there is one artefact from request to score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from mlgov_assets.core.data.features import MODEL_CATEGORICAL, MODEL_FEATURES, MODEL_NUMERIC, TARGET
+
+
+@dataclass(frozen=True)
+class HyperParams:
+    learning_rate: float = 0.1
+    max_iter: int = 200
+    max_leaf_nodes: int = 15
+    max_depth: Optional[int] = None
+    min_samples_leaf: int = 20
+    l2_regularization: float = 0.0
+    random_state: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_pipeline(params: HyperParams):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    encode = ColumnTransformer(
+        [("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                        encoded_missing_value=-2, dtype=np.float64), MODEL_CATEGORICAL),
+         ("numeric", "passthrough", MODEL_NUMERIC)],
+        remainder="drop",  # sensitive attributes and anything else never reach the trees
+        verbose_feature_names_out=False,
+    )
+    model = HistGradientBoostingClassifier(
+        learning_rate=params.learning_rate, max_iter=params.max_iter, max_leaf_nodes=params.max_leaf_nodes,
+        max_depth=params.max_depth, min_samples_leaf=params.min_samples_leaf,
+        l2_regularization=params.l2_regularization, random_state=params.random_state,
+        categorical_features=None,  # ordinal codes as numbers: keeps TreeExplainer exact
+        early_stopping=False,  # no internal random validation split: the fit is fully determined
+    )
+    return Pipeline([("encode", encode), ("model", model)])
+
+
+def fit(train: pd.DataFrame, params: HyperParams):
+    pipeline = build_pipeline(params)
+    pipeline.fit(train[MODEL_FEATURES], train[TARGET].to_numpy())
+    return pipeline
+
+
+def holdout_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """The metrics the policy gates on, for a plain classifier's scores (decision = score >= 0.5)."""
+    from mlgov_assets.core.models.scoring import holdout_metrics as metrics
+
+    return metrics(y_true, pd.DataFrame({"score": proba, "decision": (proba >= threshold).astype(int)}))
+
+
+def fingerprint(*, train_md5: str, holdout_md5: str, params: HyperParams, code_version: str, variant: str = "baseline",
+                extra: dict[str, Any] | None = None) -> str:
+    """Identity of a training run's inputs: same data bytes + params + code -> same model, so a
+    re-materialization with identical inputs reuses the registered version instead of minting
+    (and possibly promoting) a duplicate."""
+    blob = json.dumps({"train_md5": train_md5, "holdout_md5": holdout_md5, "params": params.to_dict(),
+                       "code_version": code_version, "variant": variant, "extra": extra or {}}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()

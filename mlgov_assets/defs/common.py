@@ -1,0 +1,57 @@
+"""Small shared pieces of the Dagster layer: metadata builders and code versions."""
+
+
+import json
+from typing import Any
+
+import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
+
+from mlgov_assets.core.provenance import source_version
+
+CODE_VERSIONS = {
+    "data": source_version("core/data/adult.py", "core/data/datasets.py", "defs/data.py"),
+    "features": source_version("core/data/features.py", "defs/features.py"),
+    "training": source_version("core/models/training.py", "core/data/features.py", "core/models/registry.py", "core/models/mitigation.py",
+                               "core/models/scoring.py", "core/models/serving.py", "defs/training.py"),
+    "governance": source_version("core/governance/gates.py", "core/models/registry.py", "core/governance/promotion.py", "defs/governance.py"),
+    "fairness": source_version("core/governance/fairness.py", "core/models/mitigation.py", "core/governance/explanations.py", "core/models/scoring.py",
+                               "defs/fairness.py"),
+}
+
+
+def table_metadata(df: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "dagster/row_count": len(df),
+        "dagster/column_schema": TableSchema(columns=[TableColumn(str(c), str(t)) for c, t in df.dtypes.items()]),
+    }
+
+
+def json_md(obj: Any) -> MetadataValue:
+    return MetadataValue.json(json.loads(json.dumps(obj, default=str)))
+
+
+def rows_table(rows: list[dict[str, Any]]) -> MetadataValue:
+    """A list of flat dicts as Markdown (readable in the UI, no schema bookkeeping)."""
+    if not rows:
+        return MetadataValue.md("_no rows_")
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return MetadataValue.md("\n".join(lines))
+
+
+def schema_check_result(report) -> AssetCheckResult:
+    """A Pandera validation report as a blocking (ERROR) check result with the evidence."""
+    rows = [{"column": f.column, "check": f.check, "failing": f.count,
+             "example rows": [e["row"] for e in f.examples], "example values": [e["value"] for e in f.examples]}
+            for f in report.failures]
+    return AssetCheckResult(
+        passed=report.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=report.summary(),
+        metadata={"source": report.source, "schema": report.schema, "rows_checked": report.rows,
+                  "rules_failed": len(report.failures), "failures": rows_table(rows),
+                  "evidence": json_md(report.to_dict())},
+    )

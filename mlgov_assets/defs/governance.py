@@ -1,0 +1,140 @@
+"""Stage 4 — governance: blocking model gates and the champion, the only writer of the alias."""
+
+import getpass
+from typing import Literal
+
+from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext,
+                     Config, Failure, MetadataValue, Output, asset, asset_check)
+
+from ..resources import MlgovResource
+from .common import CODE_VERSIONS, json_md, rows_table
+from .training import candidate_model, challenger_model
+
+PROMOTION_POOL = "mlgov_promotion"
+#: Failure metadata key marking a governance refusal (vs. a breakage): the CLI exits 1, not 2.
+REFUSED = "mlgov/refused"
+
+
+def _run_id(context) -> str:
+    return context.run.run_id if hasattr(context, "run") else context.run_id
+
+
+def _actor(context) -> str:
+    return f"{getpass.getuser()} (dagster run {_run_id(context)[:8]})"
+
+
+def _gate_check(context: AssetCheckExecutionContext, mlgov: MlgovResource, challenger: dict, gate: str) -> AssetCheckResult:
+    from mlgov_assets.core.governance.gates import evaluate_model_gates
+    from mlgov_assets.core.governance.promotion import record_gates
+
+    policy, registry = mlgov.policy(), mlgov.registry()
+    champ = registry.champion_version()
+    champ_metrics = registry.version_info(champ)["metrics"] if champ is not None else None
+    result = next(r for r in evaluate_model_gates(policy, challenger["version"], challenger["metrics"], champ, champ_metrics)
+                  if r.gate == gate)
+    record_gates(registry, policy, challenger["version"], [result], actor=_actor(context), dagster_run_id=_run_id(context))
+    return AssetCheckResult(
+        passed=result.passed, severity=AssetCheckSeverity.ERROR, description=result.summary,
+        metadata={"model_version": challenger["version"], "policy_sha256": policy.sha256, "policy_path": policy.path,
+                  "champion_version": champ if champ is not None else "none", "results": rows_table(result.rows),
+                  "evidence": json_md(result.to_dict())})
+
+
+def _model_gate_checks(asset, blocking: bool, role: str):
+    """The metric-floor and champion-comparison gates for one model asset. Blocking on the
+    candidate (what can be promoted); shown, not blocking, on the unmitigated challenger."""
+    name = asset.key.to_user_string()
+    note = "" if blocking else " Shown for comparison: not blocking, the candidate's gates decide promotion."
+
+    @asset_check(asset=asset, name=f"check_{name}_metric_floors", blocking=blocking,
+                 description=f"The {role}'s holdout metrics meet the policy's absolute floors (metric_floors).{note}")
+    def floors(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
+        return _gate_check(context, mlgov, _model_of(context, asset), "metric_floors")
+
+    @asset_check(asset=asset, name=f"check_{name}_beats_champion", blocking=blocking,
+                 description=f"The {role} beats the current champion as the policy's champion_comparison requires "
+                             f"(MLflow MetricThreshold semantics).{note}")
+    def beats(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
+        return _gate_check(context, mlgov, _model_of(context, asset), "champion_comparison")
+
+    return [floors, beats]
+
+
+def _materialization(context, key):
+    """This run's materialization of ``key``; run on its own (a check or the champion alone),
+    the latest one. Never another concurrent run's."""
+    from dagster import DagsterEventType
+
+    records = context.instance.get_records_for_run(_run_id(context), of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    for rec in reversed(records):
+        ev = rec.event_log_entry.dagster_event
+        if ev is not None and ev.asset_key == key:
+            return ev.step_materialization_data.materialization
+    event = context.instance.get_latest_materialization_event(key)
+    return event.asset_materialization if event is not None else None
+
+
+def _model_of(context, asset) -> dict:
+    """The model dict this run materialized for ``asset`` (from its materialization metadata)."""
+    meta = _materialization(context, asset.key).metadata
+    return {"version": int(meta["model_version"].value),
+            "metrics": {k.split("/", 1)[1]: float(v.value) for k, v in meta.items() if k.startswith("holdout/")}}
+
+
+CHALLENGER_CHECKS = _model_gate_checks(challenger_model, blocking=False, role="unmitigated challenger")
+CANDIDATE_CHECKS = _model_gate_checks(candidate_model, blocking=True, role="candidate")
+
+
+class ChampionConfig(Config):
+    """Default: promote this run's challenger if it passed every gate. ``mlgov promote`` and
+    ``mlgov rollback`` launch this same asset with ``action`` set, so every alias move is a
+    materialization of ``champion``."""
+
+    action: Literal["promote_challenger", "promote_version", "rollback"] = "promote_challenger"
+    version: int = 0
+    reason: str = ""
+    actor: str = ""
+    # No override here: promoting despite a failed gate is possible only through
+    # `mlgov promote --override "<justification>"` (recorded as an override), never a Launchpad field.
+
+
+def _challenger_version(context: AssetExecutionContext) -> int:
+    """The candidate this run materialized; run on its own, the latest materialized one.
+    (A dependency, not an IO-managed input: rollback and promote-by-version need no model.)"""
+    mat = _materialization(context, candidate_model.key)
+    if mat is None:
+        raise Failure(description="no candidate_model has been materialized yet: run the governed training path first")
+    return int(mat.metadata["model_version"].value)
+
+
+@asset(group_name="governance", code_version=CODE_VERSIONS["governance"], pool=PROMOTION_POOL,
+       deps=[candidate_model, "fairness_report", "explanations"],
+       kinds={"mlflow"}, owners=["team:model-risk"], tags={"mlgov/stage": "promotion"},
+       description="The registry's `champion` alias. Moves only if the version passed every gate the current "
+                   "policy requires (re-checked from the registry, so it also holds when run alone), serialized "
+                   "(pool of 1 + file lock) and compare-and-set against the champion the gates compared with. "
+                   "Every move is recorded in the hash-chained decision log.")
+def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: MlgovResource) -> Output[dict]:
+    from mlgov_assets.core.governance.promotion import ChampionChanged, PromotionRefused, promote, rollback
+
+    policy, registry = mlgov.policy(), mlgov.registry()
+    actor = f"{config.actor} via {_actor(context)}" if config.actor else _actor(context)
+    try:
+        if config.action == "rollback":
+            result = rollback(registry, policy, actor=actor, reason=config.reason, dagster_run_id=context.run_id)
+        else:
+            version = _challenger_version(context) if config.action == "promote_challenger" else config.version
+            result = promote(registry, policy, version, actor=actor,
+                             reason=config.reason or f"passed every gate of policy {policy.sha256[:12]}",
+                             reevaluate=config.action == "promote_version", dagster_run_id=context.run_id)
+    except (PromotionRefused, ChampionChanged, ValueError) as exc:
+        raise Failure(description=str(exc), metadata={"policy_sha256": policy.sha256, REFUSED: True}) from exc
+    context.log.info(f"champion: {result}")
+    champ = result["champion"]
+    return Output(result | {"model_name": registry.name}, metadata={
+        "champion_version": champ, "previous_version": result["previous"] if result["previous"] is not None else "none",
+        "promoted": result["promoted"], "action": config.action, "reason": result["reason"],
+        "policy_sha256": policy.sha256, "model_uri": f"models:/{registry.name}@champion",
+        "mlflow_ui": MetadataValue.url(f"http://127.0.0.1:5000/#/models/{registry.name}/versions/{champ}"),
+        "result": json_md(result)})
+
