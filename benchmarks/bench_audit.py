@@ -86,10 +86,19 @@ def main() -> int:
             project = make_project(work / "project")
         home, policy = work / "state", work / "policy.yaml"
         policy.write_text(_policy(args.fast))
-        env = {**os.environ, "MLGOV_HOME": str(home), "MLGOV_PROJECT_DIR": str(project), "MLGOV_POLICY": str(policy),
-               "MLGOV_LANDING_DIR": str(home / "incoming"), "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-               "DAGSTER_HOME": str(home / "dagster")}
-        train_argv = [*MLGOV, "train", "--json"] + (["--set", "max_iter=60", "--set", "learning_rate=0.15"] if args.fast else [])
+        env = {
+            **os.environ,
+            "MLGOV_HOME": str(home),
+            "MLGOV_PROJECT_DIR": str(project),
+            "MLGOV_POLICY": str(policy),
+            "MLGOV_LANDING_DIR": str(home / "incoming"),
+            "DVC_NO_ANALYTICS": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DAGSTER_HOME": str(home / "dagster"),
+        }
+        train_argv = [*MLGOV, "train", "--json"] + (
+            ["--set", "max_iter=60", "--set", "learning_rate=0.15"] if args.fast else []
+        )
         train_s, done = _run(train_argv, env)
         if done.returncode != 0:
             print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
@@ -113,24 +122,35 @@ def main() -> int:
             fits.append(report["timings"]["fit_seconds"])
         results = {
             "policy": "shipped default" if not args.fast else "fast (max_iter 60, n_boot 20, SHAP 1,000 rows)",
-            "champion_version": in_process["version"], "variant": report["variant"], "repeats": args.repeats,
-            "train_wall_seconds": train_s, "original_model_steps_seconds": model_steps,
-            "audit_wall_seconds_median": statistics.median(audits), "audit_wall_seconds": audits,
-            "reproduce_wall_seconds_median": statistics.median(repros), "reproduce_wall_seconds": repros,
-            "reproduce_fit_seconds_median": statistics.median(fits), "identical": report["identical"],
+            "champion_version": in_process["version"],
+            "variant": report["variant"],
+            "repeats": args.repeats,
+            "train_wall_seconds": train_s,
+            "original_model_steps_seconds": model_steps,
+            "audit_wall_seconds_median": statistics.median(audits),
+            "audit_wall_seconds": audits,
+            "reproduce_wall_seconds_median": statistics.median(repros),
+            "reproduce_wall_seconds": repros,
+            "reproduce_fit_seconds_median": statistics.median(fits),
+            "identical": report["identical"],
         }
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     r = results
-    print(f"\n### mlgov audit / reproduce ({r['policy']}; champion v{r['champion_version']}, {r['variant']}; "
-          f"median of {r['repeats']}; fresh `mlgov` process each)\n")
+    print(
+        f"\n### mlgov audit / reproduce ({r['policy']}; champion v{r['champion_version']}, {r['variant']}; "
+        f"median of {r['repeats']}; fresh `mlgov` process each)\n"
+    )
     print("| What | Seconds |")
     print("|---|---:|")
     print(f"| original training: whole `mlgov train` run (wall) | {r['train_wall_seconds']:.1f} |")
     steps = r["original_model_steps_seconds"]
-    print(f"| original training: challenger_model + candidate_model steps | {steps:.1f} |" if steps else
-          "| original training: model steps | n/a |")
+    print(
+        f"| original training: challenger_model + candidate_model steps | {steps:.1f} |"
+        if steps
+        else "| original training: model steps | n/a |"
+    )
     print(f"| `mlgov audit champion` (wall) | {r['audit_wall_seconds_median']:.1f} |")
     print(f"| `mlgov reproduce champion` (wall) | {r['reproduce_wall_seconds_median']:.1f} |")
     print(f"| of which refitting base + mitigation | {r['reproduce_fit_seconds_median']:.1f} |")

@@ -125,8 +125,11 @@ def worker(tool: str, rows: int, repeats: int, seed: int) -> dict:
             )
             times.append(time.perf_counter() - t0)
         doc = snapshot.dict()
-        result["verdicts"] = {t["metric_config"]["params"]["column"]: t["status"] == "FAIL" for t in doc["tests"]
-                              if t["metric_config"]["params"].get("type") == "evidently:metric_v2:ValueDrift"}
+        result["verdicts"] = {
+            t["metric_config"]["params"]["column"]: t["status"] == "FAIL"
+            for t in doc["tests"]
+            if t["metric_config"]["params"].get("type") == "evidently:metric_v2:ValueDrift"
+        }
     result["seconds"] = statistics.median(times)
     result["all_seconds"] = times
     result["peak_mb"] = _peak_mb()
@@ -135,8 +138,18 @@ def worker(tool: str, rows: int, repeats: int, seed: int) -> dict:
 
 
 def run_cell(tool: str, rows: int, repeats: int, seed: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", tool, "--rows", str(rows), "--repeats", str(repeats),
-           "--seed", str(seed)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        tool,
+        "--rows",
+        str(rows),
+        "--repeats",
+        str(repeats),
+        "--seed",
+        str(seed),
+    ]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
@@ -153,8 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="16281,1000000,5000000")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--evidently-repeats", type=int, default=None, help="default: --repeats")
-    ap.add_argument("--evidently-max-rows", type=int, default=1_000_000,
-                    help="skip Evidently above this many rows (it takes ~26 s and 1.5 GB at 1M)")
+    ap.add_argument(
+        "--evidently-max-rows",
+        type=int,
+        default=1_000_000,
+        help="skip Evidently above this many rows (it takes ~26 s and 1.5 GB at 1M)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     ap.add_argument("--worker", choices=["engine", "evidently"], help=argparse.SUPPRESS)
@@ -172,16 +189,23 @@ def main(argv: list[str] | None = None) -> int:
         eng = run_cell("engine", rows, args.repeats, args.seed)
         ev = run_cell("evidently", rows, ev_repeats, args.seed) if rows <= args.evidently_max_rows else None
         results.append({"rows": rows, "engine": eng, "evidently": ev})
-        print(f"  measured {rows:,} rows: engine {eng['seconds']:.3f} s"
-              + (f", Evidently {ev['seconds']:.2f} s" if ev else ""), file=sys.stderr)
+        print(
+            f"  measured {rows:,} rows: engine {eng['seconds']:.3f} s"
+            + (f", Evidently {ev['seconds']:.2f} s" if ev else ""),
+            file=sys.stderr,
+        )
 
     build = statistics.median(r["engine"]["profile_build_s"] for r in results)
     print(f"Reference profile (adult.data, 32,561 rows, 14 columns) built once: {build:.3f} s (median over cells)\n")
-    print(f"Median of {args.repeats} runs (Evidently: {ev_repeats}), each tool and size in a fresh process. "
-          f"peak MB = peak RSS during the timed runs (VmHWM after a reset; data included); "
-          f"data MB = RSS just before them.\n")
-    print("| rows | engine s | engine peak MB | engine data MB | Evidently s | Evidently peak MB | "
-          "Evidently data MB | ratio (Evidently s / engine s) | verdicts agree |")
+    print(
+        f"Median of {args.repeats} runs (Evidently: {ev_repeats}), each tool and size in a fresh process. "
+        f"peak MB = peak RSS during the timed runs (VmHWM after a reset; data included); "
+        f"data MB = RSS just before them.\n"
+    )
+    print(
+        "| rows | engine s | engine peak MB | engine data MB | Evidently s | Evidently peak MB | "
+        "Evidently data MB | ratio (Evidently s / engine s) | verdicts agree |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|:---:|")
     for r in results:
         eng, ev = r["engine"], r["evidently"]
@@ -190,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             same = sum(eng["verdicts"][c] == ev["verdicts"].get(c) for c in eng["verdicts"])
             agree = f"{same}/{len(eng['verdicts'])}"
         ratio = f"{ev['seconds'] / eng['seconds']:,.0f}×" if ev else "—"
-        print(f"| {r['rows']:,} | {_fmt(eng['seconds'], 3)} | {_fmt(eng['peak_mb'], 0)} | {_fmt(eng['data_mb'], 0)} | "
-              f"{_fmt(ev and ev['seconds'])} | {_fmt(ev and ev['peak_mb'], 0)} | {_fmt(ev and ev['data_mb'], 0)} | "
-              f"{ratio} | {agree} |")
+        print(
+            f"| {r['rows']:,} | {_fmt(eng['seconds'], 3)} | {_fmt(eng['peak_mb'], 0)} | {_fmt(eng['data_mb'], 0)} | "
+            f"{_fmt(ev and ev['seconds'])} | {_fmt(ev and ev['peak_mb'], 0)} | {_fmt(ev and ev['data_mb'], 0)} | "
+            f"{ratio} | {agree} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -33,7 +33,8 @@ def done(**kw):
 """
 
 CASES = {
-    "shap_tree": SETUP + r"""
+    "shap_tree": SETUP
+    + r"""
 from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, check_additivity, model_raw_output
 t = time.perf_counter()
 e = explain_pipeline(model, X, top_k_reasons=3)
@@ -42,7 +43,8 @@ dt = time.perf_counter() - t
 add = check_additivity(e, model_raw_output(model, X), 1e-6)
 done(seconds=dt, rows=len(frame), rows_per_s=len(frame) / dt, max_additivity_error=add["max_abs_error"])
 """,
-    "shap_kernel": SETUP + r"""
+    "shap_kernel": SETUP
+    + r"""
 import shap
 from mlgov_assets.core.governance.explanations import _encode
 Z, names, _ = _encode(model, X, None)
@@ -56,7 +58,8 @@ vals = shap.KernelExplainer(f, bg).shap_values(rows, silent=True)
 dt = time.perf_counter() - t
 done(seconds=dt, rows=len(rows), rows_per_s=len(rows) / dt)
 """,
-    "fairness": SETUP + r"""
+    "fairness": SETUP
+    + r"""
 from mlgov_assets.core.governance.fairness import fairness_report
 pred = (model.predict_proba(X)[:, 1] >= 0.5).astype(int)
 t = time.perf_counter()
@@ -83,14 +86,22 @@ def main() -> None:
     kernel = run("shap_kernel", str(a.kernel_rows))
     fair = run("fairness", str(a.n_boot))
     print("| measurement | rows | seconds | rows/s | peak MB (process) |\n|---|---:|---:|---:|---:|")
-    print(f"| SHAP TreeExplainer, local explanations + reasons, whole holdout | {tree['rows']} | {tree['seconds']:.2f} | "
-          f"{tree['rows_per_s']:.0f} | {tree['peak_mb']:.0f} |")
-    print(f"| shap.KernelExplainer (background 100), sample | {kernel['rows']} | {kernel['seconds']:.2f} | "
-          f"{kernel['rows_per_s']:.2f} | {kernel['peak_mb']:.0f} |")
-    print(f"| fairness report, sex + race + sex×race, n_boot={a.n_boot} | {fair['rows']} | {fair['seconds']:.2f} | — | "
-          f"{fair['peak_mb']:.0f} |")
-    print(f"\nTreeExplainer / KernelExplainer throughput ratio: {tree['rows_per_s'] / kernel['rows_per_s']:.0f}x; "
-          f"max additivity error {tree['max_additivity_error']:.1e}")
+    print(
+        f"| SHAP TreeExplainer, local explanations + reasons, whole holdout | {tree['rows']} | {tree['seconds']:.2f} | "
+        f"{tree['rows_per_s']:.0f} | {tree['peak_mb']:.0f} |"
+    )
+    print(
+        f"| shap.KernelExplainer (background 100), sample | {kernel['rows']} | {kernel['seconds']:.2f} | "
+        f"{kernel['rows_per_s']:.2f} | {kernel['peak_mb']:.0f} |"
+    )
+    print(
+        f"| fairness report, sex + race + sex×race, n_boot={a.n_boot} | {fair['rows']} | {fair['seconds']:.2f} | — | "
+        f"{fair['peak_mb']:.0f} |"
+    )
+    print(
+        f"\nTreeExplainer / KernelExplainer throughput ratio: {tree['rows_per_s'] / kernel['rows_per_s']:.0f}x; "
+        f"max additivity error {tree['max_additivity_error']:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -77,9 +77,11 @@ def median_of(n: int, fn) -> tuple[float, list[float]]:
 
 def bench_load(repeats: int) -> list[tuple[str, float]]:
     rows = []
-    for label, code in (("import dagster (floor)", "import dagster"),
-                        ("import mlgov_assets.definitions", "import mlgov_assets.definitions"),
-                        ("whole ML stack at top level (baseline)", STACK)):
+    for label, code in (
+        ("import dagster (floor)", "import dagster"),
+        ("import mlgov_assets.definitions", "import mlgov_assets.definitions"),
+        ("whole ML stack at top level (baseline)", STACK),
+    ):
         med, _ = median_of(repeats, lambda c=code: timed([PY, "-c", c]))
         rows.append((label, med))
     return rows

@@ -97,8 +97,9 @@ def land_drifted_batch(landing: Path, rows: int, seed: int) -> tuple[str, float]
     from mlgov_assets.core.data.adult import read_adult_csv
     from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
 
-    batch, labels = simulate_batch("covariate", read_adult_csv(ROOT / "data" / "adult.test"), rows, seed,
-                                   with_labels=True)
+    batch, labels = simulate_batch(
+        "covariate", read_adult_csv(ROOT / "data" / "adult.test"), rows, seed, with_labels=True
+    )
     batch_id = f"mttd-{int(time.time())}-s{seed}"
     landing.mkdir(parents=True, exist_ok=True)
     for name, frame in ((labels_filename(batch_id), pd.DataFrame(labels)), (f"{batch_id}.csv", batch)):
@@ -125,10 +126,15 @@ def trial(instance, landing: Path, rows: int, seed: int, deadline: float) -> dic
             if batch_id in rec.dagster_run.tags.get("mlgov/retrain_batches", "").split(","):
                 requested = rec.create_timestamp.timestamp()
                 batch_run = run_records(instance, {"dagster/partition": batch_id})[0].dagster_run.run_id
-                return {"batch_id": batch_id, "batch_run_id": batch_run, "retrain_run_id": rec.dagster_run.run_id,
-                        "mttd_s": requested - t0, "landing_to_batch_run_s": batch_created - t0,
-                        # validation, scoring, drift verdict, then the retraining sensor's next tick
-                        "batch_run_to_retrain_s": requested - batch_created}
+                return {
+                    "batch_id": batch_id,
+                    "batch_run_id": batch_run,
+                    "retrain_run_id": rec.dagster_run.run_id,
+                    "mttd_s": requested - t0,
+                    "landing_to_batch_run_s": batch_created - t0,
+                    # validation, scoring, drift verdict, then the retraining sensor's next tick
+                    "batch_run_to_retrain_s": requested - batch_created,
+                }
         time.sleep(0.5)
     raise TimeoutError(f"no retraining run was requested for {batch_id} before the deadline")
 
@@ -168,10 +174,18 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mlgov-mttd-"))
     log = tmp / "mttd.log"
     home = tmp / "state"
-    env = {**os.environ, "MLGOV_HOME": str(home), "MLGOV_PROJECT_DIR": str(tmp / "project"),
-           "MLGOV_POLICY": str(Path(args.policy).resolve()), "DAGSTER_HOME": str(home / "dagster"),
-           "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DAGSTER_DISABLE_TELEMETRY": "1",
-           "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "MLGOV_HOME": str(home),
+        "MLGOV_PROJECT_DIR": str(tmp / "project"),
+        "MLGOV_POLICY": str(Path(args.policy).resolve()),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "DO_NOT_TRACK": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("MLGOV_LANDING_DIR", None)
     os.environ.update({k: env[k] for k in ("MLGOV_HOME", "MLGOV_PROJECT_DIR", "MLGOV_POLICY", "DAGSTER_HOME")})
     os.environ.pop("MLGOV_LANDING_DIR", None)
@@ -180,14 +194,25 @@ def main() -> int:
     try:
         t = time.time()
         make_project(tmp / "project", env, log)
-        run([str(BIN / "mlgov"), "train", "--set", "max_iter=60", "--set", "learning_rate=0.15"], env, ROOT,
-            max(60.0, deadline - time.time()), log)
+        run(
+            [str(BIN / "mlgov"), "train", "--set", "max_iter=60", "--set", "learning_rate=0.15"],
+            env,
+            ROOT,
+            max(60.0, deadline - time.time()),
+            log,
+        )
         print(f"setup: project + champion in {time.time() - t:.1f} s (log {log})", flush=True)
         port = free_port()
         t = time.time()
         with open(log, "ab") as fh:
-            proc = subprocess.Popen([str(BIN / "mlgov"), "ui", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                                    cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [str(BIN / "mlgov"), "ui", "--host", "127.0.0.1", "--port", str(port)],
+                env=env,
+                cwd=ROOT,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_http(f"http://127.0.0.1:{port}/server_info", deadline, proc)
         from dagster import DagsterInstance
 
@@ -198,14 +223,20 @@ def main() -> int:
         for i in range(args.trials):
             r = trial(instance, landing, args.rows, seed=100 + i, deadline=deadline)
             results.append(r)
-            print(f"trial {i + 1}: time to detect {r['mttd_s']:.1f} s (landing -> batch run created "
-                  f"{r['landing_to_batch_run_s']:.1f} s; batch run created -> retraining run created "
-                  f"{r['batch_run_to_retrain_s']:.1f} s)", flush=True)
+            print(
+                f"trial {i + 1}: time to detect {r['mttd_s']:.1f} s (landing -> batch run created "
+                f"{r['landing_to_batch_run_s']:.1f} s; batch run created -> retraining run created "
+                f"{r['batch_run_to_retrain_s']:.1f} s)",
+                flush=True,
+            )
             # let the batch run finish (its Evidently report is still being written) and, between
             # trials, the retraining run too, so the next trial starts against a settled champion
             r["batch_run_status"] = wait_run_finished(instance, r["batch_run_id"], deadline)
-            r["retrain_run_status"] = (wait_run_finished(instance, r["retrain_run_id"], deadline)
-                                       if i < args.trials - 1 else "not awaited (stopped with dagster dev)")
+            r["retrain_run_status"] = (
+                wait_run_finished(instance, r["retrain_run_id"], deadline)
+                if i < args.trials - 1
+                else "not awaited (stopped with dagster dev)"
+            )
         instance.dispose()
     finally:
         stop(proc)
@@ -214,9 +245,17 @@ def main() -> int:
         else:
             print(f"kept {tmp}")
     values = [r["mttd_s"] for r in results]
-    summary = {"trials": results, "mean_s": statistics.mean(values), "max_s": max(values), "rows": args.rows,
-               "policy": args.policy, "target_s": 60}
-    print(f"MTTD mean {summary['mean_s']:.1f} s over {len(values)} trial(s) (max {summary['max_s']:.1f} s; target <= 60 s)")
+    summary = {
+        "trials": results,
+        "mean_s": statistics.mean(values),
+        "max_s": max(values),
+        "rows": args.rows,
+        "policy": args.policy,
+        "target_s": 60,
+    }
+    print(
+        f"MTTD mean {summary['mean_s']:.1f} s over {len(values)} trial(s) (max {summary['max_s']:.1f} s; target <= 60 s)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     return 0 if summary["max_s"] <= 60 else 1

@@ -50,9 +50,17 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
 
 def summarize_run(result) -> dict[str, Any]:
     """Which gates passed or failed, which steps failed and why: the CLI's verdict."""
-    checks = [{"check": c.check_name, "asset": c.asset_key.to_user_string(), "passed": c.passed,
-               "severity": c.severity.value, "blocking": bool(c.blocking), "description": c.description}
-              for c in result.get_asset_check_evaluations()]
+    checks = [
+        {
+            "check": c.check_name,
+            "asset": c.asset_key.to_user_string(),
+            "passed": c.passed,
+            "severity": c.severity.value,
+            "blocking": bool(c.blocking),
+            "description": c.description,
+        }
+        for c in result.get_asset_check_evaluations()
+    ]
     failures = []
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
@@ -66,23 +74,33 @@ def summarize_run(result) -> dict[str, Any]:
             refused = check_failed or bool(user and (user.metadata or {}).get("mlgov/refused"))
             if user and user.description:
                 msg = user.description
-            failures.append({"step": ev.step_key, "refused": refused,
-                             "error": msg.splitlines()[0][:500] if msg else ""})
+            failures.append(
+                {"step": ev.step_key, "refused": refused, "error": msg.splitlines()[0][:500] if msg else ""}
+            )
     champion = None
     try:
         champion = result.output_for_node("champion")
     except Exception:  # noqa: BLE001 - the step did not run (blocked) or failed
         pass
     refused = [c for c in checks if not c["passed"] and c["severity"] == "ERROR" and c["blocking"]]
-    return {"run_id": result.run_id, "success": result.success, "checks": checks, "failed_steps": failures,
-            "refused_by": refused, "champion": champion}
+    return {
+        "run_id": result.run_id,
+        "success": result.success,
+        "checks": checks,
+        "failed_steps": failures,
+        "refused_by": refused,
+        "champion": champion,
+    }
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
     print(f"dagster run {summary['run_id']}")
     for c in summary["checks"]:
-        mark = "PASS" if c["passed"] else ("WARN" if c["severity"] != "ERROR" else
-                                           "FAIL" if c["blocking"] else "FAIL, shown, not blocking")
+        mark = (
+            "PASS"
+            if c["passed"]
+            else ("WARN" if c["severity"] != "ERROR" else "FAIL" if c["blocking"] else "FAIL, shown, not blocking")
+        )
         print(f"  [{mark}] {c['check']} ({c['asset']}): {c['description']}")
     for f in summary["failed_steps"]:
         print(f"  step {f['step']} failed: {f['error']}")
@@ -149,15 +167,30 @@ def _override(args: argparse.Namespace) -> int:
     registry, policy = Registry(s), load_policy(s.policy_path)
     actor = f"{getpass.getuser()} (mlgov promote --override)"
     try:
-        result = promote(registry, policy, args.version, actor=actor, reason=args.reason or "override",
-                         override_justification=args.override)
+        result = promote(
+            registry,
+            policy,
+            args.version,
+            actor=actor,
+            reason=args.reason or "override",
+            override_justification=args.override,
+        )
     except (PromotionRefused, ChampionChanged) as exc:
         print(f"REFUSED: {exc}")
         return GATE_REFUSED
-    get_instance(s).report_runless_asset_event(AssetMaterialization(
-        "champion", description=f"{result['kind']} by {actor}: {result['reason']}",
-        metadata={"champion_version": result["champion"], "previous_version": str(result["previous"]),
-                  "action": result["kind"], "reason": result["reason"], "policy_sha256": policy.sha256}))
+    get_instance(s).report_runless_asset_event(
+        AssetMaterialization(
+            "champion",
+            description=f"{result['kind']} by {actor}: {result['reason']}",
+            metadata={
+                "champion_version": result["champion"],
+                "previous_version": str(result["previous"]),
+                "action": result["kind"],
+                "reason": result["reason"],
+                "policy_sha256": policy.sha256,
+            },
+        )
+    )
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -192,7 +225,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("champion: none yet (run `mlgov train` or Materialize all in the UI)")
     else:
         m = ", ".join(f"{k}={v:.4f}" for k, v in sorted(ch["metrics"].items()))
-        print(f"champion: version {ch['version']}  data md5 {ch['train_data_md5']}  commit {str(ch['git_commit'])[:12]}")
+        print(
+            f"champion: version {ch['version']}  data md5 {ch['train_data_md5']}  commit {str(ch['git_commit'])[:12]}"
+        )
         print(f"  holdout: {m}")
     print(f"history: {st['history']}")
     for v in st["versions"]:
@@ -216,10 +251,15 @@ def _short(obj: Any) -> str:
 def _print_monitoring(mon: Any) -> None:
     if not mon:
         return
-    print(f"monitoring: {mon.get('batches', 0)} batches ({mon.get('quarantined', 0)} quarantined), "
-          f"{mon.get('alerts', 0)} alerts; landing folder {mon.get('landing_dir')}")
-    for label, key in (("latest drift", "latest_drift"), ("latest performance", "latest_performance"),
-                       ("last retraining", "last_retraining")):
+    print(
+        f"monitoring: {mon.get('batches', 0)} batches ({mon.get('quarantined', 0)} quarantined), "
+        f"{mon.get('alerts', 0)} alerts; landing folder {mon.get('landing_dir')}"
+    )
+    for label, key in (
+        ("latest drift", "latest_drift"),
+        ("latest performance", "latest_performance"),
+        ("last retraining", "last_retraining"),
+    ):
         print(f"  {label}: {_short(mon[key]) if mon.get(key) else 'none yet'}")
 
 
@@ -228,9 +268,11 @@ def _print_audit(aud: Any) -> None:
         return
     log = aud.get("decision_log") or {}
     state = "verified" if log.get("ok") else f"BROKEN at record {log.get('first_bad_index')}: {log.get('problem')}"
-    print(f"audit: decision log {state} ({log.get('count')} records); "
-          f"{len(aud.get('certificates') or {})} reproducibility certificate(s); "
-          f"{len(aud.get('model_cards') or {})} model card(s) — details: mlgov audit champion")
+    print(
+        f"audit: decision log {state} ({log.get('count')} records); "
+        f"{len(aud.get('certificates') or {})} reproducibility certificate(s); "
+        f"{len(aud.get('model_cards') or {})} model card(s) — details: mlgov audit champion"
+    )
 
 
 def _status_hooks():
@@ -260,13 +302,28 @@ def cmd_ui(args: argparse.Namespace) -> int:
     bindir = Path(sys.executable).parent
     children: list[subprocess.Popen] = []
     if not args.no_mlflow:
-        children.append(subprocess.Popen(
-            [str(bindir / "mlflow"), "ui", "--host", args.host, "--port", str(args.mlflow_port),
-             "--backend-store-uri", s.tracking_uri], cwd=cwd))
+        children.append(
+            subprocess.Popen(
+                [
+                    str(bindir / "mlflow"),
+                    "ui",
+                    "--host",
+                    args.host,
+                    "--port",
+                    str(args.mlflow_port),
+                    "--backend-store-uri",
+                    s.tracking_uri,
+                ],
+                cwd=cwd,
+            )
+        )
         print(f"mlgov: MLflow UI on http://{args.host}:{args.mlflow_port}", flush=True)
     print(f"mlgov: state in {s.home}; Dagster UI on http://{args.host}:{args.port}", flush=True)
-    children.append(subprocess.Popen([str(bindir / "dagster"), "dev", "-h", args.host, "-p", str(args.port),
-                                      "-w", "workspace.yaml"], cwd=cwd))
+    children.append(
+        subprocess.Popen(
+            [str(bindir / "dagster"), "dev", "-h", args.host, "-p", str(args.port), "-w", "workspace.yaml"], cwd=cwd
+        )
+    )
 
     def stop(*_: object) -> None:
         for child in children:
@@ -297,42 +354,60 @@ def cmd_data_pull(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mlgov", description=__doc__.split("\n")[0],
-                                epilog="State lives in $MLGOV_HOME (default <project>/.mlgov).")
+    p = argparse.ArgumentParser(
+        prog="mlgov",
+        description=__doc__.split("\n")[0],
+        epilog="State lives in $MLGOV_HOME (default <project>/.mlgov).",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="run the governed training path headless (as 'Materialize all')",
-                       description="Run data -> gates -> features -> challenger -> gates -> champion. "
-                                   "Exit 1 when a gate refuses the challenger (printing which and why).")
+    t = sub.add_parser(
+        "train",
+        help="run the governed training path headless (as 'Materialize all')",
+        description="Run data -> gates -> features -> challenger -> gates -> champion. "
+        "Exit 1 when a gate refuses the challenger (printing which and why).",
+    )
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter, e.g. --set max_iter=100")
     t.add_argument("--dataset", help="training dataset inside the project (default data/adult.data)")
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("status", help="champion, its metrics and data md5, every gate's verdict",
-                       description="Show the champion and every registered version with its gate verdicts.")
+    s = sub.add_parser(
+        "status",
+        help="champion, its metrics and data md5, every gate's verdict",
+        description="Show the champion and every registered version with its gate verdicts.",
+    )
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
 
-    pr = sub.add_parser("promote", help="make version N champion (only if it passed every gate of the current policy)",
-                        description="Promote a registered version through the champion asset. Refused unless it "
-                                    "passed every gate of the current policy, unless --override is given with a "
-                                    "written justification (recorded as an override in the decision log).")
+    pr = sub.add_parser(
+        "promote",
+        help="make version N champion (only if it passed every gate of the current policy)",
+        description="Promote a registered version through the champion asset. Refused unless it "
+        "passed every gate of the current policy, unless --override is given with a "
+        "written justification (recorded as an override in the decision log).",
+    )
     pr.add_argument("--version", type=int, required=True)
     pr.add_argument("--reason", default="", help="why (recorded)")
     pr.add_argument("--override", metavar="JUSTIFICATION", help="promote despite failed gates; the text is recorded")
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_promote)
 
-    rb = sub.add_parser("rollback", help="champion back to the previous one",
-                        description="Move the champion alias back to the previous champion; the reason is recorded.")
+    rb = sub.add_parser(
+        "rollback",
+        help="champion back to the previous one",
+        description="Move the champion alias back to the previous champion; the reason is recorded.",
+    )
     rb.add_argument("--reason", required=True)
     rb.add_argument("--json", action="store_true")
     rb.set_defaults(func=cmd_rollback)
 
-    ui = sub.add_parser("ui", help="start the Dagster UI + daemon (and MLflow's UI) on the persistent instance",
-                        description="dagster dev with DAGSTER_HOME=$MLGOV_HOME/dagster and mlflow ui on the same store, "
-                                    "both bound to 127.0.0.1.")
+    ui = sub.add_parser(
+        "ui",
+        help="start the Dagster UI + daemon (and MLflow's UI) on the persistent instance",
+        description="dagster dev with DAGSTER_HOME=$MLGOV_HOME/dagster and mlflow ui on the same store, "
+        "both bound to 127.0.0.1.",
+    )
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--mlflow-port", type=int, default=5000)
@@ -341,8 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="data housekeeping", description="DVC-tracked data housekeeping.")
     dsub = d.add_subparsers(dest="data_command", required=True)
-    dp = dsub.add_parser("pull", help="restore DVC-tracked files from the cache or the shipped store",
-                         description="Restore data/*.dvc files' data from the DVC cache or default remote.")
+    dp = dsub.add_parser(
+        "pull",
+        help="restore DVC-tracked files from the cache or the shipped store",
+        description="Restore data/*.dvc files' data from the DVC cache or default remote.",
+    )
     dp.set_defaults(func=cmd_data_pull)
 
     for mod_name in EXTRA_COMMANDS:

@@ -26,19 +26,34 @@ governed_training_job = define_asset_job(
     # The model cards (group "audit") come last, downstream of champion: they never block it.
     selection=AssetSelection.assets(*data.SOURCE_KEYS) | AssetSelection.groups(*PATH_GROUPS, "audit"),
     description="The governed training path: data -> validation gates -> features -> challenger (+ mitigated "
-                "candidate) -> metric, fairness and explanation gates -> champion -> model cards.",
+    "candidate) -> metric, fairness and explanation gates -> champion -> model cards.",
     tags={"mlgov/serial": "training"},
 )
 champion_job = define_asset_job(
-    "champion_decision", selection=AssetSelection.assets("champion"),
+    "champion_decision",
+    selection=AssetSelection.assets("champion"),
     description="Promote a version or roll back, through the champion asset (used by mlgov promote/rollback).",
     tags={"mlgov/serial": "training"},
 )
 
-ASSETS = [data.adult_training_file, data.adult_holdout_file, data.training_data, data.holdout_data,
-          features.train_features, features.holdout_features, training.challenger_model, governance.champion]
-CHECKS = [data.check_training_data_schema, data.check_holdout_data_schema, features.check_train_features_schema,
-          features.check_holdout_features_schema, *governance.CHALLENGER_CHECKS, *governance.CANDIDATE_CHECKS]
+ASSETS = [
+    data.adult_training_file,
+    data.adult_holdout_file,
+    data.training_data,
+    data.holdout_data,
+    features.train_features,
+    features.holdout_features,
+    training.challenger_model,
+    governance.champion,
+]
+CHECKS = [
+    data.check_training_data_schema,
+    data.check_holdout_data_schema,
+    features.check_train_features_schema,
+    features.check_holdout_features_schema,
+    *governance.CHALLENGER_CHECKS,
+    *governance.CANDIDATE_CHECKS,
+]
 # later stages each export their own lists (ASSETS, CHECKS, JOBS, SENSORS, SCHEDULES)
 STAGES = [fairness, monitoring, audit]
 ASSETS += [a for st in STAGES for a in st.ASSETS]
@@ -53,8 +68,11 @@ def build_definitions(mlgov: MlgovResource | None = None, io_manager: MlgovIOMan
         jobs=[governed_training_job, champion_job, *[j for st in STAGES for j in st.JOBS]],
         sensors=[source_files_sensor, *[x for st in STAGES for x in st.SENSORS]],
         schedules=[x for st in STAGES for x in st.SCHEDULES],
-        resources={"mlgov": mlgov or MlgovResource(), "io_manager": io_manager or MlgovIOManager(),
-                   "training_lock": TrainingLock(home=(mlgov or MlgovResource()).home)},
+        resources={
+            "mlgov": mlgov or MlgovResource(),
+            "io_manager": io_manager or MlgovIOManager(),
+            "training_lock": TrainingLock(home=(mlgov or MlgovResource()).home),
+        },
         # one process per run: the multiprocess executor costs 2-3 s per step here (each step
         # re-imports the code location) and the 2-core machine gains nothing from it
         executor=in_process_executor,

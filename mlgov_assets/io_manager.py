@@ -6,7 +6,6 @@ writes atomically (temp file + rename), and records each file's sha256 in the ma
 metadata so an auditor can tie a stored value to the event that produced it.
 """
 
-
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -32,8 +31,10 @@ class MlgovIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
-            raise TypeError(f"{context.asset_key.to_user_string()}: returned None; mlgov stores a value for every "
-                            "materialization (a skipped write would leave the previous value in place)")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: returned None; mlgov stores a value for every "
+                "materialization (a skipped write would leave the previous value in place)"
+            )
         if isinstance(obj, pd.DataFrame):
             path = self._path(context, ".parquet")
             writer = lambda tmp: obj.to_parquet(tmp, index=False)  # noqa: E731
@@ -42,8 +43,10 @@ class MlgovIOManager(ConfigurableIOManager):
             data = json.dumps(obj, indent=1, sort_keys=True, default=str)
             writer = lambda tmp: Path(tmp).write_text(data, encoding="utf-8")  # noqa: E731
         else:
-            raise TypeError(f"{context.asset_key.to_user_string()}: mlgov stores only DataFrames and JSON "
-                            f"values (got {type(obj).__name__}); models live in the MLflow registry")
+            raise TypeError(
+                f"{context.asset_key.to_user_string()}: mlgov stores only DataFrames and JSON "
+                f"values (got {type(obj).__name__}); models live in the MLflow registry"
+            )
         atomic_write_with(path, writer)
         other = self._path(context, ".json" if path.suffix == ".parquet" else ".parquet")
         if other.exists():  # a value that changed type must not leave its old file to be read back
@@ -57,5 +60,7 @@ class MlgovIOManager(ConfigurableIOManager):
                 if suffix == ".parquet":
                     return pd.read_parquet(path)
                 return json.loads(path.read_text(encoding="utf-8"))
-        raise FileNotFoundError(f"{context.asset_key.to_user_string()}: no stored value under "
-                                f"{self._path(context, '.*')}; materialize it first")
+        raise FileNotFoundError(
+            f"{context.asset_key.to_user_string()}: no stored value under "
+            f"{self._path(context, '.*')}; materialize it first"
+        )

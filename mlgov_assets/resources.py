@@ -1,6 +1,5 @@
 """The one resource every asset uses: where state lives, which policy applies, the registry."""
 
-
 import contextlib
 from typing import Iterator, Optional
 
@@ -21,8 +20,13 @@ class MlgovResource(ConfigurableResource):
     landing_dir: Optional[str] = None
 
     def settings(self) -> Settings:
-        return get_settings(home=self.home, project_dir=self.project_dir, policy_path=self.policy_path,
-                            model_name=self.model_name, landing_dir=self.landing_dir).ensure()
+        return get_settings(
+            home=self.home,
+            project_dir=self.project_dir,
+            policy_path=self.policy_path,
+            model_name=self.model_name,
+            landing_dir=self.landing_dir,
+        ).ensure()
 
     def policy(self) -> Policy:
         # read on every use: a policy edit applies to the next evaluation, never a stale copy

@@ -110,7 +110,8 @@ class Env:
 
         return build_definitions(
             MlgovResource(home=str(self.home), project_dir=str(self.project), policy_path=str(self.policy)),
-            MlgovIOManager(base_dir=str(self.home / "assets")))
+            MlgovIOManager(base_dir=str(self.home / "assets")),
+        )
 
 
 CORE_ONLY = ("fairness", "explanations")
@@ -150,8 +151,15 @@ FAST_PARAMS = {"max_iter": 60, "learning_rate": 0.15}
 """A quicker model that still clears the default policy floors (tests train many)."""
 
 
-def run_path(env: Env, instance, *, params: dict | None = None, dataset: str | None = None, job: str = "governed_training",
-             run_config: dict | None = None):
+def run_path(
+    env: Env,
+    instance,
+    *,
+    params: dict | None = None,
+    dataset: str | None = None,
+    job: str = "governed_training",
+    run_config: dict | None = None,
+):
     cfg = run_config or {"ops": {"challenger_model": {"config": params if params is not None else FAST_PARAMS}}}
     if dataset:
         cfg["ops"]["training_data"] = {"config": {"path": dataset}}

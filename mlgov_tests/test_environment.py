@@ -20,8 +20,7 @@ def test_definitions_are_loadable():
 
 
 def test_importing_definitions_imports_no_heavy_library():
-    code = ("import sys, mlgov_assets.definitions; "
-            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    code = f"import sys, mlgov_assets.definitions; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing mlgov_assets.definitions pulled in: {out}"
 

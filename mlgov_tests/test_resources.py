@@ -33,8 +33,12 @@ def test_training_lock_is_held_from_run_start_to_run_end(tmp_path):
         seen["second"] = _try_lock(lock_file)
         return 2
 
-    defs = Definitions(assets=[first, second], resources={"training_lock": TrainingLock(home=str(tmp_path))},
-                       jobs=[define_asset_job("j")], executor=in_process_executor)
+    defs = Definitions(
+        assets=[first, second],
+        resources={"training_lock": TrainingLock(home=str(tmp_path))},
+        jobs=[define_asset_job("j")],
+        executor=in_process_executor,
+    )
     from dagster import mem_io_manager
 
     defs = Definitions.merge(defs, Definitions(resources={"io_manager": mem_io_manager}))

@@ -60,14 +60,15 @@ def cmd_audit_ref(ref: str, as_json: bool) -> int:
     if as_json:
         _print_json(report.to_dict())
     else:
-        print(f"audit {ref} -> models:/{report.model_name}/{report.version}"
-              f"{' (' + ', '.join(report.aliases) + ')' if report.aliases else ''}")
+        print(
+            f"audit {ref} -> models:/{report.model_name}/{report.version}"
+            f"{' (' + ', '.join(report.aliases) + ')' if report.aliases else ''}"
+        )
         for link in report.links:
             print(f"  [{_MARK[link.status]}] {link.name:<16} {link.summary}")
-            for extra in (link.problems[1:] if link.status == "fail" else []):
+            for extra in link.problems[1:] if link.status == "fail" else []:
                 print(f"  {'':6} {'':<16} {extra}")
-        print("VERIFIED: every link of the lineage checks out." if report.ok
-              else f"BROKEN: {', '.join(report.broken)}")
+        print("VERIFIED: every link of the lineage checks out." if report.ok else f"BROKEN: {', '.join(report.broken)}")
     return VERIFIED if report.ok else BROKEN
 
 
@@ -87,10 +88,16 @@ def cmd_audit_verify(as_json: bool) -> int:
     if as_json:
         _print_json(res)
     elif res["ok"]:
-        print(f"decision log {res['path']}: VERIFIED, {res['count']} record(s), head {str(res['last_hash'])[:16]}…, "
-              f"{res['witnesses_checked']} head(s) published on model versions still extended")
+        print(
+            f"decision log {res['path']}: VERIFIED, {res['count']} record(s), head {str(res['last_hash'])[:16]}…, "
+            f"{res['witnesses_checked']} head(s) published on model versions still extended"
+        )
     else:
-        at = f"first bad record: index {res['first_bad_index']}" if res["first_bad_index"] is not None else "log-level problem"
+        at = (
+            f"first bad record: index {res['first_bad_index']}"
+            if res["first_bad_index"] is not None
+            else "log-level problem"
+        )
         print(f"decision log {res['path']}: BROKEN ({at})")
         for problem in ([res["problem"]] if res["problem"] else []) + res["witness_problems"]:
             print(f"  {problem}")
@@ -139,8 +146,10 @@ def _original_training_seconds(instance, run_id: Optional[str]) -> Optional[floa
 def _print_reproduction(r: dict[str, Any]) -> None:
     print(f"reproduce models:/{r['model_name']}/{r['version']} (MLflow run {r['run_id']})")
     d = r["data"]
-    print(f"  data:    training md5 {d['training']['md5']} ({d['training']['rows']} rows), holdout md5 "
-          f"{d['holdout']['md5']} ({d['holdout']['rows']} rows), copied from the DVC cache and re-hashed")
+    print(
+        f"  data:    training md5 {d['training']['md5']} ({d['training']['rows']} rows), holdout md5 "
+        f"{d['holdout']['md5']} ({d['holdout']['rows']} rows), copied from the DVC cache and re-hashed"
+    )
     print(f"  model:   {r['variant']}; params {json.dumps(r['params'], sort_keys=True)}")
     code = r["recorded_code"]
     if r["code_identity"] == "identical":
@@ -154,17 +163,26 @@ def _print_reproduction(r: dict[str, Any]) -> None:
         verdict = f"within tolerance {r['tolerance']:g}"
     else:
         verdict = "DIFFERENT"
-    print(f"  holdout predictions on {r['rows']} rows: {verdict}; max |diff| {r['max_abs_diff']:.3g}, "
-          f"{r['differing_decisions']} decision(s) changed ({r['differing_share']:.2%})")
+    print(
+        f"  holdout predictions on {r['rows']} rows: {verdict}; max |diff| {r['max_abs_diff']:.3g}, "
+        f"{r['differing_decisions']} decision(s) changed ({r['differing_share']:.2%})"
+    )
     for k in sorted(r["metrics_recorded"]):
         rec, rep = r["metrics_recorded"][k], r["metrics_reproduced"].get(k)
-        print(f"    {k:<10} recorded {rec:.6f}  reproduced {rep:.6f}" if rep is not None else f"    {k}: recorded {rec}")
+        print(
+            f"    {k:<10} recorded {rec:.6f}  reproduced {rep:.6f}" if rep is not None else f"    {k}: recorded {rec}"
+        )
     t = r["timings"]
     orig = f"{t['original_training_seconds']:.1f} s" if t["original_training_seconds"] is not None else "unknown"
-    print(f"  time:    original challenger_model step {orig}; reproduction {t['reproduce_seconds']:.1f} s (fit {t['fit_seconds']:.1f} s)")
+    print(
+        f"  time:    original challenger_model step {orig}; reproduction {t['reproduce_seconds']:.1f} s (fit {t['fit_seconds']:.1f} s)"
+    )
     cert = r["certificate"]
-    print(f"  certificate: decision log record #{cert['index']} (hash {cert['hash'][:16]}…)" if cert
-          else "  certificate: NOT written (predictions differ)")
+    print(
+        f"  certificate: decision log record #{cert['index']} (hash {cert['hash'][:16]}…)"
+        if cert
+        else "  certificate: NOT written (predictions differ)"
+    )
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -178,9 +196,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         registry = _registry(s, args.model_ref)
         version = resolve_version(registry, args.model_ref)
         run_id = registry.version_info(version)["tags"].get("mlgov.dagster_run_id")
-        report = reproduce(registry, version, actor=f"{getpass.getuser()} (mlgov reproduce)", tolerance=args.tolerance,
-                           current_code_version=CODE_VERSIONS["training"],
-                           original_training_seconds=_original_training_seconds(_instance(s), run_id))
+        report = reproduce(
+            registry,
+            version,
+            actor=f"{getpass.getuser()} (mlgov reproduce)",
+            tolerance=args.tolerance,
+            current_code_version=CODE_VERSIONS["training"],
+            original_training_seconds=_original_training_seconds(_instance(s), run_id),
+        )
     except ModelRefError as exc:
         print(f"mlgov reproduce: {exc}", file=sys.stderr)
         return ERROR
@@ -197,30 +220,38 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     a = subparsers.add_parser(
-        "audit", help="verify a model's lineage (MODEL_REF), the decision log (verify), or refresh model cards (cards)",
+        "audit",
+        help="verify a model's lineage (MODEL_REF), the decision log (verify), or refresh model cards (cards)",
         description="mlgov audit MODEL_REF: print and verify the lineage chain model version -> MLflow run -> Dagster "
-                    "run and the materializations it consumed (data versions) -> DVC md5 of the training data -> git "
-                    "commit -> policy hash -> check results -> decision log, re-hashing the training data in the DVC "
-                    "cache, every model artifact file and the policy file. mlgov audit verify: check the hash-chained "
-                    "decision log (edited, deleted, reordered, truncated records) against its head and every head "
-                    "published on a model version. mlgov audit cards: rebuild stale model cards. Exit 1 names what "
-                    "is broken.",
-        epilog="MODEL_REF: models:/NAME@champion, models:/NAME/N, N, or champion.")
+        "run and the materializations it consumed (data versions) -> DVC md5 of the training data -> git "
+        "commit -> policy hash -> check results -> decision log, re-hashing the training data in the DVC "
+        "cache, every model artifact file and the policy file. mlgov audit verify: check the hash-chained "
+        "decision log (edited, deleted, reordered, truncated records) against its head and every head "
+        "published on a model version. mlgov audit cards: rebuild stale model cards. Exit 1 names what "
+        "is broken.",
+        epilog="MODEL_REF: models:/NAME@champion, models:/NAME/N, N, or champion.",
+    )
     a.add_argument("target", metavar="MODEL_REF|verify|cards")
     a.add_argument("--json", action="store_true", help="machine-readable output")
     a.set_defaults(func=cmd_audit)
 
     r = subparsers.add_parser(
-        "reproduce", help="retrain a version from its recorded lineage and compare holdout predictions",
+        "reproduce",
+        help="retrain a version from its recorded lineage and compare holdout predictions",
         description="Retrain MODEL_REF from the DVC-cached data (by recorded md5), recorded params and seed, with the "
-                    "current code (stated if it differs from the recorded commit), in an isolated temporary directory; "
-                    "compare holdout predictions with the registered model (loaded after verifying its artifact "
-                    "hashes). Identical (or within --tolerance) -> a reproducibility certificate in the decision log; "
-                    "otherwise exit 1 with the size of the difference.")
+        "current code (stated if it differs from the recorded commit), in an isolated temporary directory; "
+        "compare holdout predictions with the registered model (loaded after verifying its artifact "
+        "hashes). Identical (or within --tolerance) -> a reproducibility certificate in the decision log; "
+        "otherwise exit 1 with the size of the difference.",
+    )
     r.add_argument("model_ref", metavar="MODEL_REF")
-    r.add_argument("--tolerance", type=float, default=0.0,
-                   help="max |difference| in holdout probabilities still certified (default 0: bitwise identical); "
-                        "recorded in the certificate")
+    r.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="max |difference| in holdout probabilities still certified (default 0: bitwise identical); "
+        "recorded in the certificate",
+    )
     r.add_argument("--json", action="store_true", help="machine-readable output")
     r.set_defaults(func=cmd_reproduce)
 
@@ -240,10 +271,18 @@ def status_hook(status: dict[str, Any], settings: Settings) -> None:
         except LogIntegrityError:
             certs = []
         status["audit"] = {
-            "decision_log": {k: res[k] for k in ("path", "ok", "count", "first_bad_index", "problem", "witnesses_checked")},
+            "decision_log": {
+                k: res[k] for k in ("path", "ok", "count", "first_bad_index", "problem", "witnesses_checked")
+            },
             "head": log.head(),
-            "certificates": {r["model_version"]: {"index": r["index"], "time": r["time"],
-                                                  "code_identity": r["payload"].get("code_identity")} for r in certs},
+            "certificates": {
+                r["model_version"]: {
+                    "index": r["index"],
+                    "time": r["time"],
+                    "code_identity": r["payload"].get("code_identity"),
+                }
+                for r in certs
+            },
             "model_cards": {str(v): t.get("mlgov.model_card_sha256") for v, t in sorted(tags.items())},
         }
     except Exception as exc:  # noqa: BLE001 - status must still print the rest

@@ -30,19 +30,23 @@ DEFAULT_SIM_ROWS = 5000
 
 def register(subparsers: Any) -> None:
     m = subparsers.add_parser(
-        "monitor", help="process the batches waiting in the landing folder (headless sensors), retraining included",
+        "monitor",
+        help="process the batches waiting in the landing folder (headless sensors), retraining included",
         description="Validate, score (+ shadow), drift-check and performance-check every batch waiting in the landing "
-                    "folder, run delayed labels, and request retraining on a breach, exactly as the sensors would. "
-                    "For cron/CI without a Dagster daemon.")
+        "folder, run delayed labels, and request retraining on a breach, exactly as the sensors would. "
+        "For cron/CI without a Dagster daemon.",
+    )
     m.add_argument("--once", action="store_true", help="one pass over the landing folder, then exit (required)")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.set_defaults(func=cmd_monitor)
 
     s = subparsers.add_parser(
-        "simulate", help="write a realistic production batch (from adult.test) into the landing folder",
+        "simulate",
+        help="write a realistic production batch (from adult.test) into the landing folder",
         description="Write a batch derived from data/adult.test into the landing folder ($MLGOV_HOME/incoming when "
-                    "MLGOV_HOME is set) and print its path: none = no drift, covariate = older applicants / longer "
-                    "hours, label = more >50K, broken = fails the schema. --labels also writes the delayed labels file.")
+        "MLGOV_HOME is set) and print its path: none = no drift, covariate = older applicants / longer "
+        "hours, label = more >50K, broken = fails the schema. --labels also writes the delayed labels file.",
+    )
     s.add_argument("--kind", choices=["none", "covariate", "label", "broken"], required=True)
     s.add_argument("--rows", type=int, default=DEFAULT_SIM_ROWS, help=f"rows (default {DEFAULT_SIM_ROWS})")
     s.add_argument("--seed", type=int, help="random seed (default: a fresh one, printed)")
@@ -72,16 +76,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if path.exists() or (landing / f"{batch_id}.parquet").exists():
         print(f"mlgov simulate: {path} exists; batches are immutable, pick another --batch-id", file=sys.stderr)
         return 2
-    batch, labels = simulate_batch(args.kind, read_adult_csv(s.project_dir / HOLDOUT_FILE), args.rows, seed,
-                                   with_labels=args.labels)
+    batch, labels = simulate_batch(
+        args.kind, read_adult_csv(s.project_dir / HOLDOUT_FILE), args.rows, seed, with_labels=args.labels
+    )
     # written under a dot-name and renamed: the sensor never sees half a file
     atomic_write_with(path, lambda tmp: batch.to_csv(tmp, index=False))
     labels_path = None
     if labels is not None:
         labels_path = landing / labels_filename(batch_id)
         atomic_write_with(labels_path, lambda tmp: pd.DataFrame(labels).to_csv(tmp, index=False))
-    out = {"batch_id": batch_id, "kind": args.kind, "rows": int(len(batch)), "seed": seed, "batch": str(path),
-           "labels": str(labels_path) if labels_path else None}
+    out = {
+        "batch_id": batch_id,
+        "kind": args.kind,
+        "rows": int(len(batch)),
+        "seed": seed,
+        "batch": str(path),
+        "labels": str(labels_path) if labels_path else None,
+    }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -111,17 +122,24 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     paths = mon.MonitoringPaths.of(s)
     ledger = mon.BatchLedger(paths)
     plan = mon.plan_landing(s.landing_dir, ledger, None)
-    report: dict[str, Any] = {"landing_dir": str(s.landing_dir), "found": plan.to_dict(), "batches": [], "labels": [],
-                              "retraining": {"decision": None, "runs": []}}
+    report: dict[str, Any] = {
+        "landing_dir": str(s.landing_dir),
+        "found": plan.to_dict(),
+        "batches": [],
+        "labels": [],
+        "retraining": {"decision": None, "runs": []},
+    }
     for f in plan.new_batches:
         if not instance.has_dynamic_partition("batches", f.batch_id):
             instance.add_dynamic_partitions("batches", [f.batch_id])
-        result = run_job("monitor_batch", {}, tags={PARTITION_TAG: f.batch_id, "mlgov/trigger": TRIGGER,
-                                                    "mlgov/batch_file": f.name})
+        result = run_job(
+            "monitor_batch", {}, tags={PARTITION_TAG: f.batch_id, "mlgov/trigger": TRIGGER, "mlgov/batch_file": f.name}
+        )
         report["batches"].append(_batch_outcome(f, summarize_run(result), ledger.get(f.batch_id) or {}))
     for f in plan.new_labels:
-        result = run_job("batch_labels", {}, tags={PARTITION_TAG: f.batch_id, "mlgov/trigger": TRIGGER,
-                                                   "mlgov/labels_file": f.name})
+        result = run_job(
+            "batch_labels", {}, tags={PARTITION_TAG: f.batch_id, "mlgov/trigger": TRIGGER, "mlgov/labels_file": f.name}
+        )
         report["labels"].append(_batch_outcome(f, summarize_run(result), ledger.get(f.batch_id) or {}))
 
     policy, registry = load_policy(s.policy_path), Registry(s)
@@ -136,12 +154,20 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         before = registry.champion_version()
         result = run_job("governed_training", rec["run_config"], tags={**rec["tags"], RUN_KEY_TAG: rec["run_key"]})
         summary = summarize_run(result)
-        report["retraining"]["runs"].append({
-            "run_key": rec["run_key"], "dataset": rec["dataset"], "dataset_md5": rec.get("dataset_md5"),
-            "rows": rec.get("rows"), "run_id": summary["run_id"], "success": summary["success"],
-            "champion_before": before, "champion_after": registry.champion_version(),
-            "refused_by": [{"check": c["check"], "description": c["description"]} for c in summary["refused_by"]],
-            "failed_steps": summary["failed_steps"]})
+        report["retraining"]["runs"].append(
+            {
+                "run_key": rec["run_key"],
+                "dataset": rec["dataset"],
+                "dataset_md5": rec.get("dataset_md5"),
+                "rows": rec.get("rows"),
+                "run_id": summary["run_id"],
+                "success": summary["success"],
+                "champion_before": before,
+                "champion_after": registry.champion_version(),
+                "refused_by": [{"check": c["check"], "description": c["description"]} for c in summary["refused_by"]],
+                "failed_steps": summary["failed_steps"],
+            }
+        )
     report["status"] = mon.monitoring_status(s)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -151,12 +177,21 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def _batch_outcome(f: Any, summary: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-    return {"batch_id": f.batch_id, "file": f.name, "run_id": summary["run_id"], "success": summary["success"],
-            "status": entry.get("status"), "rows": entry.get("rows"), "champion_version": entry.get("champion_version"),
-            "shadow_version": entry.get("shadow_version"), "quarantine_dir": entry.get("quarantine_dir"),
-            "validation": (entry.get("validation") or {}).get("summary"), "drift": entry.get("drift"),
-            "performance": entry.get("performance"),
-            "failed_steps": [x for x in summary["failed_steps"] if "check" not in x["step"]]}
+    return {
+        "batch_id": f.batch_id,
+        "file": f.name,
+        "run_id": summary["run_id"],
+        "success": summary["success"],
+        "status": entry.get("status"),
+        "rows": entry.get("rows"),
+        "champion_version": entry.get("champion_version"),
+        "shadow_version": entry.get("shadow_version"),
+        "quarantine_dir": entry.get("quarantine_dir"),
+        "validation": (entry.get("validation") or {}).get("summary"),
+        "drift": entry.get("drift"),
+        "performance": entry.get("performance"),
+        "failed_steps": [x for x in summary["failed_steps"] if "check" not in x["step"]],
+    }
 
 
 def _exit_code(report: dict[str, Any]) -> int:
@@ -173,8 +208,10 @@ def _exit_code(report: dict[str, Any]) -> int:
 
 def _print_report(report: dict[str, Any]) -> None:
     found = report["found"]
-    print(f"mlgov monitor: {report['landing_dir']}: {len(found['new_batches'])} new batch(es), "
-          f"{len(found['new_labels'])} labels file(s), {len(found['done'])} already done")
+    print(
+        f"mlgov monitor: {report['landing_dir']}: {len(found['new_batches'])} new batch(es), "
+        f"{len(found['new_labels'])} labels file(s), {len(found['done'])} already done"
+    )
     for item in found["refused"]:
         print(f"  refused {item['file']}: {item['reason']}")
     for item in found["waiting"]:
@@ -186,11 +223,16 @@ def _print_report(report: dict[str, Any]) -> None:
     for run in r["runs"]:
         if run["success"]:
             moved = run["champion_after"] != run["champion_before"]
-            verdict = (f"champion v{run['champion_before']} -> v{run['champion_after']}" if moved
-                       else f"champion stays v{run['champion_after']}")
+            verdict = (
+                f"champion v{run['champion_before']} -> v{run['champion_after']}"
+                if moved
+                else f"champion stays v{run['champion_after']}"
+            )
         elif run["refused_by"]:
-            verdict = (f"REFUSED by {', '.join(c['check'] for c in run['refused_by'])}: "
-                       f"champion stays v{run['champion_after']}")
+            verdict = (
+                f"REFUSED by {', '.join(c['check'] for c in run['refused_by'])}: "
+                f"champion stays v{run['champion_after']}"
+            )
         else:
             verdict = f"FAILED: {run['failed_steps']}"
         print(f"  {run['run_key']} on {run['dataset']} ({run['rows']} rows), dagster run {run['run_id']}: {verdict}")
@@ -201,18 +243,24 @@ def _describe(b: dict[str, Any]) -> str:
         return f"QUARANTINED to {b['quarantine_dir']}: {(b['validation'] or '')[:300]}"
     if not b["success"] and not b.get("drift"):
         return f"FAILED: {b['failed_steps']}"
-    parts = [f"{b['rows']} rows, champion v{b['champion_version']}"
-             + (f" (shadow v{b['shadow_version']})" if b.get("shadow_version") else "")]
+    parts = [
+        f"{b['rows']} rows, champion v{b['champion_version']}"
+        + (f" (shadow v{b['shadow_version']})" if b.get("shadow_version") else "")
+    ]
     d = b.get("drift") or {}
     if d:
         cols = ", ".join(d.get("drifted_columns") or []) or "none"
-        parts.append(f"drift {str(d.get('verdict')).upper()} ({d.get('n_drifted')}/{d.get('n_columns')} columns: {cols}; "
-                     f"prediction {d.get('prediction_verdict')})")
+        parts.append(
+            f"drift {str(d.get('verdict')).upper()} ({d.get('n_drifted')}/{d.get('n_columns')} columns: {cols}; "
+            f"prediction {d.get('prediction_verdict')})"
+        )
     p = b.get("performance") or {}
     if p.get("labelled"):
         m = p.get("champion") or {}
-        parts.append(f"performance {str(p.get('status')).upper()} on {p.get('n_labelled')} labels "
-                     f"(accuracy {m.get('accuracy', 0):.3f}, roc_auc {m.get('roc_auc') or float('nan'):.3f})")
+        parts.append(
+            f"performance {str(p.get('status')).upper()} on {p.get('n_labelled')} labels "
+            f"(accuracy {m.get('accuracy', 0):.3f}, roc_auc {m.get('roc_auc') or float('nan'):.3f})"
+        )
     else:
         parts.append("performance: awaiting labels")
     return "; ".join(parts)

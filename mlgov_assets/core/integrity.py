@@ -92,9 +92,7 @@ def normalize_json(obj: Any, where: str) -> Any:
         out: dict[str, Any] = {}
         for key, value in obj.items():
             if not isinstance(key, str):
-                raise TypeError(
-                    f"canonical JSON: key {key!r} at {where} is {type(key).__name__}, must be str"
-                )
+                raise TypeError(f"canonical JSON: key {key!r} at {where} is {type(key).__name__}, must be str")
             out[key] = normalize_json(value, f"{where}.{key}")
         return out
     if isinstance(obj, (list, tuple)):
@@ -213,13 +211,11 @@ def _check_manifest(manifest: Mapping[str, str]) -> None:
     bad = [
         f"{k!r}: {v!r}"
         for k, v in manifest.items()
-        if not isinstance(k, str) or not k or k.startswith("/") or ".." in PurePosixPath(k).parts
-        or not is_sha256(v)
+        if not isinstance(k, str) or not k or k.startswith("/") or ".." in PurePosixPath(k).parts or not is_sha256(v)
     ]
     if bad:
         raise ValueError(
-            "manifest entries must map a relative posix path to a lowercase sha256 hex; bad: "
-            + ", ".join(bad)
+            "manifest entries must map a relative posix path to a lowercase sha256 hex; bad: " + ", ".join(bad)
         )
 
 
@@ -232,9 +228,7 @@ def manifest_digest(manifest: Mapping[str, str]) -> str:
     return canonical_hash(dict(sorted(manifest.items())))
 
 
-def _compare(
-    expected: Mapping[str, str], actual: Mapping[str, str]
-) -> list[dict[str, str | None]]:
+def _compare(expected: Mapping[str, str], actual: Mapping[str, str]) -> list[dict[str, str | None]]:
     problems: list[dict[str, str | None]] = []
     for rel in sorted(set(expected) | set(actual)):
         exp, act = expected.get(rel), actual.get(rel)
@@ -250,9 +244,7 @@ def _compare(
 def _raise_if(problems: list[dict[str, str | None]], root: Path) -> None:
     if problems:
         lines = [f"{p['path']}: {p['problem']}" for p in problems]
-        raise IntegrityError(
-            f"{len(problems)} integrity problem(s) in {root}: " + "; ".join(lines), problems
-        )
+        raise IntegrityError(f"{len(problems)} integrity problem(s) in {root}: " + "; ".join(lines), problems)
 
 
 def verify_tree(directory: str | os.PathLike[str], expected_manifest: Mapping[str, str]) -> None:
@@ -358,9 +350,7 @@ def dvc_cache_path(cache_dir: str | os.PathLike[str], md5: str) -> Path:
     `cache_dir` is the cache root (`.dvc/cache` by default, what `dvc cache dir` prints).
     """
     if not isinstance(md5, str) or not _MD5_RE.match(md5):
-        raise ValueError(
-            f"DVC md5 must be 32 lowercase hex characters (plain-file outputs only), got {md5!r}"
-        )
+        raise ValueError(f"DVC md5 must be 32 lowercase hex characters (plain-file outputs only), got {md5!r}")
     return Path(cache_dir) / "files" / "md5" / md5[:2] / md5[2:]
 
 

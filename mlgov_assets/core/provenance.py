@@ -10,8 +10,18 @@ from pathlib import Path
 
 from mlgov_assets.core.settings import PACKAGE_DIR
 
-KEY_PACKAGES = ["dagster", "mlflow", "dvc", "pandera", "scikit-learn", "pandas", "numpy", "shap",
-                "fairlearn", "evidently"]
+KEY_PACKAGES = [
+    "dagster",
+    "mlflow",
+    "dvc",
+    "pandera",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "shap",
+    "fairlearn",
+    "evidently",
+]
 
 
 def git_info(repo: str | Path) -> dict[str, object]:
@@ -19,9 +29,12 @@ def git_info(repo: str | Path) -> dict[str, object]:
     an uncommitted new module can change a model as much as an edited one). Datasets that
     retraining generates under ``data/generated/`` do not: they are content-addressed by DVC
     and their md5 is recorded on the model itself."""
+
     def run(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              check=True, timeout=30).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+
     try:
         commit = run("rev-parse", "HEAD")
     except (subprocess.CalledProcessError, FileNotFoundError, subprocess.TimeoutExpired):

@@ -87,8 +87,17 @@ class Settings:
         return self.home / "dvc-site-cache"
 
     def ensure(self) -> "Settings":
-        for d in (self.home, self.dagster_home, self.mlflow_dir, self.artifact_root, self.assets_dir,
-                  self.decision_log.parent, self.lock_dir, self.logs_dir, self.landing_dir):
+        for d in (
+            self.home,
+            self.dagster_home,
+            self.mlflow_dir,
+            self.artifact_root,
+            self.assets_dir,
+            self.decision_log.parent,
+            self.lock_dir,
+            self.logs_dir,
+            self.landing_dir,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -24,17 +24,37 @@ core (``core.lineage``) as plain data: core modules never import dagster.
 
 from typing import Any
 
-from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext,
-                     AssetKey, AssetRecordsFilter, AssetSelection, DagsterEventType, DagsterRunStatus,
-                     DefaultSensorStatus, Failure, MetadataValue, Output, RunRequest, RunStatusSensorContext, SkipReason,
-                     asset, asset_check, define_asset_job, run_status_sensor)
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    AssetSelection,
+    DagsterEventType,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    Failure,
+    MetadataValue,
+    Output,
+    RunRequest,
+    RunStatusSensorContext,
+    SkipReason,
+    asset,
+    asset_check,
+    define_asset_job,
+    run_status_sensor,
+)
 
 from mlgov_assets.core.provenance import source_version
 from ..resources import MlgovResource, TrainingLock
 from .common import json_md, rows_table
 from .governance import champion
 
-CODE_VERSION = source_version("core/audit/lineage.py", "core/audit/modelcard.py", "core/audit/decision_log.py", "defs/audit.py")
+CODE_VERSION = source_version(
+    "core/audit/lineage.py", "core/audit/modelcard.py", "core/audit/decision_log.py", "defs/audit.py"
+)
 CARD_TAG = "mlgov.model_card_sha256"
 CARD_DIR = "model_card"
 POINTER = "dagster/input_event_pointer/"
@@ -58,15 +78,27 @@ def _node(instance, rec, role: str) -> dict[str, Any]:
     columns = [{"name": c.name, "dtype": c.type} for c in schema.columns] if hasattr(schema, "columns") else []
     key = mat.asset_key
     latest = instance.fetch_materializations(key, limit=1).records
-    simple = {k.split("/")[-1]: v for k, v in meta.items()
-              if isinstance(v, (str, int, float, bool)) and k in ("dagster/row_count", "path", "dvc_md5", "model_version",
-                                                                  "mlflow_run_id", "source", "train_data_md5")}
-    return {"asset": key.to_user_string(), "role": role, "storage_id": rec.storage_id, "run_id": rec.run_id,
-            "timestamp": rec.timestamp, "data_version": tags.get("dagster/data_version"),
-            "code_version": tags.get("dagster/code_version"), "sha256": meta.get("mlgov/sha256"),
-            "stored_at": meta.get("mlgov/stored_at"), "is_latest": bool(latest) and latest[0].storage_id == rec.storage_id,
-            "metadata": simple, "columns": columns,
-            "inputs": {k[len(POINTER):]: int(v) for k, v in tags.items() if k.startswith(POINTER) and str(v).isdigit()}}
+    simple = {
+        k.split("/")[-1]: v
+        for k, v in meta.items()
+        if isinstance(v, (str, int, float, bool))
+        and k in ("dagster/row_count", "path", "dvc_md5", "model_version", "mlflow_run_id", "source", "train_data_md5")
+    }
+    return {
+        "asset": key.to_user_string(),
+        "role": role,
+        "storage_id": rec.storage_id,
+        "run_id": rec.run_id,
+        "timestamp": rec.timestamp,
+        "data_version": tags.get("dagster/data_version"),
+        "code_version": tags.get("dagster/code_version"),
+        "sha256": meta.get("mlgov/sha256"),
+        "stored_at": meta.get("mlgov/stored_at"),
+        "is_latest": bool(latest) and latest[0].storage_id == rec.storage_id,
+        "metadata": simple,
+        "columns": columns,
+        "inputs": {k[len(POINTER) :]: int(v) for k, v in tags.items() if k.startswith(POINTER) and str(v).isdigit()},
+    }
 
 
 def _model_records(instance, run_record, version: int) -> list:
@@ -78,10 +110,15 @@ def _model_records(instance, run_record, version: int) -> list:
     after = (run_record.start_time or run_record.create_timestamp.timestamp()) - 1
     found = []
     for asset_name in MODEL_ASSETS:
-        recs = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset_name), after_timestamp=after),
-                                               limit=1000, ascending=True).records
-        found += [rec for rec in recs if rec.run_id == run_id and
-                  str(_value((rec.asset_materialization.metadata or {}).get("model_version"))) == str(version)]
+        recs = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset_name), after_timestamp=after), limit=1000, ascending=True
+        ).records
+        found += [
+            rec
+            for rec in recs
+            if rec.run_id == run_id
+            and str(_value((rec.asset_materialization.metadata or {}).get("model_version"))) == str(version)
+        ]
     return found
 
 
@@ -96,12 +133,23 @@ def _checks(instance, run_ids: set[str], nodes: dict[int, dict[str, Any]]) -> li
                 continue
             meta = {k: _value(v) for k, v in (ev.metadata or {}).items()}
             evidence = meta.get("evidence") if isinstance(meta.get("evidence"), dict) else {}
-            out.append({"asset": ev.asset_key.to_user_string(), "check": ev.check_name, "passed": bool(ev.passed),
-                        "severity": ev.severity.value, "blocking": bool(ev.blocking), "run_id": run_id,
-                        "target_storage_id": target, "description": ev.description,
-                        "role": "model" if nodes[target]["role"] == "model" else "data",
-                        "gate": evidence.get("gate"),
-                        "metadata": {k: v for k, v in meta.items() if k in ("policy_path", "policy_sha256", "model_version")}})
+            out.append(
+                {
+                    "asset": ev.asset_key.to_user_string(),
+                    "check": ev.check_name,
+                    "passed": bool(ev.passed),
+                    "severity": ev.severity.value,
+                    "blocking": bool(ev.blocking),
+                    "run_id": run_id,
+                    "target_storage_id": target,
+                    "description": ev.description,
+                    "role": "model" if nodes[target]["role"] == "model" else "data",
+                    "gate": evidence.get("gate"),
+                    "metadata": {
+                        k: v for k, v in meta.items() if k in ("policy_path", "policy_sha256", "model_version")
+                    },
+                }
+            )
     return out
 
 
@@ -116,13 +164,28 @@ def read_dagster_lineage(instance, run_id: str, version: int, *, max_nodes: int 
     """
     record = instance.get_run_record_by_id(run_id)
     if record is None:
-        return {"run": None, "materializations": [], "checks": [],
-                "problems": [f"Dagster run {run_id} recorded on version {version} is not in this instance "
-                             f"({getattr(instance, 'root_directory', '?')})"]}
+        return {
+            "run": None,
+            "materializations": [],
+            "checks": [],
+            "problems": [
+                f"Dagster run {run_id} recorded on version {version} is not in this instance "
+                f"({getattr(instance, 'root_directory', '?')})"
+            ],
+        }
     run = record.dagster_run
-    out: dict[str, Any] = {"run": {"run_id": run.run_id, "job_name": run.job_name, "status": run.status.value,
-                                   "start_time": record.start_time, "end_time": record.end_time},
-                           "materializations": [], "checks": [], "problems": []}
+    out: dict[str, Any] = {
+        "run": {
+            "run_id": run.run_id,
+            "job_name": run.job_name,
+            "status": run.status.value,
+            "start_time": record.start_time,
+            "end_time": record.end_time,
+        },
+        "materializations": [],
+        "checks": [],
+        "problems": [],
+    }
     models = _model_records(instance, record, version)
     nodes: dict[int, dict[str, Any]] = {}
     queue = [(rec, "model") for rec in models]
@@ -133,7 +196,8 @@ def read_dagster_lineage(instance, run_id: str, version: int, *, max_nodes: int 
         node = nodes[rec.storage_id] = _node(instance, rec, role)
         for key, sid in node["inputs"].items():
             found = instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=AssetKey.from_user_string(key), storage_ids=[sid]), limit=1).records
+                AssetRecordsFilter(asset_key=AssetKey.from_user_string(key), storage_ids=[sid]), limit=1
+            ).records
             if found:  # observations of source files are not materializations: the chain ends there
                 queue.append((found[0], "input"))
     out["materializations"] = sorted(nodes.values(), key=lambda n: n["storage_id"])
@@ -172,26 +236,46 @@ def publish_card(registry, version: int, instance, *, force: bool = False) -> di
         client.log_text(info["run_id"], canonical_json(bundle), f"{CARD_DIR}/evidence_bundle.json")
         client.set_model_version_tag(registry.name, str(version), CARD_TAG, digest)
         # the MLflow UI renders a version's description as Markdown: point it at the card
-        client.update_model_version(registry.name, str(version), description=(
-            f"Model card: run artifact `{CARD_DIR}/model_card.html` (Markdown: `{CARD_DIR}/model_card.md`) of run "
-            f"{info['run_id']}. Evidence bundle sha256 {digest}; verify with `mlgov audit models:/{registry.name}/{version}`."))
-    return {"version": version, "bundle_sha256": digest, "rebuilt": stale, "run_id": info["run_id"],
-            "artifact": f"runs:/{info['run_id']}/{CARD_DIR}/model_card.html", "markdown": md,
-            "overrides": sum(d["kind"] == "override" for d in bundle["decisions"])}
+        client.update_model_version(
+            registry.name,
+            str(version),
+            description=(
+                f"Model card: run artifact `{CARD_DIR}/model_card.html` (Markdown: `{CARD_DIR}/model_card.md`) of run "
+                f"{info['run_id']}. Evidence bundle sha256 {digest}; verify with `mlgov audit models:/{registry.name}/{version}`."
+            ),
+        )
+    return {
+        "version": version,
+        "bundle_sha256": digest,
+        "rebuilt": stale,
+        "run_id": info["run_id"],
+        "artifact": f"runs:/{info['run_id']}/{CARD_DIR}/model_card.html",
+        "markdown": md,
+        "overrides": sum(d["kind"] == "override" for d in bundle["decisions"]),
+    }
 
 
-@asset(group_name="audit", deps=[champion], code_version=CODE_VERSION, kinds={"mlflow", "markdown"},
-       owners=["team:model-risk"], tags={"mlgov/stage": "audit"},
-       metadata={"card_artifacts": f"{CARD_DIR}/model_card.md, {CARD_DIR}/model_card.html, {CARD_DIR}/evidence_bundle.json",
-                 "staleness_tag": CARD_TAG, "schema": "mlgov_assets/core/modelcard.py"},
-       description="A model card for EVERY registered model version: the evidence bundle (intended use and "
-                   "limitations from the policy, DVC md5s, row counts and schemas, git commit, Dagster code "
-                   "versions, uv.lock hash, hyperparameters, holdout metrics, every gate with thresholds and "
-                   "policy hash, fairness/explanations/drift when recorded, promotions, rollbacks and overrides "
-                   "with who and why), each claim citing the materialization, run, artifact or decision-log "
-                   "record it came from with that source's sha256. Rendered as Markdown and self-contained "
-                   "HTML, attached to the version's MLflow run (model_card/). Only cards whose bundle digest "
-                   "changed are republished. Downstream of champion: it can never block a promotion.")
+@asset(
+    group_name="audit",
+    deps=[champion],
+    code_version=CODE_VERSION,
+    kinds={"mlflow", "markdown"},
+    owners=["team:model-risk"],
+    tags={"mlgov/stage": "audit"},
+    metadata={
+        "card_artifacts": f"{CARD_DIR}/model_card.md, {CARD_DIR}/model_card.html, {CARD_DIR}/evidence_bundle.json",
+        "staleness_tag": CARD_TAG,
+        "schema": "mlgov_assets/core/modelcard.py",
+    },
+    description="A model card for EVERY registered model version: the evidence bundle (intended use and "
+    "limitations from the policy, DVC md5s, row counts and schemas, git commit, Dagster code "
+    "versions, uv.lock hash, hyperparameters, holdout metrics, every gate with thresholds and "
+    "policy hash, fairness/explanations/drift when recorded, promotions, rollbacks and overrides "
+    "with who and why), each claim citing the materialization, run, artifact or decision-log "
+    "record it came from with that source's sha256. Rendered as Markdown and self-contained "
+    "HTML, attached to the version's MLflow run (model_card/). Only cards whose bundle digest "
+    "changed are republished. Downstream of champion: it can never block a promotion.",
+)
 def model_cards(context: AssetExecutionContext, mlgov: MlgovResource, training_lock: TrainingLock) -> Output[dict]:
     registry = mlgov.registry()
     champ = registry.champion_version()
@@ -203,65 +287,105 @@ def model_cards(context: AssetExecutionContext, mlgov: MlgovResource, training_l
             failed[v] = f"{type(exc).__name__}: {exc}"
             context.log.error(f"model card for version {v} not built: {failed[v]}")
     if failed:
-        raise Failure(description=f"model cards not built for version(s) {sorted(failed)}; the others were published",
-                      metadata={"errors": json_md({str(k): v for k, v in failed.items()})})
+        raise Failure(
+            description=f"model cards not built for version(s) {sorted(failed)}; the others were published",
+            metadata={"errors": json_md({str(k): v for k, v in failed.items()})},
+        )
     rebuilt = [c["version"] for c in cards if c["rebuilt"]]
     context.log.info(f"model cards: {len(cards)} version(s), republished {rebuilt or 'none'}")
     champion_card = next((c for c in cards if c["version"] == champ), None)
-    rows = [{"version": c["version"], "champion": c["version"] == champ, "rebuilt": c["rebuilt"],
-             "overrides": c["overrides"], "bundle_sha256": c["bundle_sha256"], "card": c["artifact"]} for c in cards]
+    rows = [
+        {
+            "version": c["version"],
+            "champion": c["version"] == champ,
+            "rebuilt": c["rebuilt"],
+            "overrides": c["overrides"],
+            "bundle_sha256": c["bundle_sha256"],
+            "card": c["artifact"],
+        }
+        for c in cards
+    ]
     value = {"champion": champ, "cards": [{k: v for k, v in c.items() if k != "markdown"} for c in cards]}
-    return Output(value, metadata={
-        "champion_version": champ if champ is not None else "none", "versions": len(cards), "republished": str(rebuilt),
-        "cards": rows_table(rows),
-        "champion_card": MetadataValue.md(champion_card["markdown"] if champion_card else "_no champion yet_"),
-        "champion_bundle_sha256": champion_card["bundle_sha256"] if champion_card else "none"})
+    return Output(
+        value,
+        metadata={
+            "champion_version": champ if champ is not None else "none",
+            "versions": len(cards),
+            "republished": str(rebuilt),
+            "cards": rows_table(rows),
+            "champion_card": MetadataValue.md(champion_card["markdown"] if champion_card else "_no champion yet_"),
+            "champion_bundle_sha256": champion_card["bundle_sha256"] if champion_card else "none",
+        },
+    )
 
 
-@asset_check(asset=model_cards, blocking=False,
-             description="`mlgov audit champion`: re-hashes the champion's training data in the DVC cache, every model "
-                         "artifact file and the policy, and checks every link from model version to MLflow run, "
-                         "Dagster run and materializations, git commit, gates and the hash-chained decision log.")
+@asset_check(
+    asset=model_cards,
+    blocking=False,
+    description="`mlgov audit champion`: re-hashes the champion's training data in the DVC cache, every model "
+    "artifact file and the policy, and checks every link from model version to MLflow run, "
+    "Dagster run and materializations, git commit, gates and the hash-chained decision log.",
+)
 def check_model_cards_champion_lineage(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
     from mlgov_assets.core.audit.lineage import audit
 
     registry = mlgov.registry()
     if registry.champion_version() is None:
-        return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN, description="no champion yet: nothing to audit")
+        return AssetCheckResult(
+            passed=True, severity=AssetCheckSeverity.WARN, description="no champion yet: nothing to audit"
+        )
     report, _ = audit(registry, "champion", dagster_reader=dagster_reader(context.instance))
     rows = [{"link": link.name, "status": link.status.upper(), "summary": link.summary} for link in report.links]
-    text = (f"champion version {report.version}: every link verified" if report.ok
-            else f"champion version {report.version}: BROKEN link(s) {', '.join(report.broken)}")
-    return AssetCheckResult(passed=report.ok, severity=AssetCheckSeverity.ERROR, description=text,
-                            metadata={"model_version": report.version, "links": rows_table(rows),
-                                      "report": json_md(report.to_dict())})
+    text = (
+        f"champion version {report.version}: every link verified"
+        if report.ok
+        else f"champion version {report.version}: BROKEN link(s) {', '.join(report.broken)}"
+    )
+    return AssetCheckResult(
+        passed=report.ok,
+        severity=AssetCheckSeverity.ERROR,
+        description=text,
+        metadata={"model_version": report.version, "links": rows_table(rows), "report": json_md(report.to_dict())},
+    )
 
 
 model_cards_job = define_asset_job(
-    "refresh_model_cards", selection=AssetSelection.assets(model_cards),
+    "refresh_model_cards",
+    selection=AssetSelection.assets(model_cards),
     description="Rebuild stale model cards (every registered version) and audit the champion's lineage.",
-    tags={"mlgov/serial": "training"})  # queued behind training: cards read what training writes
+    tags={"mlgov/serial": "training"},
+)  # queued behind training: cards read what training writes
 
 
 def _card_request(context: RunStatusSensorContext, jobs=CARD_TRIGGER_JOBS):
     run = context.dagster_run
     if run.job_name not in jobs:
         return SkipReason(f"run {run.run_id[:8]} of {run.job_name}: not a governance job")
-    return RunRequest(run_key=f"cards-after-{run.run_id}", tags={"mlgov/trigger": f"after {run.job_name} {run.run_id[:8]}"})
+    return RunRequest(
+        run_key=f"cards-after-{run.run_id}", tags={"mlgov/trigger": f"after {run.job_name} {run.run_id[:8]}"}
+    )
 
 
-@run_status_sensor(run_status=DagsterRunStatus.SUCCESS, name="model_cards_after_success", request_job=model_cards_job,
-                   default_status=DefaultSensorStatus.RUNNING,
-                   description="After a champion_decision run (mlgov promote/rollback) succeeds: refresh the model "
-                               "cards. (A successful governed_training run builds them itself.)")
+@run_status_sensor(
+    run_status=DagsterRunStatus.SUCCESS,
+    name="model_cards_after_success",
+    request_job=model_cards_job,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="After a champion_decision run (mlgov promote/rollback) succeeds: refresh the model "
+    "cards. (A successful governed_training run builds them itself.)",
+)
 def model_cards_after_success(context: RunStatusSensorContext):
     return _card_request(context, jobs={"champion_decision"})
 
 
-@run_status_sensor(run_status=DagsterRunStatus.FAILURE, name="model_cards_after_failure", request_job=model_cards_job,
-                   default_status=DefaultSensorStatus.RUNNING,
-                   description="After a governed_training or champion_decision run fails (e.g. a refused challenger, "
-                               "which is still a registered version): refresh the model cards.")
+@run_status_sensor(
+    run_status=DagsterRunStatus.FAILURE,
+    name="model_cards_after_failure",
+    request_job=model_cards_job,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="After a governed_training or champion_decision run fails (e.g. a refused challenger, "
+    "which is still a registered version): refresh the model cards.",
+)
 def model_cards_after_failure(context: RunStatusSensorContext):
     return _card_request(context)
 
@@ -271,4 +395,3 @@ CHECKS: list = [check_model_cards_champion_lineage]
 JOBS: list = [model_cards_job]
 SENSORS: list = [model_cards_after_success, model_cards_after_failure]
 SCHEDULES: list = []
-

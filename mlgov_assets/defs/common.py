@@ -1,6 +1,5 @@
 """Small shared pieces of the Dagster layer: metadata builders and code versions."""
 
-
 import json
 from typing import Any
 
@@ -12,11 +11,25 @@ from mlgov_assets.core.provenance import source_version
 CODE_VERSIONS = {
     "data": source_version("core/data/adult.py", "core/data/datasets.py", "defs/data.py"),
     "features": source_version("core/data/features.py", "defs/features.py"),
-    "training": source_version("core/models/training.py", "core/data/features.py", "core/models/registry.py", "core/models/mitigation.py",
-                               "core/models/scoring.py", "core/models/serving.py", "defs/training.py"),
-    "governance": source_version("core/governance/gates.py", "core/models/registry.py", "core/governance/promotion.py", "defs/governance.py"),
-    "fairness": source_version("core/governance/fairness.py", "core/models/mitigation.py", "core/governance/explanations.py", "core/models/scoring.py",
-                               "defs/fairness.py"),
+    "training": source_version(
+        "core/models/training.py",
+        "core/data/features.py",
+        "core/models/registry.py",
+        "core/models/mitigation.py",
+        "core/models/scoring.py",
+        "core/models/serving.py",
+        "defs/training.py",
+    ),
+    "governance": source_version(
+        "core/governance/gates.py", "core/models/registry.py", "core/governance/promotion.py", "defs/governance.py"
+    ),
+    "fairness": source_version(
+        "core/governance/fairness.py",
+        "core/models/mitigation.py",
+        "core/governance/explanations.py",
+        "core/models/scoring.py",
+        "defs/fairness.py",
+    ),
 }
 
 
@@ -44,14 +57,26 @@ def rows_table(rows: list[dict[str, Any]]) -> MetadataValue:
 
 def schema_check_result(report) -> AssetCheckResult:
     """A Pandera validation report as a blocking (ERROR) check result with the evidence."""
-    rows = [{"column": f.column, "check": f.check, "failing": f.count,
-             "example rows": [e["row"] for e in f.examples], "example values": [e["value"] for e in f.examples]}
-            for f in report.failures]
+    rows = [
+        {
+            "column": f.column,
+            "check": f.check,
+            "failing": f.count,
+            "example rows": [e["row"] for e in f.examples],
+            "example values": [e["value"] for e in f.examples],
+        }
+        for f in report.failures
+    ]
     return AssetCheckResult(
         passed=report.passed,
         severity=AssetCheckSeverity.ERROR,
         description=report.summary(),
-        metadata={"source": report.source, "schema": report.schema, "rows_checked": report.rows,
-                  "rules_failed": len(report.failures), "failures": rows_table(rows),
-                  "evidence": json_md(report.to_dict())},
+        metadata={
+            "source": report.source,
+            "schema": report.schema,
+            "rows_checked": report.rows,
+            "rules_failed": len(report.failures),
+            "failures": rows_table(rows),
+            "evidence": json_md(report.to_dict()),
+        },
     )

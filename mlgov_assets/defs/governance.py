@@ -3,8 +3,18 @@
 import getpass
 from typing import Literal
 
-from dagster import (AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetExecutionContext,
-                     Config, Failure, MetadataValue, Output, asset, asset_check)
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+    asset_check,
+)
 
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, json_md, rows_table
@@ -23,21 +33,36 @@ def _actor(context) -> str:
     return f"{getpass.getuser()} (dagster run {_run_id(context)[:8]})"
 
 
-def _gate_check(context: AssetCheckExecutionContext, mlgov: MlgovResource, challenger: dict, gate: str) -> AssetCheckResult:
+def _gate_check(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, challenger: dict, gate: str
+) -> AssetCheckResult:
     from mlgov_assets.core.governance.gates import evaluate_model_gates
     from mlgov_assets.core.governance.promotion import record_gates
 
     policy, registry = mlgov.policy(), mlgov.registry()
     champ = registry.champion_version()
     champ_metrics = registry.version_info(champ)["metrics"] if champ is not None else None
-    result = next(r for r in evaluate_model_gates(policy, challenger["version"], challenger["metrics"], champ, champ_metrics)
-                  if r.gate == gate)
-    record_gates(registry, policy, challenger["version"], [result], actor=_actor(context), dagster_run_id=_run_id(context))
+    result = next(
+        r
+        for r in evaluate_model_gates(policy, challenger["version"], challenger["metrics"], champ, champ_metrics)
+        if r.gate == gate
+    )
+    record_gates(
+        registry, policy, challenger["version"], [result], actor=_actor(context), dagster_run_id=_run_id(context)
+    )
     return AssetCheckResult(
-        passed=result.passed, severity=AssetCheckSeverity.ERROR, description=result.summary,
-        metadata={"model_version": challenger["version"], "policy_sha256": policy.sha256, "policy_path": policy.path,
-                  "champion_version": champ if champ is not None else "none", "results": rows_table(result.rows),
-                  "evidence": json_md(result.to_dict())})
+        passed=result.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=result.summary,
+        metadata={
+            "model_version": challenger["version"],
+            "policy_sha256": policy.sha256,
+            "policy_path": policy.path,
+            "champion_version": champ if champ is not None else "none",
+            "results": rows_table(result.rows),
+            "evidence": json_md(result.to_dict()),
+        },
+    )
 
 
 def _model_gate_checks(asset, blocking: bool, role: str):
@@ -46,14 +71,22 @@ def _model_gate_checks(asset, blocking: bool, role: str):
     name = asset.key.to_user_string()
     note = "" if blocking else " Shown for comparison: not blocking, the candidate's gates decide promotion."
 
-    @asset_check(asset=asset, name=f"check_{name}_metric_floors", blocking=blocking,
-                 description=f"The {role}'s holdout metrics meet the policy's absolute floors (metric_floors).{note}")
+    @asset_check(
+        asset=asset,
+        name=f"check_{name}_metric_floors",
+        blocking=blocking,
+        description=f"The {role}'s holdout metrics meet the policy's absolute floors (metric_floors).{note}",
+    )
     def floors(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
         return _gate_check(context, mlgov, _model_of(context, asset), "metric_floors")
 
-    @asset_check(asset=asset, name=f"check_{name}_beats_champion", blocking=blocking,
-                 description=f"The {role} beats the current champion as the policy's champion_comparison requires "
-                             f"(MLflow MetricThreshold semantics).{note}")
+    @asset_check(
+        asset=asset,
+        name=f"check_{name}_beats_champion",
+        blocking=blocking,
+        description=f"The {role} beats the current champion as the policy's champion_comparison requires "
+        f"(MLflow MetricThreshold semantics).{note}",
+    )
     def beats(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
         return _gate_check(context, mlgov, _model_of(context, asset), "champion_comparison")
 
@@ -65,7 +98,9 @@ def _materialization(context, key):
     the latest one. Never another concurrent run's."""
     from dagster import DagsterEventType
 
-    records = context.instance.get_records_for_run(_run_id(context), of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    records = context.instance.get_records_for_run(
+        _run_id(context), of_type=DagsterEventType.ASSET_MATERIALIZATION
+    ).records
     for rec in reversed(records):
         ev = rec.event_log_entry.dagster_event
         if ev is not None and ev.asset_key == key:
@@ -77,8 +112,10 @@ def _materialization(context, key):
 def _model_of(context, asset) -> dict:
     """The model dict this run materialized for ``asset`` (from its materialization metadata)."""
     meta = _materialization(context, asset.key).metadata
-    return {"version": int(meta["model_version"].value),
-            "metrics": {k.split("/", 1)[1]: float(v.value) for k, v in meta.items() if k.startswith("holdout/")}}
+    return {
+        "version": int(meta["model_version"].value),
+        "metrics": {k.split("/", 1)[1]: float(v.value) for k, v in meta.items() if k.startswith("holdout/")},
+    }
 
 
 CHALLENGER_CHECKS = _model_gate_checks(challenger_model, blocking=False, role="unmitigated challenger")
@@ -107,13 +144,19 @@ def _challenger_version(context: AssetExecutionContext) -> int:
     return int(mat.metadata["model_version"].value)
 
 
-@asset(group_name="governance", code_version=CODE_VERSIONS["governance"], pool=PROMOTION_POOL,
-       deps=[candidate_model, "fairness_report", "explanations"],
-       kinds={"mlflow"}, owners=["team:model-risk"], tags={"mlgov/stage": "promotion"},
-       description="The registry's `champion` alias. Moves only if the version passed every gate the current "
-                   "policy requires (re-checked from the registry, so it also holds when run alone), serialized "
-                   "(pool of 1 + file lock) and compare-and-set against the champion the gates compared with. "
-                   "Every move is recorded in the hash-chained decision log.")
+@asset(
+    group_name="governance",
+    code_version=CODE_VERSIONS["governance"],
+    pool=PROMOTION_POOL,
+    deps=[candidate_model, "fairness_report", "explanations"],
+    kinds={"mlflow"},
+    owners=["team:model-risk"],
+    tags={"mlgov/stage": "promotion"},
+    description="The registry's `champion` alias. Moves only if the version passed every gate the current "
+    "policy requires (re-checked from the registry, so it also holds when run alone), serialized "
+    "(pool of 1 + file lock) and compare-and-set against the champion the gates compared with. "
+    "Every move is recorded in the hash-chained decision log.",
+)
 def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: MlgovResource) -> Output[dict]:
     from mlgov_assets.core.governance.promotion import ChampionChanged, PromotionRefused, promote, rollback
 
@@ -124,17 +167,30 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
             result = rollback(registry, policy, actor=actor, reason=config.reason, dagster_run_id=context.run_id)
         else:
             version = _challenger_version(context) if config.action == "promote_challenger" else config.version
-            result = promote(registry, policy, version, actor=actor,
-                             reason=config.reason or f"passed every gate of policy {policy.sha256[:12]}",
-                             reevaluate=config.action == "promote_version", dagster_run_id=context.run_id)
+            result = promote(
+                registry,
+                policy,
+                version,
+                actor=actor,
+                reason=config.reason or f"passed every gate of policy {policy.sha256[:12]}",
+                reevaluate=config.action == "promote_version",
+                dagster_run_id=context.run_id,
+            )
     except (PromotionRefused, ChampionChanged, ValueError) as exc:
         raise Failure(description=str(exc), metadata={"policy_sha256": policy.sha256, REFUSED: True}) from exc
     context.log.info(f"champion: {result}")
     champ = result["champion"]
-    return Output(result | {"model_name": registry.name}, metadata={
-        "champion_version": champ, "previous_version": result["previous"] if result["previous"] is not None else "none",
-        "promoted": result["promoted"], "action": config.action, "reason": result["reason"],
-        "policy_sha256": policy.sha256, "model_uri": f"models:/{registry.name}@champion",
-        "mlflow_ui": MetadataValue.url(f"http://127.0.0.1:5000/#/models/{registry.name}/versions/{champ}"),
-        "result": json_md(result)})
-
+    return Output(
+        result | {"model_name": registry.name},
+        metadata={
+            "champion_version": champ,
+            "previous_version": result["previous"] if result["previous"] is not None else "none",
+            "promoted": result["promoted"],
+            "action": config.action,
+            "reason": result["reason"],
+            "policy_sha256": policy.sha256,
+            "model_uri": f"models:/{registry.name}@champion",
+            "mlflow_ui": MetadataValue.url(f"http://127.0.0.1:5000/#/models/{registry.name}/versions/{champ}"),
+            "result": json_md(result),
+        },
+    )

@@ -76,9 +76,7 @@ def test_manifest_digest_is_order_independent_and_content_sensitive(artifact: Pa
     manifest = hash_tree(artifact)
     reversed_manifest = dict(reversed(list(manifest.items())))
     assert manifest_digest(reversed_manifest) == manifest_digest(manifest)
-    expected = hashlib.sha256(
-        json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+    expected = hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     assert manifest_digest(manifest) == expected
     changed = {**manifest, "MLmodel": "0" * 64}
     assert manifest_digest(changed) != manifest_digest(manifest)

@@ -27,7 +27,15 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterEventType, DagsterRunStatus, RunRequest, SkipReason, build_run_status_sensor_context
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterEventType,
+    DagsterRunStatus,
+    RunRequest,
+    SkipReason,
+    build_run_status_sensor_context,
+)
 
 from mlgov_assets.core.integrity import IntegrityError, dvc_cache_path
 from mlgov_assets.core.audit.lineage import LINKS
@@ -57,8 +65,13 @@ def world(project_template, tmp_path_factory):
     home, policy = root / "state", root / "policy.yaml"
     policy.write_text(cheap_default_policy())
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"MLGOV_HOME": home, "MLGOV_PROJECT_DIR": project, "MLGOV_POLICY": policy,
-                           "MLGOV_LANDING_DIR": home / "incoming", "DAGSTER_HOME": home / "dagster"}.items():
+        for key, value in {
+            "MLGOV_HOME": home,
+            "MLGOV_PROJECT_DIR": project,
+            "MLGOV_POLICY": policy,
+            "MLGOV_LANDING_DIR": home / "incoming",
+            "DAGSTER_HOME": home / "dagster",
+        }.items():
             mp.setenv(key, str(value))
         from mlgov_assets.instance import get_instance
 
@@ -67,12 +80,17 @@ def world(project_template, tmp_path_factory):
         defs = env.defs()
         keys = AssetSelection.assets("model_cards").upstream().resolve(defs.resolve_asset_graph())
         job = defs.resolve_implicit_job_def_def_for_assets(list(keys))
-        result = job.execute_in_process(run_config={"ops": {"challenger_model": {"config": FAST_PARAMS}}},
-                                        instance=instance, asset_selection=list(keys), raise_on_error=False)
+        result = job.execute_in_process(
+            run_config={"ops": {"challenger_model": {"config": FAST_PARAMS}}},
+            instance=instance,
+            asset_selection=list(keys),
+            raise_on_error=False,
+        )
         assert result.success, [c.description for c in result.get_asset_check_evaluations() if not c.passed]
         registry = env.registry()
-        yield SimpleNamespace(env=env, instance=instance, run=result, registry=registry,
-                              champion=registry.champion_version())
+        yield SimpleNamespace(
+            env=env, instance=instance, run=result, registry=registry, champion=registry.champion_version()
+        )
         instance.dispose()
 
 
@@ -131,8 +149,10 @@ def test_audit_of_the_real_champion_verifies_every_link(world, capsys):
     assert all(link["status"] in ("ok", "warn") for link in report["links"]), report["links"]
     links = {link["name"]: link for link in report["links"]}
     # independent of the implementation: the md5 of the shipped bytes, and the files in the model dir
-    assert links["training_data"]["evidence"]["training"]["md5"] == hashlib.md5(
-        (world.env.project / "data" / "adult.data").read_bytes()).hexdigest()
+    assert (
+        links["training_data"]["evidence"]["training"]["md5"]
+        == hashlib.md5((world.env.project / "data" / "adult.data").read_bytes()).hexdigest()
+    )
     model_dir = Path(world.registry.version_info(world.champion)["tags"]["mlgov.model_dir"])
     assert links["model_artifacts"]["evidence"]["files"] == sum(1 for p in model_dir.rglob("*") if p.is_file())
     assert links["dagster_run"]["evidence"]["run_id"] == world.run.run_id
@@ -153,12 +173,18 @@ def test_audit_of_the_real_champion_verifies_every_link(world, capsys):
     assert code == 2 and "no-such-model" in out
 
 
-@pytest.mark.parametrize("target, link", [("dvc_cache", "training_data"), ("model_artifact", "model_artifacts"),
-                                          ("policy_file", "policy")])
+@pytest.mark.parametrize(
+    "target, link", [("dvc_cache", "training_data"), ("model_artifact", "model_artifacts"), ("policy_file", "policy")]
+)
 def test_one_flipped_byte_breaks_the_named_link(world, capsys, target, link):
-    paths = {"dvc_cache": lambda: dvc_cache_path(world.env.project / ".dvc" / "cache",
-                                                 world.registry.version_info(world.champion)["tags"]["mlgov.train_data_md5"]),
-             "model_artifact": lambda: _model_file(world), "policy_file": lambda: world.env.policy}
+    paths = {
+        "dvc_cache": lambda: dvc_cache_path(
+            world.env.project / ".dvc" / "cache",
+            world.registry.version_info(world.champion)["tags"]["mlgov.train_data_md5"],
+        ),
+        "model_artifact": lambda: _model_file(world),
+        "policy_file": lambda: world.env.policy,
+    }
     path = paths[target]()
     with flipped_byte(path):
         code, report = audit_json(capsys, "champion")
@@ -230,9 +256,11 @@ def test_audit_verify_names_the_first_bad_record(world, capsys, kind):
     assert cli(capsys, "audit", "verify")[0] == 0
     saved = (log.read_bytes(), head.read_bytes())
     if kind == "truncate_and_rewrite_head":  # precondition: the last decision's head was published on a version
-        published = [json.loads(v.tags["mlgov.decision_log_head"]) for v in
-                     world.registry.client.search_model_versions(f"name = '{world.registry.name}'")
-                     if "mlgov.decision_log_head" in v.tags]
+        published = [
+            json.loads(v.tags["mlgov.decision_log_head"])
+            for v in world.registry.client.search_model_versions(f"name = '{world.registry.name}'")
+            if "mlgov.decision_log_head" in v.tags
+        ]
         assert max(h["count"] for h in published) == len(_lines(log))
     try:
         expected = _tamper(kind, log)
@@ -267,7 +295,10 @@ def test_reproduce_yields_identical_holdout_predictions_and_a_certificate(world,
     assert len(records) == before + 1
     cert = records[-1]
     assert (cert["kind"], cert["model_version"], cert["index"]) == (
-        "reproducibility_certificate", str(world.champion), rep["certificate"]["index"])
+        "reproducibility_certificate",
+        str(world.champion),
+        rep["certificate"]["index"],
+    )
     # independently: the registered model's own outputs on the stored holdout hash to what the
     # certificate recorded (score, then decision, then P(decision=1), float64 little-endian)
     holdout = pd.read_parquet(world.env.home / "assets" / "holdout_features.parquet")
@@ -286,7 +317,10 @@ def test_reproduce_yields_identical_holdout_predictions_and_a_certificate(world,
     audit = st["audit"]
     assert code == 0 and audit["decision_log"]["ok"] and audit["head"]["count"] == len(records)
     assert audit["certificates"][str(world.champion)]["index"] == cert["index"]
-    assert audit["model_cards"][str(world.champion)] == world.registry.version_info(world.champion)["tags"]["mlgov.model_card_sha256"]
+    assert (
+        audit["model_cards"][str(world.champion)]
+        == world.registry.version_info(world.champion)["tags"]["mlgov.model_card_sha256"]
+    )
 
 
 def test_reproduce_refuses_altered_training_data(world, capsys):
@@ -306,18 +340,29 @@ def test_card_sensors_follow_governance_runs_only(world):
     from mlgov_assets.defs.audit import model_cards_after_failure, model_cards_after_success
 
     run = world.instance.get_run_by_id(world.run.run_id)
-    event = world.instance.get_records_for_run(world.run.run_id, of_type=DagsterEventType.RUN_SUCCESS
-                                               ).records[0].event_log_entry.dagster_event
-    for sensor, status in ((model_cards_after_success, DagsterRunStatus.SUCCESS),
-                           (model_cards_after_failure, DagsterRunStatus.FAILURE)):
+    event = (
+        world.instance.get_records_for_run(world.run.run_id, of_type=DagsterEventType.RUN_SUCCESS)
+        .records[0]
+        .event_log_entry.dagster_event
+    )
+    for sensor, status in (
+        (model_cards_after_success, DagsterRunStatus.SUCCESS),
+        (model_cards_after_failure, DagsterRunStatus.FAILURE),
+    ):
         # a successful governed_training run builds the cards itself (they are in its selection);
         # a failed one (refused challenger) and any champion_decision run get a refresh
         after_training = SkipReason if status == DagsterRunStatus.SUCCESS else RunRequest
-        for job_name, expected in (("governed_training", after_training), ("champion_decision", RunRequest),
-                                   ("refresh_model_cards", SkipReason)):
-            ctx = build_run_status_sensor_context(sensor_name=sensor.name, dagster_instance=world.instance,
-                                                  dagster_run=run._replace(job_name=job_name, status=status),
-                                                  dagster_event=event)
+        for job_name, expected in (
+            ("governed_training", after_training),
+            ("champion_decision", RunRequest),
+            ("refresh_model_cards", SkipReason),
+        ):
+            ctx = build_run_status_sensor_context(
+                sensor_name=sensor.name,
+                dagster_instance=world.instance,
+                dagster_run=run._replace(job_name=job_name, status=status),
+                dagster_event=event,
+            )
             assert isinstance(sensor(ctx), expected), (sensor.name, job_name)
 
 

@@ -18,7 +18,7 @@ def cli_env(env, monkeypatch):
 
 def _json(capsys) -> dict:
     out = capsys.readouterr().out
-    return json.loads(out[out.index("{"):])
+    return json.loads(out[out.index("{") :])
 
 
 def test_train_status_promote_refusal_override_and_rollback(cli_env, capsys):

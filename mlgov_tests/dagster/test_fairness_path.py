@@ -35,7 +35,11 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
         # the champion passed every gate, fairness and SHAP additivity included
         records = reg.gate_records(champ)
         assert {g: records[g].passed for g in env.policy_obj().required_model_gates()} == {
-            "metric_floors": True, "champion_comparison": True, "fairness": True, "explanation_additivity": True}
+            "metric_floors": True,
+            "champion_comparison": True,
+            "fairness": True,
+            "explanation_additivity": True,
+        }
 
         report = json.loads((env.home / "assets" / "fairness_report.json").read_text())
         cand = report["candidate"]["report"]["features"]["sex"]["summary"]["demographic_parity_ratio"]["value"]
@@ -47,8 +51,11 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
         holdout = pd.read_parquet(env.home / "assets" / "holdout_features.parquet")
         decisions = score_frame(reg.load_governed(champ), holdout[MODEL_FEATURES + ["sex", "race"]])["decision"]
         df = holdout.assign(d=decisions.to_numpy())
-        expected = df.groupby("sex").apply(lambda g: pd.Series({
-            "selection_rate": g.d.mean(), "tpr": g.d[g.label == 1].mean(), "fpr": g.d[g.label == 0].mean()}))
+        expected = df.groupby("sex").apply(
+            lambda g: pd.Series(
+                {"selection_rate": g.d.mean(), "tpr": g.d[g.label == 1].mean(), "fpr": g.d[g.label == 0].mean()}
+            )
+        )
         groups = {g["group"]: g for g in report["candidate"]["report"]["features"]["sex"]["groups"]}
         for sex, row in expected.iterrows():
             for metric in ("selection_rate", "tpr", "fpr"):
@@ -81,12 +88,19 @@ def test_biased_challenger_fails_the_fairness_gate_and_a_broken_explanation_fail
     # mitigation off and a lenient parity floor the ordinary model meets (its ratio is ~0.34);
     # metric gates loose enough that the biased model reaches the fairness gate (blocking checks
     # upstream would otherwise stop it first), so the fairness gate is what refuses it
-    env.use_policy(metric_floors={"roc_auc": {"min": 0.5}},
-                   champion_comparison={"roc_auc": {"greater_is_better": True, "threshold": 0.5}},fairness={"sensitive_features": ["sex", "race"], "intersections": [], "min_group_size": 100,
-                             "n_boot": 50, "rules": [{"feature": "sex", "metric": "demographic_parity_ratio",
-                                                      "bound": "point", "min": 0.25}],
-                             "mitigation": {"enabled": False}},
-                   explanations={"additivity_tolerance": 1e-6, "ndcg_min": 0.9, "top_k_reasons": 3})
+    env.use_policy(
+        metric_floors={"roc_auc": {"min": 0.5}},
+        champion_comparison={"roc_auc": {"greater_is_better": True, "threshold": 0.5}},
+        fairness={
+            "sensitive_features": ["sex", "race"],
+            "intersections": [],
+            "min_group_size": 100,
+            "n_boot": 50,
+            "rules": [{"feature": "sex", "metric": "demographic_parity_ratio", "bound": "point", "min": 0.25}],
+            "mitigation": {"enabled": False},
+        },
+        explanations={"additivity_tolerance": 1e-6, "ndcg_min": 0.9, "top_k_reasons": 3},
+    )
     with instance_for_test() as instance:
         first = run_path(env, instance)
         assert first.success, [(c.check_name, c.description) for c in first.get_asset_check_evaluations()]

@@ -58,9 +58,9 @@ def test_identical_rematerialization_creates_no_second_version_or_promotion(env)
 
 def _corrupt(env) -> str:
     df = read_adult_csv(env.project / "data" / "adult.data")
-    df.loc[5, "age"] = "7"             # out of range (17-90)
+    df.loc[5, "age"] = "7"  # out of range (17-90)
     df.loc[11, "workclass"] = "Pirate"  # not a category in adult.names
-    df.loc[17, "income"] = None         # NaN label
+    df.loc[17, "income"] = None  # NaN label
     df = df.drop(columns=["hours_per_week"])  # missing column
     path = env.project / "data" / "generated" / "corrupt.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,8 +79,19 @@ def test_corrupted_data_fails_the_validation_gate_and_changes_nothing(env):
         assert not check.passed
         assert check.severity.value == "ERROR"
         text = check.description
-        for fragment in ("'age'", "greater_than_or_equal_to(17)", "'workclass'", "isin", "'hours_per_week'",
-                         "column_in_dataframe", "'income'", "not_nullable", "rows [5]", "rows [11]", "rows [17]"):
+        for fragment in (
+            "'age'",
+            "greater_than_or_equal_to(17)",
+            "'workclass'",
+            "isin",
+            "'hours_per_week'",
+            "column_in_dataframe",
+            "'income'",
+            "not_nullable",
+            "rows [5]",
+            "rows [11]",
+            "rows [17]",
+        ):
             assert fragment in text, (fragment, text)
         assert "corrupt.csv" in text  # names the file
         # nothing downstream ran: no features, no new model, champion unchanged
@@ -124,8 +135,12 @@ def test_a_better_challenger_is_promoted_and_rollback_restores_the_previous(env)
         second = reg.champion_version()
         assert second != first
         assert reg.champion_history() == [first, second]
-        rb = run_path(env, instance, job="champion_decision",
-                      run_config={"ops": {"champion": {"config": {"action": "rollback", "reason": "incident 42"}}}})
+        rb = run_path(
+            env,
+            instance,
+            job="champion_decision",
+            run_config={"ops": {"champion": {"config": {"action": "rollback", "reason": "incident 42"}}}},
+        )
         assert rb.success
         assert reg.champion_version() == first
         last = DecisionLog(env.settings().decision_log).records()[-1]

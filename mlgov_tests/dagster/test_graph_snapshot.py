@@ -38,17 +38,37 @@ def graph_snapshot(defs) -> dict[str, Any]:
             "type": "observable source" if node.is_observable else ("asset" if node.is_materializable else "external"),
             "partitions": type(node.partitions_def).__name__ if node.partitions_def else None,
         }
-    checks = sorted(({"name": ck.name, "asset": ck.asset_key.to_user_string(),
-                      "blocking": bool(graph.get_check_spec(ck).blocking)} for ck in graph.asset_check_keys),
-                    key=lambda c: (c["asset"], c["name"]))
-    jobs = {j.name: {"assets": sorted(k.to_user_string() for k in j.asset_layer.selected_asset_keys),
-                     "tags": dict(sorted(j.tags.items()))}
-            for j in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name) if not j.name.startswith("__")}
-    sensors = {s.name: {"type": type(s).__name__, "default_status": s.default_status.value,
-                        "targets": sorted(t.job_name for t in s.targets if t.job_name)}
-               for s in sorted(defs.sensors or [], key=lambda s: s.name)}
-    schedules = {s.name: {"cron": s.cron_schedule, "job": s.job_name, "default_status": s.default_status.value}
-                 for s in sorted(defs.schedules or [], key=lambda s: s.name)}
+    checks = sorted(
+        (
+            {
+                "name": ck.name,
+                "asset": ck.asset_key.to_user_string(),
+                "blocking": bool(graph.get_check_spec(ck).blocking),
+            }
+            for ck in graph.asset_check_keys
+        ),
+        key=lambda c: (c["asset"], c["name"]),
+    )
+    jobs = {
+        j.name: {
+            "assets": sorted(k.to_user_string() for k in j.asset_layer.selected_asset_keys),
+            "tags": dict(sorted(j.tags.items())),
+        }
+        for j in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name)
+        if not j.name.startswith("__")
+    }
+    sensors = {
+        s.name: {
+            "type": type(s).__name__,
+            "default_status": s.default_status.value,
+            "targets": sorted(t.job_name for t in s.targets if t.job_name),
+        }
+        for s in sorted(defs.sensors or [], key=lambda s: s.name)
+    }
+    schedules = {
+        s.name: {"cron": s.cron_schedule, "job": s.job_name, "default_status": s.default_status.value}
+        for s in sorted(defs.schedules or [], key=lambda s: s.name)
+    }
     return {"assets": assets, "checks": checks, "jobs": jobs, "sensors": sensors, "schedules": schedules}
 
 
@@ -67,12 +87,19 @@ def test_asset_graph_matches_the_reviewed_snapshot():
     assert SNAPSHOT.exists(), f"no committed snapshot at {SNAPSHOT}; create it with:\n    {REGENERATE}"
     committed = SNAPSHOT.read_text(encoding="utf-8")
     if committed != current:
-        diff = "".join(difflib.unified_diff(committed.splitlines(keepends=True), current.splitlines(keepends=True),
-                                            fromfile="graph_snapshot.json (committed)", tofile="asset graph (now)"))
+        diff = "".join(
+            difflib.unified_diff(
+                committed.splitlines(keepends=True),
+                current.splitlines(keepends=True),
+                fromfile="graph_snapshot.json (committed)",
+                tofile="asset graph (now)",
+            )
+        )
         raise AssertionError(
             "The asset graph differs from the reviewed snapshot (lineage, checks, code versions, jobs or "
             f"sensors changed):\n\n{diff}\nIf the change is intended, regenerate and commit the snapshot:\n"
-            f"    {REGENERATE}")
+            f"    {REGENERATE}"
+        )
 
 
 def test_model_cards_are_downstream_of_champion_and_never_block_it():

@@ -46,9 +46,11 @@ def test_monitor_once_does_what_the_sensors_do_retraining_included(env, capsys, 
     monkeypatch.setenv("MLGOV_LANDING_DIR", str(env.home / "incoming"))
     env.write_policy(MEETABLE)
     assert main(["train", "--set", "max_iter=60", "--set", "learning_rate=0.15"]) == 0
-    for argv in (["--kind", "covariate", "--rows", "2500", "--seed", "7", "--labels"],
-                 ["--kind", "broken", "--rows", "300", "--seed", "1", "--batch-id", "broken-1"],
-                 ["--kind", "none", "--rows", "1500", "--seed", "2", "--batch-id", "calm-1"]):
+    for argv in (
+        ["--kind", "covariate", "--rows", "2500", "--seed", "7", "--labels"],
+        ["--kind", "broken", "--rows", "300", "--seed", "1", "--batch-id", "broken-1"],
+        ["--kind", "none", "--rows", "1500", "--seed", "2", "--batch-id", "calm-1"],
+    ):
         assert main(["simulate", *argv]) == 0
 
     rc, out = _run(capsys, ["monitor", "--once", "--json"])

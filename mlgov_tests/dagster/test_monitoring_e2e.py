@@ -18,8 +18,15 @@ from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
 from mlgov_tests.conftest import check_results, run_path
-from mlgov_tests.dagster.test_monitoring_sensors import (IMPOSSIBLE, MEETABLE, apply_partitions, execute, land,
-                                                         materialized_partitions, tick)
+from mlgov_tests.dagster.test_monitoring_sensors import (
+    IMPOSSIBLE,
+    MEETABLE,
+    apply_partitions,
+    execute,
+    land,
+    materialized_partitions,
+    tick,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 LANDING, RETRAIN = "batch_landing_sensor", "retrain_on_breach_sensor"
@@ -51,9 +58,16 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
 
         # 1) a covariate-drifted batch with its delayed labels, next to a schema-broken batch
         cov, labels = simulate_batch("covariate", holdout, 2500, 7, with_labels=True)
-        runs, cursor = _land_and_process(defs, instance, landing, {
-            "cov-1.csv": cov, labels_filename("cov-1"): labels,
-            "broken-1.csv": simulate_batch("broken", holdout, 300, 1)[0]})
+        runs, cursor = _land_and_process(
+            defs,
+            instance,
+            landing,
+            {
+                "cov-1.csv": cov,
+                labels_filename("cov-1"): labels,
+                "broken-1.csv": simulate_batch("broken", holdout, 300, 1)[0],
+            },
+        )
         assert set(runs) == {"cov-1", "broken-1"}
         assert runs["cov-1"].success and not runs["broken-1"].success
         checks = check_results(runs["cov-1"])
@@ -75,8 +89,13 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         r1 = tick(defs, RETRAIN, instance)
         [request] = r1.run_requests
         key = request.run_key
-        assert key == mon.retrain_run_key({"batch_ids": ["cov-1"], "reference_fingerprint": drift["reference"]["fingerprint"],
-                                           "champion_version": first})
+        assert key == mon.retrain_run_key(
+            {
+                "batch_ids": ["cov-1"],
+                "reference_fingerprint": drift["reference"]["fingerprint"],
+                "champion_version": first,
+            }
+        )
         dataset = f"data/generated/{key}.csv"
         assert request.run_config["ops"]["training_data"]["config"]["path"] == dataset
         c = r1.cursor
@@ -94,7 +113,9 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
 
         # 3) the retraining run goes through every gate of the training path, and the champion moves
         retrain = execute(defs, instance, request, RETRAIN)
-        assert retrain.success, [(c.check_name, c.description) for c in retrain.get_asset_check_evaluations() if not c.passed]
+        assert retrain.success, [
+            (c.check_name, c.description) for c in retrain.get_asset_check_evaluations() if not c.passed
+        ]
         assert all(c.passed for c in retrain.get_asset_check_evaluations() if c.severity.value == "ERROR")
         second = reg.champion_version()
         assert second != first
@@ -109,8 +130,9 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         # 4) a policy the retrained model cannot meet: the retraining run is refused, the champion stays
         env.write_policy(IMPOSSIBLE)
         cov2, labels2 = simulate_batch("covariate", holdout, 2500, 8, with_labels=True)
-        runs2, cursor = _land_and_process(defs, instance, landing, {"cov-2.csv": cov2, labels_filename("cov-2"): labels2},
-                                          cursor)
+        runs2, cursor = _land_and_process(
+            defs, instance, landing, {"cov-2.csv": cov2, labels_filename("cov-2"): labels2}, cursor
+        )
         assert set(runs2) == {"cov-2"} and runs2["cov-2"].success
         perf2 = runs2["cov-2"].output_for_node("batch_performance")
         assert perf2["mcnemar"]["promotes"] is False  # champion vs shadow: a recommendation only

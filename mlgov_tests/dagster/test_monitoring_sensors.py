@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import (AssetKey, AssetRecordsFilter, DefaultScheduleStatus, DefaultSensorStatus, SkipReason,
-                     build_sensor_context, instance_for_test)
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    SkipReason,
+    build_sensor_context,
+    instance_for_test,
+)
 
 from mlgov_assets.core import monitoring as mon
 from mlgov_assets.core.data.adult import read_adult_csv
@@ -73,8 +80,9 @@ def land(landing: Path, name: str, frame: pd.DataFrame) -> Path:
 
 def tick(defs, name: str, instance, cursor=None):
     """One sensor evaluation, as the daemon does it (returns the SensorResult)."""
-    context = build_sensor_context(instance=instance, cursor=cursor, definitions=defs,
-                                   resources={"mlgov": defs.resources["mlgov"]})
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs, resources={"mlgov": defs.resources["mlgov"]}
+    )
     return defs.resolve_sensor_def(name)(context)
 
 
@@ -85,8 +93,13 @@ def execute(defs, instance, request, sensor_name: str):
     job_name = request.job_name or sensor.job_name
     tags = {**request.tags, "dagster/run_key": request.run_key, "dagster/sensor_name": sensor_name}
     return defs.resolve_job_def(job_name).execute_in_process(
-        run_config=request.run_config, instance=instance, partition_key=request.partition_key,
-        asset_selection=request.asset_selection, tags=tags, raise_on_error=False)
+        run_config=request.run_config,
+        instance=instance,
+        partition_key=request.partition_key,
+        asset_selection=request.asset_selection,
+        tags=tags,
+        raise_on_error=False,
+    )
 
 
 def apply_partitions(instance, result) -> None:
@@ -164,8 +177,9 @@ def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing
         assert not restarted.dynamic_partitions_requests  # the partition already exists
 
         # once the ledger has the batch done, even a fresh cursor asks for nothing
-        mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).update("b-1", md5=md5, status="scored",
-                                                                       drift={"breach": False})
+        mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).update(
+            "b-1", md5=md5, status="scored", drift={"breach": False}
+        )
         assert not _requests(tick(defs, LANDING, instance, None))
 
 
@@ -178,7 +192,8 @@ def test_delayed_labels_request_only_the_performance_asset(env, holdout):
         first = tick(defs, LANDING, instance)
         apply_partitions(instance, first)
         mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).update(
-            "b-2", md5=mon.md5_file(path), status="scored", drift={"breach": False})  # its batch run finished
+            "b-2", md5=mon.md5_file(path), status="scored", drift={"breach": False}
+        )  # its batch run finished
         land(landing, labels_filename("b-2"), labels)
         later = tick(defs, LANDING, instance, first.cursor)
         [req] = _requests(later)

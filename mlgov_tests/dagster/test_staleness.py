@@ -17,8 +17,11 @@ def _status(instance, key: str) -> StaleStatus:
 
 
 def _tick(instance, env, cursor=None):
-    ctx = build_sensor_context(instance=instance, cursor=cursor,
-                               resources={"mlgov": MlgovResource(project_dir=str(env.project), home=str(env.home))})
+    ctx = build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"mlgov": MlgovResource(project_dir=str(env.project), home=str(env.home))},
+    )
     result = source_files_sensor(ctx)
     return ctx, result
 

@@ -78,8 +78,17 @@ KINDS: frozenset[str] = frozenset(
 )
 GENESIS_HASH = "0" * 64  # prev_hash of record 0: a fixed value no real sha256 will collide with
 RECORD_FIELDS = (
-    "index", "time", "actor", "kind", "reason", "model_name", "model_version",
-    "payload", "evidence_hashes", "prev_hash", "hash",
+    "index",
+    "time",
+    "actor",
+    "kind",
+    "reason",
+    "model_name",
+    "model_version",
+    "payload",
+    "evidence_hashes",
+    "prev_hash",
+    "hash",
 )
 _HEX = frozenset("0123456789abcdef")
 
@@ -230,10 +239,7 @@ def _record_problem(obj: Any) -> str | None:
     except (TypeError, ValueError) as exc:
         return f"cannot be hashed canonically ({exc})"
     if recomputed != obj["hash"]:
-        return (
-            f"was edited: its content hashes to {recomputed[:16]}… but its stored hash is "
-            f"{obj['hash'][:16]}…"
-        )
+        return f"was edited: its content hashes to {recomputed[:16]}… but its stored hash is {obj['hash'][:16]}…"
     return None
 
 
@@ -319,9 +325,14 @@ def _check_head(
     """
     n = len(recs)
     if head is None:
-        return (None, f"{label} is missing while the log has {n} record(s): truncation cannot be ruled out") if n else None
+        return (
+            (None, f"{label} is missing while the log has {n} record(s): truncation cannot be ruled out") if n else None
+        )
     if head.count > n:
-        return n, f"log truncated: the {label} records {head.count} record(s), the log has {n}; index {n} onwards is missing"
+        return (
+            n,
+            f"log truncated: the {label} records {head.count} record(s), the log has {n}; index {n} onwards is missing",
+        )
     anchored = recs[head.count - 1]["hash"] if head.count else GENESIS_HASH
     if anchored != head.last_hash:
         at = max(head.count - 1, 0)
@@ -334,9 +345,7 @@ def _check_head(
     return None
 
 
-def verify(
-    path: str | os.PathLike[str], *, expected_head: Mapping[str, Any] | Head | None = None
-) -> VerifyResult:
+def verify(path: str | os.PathLike[str], *, expected_head: Mapping[str, Any] | Head | None = None) -> VerifyResult:
     """Check every record, every link and the head anchor; name the first bad position.
 
     `expected_head` is an externally published `head()` (e.g. an MLflow tag): the log must still
@@ -355,8 +364,10 @@ def verify(
             head, head_error = None, str(exc)
     lines = _split_lines(data)
     n = len(lines)
-    parsed = [_parse_line(line) if complete else (None, "is incomplete (no trailing newline): a torn write")
-              for line, complete in lines]
+    parsed = [
+        _parse_line(line) if complete else (None, "is incomplete (no trailing newline): a torn write")
+        for line, complete in lines
+    ]
     recs = [r for r, _ in parsed]
     pos_of: dict[str, int] = {}
     for p, rec in enumerate(recs):
@@ -449,7 +460,8 @@ def _check_evidence(evidence: Mapping[str, str]) -> dict[str, str]:
     if not isinstance(evidence, Mapping):
         raise TypeError(f"evidence_hashes must be a mapping name -> hex digest, got {type(evidence).__name__}")
     bad = [
-        k for k, v in evidence.items()
+        k
+        for k, v in evidence.items()
         if not isinstance(k, str) or not isinstance(v, str) or not 32 <= len(v) <= 128 or set(v) - _HEX
     ]
     if bad:

@@ -41,33 +41,84 @@ from typing import Any, Iterable, Mapping, Optional
 from urllib.parse import unquote, urlparse
 
 from mlgov_assets.core.audit.decision_log import LogIntegrityError, records as log_records, verify as verify_log
-from mlgov_assets.core.integrity import (IntegrityError, canonical_hash, dvc_cache_path, is_sha256, manifest_digest,
-                        sha256_file, verify_dvc_cached, verify_tree)
-from mlgov_assets.core.governance.promotion import HEAD_TAG  # the decision-log head core.promotion publishes on a version
+from mlgov_assets.core.integrity import (
+    IntegrityError,
+    canonical_hash,
+    dvc_cache_path,
+    is_sha256,
+    manifest_digest,
+    sha256_file,
+    verify_dvc_cached,
+    verify_tree,
+)
+from mlgov_assets.core.governance.promotion import (
+    HEAD_TAG,
+)  # the decision-log head core.promotion publishes on a version
 
 __all__ = [
-    "LINKS", "Link", "AuditReport", "ModelRefError", "parse_model_ref", "resolve_version", "gather",
-    "published_heads", "version_tags", "verify_with_witnesses", "verify_lineage", "audit", "build_bundle",
+    "LINKS",
+    "Link",
+    "AuditReport",
+    "ModelRefError",
+    "parse_model_ref",
+    "resolve_version",
+    "gather",
+    "published_heads",
+    "version_tags",
+    "verify_with_witnesses",
+    "verify_lineage",
+    "audit",
+    "build_bundle",
     "HEAD_TAG",
 ]
 
-LINKS = ("model_version", "model_artifacts", "mlflow_run", "dagster_run", "materializations",
-         "training_data", "git_commit", "policy", "checks", "decision_log")
-REQUIRED_TAGS = ("mlgov.train_data_md5", "mlgov.holdout_data_md5", "mlgov.git_commit", "mlgov.policy_sha256",
-                 "mlgov.dagster_run_id", "mlgov.artifact_manifest", "mlgov.artifact_manifest_sha256",
-                 "mlgov.model_dir")
+LINKS = (
+    "model_version",
+    "model_artifacts",
+    "mlflow_run",
+    "dagster_run",
+    "materializations",
+    "training_data",
+    "git_commit",
+    "policy",
+    "checks",
+    "decision_log",
+)
+REQUIRED_TAGS = (
+    "mlgov.train_data_md5",
+    "mlgov.holdout_data_md5",
+    "mlgov.git_commit",
+    "mlgov.policy_sha256",
+    "mlgov.dagster_run_id",
+    "mlgov.artifact_manifest",
+    "mlgov.artifact_manifest_sha256",
+    "mlgov.model_dir",
+)
 #: Tags written on both the MLflow run and the model version: the two copies must agree.
-SHARED_TAGS = ("mlgov.train_data_md5", "mlgov.holdout_data_md5", "mlgov.git_commit", "mlgov.git_dirty",
-               "mlgov.dagster_run_id", "mlgov.policy_sha256", "mlgov.fingerprint", "mlgov.code_version",
-               "mlgov.artifact_manifest_sha256", "mlgov.model_dir")
+SHARED_TAGS = (
+    "mlgov.train_data_md5",
+    "mlgov.holdout_data_md5",
+    "mlgov.git_commit",
+    "mlgov.git_dirty",
+    "mlgov.dagster_run_id",
+    "mlgov.policy_sha256",
+    "mlgov.fingerprint",
+    "mlgov.code_version",
+    "mlgov.artifact_manifest_sha256",
+    "mlgov.model_dir",
+)
 #: Assets whose materialization IS a registered version (metadata model_version, mlflow_run_id): the
 #: challenger that trained it, or the (fairness-mitigated) candidate built from it.
 MODEL_ASSETS = ("challenger_model", "candidate_model")
 DATA_ASSETS = {"training": "training_data", "holdout": "holdout_data"}
 POLICY_ARTIFACT = "policy/policy.yaml"
 #: Run artifacts whose text the audit and the card read (others under these folders are hashed only).
-TEXT_ARTIFACTS = (POLICY_ARTIFACT, "provenance/environment.json", "provenance/data.json",
-                  "integrity/model_manifest.json")
+TEXT_ARTIFACTS = (
+    POLICY_ARTIFACT,
+    "provenance/environment.json",
+    "provenance/data.json",
+    "integrity/model_manifest.json",
+)
 SCANNED_FOLDERS = ("gates", "fairness", "explanations", "monitoring")
 #: Where the shipped datasets came from (shown in the card's data section).
 KNOWN_PROVENANCE = {
@@ -95,8 +146,13 @@ class Link:
         return _jsonable(asdict(self))
 
 
-def _link(name: str, ok_summary: str, problems: list[str], warnings: list[str] | None = None,
-          evidence: dict[str, Any] | None = None) -> Link:
+def _link(
+    name: str,
+    ok_summary: str,
+    problems: list[str],
+    warnings: list[str] | None = None,
+    evidence: dict[str, Any] | None = None,
+) -> Link:
     warnings = warnings or []
     status = "fail" if problems else ("warn" if warnings else "ok")
     summary = "; ".join(problems) if problems else ("; ".join(warnings) if warnings else ok_summary)
@@ -122,8 +178,15 @@ class AuditReport:
         return [link.name for link in self.links if link.status == "fail"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "version": self.version, "ref": self.ref, "aliases": self.aliases,
-                "ok": self.ok, "broken": self.broken, "links": [link.to_dict() for link in self.links]}
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "ref": self.ref,
+            "aliases": self.aliases,
+            "ok": self.ok,
+            "broken": self.broken,
+            "links": [link.to_dict() for link in self.links],
+        }
 
 
 # --------------------------------------------------------------------------- helpers
@@ -182,8 +245,9 @@ def parse_model_ref(ref: str, default_name: str) -> tuple[str, Optional[int], Op
         return default_name, None, text
     m = _REF.match(text)
     if not m:
-        raise ModelRefError(f"MODEL_REF {ref!r}: expected models:/NAME@champion, models:/NAME/N, a version "
-                            "number, or 'champion'")
+        raise ModelRefError(
+            f"MODEL_REF {ref!r}: expected models:/NAME@champion, models:/NAME/N, a version number, or 'champion'"
+        )
     version = int(m["version"]) if m["version"] else None
     return m["name"], version, m["alias"]
 
@@ -218,11 +282,17 @@ def _run_facts(registry: Any, run_id: Optional[str]) -> Optional[dict[str, Any]]
         run = registry.client.get_run(run_id)
     except MlflowException:
         return None
-    return {"run_id": run_id, "experiment_id": run.info.experiment_id, "status": run.info.status,
-            "start_time": run.info.start_time,
-            "end_time": run.info.end_time, "artifact_uri": run.info.artifact_uri,
-            "tags": {k: v for k, v in run.data.tags.items() if k.startswith("mlgov.")},
-            "params": dict(run.data.params), "metrics": dict(run.data.metrics)}
+    return {
+        "run_id": run_id,
+        "experiment_id": run.info.experiment_id,
+        "status": run.info.status,
+        "start_time": run.info.start_time,
+        "end_time": run.info.end_time,
+        "artifact_uri": run.info.artifact_uri,
+        "tags": {k: v for k, v in run.data.tags.items() if k.startswith("mlgov.")},
+        "params": dict(run.data.params),
+        "metrics": dict(run.data.metrics),
+    }
 
 
 def _artifact_bytes(registry: Any, run: Mapping[str, Any], rel: str) -> Optional[bytes]:
@@ -238,8 +308,9 @@ def _artifact_bytes(registry: Any, run: Mapping[str, Any], rel: str) -> Optional
 
     with tempfile.TemporaryDirectory() as tmp:  # remote stores: download, then hash what arrived
         try:
-            local = mlflow.artifacts.download_artifacts(run_id=run["run_id"], artifact_path=rel, dst_path=tmp,
-                                                        tracking_uri=registry.settings.tracking_uri)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run["run_id"], artifact_path=rel, dst_path=tmp, tracking_uri=registry.settings.tracking_uri
+            )
             return Path(local).read_bytes()
         except Exception:  # noqa: BLE001 - absent artifact
             return None
@@ -288,21 +359,32 @@ def version_tags(registry: Any) -> dict[int, dict[str, str]]:
 
 def published_heads(registry: Any) -> list[dict[str, Any]]:
     """Every decision-log head published on a model version (``HEAD_TAG``): the external witnesses."""
-    return [{"version": v, "head": _json_or_none(tags[HEAD_TAG]), "raw": tags[HEAD_TAG]}
-            for v, tags in sorted(version_tags(registry).items()) if tags.get(HEAD_TAG)]
+    return [
+        {"version": v, "head": _json_or_none(tags[HEAD_TAG]), "raw": tags[HEAD_TAG]}
+        for v, tags in sorted(version_tags(registry).items())
+        if tags.get(HEAD_TAG)
+    ]
 
 
 def _registry_policy_hashes(registry: Any) -> set[str]:
     """Every policy hash any version was trained or gated under: the governed policies."""
-    return {v for tags in version_tags(registry).values() for k, v in tags.items()
-            if (k == "mlgov.policy_sha256" or k.endswith(".policy_sha256")) and is_sha256(v)}
+    return {
+        v
+        for tags in version_tags(registry).values()
+        for k, v in tags.items()
+        if (k == "mlgov.policy_sha256" or k.endswith(".policy_sha256")) and is_sha256(v)
+    }
 
 
 def _version_decisions(all_records: list[dict[str, Any]], name: str, version: int) -> list[dict[str, Any]]:
     """Records about this version: its own, plus rollbacks *away* from it (logged on the target)."""
     v = str(version)
-    return [r for r in all_records if r["model_name"] == name and (
-        r["model_version"] == v or (r["kind"] == "rollback" and str(r["payload"].get("from_version")) == v))]
+    return [
+        r
+        for r in all_records
+        if r["model_name"] == name
+        and (r["model_version"] == v or (r["kind"] == "rollback" and str(r["payload"].get("from_version")) == v))
+    ]
 
 
 def _monitoring_batches(settings: Any, version: int) -> list[dict[str, Any]]:
@@ -320,12 +402,18 @@ def _monitoring_batches(settings: Any, version: int) -> list[dict[str, Any]]:
         drift = entry.get("drift") or {}
         if str(entry.get("champion_version")) != str(version) or not drift:
             continue
-        out.append({"batch_id": str(entry.get("batch_id") or path.parent.name),
-                    "time": str(entry.get("landed_at") or entry.get("created_at") or "unknown"),
-                    "judged": bool(drift.get("judged", True)), "verdict": drift.get("verdict"),
-                    "dataset_drift": bool(drift.get("dataset_drift")),
-                    "drifted_columns": [str(c) for c in drift.get("drifted_columns") or []],
-                    "path": str(path.relative_to(Path(settings.home))), "sha256": _sha256_bytes(data)})
+        out.append(
+            {
+                "batch_id": str(entry.get("batch_id") or path.parent.name),
+                "time": str(entry.get("landed_at") or entry.get("created_at") or "unknown"),
+                "judged": bool(drift.get("judged", True)),
+                "verdict": drift.get("verdict"),
+                "dataset_drift": bool(drift.get("dataset_drift")),
+                "drifted_columns": [str(c) for c in drift.get("drifted_columns") or []],
+                "path": str(path.relative_to(Path(settings.home))),
+                "sha256": _sha256_bytes(data),
+            }
+        )
     return sorted(out, key=lambda e: (e["time"], e["batch_id"]))
 
 
@@ -333,8 +421,9 @@ def _git_commit_exists(project_dir: Path, commit: str) -> Optional[bool]:
     if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit or ""):
         return None
     try:
-        done = subprocess.run(["git", "-C", str(project_dir), "cat-file", "-e", f"{commit}^{{commit}}"],
-                              capture_output=True, timeout=30)
+        done = subprocess.run(
+            ["git", "-C", str(project_dir), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True, timeout=30
+        )
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return None
     return done.returncode == 0
@@ -367,27 +456,48 @@ def gather(registry: Any, version: int, *, dagster: Optional[Mapping[str, Any]] 
     except LogIntegrityError as exc:
         all_records, log_error = [], str(exc)
     decisions = _version_decisions(all_records, registry.name, version)
-    known = _registry_policy_hashes(registry) | {r["evidence_hashes"].get("policy_sha256") for r in all_records} - {None}
+    known = _registry_policy_hashes(registry) | {r["evidence_hashes"].get("policy_sha256") for r in all_records} - {
+        None
+    }
     recorded_path = _recorded_policy_path(dagster)
-    return _jsonable({
-        "model": {"name": registry.name, "version": int(version), "run_id": info["run_id"], "aliases": info["aliases"],
-                  "created": info["created"], "source": info["source"], "tags": tags,
-                  "params": info["params"], "metrics": info["metrics"]},
-        "run": run,
-        "artifacts": _read_artifacts(registry, run),
-        "decisions": decisions,
-        "champion_history": registry.champion_history(),
-        "monitoring": _monitoring_batches(s, version),
-        "log": {"path": str(s.decision_log), "read_error": log_error, "count": len(all_records),
-                "known_policy_hashes": sorted(known)},
-        "witnesses": published_heads(registry),
-        "git": {"current": git_info(s.project_dir),
-                "recorded_commit_exists": _git_commit_exists(s.project_dir, tags.get("mlgov.git_commit", ""))},
-        "paths": {"project_dir": str(s.project_dir), "dvc_cache_dir": str(cache_dir(s.project_dir)),
-                  "policy_path": recorded_path or str(s.policy_path),
-                  "policy_path_source": "recorded by the Dagster gate checks" if recorded_path else "current settings"},
-        "dagster": dict(dagster) if dagster is not None else None,
-    })
+    return _jsonable(
+        {
+            "model": {
+                "name": registry.name,
+                "version": int(version),
+                "run_id": info["run_id"],
+                "aliases": info["aliases"],
+                "created": info["created"],
+                "source": info["source"],
+                "tags": tags,
+                "params": info["params"],
+                "metrics": info["metrics"],
+            },
+            "run": run,
+            "artifacts": _read_artifacts(registry, run),
+            "decisions": decisions,
+            "champion_history": registry.champion_history(),
+            "monitoring": _monitoring_batches(s, version),
+            "log": {
+                "path": str(s.decision_log),
+                "read_error": log_error,
+                "count": len(all_records),
+                "known_policy_hashes": sorted(known),
+            },
+            "witnesses": published_heads(registry),
+            "git": {
+                "current": git_info(s.project_dir),
+                "recorded_commit_exists": _git_commit_exists(s.project_dir, tags.get("mlgov.git_commit", "")),
+            },
+            "paths": {
+                "project_dir": str(s.project_dir),
+                "dvc_cache_dir": str(cache_dir(s.project_dir)),
+                "policy_path": recorded_path or str(s.policy_path),
+                "policy_path_source": "recorded by the Dagster gate checks" if recorded_path else "current settings",
+            },
+            "dagster": dict(dagster) if dagster is not None else None,
+        }
+    )
 
 
 # --------------------------------------------------------------------------- verification (pure)
@@ -398,9 +508,18 @@ def check_model_version(facts: Mapping[str, Any]) -> Link:
     m = facts["model"]
     missing = [t for t in REQUIRED_TAGS if not m["tags"].get(t)]
     problems = [f"version {m['version']} lacks lineage tag(s) {missing}"] if missing else []
-    return _link("model_version", f"{m['name']} version {m['version']} (run {m['run_id']}, aliases {m['aliases'] or 'none'})",
-                 problems, evidence={"name": m["name"], "version": m["version"], "run_id": m["run_id"],
-                                     "aliases": m["aliases"], "registered_at": _iso_ms(m["created"])})
+    return _link(
+        "model_version",
+        f"{m['name']} version {m['version']} (run {m['run_id']}, aliases {m['aliases'] or 'none'})",
+        problems,
+        evidence={
+            "name": m["name"],
+            "version": m["version"],
+            "run_id": m["run_id"],
+            "aliases": m["aliases"],
+            "registered_at": _iso_ms(m["created"]),
+        },
+    )
 
 
 def check_model_artifacts(facts: Mapping[str, Any]) -> Link:
@@ -416,7 +535,9 @@ def check_model_artifacts(facts: Mapping[str, Any]) -> Link:
     except json.JSONDecodeError:
         manifest = None
     if not isinstance(manifest, dict) or not manifest:
-        return _link("model_artifacts", "", ["no readable sha256 manifest recorded on the version: refusing to trust it"])
+        return _link(
+            "model_artifacts", "", ["no readable sha256 manifest recorded on the version: refusing to trust it"]
+        )
     digest = tags.get("mlgov.artifact_manifest_sha256")
     if manifest_digest(manifest) != digest:
         problems.append(f"the manifest tag does not match its digest tag {str(digest)[:16]}…")
@@ -424,9 +545,15 @@ def check_model_artifacts(facts: Mapping[str, Any]) -> Link:
     try:
         verify_tree(model_dir, manifest)
     except IntegrityError as exc:
-        problems += [f"model artifact {p['path']}: {p['problem']}" + (f" (sha256 now {p['actual'][:16]}…, "
-                     f"recorded {p['expected'][:16]}…)" if p.get("actual") and p.get("expected") else "")
-                     for p in exc.problems] or [str(exc)]
+        problems += [
+            f"model artifact {p['path']}: {p['problem']}"
+            + (
+                f" (sha256 now {p['actual'][:16]}…, recorded {p['expected'][:16]}…)"
+                if p.get("actual") and p.get("expected")
+                else ""
+            )
+            for p in exc.problems
+        ] or [str(exc)]
     except (FileNotFoundError, NotADirectoryError) as exc:
         problems.append(f"model directory missing: {exc}")
     logged = _json_or_none(facts["artifacts"].get("integrity/model_manifest.json", {}).get("text"))
@@ -434,9 +561,12 @@ def check_model_artifacts(facts: Mapping[str, Any]) -> Link:
         problems.append("the run has no integrity/model_manifest.json to cross-check the tag against")
     elif logged != manifest:
         problems.append("the manifest logged to the run (integrity/model_manifest.json) differs from the version's tag")
-    return _link("model_artifacts", f"{len(manifest)} artifact file(s) re-hashed: all match the manifest "
-                 f"(digest {str(digest)[:16]}…)", problems,
-                 evidence={"model_dir": str(model_dir), "files": len(manifest), "manifest_digest": digest})
+    return _link(
+        "model_artifacts",
+        f"{len(manifest)} artifact file(s) re-hashed: all match the manifest (digest {str(digest)[:16]}…)",
+        problems,
+        evidence={"model_dir": str(model_dir), "files": len(manifest), "manifest_digest": digest},
+    )
 
 
 def check_mlflow_run(facts: Mapping[str, Any]) -> Link:
@@ -444,14 +574,26 @@ def check_mlflow_run(facts: Mapping[str, Any]) -> Link:
     run, tags = facts["run"], facts["model"]["tags"]
     if run is None:
         return _link("mlflow_run", "", [f"MLflow run {facts['model']['run_id']} of the version was not found"])
-    problems = [f"tag {k}: run says {run['tags'].get(k)!r}, version says {tags.get(k)!r}"
-                for k in SHARED_TAGS if k in run["tags"] and run["tags"].get(k) != tags.get(k)]
+    problems = [
+        f"tag {k}: run says {run['tags'].get(k)!r}, version says {tags.get(k)!r}"
+        for k in SHARED_TAGS
+        if k in run["tags"] and run["tags"].get(k) != tags.get(k)
+    ]
     warnings = [] if run["status"] == "FINISHED" else [f"run status is {run['status']}, not FINISHED"]
     if not run["metrics"]:
         problems.append("the run has no metrics")
-    return _link("mlflow_run", f"run {run['run_id']} FINISHED, {len(run['metrics'])} metric(s), lineage tags agree",
-                 problems, warnings, {"run_id": run["run_id"], "status": run["status"],
-                                      "started": _iso_ms(run["start_time"]), "ended": _iso_ms(run["end_time"])})
+    return _link(
+        "mlflow_run",
+        f"run {run['run_id']} FINISHED, {len(run['metrics'])} metric(s), lineage tags agree",
+        problems,
+        warnings,
+        {
+            "run_id": run["run_id"],
+            "status": run["status"],
+            "started": _iso_ms(run["start_time"]),
+            "ended": _iso_ms(run["end_time"]),
+        },
+    )
 
 
 def _model_nodes(dagster: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -472,15 +614,22 @@ def check_dagster_run(facts: Mapping[str, Any]) -> Link:
         problems.append(f"Dagster run {run['run_id']} read, but the version records {expected}")
     nodes = _model_nodes(dagster)
     if not nodes:
-        problems.append(f"run {run['run_id']} has no {' or '.join(MODEL_ASSETS)} materialization of version {m['version']}")
+        problems.append(
+            f"run {run['run_id']} has no {' or '.join(MODEL_ASSETS)} materialization of version {m['version']}"
+        )
     for node in nodes:
         if str(node["metadata"].get("mlflow_run_id")) != m["run_id"]:
-            problems.append(f"the {node['asset']} materialization #{node['storage_id']} names MLflow run "
-                            f"{node['metadata'].get('mlflow_run_id')}, the version's run is {m['run_id']}")
+            problems.append(
+                f"the {node['asset']} materialization #{node['storage_id']} names MLflow run "
+                f"{node['metadata'].get('mlflow_run_id')}, the version's run is {m['run_id']}"
+            )
     assets = " and ".join(sorted({n["asset"] for n in nodes})) or "no model asset"
-    return _link("dagster_run", f"run {run['run_id']} ({run['job_name']}, {run['status']}) materialized {assets} "
-                 f"= version {m['version']}", problems,
-                 evidence={"run_id": run["run_id"], "job_name": run["job_name"], "status": run["status"]})
+    return _link(
+        "dagster_run",
+        f"run {run['run_id']} ({run['job_name']}, {run['status']}) materialized {assets} = version {m['version']}",
+        problems,
+        evidence={"run_id": run["run_id"], "job_name": run["job_name"], "status": run["status"]},
+    )
 
 
 def check_materializations(facts: Mapping[str, Any]) -> Link:
@@ -499,18 +648,29 @@ def check_materializations(facts: Mapping[str, Any]) -> Link:
         if node is None:
             problems.append(f"the model's inputs do not lead to a {asset} materialization")
         elif node.get("data_version") != tag:
-            problems.append(f"{asset} materialization #{node['storage_id']} has data version {node.get('data_version')}, "
-                            f"the version records DVC md5 {tag}")
+            problems.append(
+                f"{asset} materialization #{node['storage_id']} has data version {node.get('data_version')}, "
+                f"the version records DVC md5 {tag}"
+            )
     for n in nodes:
         if n.get("is_latest") and n.get("stored_at") and n.get("sha256") and Path(n["stored_at"]).is_file():
             actual = sha256_file(n["stored_at"])
             if actual != n["sha256"]:
-                problems.append(f"stored value of {n['asset']} ({n['stored_at']}) hashes to {actual[:16]}…, its "
-                                f"materialization #{n['storage_id']} recorded {n['sha256'][:16]}…")
-    rows = [{k: n.get(k) for k in ("asset", "storage_id", "run_id", "data_version", "code_version", "sha256")}
-            for n in nodes]
-    return _link("materializations", f"{len(nodes)} materialization(s); training/holdout data versions equal the "
-                 "recorded DVC md5s", problems, warnings, {"materializations": rows})
+                problems.append(
+                    f"stored value of {n['asset']} ({n['stored_at']}) hashes to {actual[:16]}…, its "
+                    f"materialization #{n['storage_id']} recorded {n['sha256'][:16]}…"
+                )
+    rows = [
+        {k: n.get(k) for k in ("asset", "storage_id", "run_id", "data_version", "code_version", "sha256")}
+        for n in nodes
+    ]
+    return _link(
+        "materializations",
+        f"{len(nodes)} materialization(s); training/holdout data versions equal the recorded DVC md5s",
+        problems,
+        warnings,
+        {"materializations": rows},
+    )
 
 
 def check_training_data(facts: Mapping[str, Any]) -> Link:
@@ -518,7 +678,10 @@ def check_training_data(facts: Mapping[str, Any]) -> Link:
     tags, cache = facts["model"]["tags"], facts["paths"]["dvc_cache_dir"]
     problems, evidence = [], {}
     data_json = _json_or_none(facts["artifacts"].get("provenance/data.json", {}).get("text")) or {}
-    for role, key, attrs_key in (("training", "mlgov.train_data_md5", "train"), ("holdout", "mlgov.holdout_data_md5", "holdout")):
+    for role, key, attrs_key in (
+        ("training", "mlgov.train_data_md5", "train"),
+        ("holdout", "mlgov.holdout_data_md5", "holdout"),
+    ):
         md5 = tags.get(key, "")
         try:
             ok, detail = verify_dvc_cached(cache, md5)
@@ -530,8 +693,13 @@ def check_training_data(facts: Mapping[str, Any]) -> Link:
         logged = (data_json.get(attrs_key) or {}).get("dvc_md5")
         if logged is not None and logged != md5:
             problems.append(f"{role} data: provenance/data.json records md5 {logged}, the version tag {md5}")
-    return _link("training_data", f"training md5 {tags.get('mlgov.train_data_md5')} and holdout md5 "
-                 f"{tags.get('mlgov.holdout_data_md5')} re-hashed from the DVC cache", problems, evidence=evidence)
+    return _link(
+        "training_data",
+        f"training md5 {tags.get('mlgov.train_data_md5')} and holdout md5 "
+        f"{tags.get('mlgov.holdout_data_md5')} re-hashed from the DVC cache",
+        problems,
+        evidence=evidence,
+    )
 
 
 def check_git_commit(facts: Mapping[str, Any]) -> Link:
@@ -546,10 +714,19 @@ def check_git_commit(facts: Mapping[str, Any]) -> Link:
     if tags.get("mlgov.git_dirty") == "true":
         warnings.append(f"trained from a dirty working tree at {commit[:12]}: the commit alone does not pin the code")
     current = git["current"]
-    return _link("git_commit", f"commit {commit[:12]} exists (HEAD is {str(current['commit'])[:12]}"
-                 f"{', dirty' if current['dirty'] else ''})", problems, warnings,
-                 {"recorded": commit, "recorded_dirty": tags.get("mlgov.git_dirty"), "head": current["commit"],
-                  "head_dirty": current["dirty"], "same_as_head": current["commit"] == commit})
+    return _link(
+        "git_commit",
+        f"commit {commit[:12]} exists (HEAD is {str(current['commit'])[:12]}{', dirty' if current['dirty'] else ''})",
+        problems,
+        warnings,
+        {
+            "recorded": commit,
+            "recorded_dirty": tags.get("mlgov.git_dirty"),
+            "head": current["commit"],
+            "head_dirty": current["dirty"],
+            "same_as_head": current["commit"] == commit,
+        },
+    )
 
 
 def check_policy(facts: Mapping[str, Any]) -> Link:
@@ -565,8 +742,10 @@ def check_policy(facts: Mapping[str, Any]) -> Link:
     if stored is None:
         problems.append(f"the run has no stored policy copy ({POLICY_ARTIFACT})")
     elif stored["sha256"] != recorded:
-        problems.append(f"stored policy copy {POLICY_ARTIFACT} hashes to {stored['sha256'][:16]}…, the version "
-                        f"records {str(recorded)[:16]}…")
+        problems.append(
+            f"stored policy copy {POLICY_ARTIFACT} hashes to {stored['sha256'][:16]}…, the version "
+            f"records {str(recorded)[:16]}…"
+        )
     path = Path(facts["paths"]["policy_path"])
     current = sha256_file(path) if path.is_file() else None
     if current is None:
@@ -575,15 +754,27 @@ def check_policy(facts: Mapping[str, Any]) -> Link:
         if current in facts["log"]["known_policy_hashes"]:
             warnings.append(f"policy file {path} has since been replaced by governed policy {current[:16]}…")
         else:
-            problems.append(f"policy file {path} hashes to {current[:16]}…, but the model was governed under "
-                            f"{str(recorded)[:16]}… and no governed decision used {current[:16]}…: changed outside governance")
-    return _link("policy", f"policy {str(recorded)[:16]}…: stored copy and {path} match", problems, warnings,
-                 {"recorded_sha256": recorded, "stored_copy_sha256": stored["sha256"] if stored else None,
-                  "path": str(path), "path_source": facts["paths"]["policy_path_source"], "current_sha256": current})
+            problems.append(
+                f"policy file {path} hashes to {current[:16]}…, but the model was governed under "
+                f"{str(recorded)[:16]}… and no governed decision used {current[:16]}…: changed outside governance"
+            )
+    return _link(
+        "policy",
+        f"policy {str(recorded)[:16]}…: stored copy and {path} match",
+        problems,
+        warnings,
+        {
+            "recorded_sha256": recorded,
+            "stored_copy_sha256": stored["sha256"] if stored else None,
+            "path": str(path),
+            "path_source": facts["paths"]["policy_path_source"],
+            "current_sha256": current,
+        },
+    )
 
 
 def _gate_names(tags: Mapping[str, str]) -> list[str]:
-    return sorted(k[len("mlgov.gate."):] for k in tags if k.startswith("mlgov.gate.") and k.count(".") == 2)
+    return sorted(k[len("mlgov.gate.") :] for k in tags if k.startswith("mlgov.gate.") and k.count(".") == 2)
 
 
 def _required_gates(facts: Mapping[str, Any]) -> list[str]:
@@ -613,7 +804,9 @@ def check_gates(facts: Mapping[str, Any]) -> Link:
     problems, warnings, rows = [], [], []
     log_error = facts["log"]["read_error"]
     if log_error:
-        problems.append(f"the decision log cannot be read ({log_error}): gate verdicts cannot be cross-checked against it")
+        problems.append(
+            f"the decision log cannot be read ({log_error}): gate verdicts cannot be cross-checked against it"
+        )
     for g in gates:
         verdict = tags[f"mlgov.gate.{g}"] == "passed"
         art = facts["artifacts"].get(f"gates/{g}.json")
@@ -629,36 +822,64 @@ def check_gates(facts: Mapping[str, Any]) -> Link:
             pass
         else:
             if evidence is not None and canonical_hash(evidence) != rec["evidence_hashes"].get("evidence_sha256"):
-                problems.append(f"gate {g}: evidence artifact gates/{g}.json does not hash to what decision record "
-                                f"#{rec['index']} recorded: altered after the evaluation")
+                problems.append(
+                    f"gate {g}: evidence artifact gates/{g}.json does not hash to what decision record "
+                    f"#{rec['index']} recorded: altered after the evaluation"
+                )
             if bool(rec["payload"].get("passed")) != verdict:
                 problems.append(f"gate {g}: decision record #{rec['index']} says passed={rec['payload'].get('passed')}")
-        dag = next((c for c in reversed(dag_checks) if c.get("gate") == g
-                    and str(c["metadata"].get("model_version", m["version"])) == str(m["version"])), None)
+        dag = next(
+            (
+                c
+                for c in reversed(dag_checks)
+                if c.get("gate") == g and str(c["metadata"].get("model_version", m["version"])) == str(m["version"])
+            ),
+            None,
+        )
         if dag is not None and dag["passed"] != verdict:
             problems.append(f"gate {g}: Dagster check {dag['check']} passed={dag['passed']}, the tag disagrees")
-        rows.append({"gate": g, "passed": verdict, "policy_sha256": tags.get(f"mlgov.gate.{g}.policy_sha256"),
-                     "decision_record": rec["index"] if rec else None, "dagster_check": dag["check"] if dag else None})
+        rows.append(
+            {
+                "gate": g,
+                "passed": verdict,
+                "policy_sha256": tags.get(f"mlgov.gate.{g}.policy_sha256"),
+                "decision_record": rec["index"] if rec else None,
+                "dagster_check": dag["check"] if dag else None,
+            }
+        )
     kinds = {r["kind"] for r in facts["decisions"] if r["model_version"] == str(m["version"])}
     failed_required = [g for g in _required_gates(facts) if tags.get(f"mlgov.gate.{g}") != "passed"]
     if failed_required and "promotion" in kinds and "override" not in kinds:
-        problems.append(f"promoted although required gate(s) {failed_required} did not pass, and no override is recorded")
+        problems.append(
+            f"promoted although required gate(s) {failed_required} did not pass, and no override is recorded"
+        )
     elif failed_required and "override" in kinds:
         warnings.append(f"promoted by OVERRIDE despite gate(s) {failed_required} (justification in the decision log)")
     for c in dag_checks:
         if c.get("role") == "data" and not c["passed"] and c.get("blocking"):
-            problems.append(f"blocking check {c['check']} on {c['asset']} failed, yet the model consumed that materialization")
+            problems.append(
+                f"blocking check {c['check']} on {c['asset']} failed, yet the model consumed that materialization"
+            )
     upstream = sum(1 for c in dag_checks if c.get("role") == "data")
-    return _link("checks", f"{len(gates)} gate(s) agree across tag, evidence, decision log and Dagster; "
-                 f"{upstream} check(s) on the consumed materializations", problems, warnings, {"gates": rows})
+    return _link(
+        "checks",
+        f"{len(gates)} gate(s) agree across tag, evidence, decision log and Dagster; "
+        f"{upstream} check(s) on the consumed materializations",
+        problems,
+        warnings,
+        {"gates": rows},
+    )
 
 
 def verify_with_witnesses(path: str | Path, witnesses: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Verify the decision log's chain and head anchor, then that it still extends every head
     published on a model version. Names the first bad record index (None if the problem is not a
     record, e.g. a missing head anchor)."""
-    problems = [f"unreadable head witness on version {w['version']}: {w.get('raw')!r}"
-                for w in witnesses if not isinstance(w.get("head"), dict)]
+    problems = [
+        f"unreadable head witness on version {w['version']}: {w.get('raw')!r}"
+        for w in witnesses
+        if not isinstance(w.get("head"), dict)
+    ]
     result = verify_log(path)
     problem, checked = result.problem, 0
     for w in witnesses:
@@ -671,9 +892,16 @@ def verify_with_witnesses(path: str | Path, witnesses: list[Mapping[str, Any]]) 
             continue
         checked += 1
         problem = f"{result.problem} (head published on version {w['version']}: {w['head']})" if not result.ok else None
-    return {"path": str(path), "ok": result.ok and not problems, "count": result.count,
-            "first_bad_index": result.first_bad_index, "problem": problem if not result.ok else None,
-            "last_hash": result.last_hash, "witnesses_checked": checked, "witness_problems": problems}
+    return {
+        "path": str(path),
+        "ok": result.ok and not problems,
+        "count": result.count,
+        "first_bad_index": result.first_bad_index,
+        "problem": problem if not result.ok else None,
+        "last_hash": result.last_hash,
+        "witnesses_checked": checked,
+        "witness_problems": problems,
+    }
 
 
 def check_decision_log(facts: Mapping[str, Any]) -> Link:
@@ -683,16 +911,28 @@ def check_decision_log(facts: Mapping[str, Any]) -> Link:
     if res["problem"]:
         at = "" if res["first_bad_index"] is None else f"first bad record index {res['first_bad_index']}: "
         problems.insert(0, f"decision log {res['path']}: {at}{res['problem']}")
-    return _link("decision_log", f"{res['count']} record(s) chain correctly, head anchor matches, "
-                 f"{res['witnesses_checked']} published head(s) extended; {len(facts['decisions'])} record(s) "
-                 "concern this version", problems, evidence=res)
+    return _link(
+        "decision_log",
+        f"{res['count']} record(s) chain correctly, head anchor matches, "
+        f"{res['witnesses_checked']} published head(s) extended; {len(facts['decisions'])} record(s) "
+        "concern this version",
+        problems,
+        evidence=res,
+    )
 
 
-_CHECKS = {"model_version": check_model_version, "model_artifacts": check_model_artifacts,
-           "mlflow_run": check_mlflow_run, "dagster_run": check_dagster_run,
-           "materializations": check_materializations, "training_data": check_training_data,
-           "git_commit": check_git_commit, "policy": check_policy, "checks": check_gates,
-           "decision_log": check_decision_log}
+_CHECKS = {
+    "model_version": check_model_version,
+    "model_artifacts": check_model_artifacts,
+    "mlflow_run": check_mlflow_run,
+    "dagster_run": check_dagster_run,
+    "materializations": check_materializations,
+    "training_data": check_training_data,
+    "git_commit": check_git_commit,
+    "policy": check_policy,
+    "checks": check_gates,
+    "decision_log": check_decision_log,
+}
 
 
 def verify_lineage(facts: Mapping[str, Any]) -> list[Link]:
@@ -702,8 +942,14 @@ def verify_lineage(facts: Mapping[str, Any]) -> list[Link]:
         try:
             out.append(_CHECKS[name](facts))
         except Exception as exc:  # noqa: BLE001 - an audit reports, it does not stop at the first surprise
-            out.append(Link(name, "fail", f"could not be verified: {type(exc).__name__}: {exc}",
-                            [f"{type(exc).__name__}: {exc}"]))
+            out.append(
+                Link(
+                    name,
+                    "fail",
+                    f"could not be verified: {type(exc).__name__}: {exc}",
+                    [f"{type(exc).__name__}: {exc}"],
+                )
+            )
     return out
 
 
@@ -721,7 +967,7 @@ def audit(registry: Any, ref: str, *, dagster_reader: Any = None) -> tuple[Audit
 # --------------------------------------------------------------------------- evidence bundle
 
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"  # `mlgov ui` default; links are conveniences, hashes are the proof
-DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000"   # `make mlflow-ui` default
+DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000"  # `make mlflow-ui` default
 
 
 def _src(kind: str, ref: str, sha256: str, url: Optional[str] = None) -> dict[str, str]:
@@ -760,8 +1006,12 @@ def _text_section(facts: Mapping[str, Any], key: str, mlflow_url: str) -> dict[s
         value = (yaml.safe_load(text) or {}).get(key) if text else None
     except yaml.YAMLError:
         value = None
-    value = str(value).strip() if value else f"Not stated in the policy this version was governed under ({key} is empty)."
-    src = _run_source(facts, POLICY_ARTIFACT, {"policy_sha256": facts["model"]["tags"].get("mlgov.policy_sha256")}, mlflow_url)
+    value = (
+        str(value).strip() if value else f"Not stated in the policy this version was governed under ({key} is empty)."
+    )
+    src = _run_source(
+        facts, POLICY_ARTIFACT, {"policy_sha256": facts["model"]["tags"].get("mlgov.policy_sha256")}, mlflow_url
+    )
     return {"text": value, "source": src}
 
 
@@ -771,11 +1021,18 @@ def _dataset(facts: Mapping[str, Any], role: str, dagster_url: str) -> dict[str,
     tags = facts["model"]["tags"]
     md5 = tags.get(f"mlgov.{'train' if role == 'training' else role}_data_md5", "")
     data_json = _json_or_none(facts["artifacts"].get("provenance/data.json", {}).get("text")) or {}
-    path = str((data_json.get("train" if role == "training" else "holdout") or {}).get("source")
-               or tags.get("mlgov.train_data_path") or "unknown")
+    path = str(
+        (data_json.get("train" if role == "training" else "holdout") or {}).get("source")
+        or tags.get("mlgov.train_data_path")
+        or "unknown"
+    )
     node = _node(facts, DATA_ASSETS[role])
     if node is not None:
-        rows, columns, source = int(node["metadata"].get("row_count") or 0), node.get("columns") or [], _mat_source(node, dagster_url)
+        rows, columns, source = (
+            int(node["metadata"].get("row_count") or 0),
+            node.get("columns") or [],
+            _mat_source(node, dagster_url),
+        )
     else:  # no Dagster record: describe the DVC object itself
         obj = dvc_cache_path(facts["paths"]["dvc_cache_dir"], md5) if re.fullmatch(r"[0-9a-f]{32}", md5) else None
         try:
@@ -784,11 +1041,21 @@ def _dataset(facts: Mapping[str, Any], role: str, dagster_url: str) -> dict[str,
             source = _src("dvc", f"{path} (DVC md5 {md5})", sha256_file(obj))  # type: ignore[arg-type]
         except (OSError, TypeError, ValueError):  # the card states the gap instead of failing
             rows, columns = 0, []
-            source = _src("dvc", f"{path} (DVC md5 {md5}): cache object unavailable",
-                          canonical_hash({"dvc_md5": md5, "available": False}))
+            source = _src(
+                "dvc",
+                f"{path} (DVC md5 {md5}): cache object unavailable",
+                canonical_hash({"dvc_md5": md5, "available": False}),
+            )
     provenance = KNOWN_PROVENANCE.get(Path(path).name, f"dataset {path} registered in DVC by the governed path")
-    return {"role": role, "path": path, "dvc_md5": md5, "rows": rows, "columns": columns,
-            "provenance": f"{provenance}; bytes content-addressed by DVC md5 {md5}", "source": source}
+    return {
+        "role": role,
+        "path": path,
+        "dvc_md5": md5,
+        "rows": rows,
+        "columns": columns,
+        "provenance": f"{provenance}; bytes content-addressed by DVC md5 {md5}",
+        "source": source,
+    }
 
 
 def _gate_entry(facts: Mapping[str, Any], g: str, dagster_url: str, mlflow_url: str) -> dict[str, Any]:
@@ -802,16 +1069,27 @@ def _gate_entry(facts: Mapping[str, Any], g: str, dagster_url: str, mlflow_url: 
         if "rule" in row and "threshold" in row:
             thresholds[name] = f"{row['rule']} {row['threshold']}"
         else:
-            thresholds[name] = {k: row[k] for k in ("threshold", "min_absolute_change", "min_relative_change",
-                                                    "min", "max", "bound") if row.get(k) is not None} or None
+            thresholds[name] = {
+                k: row[k]
+                for k in ("threshold", "min_absolute_change", "min_relative_change", "min", "max", "bound")
+                if row.get(k) is not None
+            } or None
     if not values:
         values = {"summary": tags.get(f"mlgov.gate.{g}.summary", "")}
-    rec = next((r for r in reversed(facts["decisions"]) if r["kind"] == "gate_evaluation" and r["payload"].get("gate") == g), None)
-    entry = {"name": g, "passed": tags[f"mlgov.gate.{g}"] == "passed",
-             "severity": tags.get(f"mlgov.gate.{g}.severity") or "unknown", "values": values, "thresholds": thresholds,
-             "policy_hash": tags.get(f"mlgov.gate.{g}.policy_sha256") or tags.get("mlgov.policy_sha256"),
-             "evaluated_at": rec["time"] if rec else "unknown",
-             "source": _run_source(facts, rel, evidence, mlflow_url)}
+    rec = next(
+        (r for r in reversed(facts["decisions"]) if r["kind"] == "gate_evaluation" and r["payload"].get("gate") == g),
+        None,
+    )
+    entry = {
+        "name": g,
+        "passed": tags[f"mlgov.gate.{g}"] == "passed",
+        "severity": tags.get(f"mlgov.gate.{g}.severity") or "unknown",
+        "values": values,
+        "thresholds": thresholds,
+        "policy_hash": tags.get(f"mlgov.gate.{g}.policy_sha256") or tags.get("mlgov.policy_sha256"),
+        "evaluated_at": rec["time"] if rec else "unknown",
+        "source": _run_source(facts, rel, evidence, mlflow_url),
+    }
     run_id = (rec or {}).get("payload", {}).get("dagster_run_id")
     if run_id:
         entry["link"] = f"{dagster_url}/runs/{run_id}"
@@ -819,8 +1097,10 @@ def _gate_entry(facts: Mapping[str, Any], g: str, dagster_url: str, mlflow_url: 
 
 
 def _first_json(facts: Mapping[str, Any], folder: str, prefer: Iterable[str]) -> tuple[Optional[str], Any]:
-    names = sorted((p for p in facts["artifacts"] if p.startswith(folder + "/") and p.endswith(".json")),
-                   key=lambda p: (not any(w in p for w in prefer), p))
+    names = sorted(
+        (p for p in facts["artifacts"] if p.startswith(folder + "/") and p.endswith(".json")),
+        key=lambda p: (not any(w in p for w in prefer), p),
+    )
     for p in names:
         data = _json_or_none(facts["artifacts"][p].get("text"))
         if isinstance(data, dict):
@@ -839,8 +1119,11 @@ def _fairness(facts: Mapping[str, Any], mlflow_url: str) -> dict[str, Any]:
         data = data["report"]
     if isinstance(data.get("features"), dict):
         groups = [{"attribute": name, **g} for name, f in data["features"].items() for g in (f.get("groups") or [])]
-        summary = {f"{name}: {k}": (v.get("value") if isinstance(v, dict) else v)
-                   for name, f in data["features"].items() for k, v in (f.get("summary") or {}).items()}
+        summary = {
+            f"{name}: {k}": (v.get("value") if isinstance(v, dict) else v)
+            for name, f in data["features"].items()
+            for k, v in (f.get("summary") or {}).items()
+        }
     elif isinstance(data.get("groups"), list):
         groups, summary = data["groups"], data.get("summary") or {}
     else:
@@ -848,7 +1131,11 @@ def _fairness(facts: Mapping[str, Any], mlflow_url: str) -> dict[str, Any]:
     verdict = whole.get("verdict") if isinstance(whole.get("verdict"), dict) else None
     if verdict is not None and "passed" in verdict:
         summary = {"fairness gate passed": bool(verdict["passed"]), **summary}
-    return {"groups": _jsonable(groups), "summary": _jsonable(summary), "source": _run_source(facts, rel, whole, mlflow_url)}
+    return {
+        "groups": _jsonable(groups),
+        "summary": _jsonable(summary),
+        "source": _run_source(facts, rel, whole, mlflow_url),
+    }
 
 
 def _explanations(facts: Mapping[str, Any], mlflow_url: str, top: int = 10) -> dict[str, Any]:
@@ -864,8 +1151,11 @@ def _explanations(facts: Mapping[str, Any], mlflow_url: str, top: int = 10) -> d
         feats = data["top_features"][:top]
     else:
         return {"not_available": f"{rel} is in an unrecognised format (sha256 {facts['artifacts'][rel]['sha256']})"}
-    return {"method": str(data.get("method") or "unknown"), "top_features": _jsonable(feats),
-            "source": _run_source(facts, rel, data, mlflow_url)}
+    return {
+        "method": str(data.get("method") or "unknown"),
+        "top_features": _jsonable(feats),
+        "source": _run_source(facts, rel, data, mlflow_url),
+    }
 
 
 def _drift(facts: Mapping[str, Any], log_name: str) -> Any:
@@ -874,9 +1164,16 @@ def _drift(facts: Mapping[str, Any], log_name: str) -> Any:
     v = facts["model"]["version"]
     if v not in facts["champion_history"] and "champion" not in facts["model"]["aliases"]:
         return {"not_available": "this version has never been champion (never in production)"}
-    out = [{"batch": b["batch_id"], "time": b["time"], "dataset_drift": b["dataset_drift"],
+    out = [
+        {
+            "batch": b["batch_id"],
+            "time": b["time"],
+            "dataset_drift": b["dataset_drift"],
             "drifted_columns": b["drifted_columns"],
-            "source": _src("monitoring_ledger", b["path"], b["sha256"])} for b in facts.get("monitoring") or []]
+            "source": _src("monitoring_ledger", b["path"], b["sha256"]),
+        }
+        for b in facts.get("monitoring") or []
+    ]
     for r in facts["decisions"]:
         if r["kind"] != "drift_alert":
             continue
@@ -884,15 +1181,21 @@ def _drift(facts: Mapping[str, Any], log_name: str) -> Any:
         drifted = p.get("drifted_columns")
         if drifted is None and isinstance(p.get("columns"), dict):  # {column: drifted?}
             drifted = [c for c, flag in p["columns"].items() if flag]
-        out.append({"batch": str(p.get("batch") or p.get("batch_id") or f"record {r['index']}"),
-                    "time": r["time"], "dataset_drift": bool(p.get("dataset_drift", True)),
-                    "drifted_columns": [str(c) for c in drifted or []],
-                    "source": _src("decision_log", f"{log_name}#{r['index']}", r["hash"])})
+        out.append(
+            {
+                "batch": str(p.get("batch") or p.get("batch_id") or f"record {r['index']}"),
+                "time": r["time"],
+                "dataset_drift": bool(p.get("dataset_drift", True)),
+                "drifted_columns": [str(c) for c in drifted or []],
+                "source": _src("decision_log", f"{log_name}#{r['index']}", r["hash"]),
+            }
+        )
     return out
 
 
-def build_bundle(facts: Mapping[str, Any], *, dagster_url: str = DEFAULT_DAGSTER_URL,
-                 mlflow_url: str = DEFAULT_MLFLOW_URL) -> dict[str, Any]:
+def build_bundle(
+    facts: Mapping[str, Any], *, dagster_url: str = DEFAULT_DAGSTER_URL, mlflow_url: str = DEFAULT_MLFLOW_URL
+) -> dict[str, Any]:
     """The evidence bundle (core/modelcard.py schema) for the version the facts describe.
 
     Deterministic (no clock): the same evidence gives the same bundle digest, which is what makes
@@ -908,35 +1211,80 @@ def build_bundle(facts: Mapping[str, Any], *, dagster_url: str = DEFAULT_DAGSTER
     env = _json_or_none(facts["artifacts"].get(env_rel, {}).get("text")) or {}
     model_node = next(iter(_model_nodes(facts["dagster"] or {})), None)
     run = (facts["dagster"] or {}).get("run")
-    code_versions = {n["asset"]: n["code_version"] for n in (facts["dagster"] or {}).get("materializations", [])
-                     if n.get("code_version")}
-    code_src = (_src("dagster_run", run["run_id"], canonical_hash({"run_id": run["run_id"], "code_versions": code_versions}),
-                     f"{dagster_url}/runs/{run['run_id']}") if run else
-                _src("mlflow_run", f"runs:/{m['run_id']}", canonical_hash({k: tags.get(k) for k in ("mlgov.git_commit", "mlgov.git_dirty", "mlgov.code_version")})))
+    code_versions = {
+        n["asset"]: n["code_version"]
+        for n in (facts["dagster"] or {}).get("materializations", [])
+        if n.get("code_version")
+    }
+    code_src = (
+        _src(
+            "dagster_run",
+            run["run_id"],
+            canonical_hash({"run_id": run["run_id"], "code_versions": code_versions}),
+            f"{dagster_url}/runs/{run['run_id']}",
+        )
+        if run
+        else _src(
+            "mlflow_run",
+            f"runs:/{m['run_id']}",
+            canonical_hash({k: tags.get(k) for k in ("mlgov.git_commit", "mlgov.git_dirty", "mlgov.code_version")}),
+        )
+    )
     if not code_versions and tags.get("mlgov.code_version"):
         code_versions = {"training": tags["mlgov.code_version"]}
-    decisions = [{"index": r["index"], "kind": r["kind"], "actor": r["actor"], "reason": r["reason"], "time": r["time"],
-                  "source": _src("decision_log", f"{log_name}#{r['index']}", r["hash"])}
-                 for r in facts["decisions"] if r["kind"] != "gate_evaluation"]
+    decisions = [
+        {
+            "index": r["index"],
+            "kind": r["kind"],
+            "actor": r["actor"],
+            "reason": r["reason"],
+            "time": r["time"],
+            "source": _src("decision_log", f"{log_name}#{r['index']}", r["hash"]),
+        }
+        for r in facts["decisions"]
+        if r["kind"] != "gate_evaluation"
+    ]
     bundle = {
         "schema_version": SCHEMA_VERSION,
-        "model": {"name": name, "version": version, "run_id": m["run_id"], "registered_at": _iso_ms(m["created"]) or "unknown",
-                  "artifact_manifest_digest": digest,
-                  "source": _src("mlflow_model_version", f"models:/{name}/{version}", digest,
-                                 f"{mlflow_url}/#/models/{name}/versions/{version}")},
+        "model": {
+            "name": name,
+            "version": version,
+            "run_id": m["run_id"],
+            "registered_at": _iso_ms(m["created"]) or "unknown",
+            "artifact_manifest_digest": digest,
+            "source": _src(
+                "mlflow_model_version",
+                f"models:/{name}/{version}",
+                digest,
+                f"{mlflow_url}/#/models/{name}/versions/{version}",
+            ),
+        },
         "intended_use": _text_section(facts, "intended_use", mlflow_url),
         "limitations": _text_section(facts, "limitations", mlflow_url),
         "data": [_dataset(facts, "training", dagster_url), _dataset(facts, "holdout", dagster_url)],
-        "code": {"git_commit": tags.get("mlgov.git_commit", "unknown"), "git_dirty": tags.get("mlgov.git_dirty") == "true",
-                 "code_versions": code_versions, "source": code_src},
-        "environment": {"uv_lock_sha256": env.get("uv_lock_sha256"), "python_version": str(env.get("python") or "unknown"),
-                        "packages": {k: v for k, v in (env.get("packages") or {}).items() if v},
-                        "source": _run_source(facts, env_rel, env, mlflow_url)},
-        "hyperparameters": {"values": dict(sorted(m["params"].items())),
-                            "source": _run_source(facts, None, m["params"], mlflow_url)},
-        "metrics": {"split": f"holdout ({_dataset_path(facts, 'holdout')}, DVC md5 {tags.get('mlgov.holdout_data_md5')})",
-                    "values": dict(sorted(m["metrics"].items())),
-                    "source": _mat_source(model_node, dagster_url) if model_node else _run_source(facts, None, m["metrics"], mlflow_url)},
+        "code": {
+            "git_commit": tags.get("mlgov.git_commit", "unknown"),
+            "git_dirty": tags.get("mlgov.git_dirty") == "true",
+            "code_versions": code_versions,
+            "source": code_src,
+        },
+        "environment": {
+            "uv_lock_sha256": env.get("uv_lock_sha256"),
+            "python_version": str(env.get("python") or "unknown"),
+            "packages": {k: v for k, v in (env.get("packages") or {}).items() if v},
+            "source": _run_source(facts, env_rel, env, mlflow_url),
+        },
+        "hyperparameters": {
+            "values": dict(sorted(m["params"].items())),
+            "source": _run_source(facts, None, m["params"], mlflow_url),
+        },
+        "metrics": {
+            "split": f"holdout ({_dataset_path(facts, 'holdout')}, DVC md5 {tags.get('mlgov.holdout_data_md5')})",
+            "values": dict(sorted(m["metrics"].items())),
+            "source": _mat_source(model_node, dagster_url)
+            if model_node
+            else _run_source(facts, None, m["metrics"], mlflow_url),
+        },
         "gates": [_gate_entry(facts, g, dagster_url, mlflow_url) for g in _gate_names(tags)],
         "decisions": decisions,
         "fairness": _fairness(facts, mlflow_url),

@@ -55,8 +55,16 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 SOURCE_KINDS = frozenset(
-    {"dagster_materialization", "dagster_run", "mlflow_run", "mlflow_model_version", "dvc", "git", "decision_log",
-     "monitoring_ledger"}  # monitoring_ledger: a batch's state.json under $MLGOV_HOME/monitoring (core.monitoring)
+    {
+        "dagster_materialization",
+        "dagster_run",
+        "mlflow_run",
+        "mlflow_model_version",
+        "dvc",
+        "git",
+        "decision_log",
+        "monitoring_ledger",
+    }  # monitoring_ledger: a batch's state.json under $MLGOV_HOME/monitoring (core.monitoring)
 )
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 _GIT_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -237,14 +245,20 @@ _FIELDS: dict[str, dict[str, tuple[_Check, str]]] = {
         "path": (_is_str, "non-empty string"),
         "dvc_md5": (lambda v: isinstance(v, str) and bool(_MD5_RE.match(v)), "32-hex md5"),
         "rows": (lambda v: _is_int(v) and v >= 0, "int >= 0"),
-        "columns": (lambda v: _is_list(v) and all(_is_dict(c) and _is_str(c.get("name")) and _is_str(c.get("dtype")) for c in v),
-                    "list of {name, dtype}"),
+        "columns": (
+            lambda v: (
+                _is_list(v) and all(_is_dict(c) and _is_str(c.get("name")) and _is_str(c.get("dtype")) for c in v)
+            ),
+            "list of {name, dtype}",
+        ),
         "provenance": (_is_str, "non-empty string"),
     },
     "code": {
         # "unknown" when the project was not a git checkout: stated, not hidden (renders as such)
-        "git_commit": (lambda v: isinstance(v, str) and (bool(_GIT_RE.match(v)) or v == "unknown"),
-                       "40- or 64-hex git commit, or 'unknown'"),
+        "git_commit": (
+            lambda v: isinstance(v, str) and (bool(_GIT_RE.match(v)) or v == "unknown"),
+            "40- or 64-hex git commit, or 'unknown'",
+        ),
         "git_dirty": (lambda v: isinstance(v, bool), "bool"),
         "code_versions": (_is_dict, "object asset -> code_version"),
     },
@@ -264,12 +278,16 @@ _FIELDS: dict[str, dict[str, tuple[_Check, str]]] = {
         "policy_hash": (is_sha256, "sha256 hex"),
         "evaluated_at": (_is_str, "non-empty string"),
     },
-    "fairness": {"groups": (lambda v: _is_list(v) and all(_is_dict(g) for g in v), "list of objects"),
-                 "summary": (_is_dict, "object")},
+    "fairness": {
+        "groups": (lambda v: _is_list(v) and all(_is_dict(g) for g in v), "list of objects"),
+        "summary": (_is_dict, "object"),
+    },
     "explanations": {
         "method": (_is_str, "non-empty string"),
-        "top_features": (lambda v: _is_list(v) and all(_is_dict(f) and _is_str(f.get("feature")) for f in v),
-                         "list of {feature, importance}"),
+        "top_features": (
+            lambda v: _is_list(v) and all(_is_dict(f) and _is_str(f.get("feature")) for f in v),
+            "list of {feature, importance}",
+        ),
     },
     "drift": {
         "batch": (_is_str, "non-empty string"),
@@ -345,7 +363,9 @@ def validate_bundle(bundle: Mapping[str, Any]) -> list[str]:
     """Every schema problem, each naming its path (e.g. `gates[2].source.sha256`); [] if valid."""
     if not isinstance(bundle, Mapping):
         return [f"bundle must be an object, got {type(bundle).__name__}"]
-    problems = [f"{k}: unknown section" for k in bundle if k not in _SECTIONS and k not in ("schema_version", "generated_at")]
+    problems = [
+        f"{k}: unknown section" for k in bundle if k not in _SECTIONS and k not in ("schema_version", "generated_at")
+    ]
     for key, (spec, is_list) in _SECTIONS.items():
         value = bundle.get(key)
         if key in OPTIONAL and _unavailable(value) is not None:
@@ -424,7 +444,7 @@ class _Section:
 
 def _safe_url(url: Any) -> str | None:
     """The URL if it is an absolute http(s) URL without characters that could break out of markup."""
-    if not isinstance(url, str) or any(c in url for c in '<>"\'`| \t\r\n\\'):
+    if not isinstance(url, str) or any(c in url for c in "<>\"'`| \t\r\n\\"):
         return None
     parts = urlsplit(url)
     return url if parts.scheme in ("http", "https") and parts.netloc else None
@@ -463,9 +483,15 @@ def _na(reason: str) -> _Block:
 
 def _model_section(m: Mapping[str, Any]) -> list[_Block]:
     return [
-        _kv([("Name", m["name"]), ("Version", str(m["version"])), ("MLflow run", _Code(m["run_id"])),
-             ("Registered at", m["registered_at"]),
-             ("Artifact manifest digest", _Code(m["artifact_manifest_digest"]))]),
+        _kv(
+            [
+                ("Name", m["name"]),
+                ("Version", str(m["version"])),
+                ("MLflow run", _Code(m["run_id"])),
+                ("Registered at", m["registered_at"]),
+                ("Artifact manifest digest", _Code(m["artifact_manifest_digest"])),
+            ]
+        ),
         _src(m),
     ]
 
@@ -476,8 +502,15 @@ def _text_section(t: Mapping[str, Any]) -> list[_Block]:
 
 def _data_section(datasets: list[Mapping[str, Any]]) -> list[_Block]:
     rows: list[list[Cell]] = [
-        [d["role"], _Code(d["path"]), f"{d['rows']:,}", str(len(d["columns"])), _Code(d["dvc_md5"]),
-         d["provenance"], _Src(d["source"])]
+        [
+            d["role"],
+            _Code(d["path"]),
+            f"{d['rows']:,}",
+            str(len(d["columns"])),
+            _Code(d["dvc_md5"]),
+            d["provenance"],
+            _Src(d["source"]),
+        ]
         for d in datasets
     ]
     blocks = [_table(["Role", "Path", "Rows", "Columns", "DVC md5", "Provenance", "Source"], rows)]
@@ -492,8 +525,17 @@ def _mapping_table(headers: list[str], values: Mapping[str, Any]) -> _Block:
 
 
 def _code_section(c: Mapping[str, Any]) -> list[_Block]:
-    blocks = [_kv([("Git commit", _Code(c["git_commit"])),
-                   ("Working tree dirty", _fmt(c["git_dirty"]) + (" — NOT reproducible from the commit alone" if c["git_dirty"] else ""))])]
+    blocks = [
+        _kv(
+            [
+                ("Git commit", _Code(c["git_commit"])),
+                (
+                    "Working tree dirty",
+                    _fmt(c["git_dirty"]) + (" — NOT reproducible from the commit alone" if c["git_dirty"] else ""),
+                ),
+            ]
+        )
+    ]
     if c["code_versions"]:
         blocks.append(_mapping_table(["Dagster asset", "code_version"], c["code_versions"]))
     return blocks + [_src(c)]
@@ -519,9 +561,17 @@ def _gates_section(gates: list[Mapping[str, Any]]) -> list[_Block]:
     summary = f"{len(gates)} gate(s): {len(gates) - len(failed)} passed, {len(failed)} failed"
     summary += f" ({', '.join(failed)})." if failed else "."
     rows: list[list[Cell]] = [
-        [g["name"], "PASS" if g["passed"] else "FAIL", g["severity"], _fmt(g["values"]), _fmt(g["thresholds"]),
-         _Code(g["policy_hash"]), g["evaluated_at"],
-         _Link("open", g["link"]) if g.get("link") else "—", _Src(g["source"])]
+        [
+            g["name"],
+            "PASS" if g["passed"] else "FAIL",
+            g["severity"],
+            _fmt(g["values"]),
+            _fmt(g["thresholds"]),
+            _Code(g["policy_hash"]),
+            g["evaluated_at"],
+            _Link("open", g["link"]) if g.get("link") else "—",
+            _Src(g["source"]),
+        ]
         for g in gates
     ]
     headers = ["Gate", "Result", "Severity", "Values", "Thresholds", "Policy sha256", "Evaluated at", "Link", "Source"]
@@ -546,7 +596,9 @@ def _fairness_section(f: Mapping[str, Any]) -> list[_Block]:
 
 
 def _explanations_section(x: Mapping[str, Any]) -> list[_Block]:
-    rows: list[list[Cell]] = [[str(i + 1), f["feature"], _fmt(f.get("importance"))] for i, f in enumerate(x["top_features"])]
+    rows: list[list[Cell]] = [
+        [str(i + 1), f["feature"], _fmt(f.get("importance"))] for i, f in enumerate(x["top_features"])
+    ]
     return [_kv([("Method", x["method"])]), _table(["Rank", "Feature", "Importance"], rows), _src(x)]
 
 
@@ -554,7 +606,13 @@ def _drift_section(entries: list[Mapping[str, Any]]) -> list[_Block]:
     if not entries:
         return [_Block("text", "No production batches monitored yet.")]
     rows: list[list[Cell]] = [
-        [e["batch"], e["time"], "DRIFT" if e["dataset_drift"] else "no drift", _fmt(e["drifted_columns"]), _Src(e["source"])]
+        [
+            e["batch"],
+            e["time"],
+            "DRIFT" if e["dataset_drift"] else "no drift",
+            _fmt(e["drifted_columns"]),
+            _Src(e["source"]),
+        ]
         for e in entries
     ]
     return [_table(["Batch", "Time", "Dataset drift", "Drifted columns", "Source"], rows)]
@@ -565,8 +623,14 @@ def _decisions_section(decisions: list[Mapping[str, Any]]) -> list[_Block]:
         return [_Block("text", "No decisions recorded for this model version.")]
     overrides = sum(d["kind"] == "override" for d in decisions)
     rows: list[list[Cell]] = [
-        [str(d["index"]), d["time"], d["kind"].upper() if d["kind"] == "override" else d["kind"], d["actor"],
-         d["reason"], _Src(d["source"])]
+        [
+            str(d["index"]),
+            d["time"],
+            d["kind"].upper() if d["kind"] == "override" else d["kind"],
+            d["actor"],
+            d["reason"],
+            _Src(d["source"]),
+        ]
         for d in decisions
     ]
     intro = f"{len(decisions)} decision(s), {overrides} override(s) of a failed gate."
@@ -581,8 +645,7 @@ _BUILDERS: list[tuple[str, str, Callable[[Any], list[_Block]]]] = [
     ("code", "Code", _code_section),
     ("environment", "Environment", _env_section),
     ("hyperparameters", "Hyperparameters", lambda v: _values_section(v, ["Parameter", "Value"])),
-    ("metrics", "Holdout metrics",
-     lambda v: _values_section(v, ["Metric", "Value"], [_kv([("Split", v["split"])])])),
+    ("metrics", "Holdout metrics", lambda v: _values_section(v, ["Metric", "Value"], [_kv([("Split", v["split"])])])),
     ("gates", "Governance gates", _gates_section),
     ("fairness", "Fairness", _fairness_section),
     ("explanations", "Explanations", _explanations_section),
@@ -597,9 +660,15 @@ def _document(bundle: Mapping[str, Any]) -> tuple[str, list[_Block], list[_Secti
         raise BundleError(problems)
     m = bundle["model"]
     title = f"Model card: {m['name']} version {m['version']}"
-    header = [_kv([("Evidence bundle sha256", _Code(bundle_digest(bundle))),
-                   ("Schema version", str(bundle.get("schema_version", SCHEMA_VERSION))),
-                   ("Generated at", bundle.get("generated_at") or "—")])]
+    header = [
+        _kv(
+            [
+                ("Evidence bundle sha256", _Code(bundle_digest(bundle))),
+                ("Schema version", str(bundle.get("schema_version", SCHEMA_VERSION))),
+                ("Generated at", bundle.get("generated_at") or "—"),
+            ]
+        )
+    ]
     sections = []
     for key, heading, build in _BUILDERS:
         reason = _unavailable(bundle.get(key)) if key in OPTIONAL else None
@@ -716,7 +785,11 @@ def _h(text: str) -> str:
 
 def _html_source(src: Mapping[str, Any]) -> str:
     url = _safe_url(src.get("url"))
-    ref = f'<a href="{_h(url)}" rel="noopener noreferrer"><code>{_h(src["ref"])}</code></a>' if url else f"<code>{_h(src['ref'])}</code>"
+    ref = (
+        f'<a href="{_h(url)}" rel="noopener noreferrer"><code>{_h(src["ref"])}</code></a>'
+        if url
+        else f"<code>{_h(src['ref'])}</code>"
+    )
     return f'{_h(src["kind"])} {ref} · sha256 <code class="hash">{_h(src["sha256"])}</code>'
 
 
@@ -760,8 +833,10 @@ def render_html(bundle: Mapping[str, Any]) -> str:
         inner = "".join(_html_block(b) for b in section.blocks)
         body.append(f'<section id="{_h(section.anchor)}"><h2>{_h(section.title)}</h2>{inner}</section>')
     digest = bundle_digest(bundle)
-    body.append(f"<footer>Rendered from evidence bundle sha256 <code>{digest}</code>; every source hash above "
-                "can be re-checked with <code>mlgov audit</code>.</footer>")
+    body.append(
+        f"<footer>Rendered from evidence bundle sha256 <code>{digest}</code>; every source hash above "
+        "can be re-checked with <code>mlgov audit</code>.</footer>"
+    )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_h(_CSP)}">'

@@ -50,11 +50,23 @@ import pandas as pd
 
 from mlgov_assets.core.integrity import CHUNK_SIZE, IntegrityError, dvc_cache_path
 
-__all__ = ["ReproduceError", "ReproductionReport", "recorded_params", "split_params", "predictions",
-           "predictions_sha256", "code_identity", "copy_from_dvc_cache", "reproduce", "METHOD"]
+__all__ = [
+    "ReproduceError",
+    "ReproductionReport",
+    "recorded_params",
+    "split_params",
+    "predictions",
+    "predictions_sha256",
+    "code_identity",
+    "copy_from_dvc_cache",
+    "reproduce",
+    "METHOD",
+]
 
-METHOD = ("in-process: read_adult_csv -> Parquet -> RawAdultSchema -> build_features -> Parquet -> "
-          "training.fit (the functions the governed assets call), data from the DVC cache by md5")
+METHOD = (
+    "in-process: read_adult_csv -> Parquet -> RawAdultSchema -> build_features -> Parquet -> "
+    "training.fit (the functions the governed assets call), data from the DVC cache by md5"
+)
 
 
 class ReproduceError(RuntimeError):
@@ -134,7 +146,7 @@ MITIGATION_KEYS = ("method", "constraints", "objective", "sensitive_features")
 def split_params(params: Mapping[str, str]) -> tuple[Any, Optional[dict[str, Any]]]:
     """(HyperParams, mitigation settings or None) from a run's params (``mitigation_*`` prefixed)."""
     base = {k: v for k, v in params.items() if not k.startswith("mitigation_")}
-    mit = {k[len("mitigation_"):]: v for k, v in params.items() if k.startswith("mitigation_")}
+    mit = {k[len("mitigation_") :]: v for k, v in params.items() if k.startswith("mitigation_")}
     hyper = recorded_params(base)
     if not mit:
         return hyper, None
@@ -147,15 +159,22 @@ def split_params(params: Mapping[str, str]) -> tuple[Any, Optional[dict[str, Any
         raise ReproduceError(f"mitigation_sensitive_features={mit['sensitive_features']!r} is not a list") from exc
     if not isinstance(sens, (list, tuple)) or not all(isinstance(x, str) for x in sens):
         raise ReproduceError(f"mitigation_sensitive_features must be a list of column names, got {sens!r}")
-    return hyper, {"method": mit["method"], "constraints": mit["constraints"], "objective": mit["objective"],
-                   "sensitive_features": list(sens), "base_version": mit.get("base_version")}
+    return hyper, {
+        "method": mit["method"],
+        "constraints": mit["constraints"],
+        "objective": mit["objective"],
+        "sensitive_features": list(sens),
+        "base_version": mit.get("base_version"),
+    }
 
 
 def copy_from_dvc_cache(cache_dir: str | Path, md5: str, dest: Path) -> Path:
     """Copy the cache object for ``md5`` to ``dest``, hashing the bytes written; refuse a mismatch."""
     src = dvc_cache_path(cache_dir, md5)
     if not src.is_file() or src.is_symlink():
-        raise IntegrityError(f"DVC cache object for md5 {md5} not found at {src}: cannot reproduce from the recorded data")
+        raise IntegrityError(
+            f"DVC cache object for md5 {md5} not found at {src}: cannot reproduce from the recorded data"
+        )
     h = hashlib.md5(usedforsecurity=False)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(src, "rb") as fin, open(dest, "xb") as fout:
@@ -210,8 +229,9 @@ def predictions_sha256(preds: Mapping[str, np.ndarray]) -> str:
 # --------------------------------------------------------------------------- code identity
 
 
-def code_identity(tags: Mapping[str, str], current_git: Mapping[str, Any],
-                  current_code_version: Optional[str]) -> tuple[str, list[str]]:
+def code_identity(
+    tags: Mapping[str, str], current_git: Mapping[str, Any], current_code_version: Optional[str]
+) -> tuple[str, list[str]]:
     """("identical" | "differs", reasons): is the current checkout the code that trained the version?"""
     notes = []
     commit = tags.get("mlgov.git_commit", "unknown")
@@ -233,17 +253,32 @@ def code_identity(tags: Mapping[str, str], current_git: Mapping[str, Any],
 def _compare(registered: Mapping[str, np.ndarray], reproduced: Mapping[str, np.ndarray]) -> dict[str, Any]:
     keys = sorted(set(registered) | set(reproduced))
     same = all(k in registered and k in reproduced and np.array_equal(registered[k], reproduced[k]) for k in keys)
-    diffs = [float(np.max(np.abs(registered[k] - reproduced[k]))) for k in ("score", "p_decision")
-             if k in registered and k in reproduced and len(registered[k])]
+    diffs = [
+        float(np.max(np.abs(registered[k] - reproduced[k])))
+        for k in ("score", "p_decision")
+        if k in registered and k in reproduced and len(registered[k])
+    ]
     changed = int(np.sum(registered["decision"] != reproduced["decision"]))
     n = len(registered["decision"])
-    return {"identical": bool(same), "max_abs_diff": max(diffs, default=0.0), "differing_decisions": changed,
-            "differing_share": changed / n if n else 0.0}
+    return {
+        "identical": bool(same),
+        "max_abs_diff": max(diffs, default=0.0),
+        "differing_decisions": changed,
+        "differing_share": changed / n if n else 0.0,
+    }
 
 
-def reproduce(registry: Any, version: int, *, actor: str, tolerance: float = 0.0,
-              current_code_version: Optional[str] = None, original_training_seconds: Optional[float] = None,
-              write_certificate: bool = True, keep_workdir: bool = False) -> ReproductionReport:
+def reproduce(
+    registry: Any,
+    version: int,
+    *,
+    actor: str,
+    tolerance: float = 0.0,
+    current_code_version: Optional[str] = None,
+    original_training_seconds: Optional[float] = None,
+    write_certificate: bool = True,
+    keep_workdir: bool = False,
+) -> ReproductionReport:
     """Retrain ``version`` from its recorded lineage in a temporary directory and compare holdout
     predictions with the registered model; append a ``reproducibility_certificate`` to the decision
     log of ``registry``'s home when they are identical (or within ``tolerance``, which is stated).
@@ -267,13 +302,17 @@ def reproduce(registry: Any, version: int, *, actor: str, tolerance: float = 0.0
     tags = info["tags"]
     variant = tags.get("mlgov.variant", "baseline")
     if variant not in ("baseline", "mitigated"):
-        raise ReproduceError(f"version {version} is variant {variant!r}: only baseline and mitigated versions can be reproduced")
+        raise ReproduceError(
+            f"version {version} is variant {variant!r}: only baseline and mitigated versions can be reproduced"
+        )
     md5s = {"training": tags.get("mlgov.train_data_md5"), "holdout": tags.get("mlgov.holdout_data_md5")}
     if not all(md5s.values()):
         raise ReproduceError(f"version {version} records no DVC md5 for {[k for k, v in md5s.items() if not v]}")
     params, mitigation = split_params(info["params"])
     if (variant == "mitigated") != (mitigation is not None):
-        raise ReproduceError(f"version {version}: variant {variant!r} but mitigation params {'present' if mitigation else 'absent'}")
+        raise ReproduceError(
+            f"version {version}: variant {variant!r} but mitigation params {'present' if mitigation else 'absent'}"
+        )
     s = registry.settings
     identity, code_notes = code_identity(tags, git_info(s.project_dir), current_code_version)
     columns = MODEL_FEATURES + (mitigation["sensitive_features"] if mitigation else [])
@@ -288,10 +327,16 @@ def reproduce(registry: Any, version: int, *, actor: str, tolerance: float = 0.0
         if mitigation:
             from mlgov_assets.core.models.mitigation import fit_mitigated
 
-            model = fit_mitigated(model, train[columns], train[TARGET].to_numpy(),
-                                  sensitive_features=mitigation["sensitive_features"], method=mitigation["method"],
-                                  constraints=mitigation["constraints"], objective=mitigation["objective"],
-                                  random_state=params.random_state)
+            model = fit_mitigated(
+                model,
+                train[columns],
+                train[TARGET].to_numpy(),
+                sensitive_features=mitigation["sensitive_features"],
+                method=mitigation["method"],
+                constraints=mitigation["constraints"],
+                objective=mitigation["objective"],
+                random_state=params.random_state,
+            )
         fit_seconds = time.perf_counter() - t_fit
         reproduced = predictions(model, holdout[columns])
         registered = predictions(registry.load_governed(version), holdout[columns])
@@ -301,22 +346,37 @@ def reproduce(registry: Any, version: int, *, actor: str, tolerance: float = 0.0
     cmp = _compare(registered, reproduced)
     scored = pd.DataFrame({"score": reproduced["score"], "decision": reproduced["decision"].astype(int)})
     report = ReproductionReport(
-        model_name=registry.name, version=int(version), run_id=info["run_id"], rows=len(holdout),
-        identical=cmp["identical"], within_tolerance=cmp["max_abs_diff"] <= tolerance and cmp["differing_decisions"] == 0,
-        tolerance=tolerance, max_abs_diff=cmp["max_abs_diff"], differing_decisions=cmp["differing_decisions"],
+        model_name=registry.name,
+        version=int(version),
+        run_id=info["run_id"],
+        rows=len(holdout),
+        identical=cmp["identical"],
+        within_tolerance=cmp["max_abs_diff"] <= tolerance and cmp["differing_decisions"] == 0,
+        tolerance=tolerance,
+        max_abs_diff=cmp["max_abs_diff"],
+        differing_decisions=cmp["differing_decisions"],
         differing_share=cmp["differing_share"],
-        code_identity=identity, code_notes=code_notes,
-        recorded_code={"commit": tags.get("mlgov.git_commit"), "dirty": tags.get("mlgov.git_dirty"),
-                       "code_version": tags.get("mlgov.code_version")},
+        code_identity=identity,
+        code_notes=code_notes,
+        recorded_code={
+            "commit": tags.get("mlgov.git_commit"),
+            "dirty": tags.get("mlgov.git_dirty"),
+            "code_version": tags.get("mlgov.code_version"),
+        },
         current_code={**git_info(s.project_dir), "code_version": current_code_version},
         data={role: {"md5": md5, "rows": len(df)} for (role, md5), df in zip(md5s.items(), (train, holdout))},
         params=params.to_dict() | ({"mitigation": mitigation} if mitigation else {}),
         metrics_recorded=dict(info["metrics"]),
         metrics_reproduced=holdout_metrics(holdout[TARGET].to_numpy(), scored),
         predictions_sha256={"registered": predictions_sha256(registered), "reproduced": predictions_sha256(reproduced)},
-        timings={"original_training_seconds": original_training_seconds, "fit_seconds": fit_seconds,
-                 "reproduce_seconds": time.perf_counter() - started},
-        workdir=str(workdir) if keep_workdir else None, variant=variant)
+        timings={
+            "original_training_seconds": original_training_seconds,
+            "fit_seconds": fit_seconds,
+            "reproduce_seconds": time.perf_counter() - started,
+        },
+        workdir=str(workdir) if keep_workdir else None,
+        variant=variant,
+    )
     if write_certificate and report.reproduced:
         report.certificate = _certify(registry, report, tags, actor)
     return report
@@ -327,23 +387,41 @@ def _certify(registry: Any, report: ReproductionReport, tags: Mapping[str, str],
     from mlgov_assets.core.audit.decision_log import DecisionLog
     from mlgov_assets.core.governance.promotion import HEAD_TAG
 
-    how = "bitwise identical" if report.identical else f"within the stated tolerance {report.tolerance:g} (max |diff| {report.max_abs_diff:.3g})"
-    code = "the recorded code (same commit, clean tree)" if report.code_identity == "identical" else \
-        "code that DIFFERS from the recorded code (" + "; ".join(report.code_notes) + ")"
-    evidence = {"train_data_md5": report.data["training"]["md5"], "holdout_data_md5": report.data["holdout"]["md5"],
-                "registered_predictions_sha256": report.predictions_sha256["registered"],
-                "reproduced_predictions_sha256": report.predictions_sha256["reproduced"]}
-    for key, tag in (("artifact_manifest_sha256", "mlgov.artifact_manifest_sha256"), ("policy_sha256", "mlgov.policy_sha256"),
-                     ("git_commit", "mlgov.git_commit")):
+    how = (
+        "bitwise identical"
+        if report.identical
+        else f"within the stated tolerance {report.tolerance:g} (max |diff| {report.max_abs_diff:.3g})"
+    )
+    code = (
+        "the recorded code (same commit, clean tree)"
+        if report.code_identity == "identical"
+        else "code that DIFFERS from the recorded code (" + "; ".join(report.code_notes) + ")"
+    )
+    evidence = {
+        "train_data_md5": report.data["training"]["md5"],
+        "holdout_data_md5": report.data["holdout"]["md5"],
+        "registered_predictions_sha256": report.predictions_sha256["registered"],
+        "reproduced_predictions_sha256": report.predictions_sha256["reproduced"],
+    }
+    for key, tag in (
+        ("artifact_manifest_sha256", "mlgov.artifact_manifest_sha256"),
+        ("policy_sha256", "mlgov.policy_sha256"),
+        ("git_commit", "mlgov.git_commit"),
+    ):
         value = tags.get(tag, "")
         if 32 <= len(value) <= 128 and all(c in "0123456789abcdef" for c in value):
             evidence[key] = value
     payload = {k: v for k, v in report.to_dict().items() if k not in ("certificate", "workdir")}
     log = DecisionLog(registry.settings.decision_log)
-    rec = log.append("reproducibility_certificate", actor=actor,
-                     reason=f"retrained from the recorded lineage with {code}: holdout predictions on {report.rows} rows "
-                            f"are {how}", model_name=registry.name, model_version=report.version,
-                     payload=json.loads(json.dumps(payload, default=str)), evidence_hashes=evidence)
+    rec = log.append(
+        "reproducibility_certificate",
+        actor=actor,
+        reason=f"retrained from the recorded lineage with {code}: holdout predictions on {report.rows} rows are {how}",
+        model_name=registry.name,
+        model_version=report.version,
+        payload=json.loads(json.dumps(payload, default=str)),
+        evidence_hashes=evidence,
+    )
     client = registry.client
     client.set_model_version_tag(registry.name, str(report.version), HEAD_TAG, json.dumps(log.head(), sort_keys=True))
     client.set_model_version_tag(registry.name, str(report.version), "mlgov.reproducibility_certificate", rec.hash)

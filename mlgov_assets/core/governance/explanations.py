@@ -73,8 +73,11 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         """Summary (not the full matrix): JSON-serialisable for metadata and MLflow."""
         return {
-            "method": self.method, "method_note": self.method_note, "n_rows": len(self),
-            "base_value": self.base_value, "top_k": self.top_k,
+            "method": self.method,
+            "method_note": self.method_note,
+            "n_rows": len(self),
+            "base_value": self.base_value,
+            "top_k": self.top_k,
             "importance": {str(k): float(v) for k, v in self.importance.items()},
             "feature_map": dict(self.feature_map),
         }
@@ -134,8 +137,10 @@ def _output_origins(transformer: Any, input_names: list[str]) -> list[int]:
     for out in out_names:
         matches = [i for i, c in enumerate(input_names) if out == c or out.startswith(f"{c}_")]
         if not matches:
-            raise ValueError(f"{type(transformer).__name__}: cannot map output {out!r} to one of {input_names}; "
-                             "pass feature_map= explicitly")
+            raise ValueError(
+                f"{type(transformer).__name__}: cannot map output {out!r} to one of {input_names}; "
+                "pass feature_map= explicitly"
+            )
         origins.append(max(matches, key=lambda i: len(input_names[i])))  # longest prefix wins
     return origins
 
@@ -148,8 +153,9 @@ def _split_pipeline(pipeline: Any) -> tuple[Any | None, Any]:
     return None, pipeline
 
 
-def _encode(pipeline: Any, X_raw: pd.DataFrame, feature_map: Mapping[str, str] | None
-            ) -> tuple[np.ndarray, list[str], list[str]]:
+def _encode(
+    pipeline: Any, X_raw: pd.DataFrame, feature_map: Mapping[str, str] | None
+) -> tuple[np.ndarray, list[str], list[str]]:
     """(encoded matrix, encoded column names, original feature per encoded column)."""
     pre, _ = _split_pipeline(pipeline)
     if pre is None:
@@ -241,18 +247,26 @@ def explain_pipeline(
             positions = np.sort(rng.choice(positions, size=fallback_max_rows, replace=False))
         Z_all, enc_names, original = _encode(pipeline, X_raw, feature_map)
         values, base, used_note = _permutation_values(
-            est, Z_all, positions, rng, random_state, fallback_background, fallback_max_evals)
+            est, Z_all, positions, rng, random_state, fallback_background, fallback_max_evals
+        )
         used, used_note = "permutation", f"{used_note}; reason: {note}"
 
     if values.ndim != 2 or values.shape[1] != len(enc_names):
-        raise ValueError(f"explainer returned shape {values.shape}, expected (n, {len(enc_names)}) "
-                         "(binary classifiers only)")
+        raise ValueError(
+            f"explainer returned shape {values.shape}, expected (n, {len(enc_names)}) (binary classifiers only)"
+        )
     folded = _fold(values, original)
     folded.index = X_raw.index[positions]
     importance = folded.abs().mean(axis=0).sort_values(ascending=False, kind="mergesort")
     return Explanation(
-        shap_values=folded, base_values=base, positions=positions, method=used, method_note=used_note,
-        feature_map=dict(zip(enc_names, original)), importance=importance, top_k=int(top_k_reasons),
+        shap_values=folded,
+        base_values=base,
+        positions=positions,
+        method=used,
+        method_note=used_note,
+        feature_map=dict(zip(enc_names, original)),
+        importance=importance,
+        top_k=int(top_k_reasons),
     )
 
 
@@ -260,8 +274,10 @@ def _tree_explainer(est: Any) -> tuple[Any | None, str]:
     """A TreeExplainer for ``est`` or (None, why not)."""
     cats = getattr(est, "is_categorical_", None)
     if cats is not None and np.any(cats):
-        return None, ("HGB with native categorical splits: TreeExplainer is silently wrong on "
-                      "these (STACK-NOTES), so it is not used")
+        return None, (
+            "HGB with native categorical splits: TreeExplainer is silently wrong on "
+            "these (STACK-NOTES), so it is not used"
+        )
     import shap
 
     try:
@@ -301,8 +317,10 @@ def _permutation_values(est, Z_all, positions, rng, random_state, n_background, 
     evals = max_evals if max_evals is not None else 2 * (2 * m + 1)
     explainer = shap.PermutationExplainer(_raw_fn(est), masker, seed=random_state)
     res = explainer(Z_all[positions], max_evals=evals, silent=True)
-    note = (f"shap.PermutationExplainer (bounded: {len(positions)} rows, background {len(bg_idx)}, "
-            f"max_evals {evals} per row)")
+    note = (
+        f"shap.PermutationExplainer (bounded: {len(positions)} rows, background {len(bg_idx)}, "
+        f"max_evals {evals} per row)"
+    )
     return np.asarray(res.values, dtype=float), np.asarray(res.base_values, dtype=float).ravel(), note
 
 
@@ -384,8 +402,10 @@ def check_additivity(explanation: Explanation, raw_output: np.ndarray, tolerance
         raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance}")
     raw = np.asarray(raw_output, dtype=float).ravel()
     if raw.size != len(explanation):
-        raise ValueError(f"raw_output has {raw.size} rows, explanation has {len(explanation)}; "
-                         "compute it on X.iloc[explanation.positions]")
+        raise ValueError(
+            f"raw_output has {raw.size} rows, explanation has {len(explanation)}; "
+            "compute it on X.iloc[explanation.positions]"
+        )
     err = np.abs(explanation.raw_prediction - raw)
     bad = ~(err <= tolerance)
     ids = explanation.shap_values.index[bad]
@@ -418,8 +438,9 @@ def ndcg_ranking(
     cur, ref = pd.Series(current_importance, dtype=float), pd.Series(reference_importance, dtype=float)
     for name, s in (("current", cur), ("reference", ref)):
         if s.isna().any() or (s < 0).any():
-            raise ValueError(f"{name} importance must be non-negative and finite "
-                             f"(bad: {s[s.isna() | (s < 0)].index.tolist()})")
+            raise ValueError(
+                f"{name} importance must be non-negative and finite (bad: {s[s.isna() | (s < 0)].index.tolist()})"
+            )
     feats = sorted(set(cur.index) | set(ref.index))
     cur, ref = cur.reindex(feats, fill_value=0.0), ref.reindex(feats, fill_value=0.0)
     if k is not None and k < 1:

@@ -309,14 +309,25 @@ def fairness_report(
     for fs in feature_sets:
         labels = _group_labels(sensitive, fs)
         out[intersection_key(fs)] = _feature_fairness(
-            yt, yp, labels, fs, min_group_size=min_group_size, n_boot=n_boot,
-            ci_level=ci_level, random_state=random_state, di_band=di_band,
+            yt,
+            yp,
+            labels,
+            fs,
+            min_group_size=min_group_size,
+            n_boot=n_boot,
+            ci_level=ci_level,
+            random_state=random_state,
+            di_band=di_band,
         )
     overall = {m: _clean(f(yt, yp)) for m, f in _METRIC_FUNCS.items()}
     config = {
-        "min_group_size": min_group_size, "n_boot": n_boot, "ci_level": ci_level,
-        "random_state": random_state, "di_band": list(di_band),
-        "features": list(features), "intersections": [list(i) for i in intersections],
+        "min_group_size": min_group_size,
+        "n_boot": n_boot,
+        "ci_level": ci_level,
+        "random_state": random_state,
+        "di_band": list(di_band),
+        "features": list(features),
+        "intersections": [list(i) for i in intersections],
         "ci_method": CI_METHOD if n_boot > 0 else "none (n_boot=0)",
         "point_method": "fairlearn MetricFrame (by_group); summaries = min/max over adequate groups",
     }
@@ -353,19 +364,23 @@ def _feature_fairness(
     note = None
     if len(gated) >= 2:
         summary, ci_by_group = _gated_summary(
-            point.loc[is_gated], cells[is_gated], n_boot=n_boot, ci_level=ci_level,
+            point.loc[is_gated],
+            cells[is_gated],
+            n_boot=n_boot,
+            ci_level=ci_level,
             random_state=random_state,
         )
     else:
-        note = (f"fewer than 2 groups with count >= {min_group_size} "
-                f"(adequate: {gated}); no between-group comparison possible")
+        note = (
+            f"fewer than 2 groups with count >= {min_group_size} "
+            f"(adequate: {gated}); no between-group comparison possible"
+        )
 
     max_sel = point.loc[is_gated, "selection_rate"].max() if gated else float("nan")
     groups = []
     for g, row in point.iterrows():
         g = str(g)
-        rec: dict[str, Any] = {"feature": name, "group": g, "count": int(row["count"]),
-                               "small_group": g in small}
+        rec: dict[str, Any] = {"feature": name, "group": g, "count": int(row["count"]), "small_group": g in small}
         for m in GROUP_METRICS:
             rec[m] = _clean(row[m])
             lo, hi = ci_by_group.get(g, {}).get(m, (None, None))  # small groups: point only
@@ -375,8 +390,15 @@ def _feature_fairness(
         rec["di_within_band"] = None if di is None else bool(di_band[0] <= di <= di_band[1])
         groups.append(rec)
     groups.sort(key=lambda r: (-r["count"], r["group"]))
-    return FeatureFairness(name=name, columns=list(columns), groups=groups, small_groups=small,
-                           gated_groups=gated, summary=summary, note=note)
+    return FeatureFairness(
+        name=name,
+        columns=list(columns),
+        groups=groups,
+        small_groups=small,
+        gated_groups=gated,
+        summary=summary,
+        note=note,
+    )
 
 
 def _aligned_cells(yt: np.ndarray, yp: np.ndarray, labels: pd.Series, point: pd.DataFrame) -> np.ndarray:
@@ -388,14 +410,16 @@ def _aligned_cells(yt: np.ndarray, yp: np.ndarray, labels: pd.Series, point: pd.
     """
     codes = pd.Categorical(labels, categories=point.index).codes
     if (codes < 0).any():
-        raise RuntimeError(f"internal error: group labels {sorted(set(labels[codes < 0]))[:5]} "
-                           "missing from Fairlearn's by_group index")
+        raise RuntimeError(
+            f"internal error: group labels {sorted(set(labels[codes < 0]))[:5]} missing from Fairlearn's by_group index"
+        )
     cells = _cell_counts(yt, yp, np.asarray(codes, dtype=np.int64), len(point))
     mine = pd.DataFrame(_rates(cells), index=point.index)
     theirs = point[mine.columns].astype(float)
     if not np.allclose(mine.to_numpy(float), theirs.to_numpy(), rtol=0, atol=1e-12, equal_nan=True):
-        raise RuntimeError("internal error: confusion-cell rates disagree with Fairlearn's by_group:\n"
-                           f"{mine.compare(theirs)}")
+        raise RuntimeError(
+            f"internal error: confusion-cell rates disagree with Fairlearn's by_group:\n{mine.compare(theirs)}"
+        )
     return cells
 
 
@@ -555,8 +579,13 @@ class FairnessRule:
         feature = d["feature"]
         if isinstance(feature, (list, tuple)):
             feature = intersection_key(feature)
-        return cls(feature=str(feature), metric=str(d["metric"]), comparison=d["comparison"],
-                   threshold=float(d["threshold"]), bound=d.get("bound", "point"))
+        return cls(
+            feature=str(feature),
+            metric=str(d["metric"]),
+            comparison=d["comparison"],
+            threshold=float(d["threshold"]),
+            bound=d.get("bound", "point"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -575,8 +604,7 @@ class GateVerdict:
         return [r for r in self.rules if not r["passed"]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "rules": [dict(r) for r in self.rules],
-                "groups": [dict(g) for g in self.groups]}
+        return {"passed": self.passed, "rules": [dict(r) for r in self.rules], "groups": [dict(g) for g in self.groups]}
 
 
 def evaluate_fairness_gate(
@@ -596,35 +624,40 @@ def evaluate_fairness_gate(
     results = []
     for rule in rules:
         if rule.feature not in report.features:
-            raise ValueError(f"fairness rule {rule}: feature {rule.feature!r} not in report "
-                             f"(has {list(report.features)})")
+            raise ValueError(
+                f"fairness rule {rule}: feature {rule.feature!r} not in report (has {list(report.features)})"
+            )
         ff = report.features[rule.feature]
         sv = ff.summary[rule.metric]
         judged = sv.bound(rule.bound)
         if judged is None:
             insufficient = len(ff.gated_groups) < 2
             passed = insufficient and on_insufficient_groups == "pass"
-            reason = (ff.note if insufficient else
-                      f"{rule.bound} value not available (n_boot=0 or undefined rate)")
+            reason = ff.note if insufficient else f"{rule.bound} value not available (n_boot=0 or undefined rate)"
         else:
             passed = judged >= rule.threshold if rule.comparison == "min" else judged <= rule.threshold
             op = ">=" if rule.comparison == "min" else "<="
             reason = f"{rule.bound} {judged:.4f} {op} {rule.threshold} is {passed}"
-        results.append({
-            **rule.to_dict(), "value": sv.value, "lower": sv.lower, "upper": sv.upper,
-            "judged_value": judged, "passed": bool(passed), "reason": reason,
-            "small_groups_ignored": list(ff.small_groups), "gated_groups": list(ff.gated_groups),
-        })
-    return GateVerdict(passed=all(r["passed"] for r in results), rules=results,
-                       groups=report.group_table())
+        results.append(
+            {
+                **rule.to_dict(),
+                "value": sv.value,
+                "lower": sv.lower,
+                "upper": sv.upper,
+                "judged_value": judged,
+                "passed": bool(passed),
+                "reason": reason,
+                "small_groups_ignored": list(ff.small_groups),
+                "gated_groups": list(ff.gated_groups),
+            }
+        )
+    return GateVerdict(passed=all(r["passed"] for r in results), rules=results, groups=report.group_table())
 
 
 # --------------------------------------------------------------------------------------------
 # Pre-training data bias (SageMaker Clarify CI and DPL)
 # --------------------------------------------------------------------------------------------
-def pretraining_bias(
-    df: pd.DataFrame, label_col: str, positive_label: Any, sensitive: list[str]
-) -> dict[str, Any]:
+def pretraining_bias(df: pd.DataFrame, label_col: str, positive_label: Any, sensitive: list[str]) -> dict[str, Any]:
     """Class imbalance (CI) and difference in positive proportions in labels (DPL) per facet.
 
     Convention (Clarify's definitions, with our choice of facets): for each sensitive feature
@@ -657,17 +690,25 @@ def pretraining_bias(
             n_d, n_a = int(in_d.sum()), int(n - in_d.sum())
             q_d = _rate(pos[in_d].sum(), n_d)
             q_a = _rate(pos[~in_d].sum(), n_a)
-            rows.append({
-                "facet": facet, "n_d": n_d, "n_a": n_a,
-                "class_imbalance": (n_a - n_d) / (n_a + n_d),
-                "q_d": _clean(q_d), "q_a": _clean(q_a), "dpl": _clean(q_a - q_d),
-            })
+            rows.append(
+                {
+                    "facet": facet,
+                    "n_d": n_d,
+                    "n_a": n_a,
+                    "class_imbalance": (n_a - n_d) / (n_a + n_d),
+                    "q_d": _clean(q_d),
+                    "q_a": _clean(q_a),
+                    "dpl": _clean(q_a - q_d),
+                }
+            )
         feats[col] = rows
     return {
-        "label_col": label_col, "positive_label": positive_label, "n_rows": n,
+        "label_col": label_col,
+        "positive_label": positive_label,
+        "n_rows": n,
         "positive_rate": float(pos.mean()),
         "convention": "d = facet under study (rows with the value), a = all other rows; "
-                      "CI = (n_a - n_d)/(n_a + n_d); DPL = q_a - q_d",
+        "CI = (n_a - n_d)/(n_a + n_d); DPL = q_a - q_d",
         "features": feats,
     }
 
@@ -691,29 +732,59 @@ def _fmt_ci(v: float | None, lo: float | None, hi: float | None) -> str:
     return f"{_fmt(v)} [{_fmt(lo)}, {_fmt(hi)}]"
 
 
-def _tables(report: FairnessReport, verdict: GateVerdict | None) -> list[tuple[str, list[str], list[list[str]], str | None]]:
+def _tables(
+    report: FairnessReport, verdict: GateVerdict | None
+) -> list[tuple[str, list[str], list[list[str]], str | None]]:
     """Render-neutral tables: (title, header, rows, note); Markdown and HTML share them."""
     level = report.config.get("ci_level")
     tables = []
     if verdict is not None:
-        rows = [[r["feature"], r["metric"], r["comparison"], _fmt(r["threshold"]), r["bound"],
-                 _fmt(r["judged_value"]), "PASS" if r["passed"] else "FAIL",
-                 ", ".join(r["small_groups_ignored"]) or "–"] for r in verdict.rules]
-        tables.append((f"Fairness gate: {'PASSED' if verdict.passed else 'FAILED'}",
-                       ["feature", "metric", "rule", "threshold", "bound", "judged", "verdict",
-                        "small groups ignored"], rows, None))
+        rows = [
+            [
+                r["feature"],
+                r["metric"],
+                r["comparison"],
+                _fmt(r["threshold"]),
+                r["bound"],
+                _fmt(r["judged_value"]),
+                "PASS" if r["passed"] else "FAIL",
+                ", ".join(r["small_groups_ignored"]) or "–",
+            ]
+            for r in verdict.rules
+        ]
+        tables.append(
+            (
+                f"Fairness gate: {'PASSED' if verdict.passed else 'FAILED'}",
+                ["feature", "metric", "rule", "threshold", "bound", "judged", "verdict", "small groups ignored"],
+                rows,
+                None,
+            )
+        )
     for ff in report.features.values():
         srows = [[m, _fmt_ci(s.value, s.lower, s.upper)] for m, s in ff.summary.items()]
-        tables.append((f"{ff.name}: summary over groups with n >= {report.config.get('min_group_size')}"
-                       f" (CI {level})", ["metric", "value [CI]"], srows, ff.note))
+        tables.append(
+            (
+                f"{ff.name}: summary over groups with n >= {report.config.get('min_group_size')} (CI {level})",
+                ["metric", "value [CI]"],
+                srows,
+                ff.note,
+            )
+        )
         grows = []
         for g in ff.groups:
-            grows.append([g["group"] + (" (small)" if g["small_group"] else ""), str(g["count"])]
-                         + [_fmt_ci(g[m], g[f"{m}_lower"], g[f"{m}_upper"]) for m in GROUP_METRICS]
-                         + [_fmt(g["disparate_impact"])])
-        tables.append((f"{ff.name}: per group", ["group", "count", *GROUP_METRICS, "disparate impact"],
-                       grows, "small = below the minimum group size: reported, not gated"
-                       if ff.small_groups else None))
+            grows.append(
+                [g["group"] + (" (small)" if g["small_group"] else ""), str(g["count"])]
+                + [_fmt_ci(g[m], g[f"{m}_lower"], g[f"{m}_upper"]) for m in GROUP_METRICS]
+                + [_fmt(g["disparate_impact"])]
+            )
+        tables.append(
+            (
+                f"{ff.name}: per group",
+                ["group", "count", *GROUP_METRICS, "disparate impact"],
+                grows,
+                "small = below the minimum group size: reported, not gated" if ff.small_groups else None,
+            )
+        )
     return tables
 
 
@@ -726,8 +797,10 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def render_markdown(report: FairnessReport, verdict: GateVerdict | None = None) -> str:
     """A readable Markdown report (Dagster markdown metadata, MLflow artifact)."""
-    parts = [f"# Fairness report\n\n{report.n_rows} rows; overall selection rate "
-             f"{_fmt(report.overall.get('selection_rate'))}, accuracy {_fmt(report.overall.get('accuracy'))}."]
+    parts = [
+        f"# Fairness report\n\n{report.n_rows} rows; overall selection rate "
+        f"{_fmt(report.overall.get('selection_rate'))}, accuracy {_fmt(report.overall.get('accuracy'))}."
+    ]
     for title, header, rows, note in _tables(report, verdict):
         parts.append(f"## {title}\n\n{_md_table(header, rows)}" + (f"\n\n_{note}_" if note else ""))
     return "\n\n".join(parts) + "\n"
@@ -736,19 +809,25 @@ def render_markdown(report: FairnessReport, verdict: GateVerdict | None = None) 
 def render_html(report: FairnessReport, verdict: GateVerdict | None = None) -> str:
     """A self-contained HTML page (inline CSS, no external assets)."""
     e = html.escape
-    body = [f"<h1>Fairness report</h1><p>{report.n_rows} rows; overall selection rate "
-            f"{e(_fmt(report.overall.get('selection_rate')))}, accuracy "
-            f"{e(_fmt(report.overall.get('accuracy')))}.</p>"]
+    body = [
+        f"<h1>Fairness report</h1><p>{report.n_rows} rows; overall selection rate "
+        f"{e(_fmt(report.overall.get('selection_rate')))}, accuracy "
+        f"{e(_fmt(report.overall.get('accuracy')))}.</p>"
+    ]
     for title, header, rows, note in _tables(report, verdict):
         cls = ' class="fail"' if title.endswith("FAILED") else ""
         body.append(f"<h2{cls}>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         for r in rows:
             body.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>")
         body.append("</table>" + (f"<p><em>{e(note)}</em></p>" if note else ""))
-    css = ("body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1em}"
-           "td,th{border:1px solid #999;padding:2px 6px;font-size:13px}th{background:#eee}.fail{color:#b00}")
-    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Fairness report</title>"
-            f"<style>{css}</style></head><body>{''.join(body)}</body></html>")
+    css = (
+        "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1em}"
+        "td,th{border:1px solid #999;padding:2px 6px;font-size:13px}th{background:#eee}.fail{color:#b00}"
+    )
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Fairness report</title>'
+        f"<style>{css}</style></head><body>{''.join(body)}</body></html>"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -784,6 +863,12 @@ def compare_tradeoff(
                 row[f"{f}:{m}"] = sv.to_dict()
         rows.append(row)
     columns = ["challenger", *perf_keys, *fair_cols]
-    md_rows = [[r["challenger"], *[_fmt(r[k]) for k in perf_keys],
-                *[_fmt_ci(r[c]["value"], r[c]["lower"], r[c]["upper"]) for c in fair_cols]] for r in rows]
+    md_rows = [
+        [
+            r["challenger"],
+            *[_fmt(r[k]) for k in perf_keys],
+            *[_fmt_ci(r[c]["value"], r[c]["lower"], r[c]["upper"]) for c in fair_cols],
+        ]
+        for r in rows
+    ]
     return {"columns": columns, "rows": rows, "markdown": _md_table(columns, md_rows) + "\n"}

@@ -47,10 +47,16 @@ def _compare(name: str, t: ChampionThreshold, cand: Optional[float], base: Optio
     threshold: cand >= threshold (<= if lower is better); min_absolute_change: cand >= base + c
     (<= base - c); min_relative_change: (cand - base)/|base| >= c (sign flipped if lower is better).
     Without a champion only the threshold applies: there is nothing to beat yet."""
-    row: dict[str, Any] = {"metric": name, "challenger": cand, "champion": base,
-                           "greater_is_better": t.greater_is_better, "threshold": t.threshold,
-                           "min_absolute_change": t.min_absolute_change,
-                           "min_relative_change": t.min_relative_change, "failures": []}
+    row: dict[str, Any] = {
+        "metric": name,
+        "challenger": cand,
+        "champion": base,
+        "greater_is_better": t.greater_is_better,
+        "threshold": t.threshold,
+        "min_absolute_change": t.min_absolute_change,
+        "min_relative_change": t.min_relative_change,
+        "failures": [],
+    }
     if cand is None:
         row["failures"].append("challenger has no value")
         return row
@@ -73,15 +79,28 @@ def _compare(name: str, t: ChampionThreshold, cand: Optional[float], base: Optio
     return row
 
 
-def champion_comparison(challenger_version: int, challenger_metrics: dict[str, float],
-                        champion_version: Optional[int], champion_metrics: Optional[dict[str, float]],
-                        thresholds: dict[str, ChampionThreshold], policy_sha256: str) -> GateResult:
+def champion_comparison(
+    challenger_version: int,
+    challenger_metrics: dict[str, float],
+    champion_version: Optional[int],
+    champion_metrics: Optional[dict[str, float]],
+    thresholds: dict[str, ChampionThreshold],
+    policy_sha256: str,
+) -> GateResult:
     details = {"challenger_version": challenger_version, "compared_champion_version": champion_version}
     if champion_version is not None and champion_version == challenger_version:
-        return GateResult("champion_comparison", True, f"version {challenger_version} is the current champion",
-                          policy_sha256, [], details)
-    rows = [_compare(name, t, challenger_metrics.get(name), (champion_metrics or {}).get(name))
-            for name, t in sorted(thresholds.items())]
+        return GateResult(
+            "champion_comparison",
+            True,
+            f"version {challenger_version} is the current champion",
+            policy_sha256,
+            [],
+            details,
+        )
+    rows = [
+        _compare(name, t, challenger_metrics.get(name), (champion_metrics or {}).get(name))
+        for name, t in sorted(thresholds.items())
+    ]
     for r in rows:
         r["passed"] = not r["failures"]
     failed = [f"{r['metric']}: {', '.join(r['failures'])}" for r in rows if r["failures"]]
@@ -94,8 +113,16 @@ def champion_comparison(challenger_version: int, challenger_metrics: dict[str, f
     return GateResult("champion_comparison", not failed, summary, policy_sha256, rows, details)
 
 
-def evaluate_model_gates(policy: Policy, version: int, metrics: dict[str, float],
-                         champion_version: Optional[int], champion_metrics: Optional[dict[str, float]]) -> list[GateResult]:
-    return [metric_floors(metrics, policy.metric_floors, policy.sha256),
-            champion_comparison(version, metrics, champion_version, champion_metrics,
-                                policy.champion_comparison, policy.sha256)]
+def evaluate_model_gates(
+    policy: Policy,
+    version: int,
+    metrics: dict[str, float],
+    champion_version: Optional[int],
+    champion_metrics: Optional[dict[str, float]],
+) -> list[GateResult]:
+    return [
+        metric_floors(metrics, policy.metric_floors, policy.sha256),
+        champion_comparison(
+            version, metrics, champion_version, champion_metrics, policy.champion_comparison, policy.sha256
+        ),
+    ]

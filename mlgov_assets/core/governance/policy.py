@@ -116,7 +116,8 @@ class Monitoring:
     min_batch_rows: int = 200
     summary_last_n_batches: int = 20
     retrain_on: list[Literal["dataset_drift", "performance"]] = field(
-        default_factory=lambda: ["dataset_drift", "performance"])
+        default_factory=lambda: ["dataset_drift", "performance"]
+    )
     webhook_url: Optional[str] = None
 
 
@@ -217,6 +218,7 @@ def _build(cls: type, data: Any, key: str) -> Any:
 
 # --------------------------------------------------------------------------- semantic checks
 
+
 def _check(policy: Policy) -> None:
     def bad(key: str, why: str) -> None:
         raise PolicyError(f"{key}: {why}")
@@ -282,7 +284,11 @@ def _check(policy: Policy) -> None:
                     bad(f"fairness.intersections[{i}]", f"{feat!r} is not in fairness.sensitive_features")
         for i, rule in enumerate(fz.rules):
             key = f"fairness.rules[{i}]"
-            known = set(fz.sensitive_features) | {"|".join(x) for x in fz.intersections} | {"×".join(x) for x in fz.intersections}
+            known = (
+                set(fz.sensitive_features)
+                | {"|".join(x) for x in fz.intersections}
+                | {"×".join(x) for x in fz.intersections}
+            )
             if rule.feature not in known:
                 bad(f"{key}.feature", f"{rule.feature!r} is not a sensitive feature or intersection ({sorted(known)})")
             if (rule.min is None) == (rule.max is None):
@@ -290,9 +296,15 @@ def _check(policy: Policy) -> None:
             value = rule.min if rule.min is not None else rule.max
             if rule.metric.endswith("_ratio") or rule.metric.startswith("disparate_impact"):
                 if not 0 <= value <= 1 and rule.metric.endswith("_ratio"):
-                    bad(f"{key}.{'min' if rule.min is not None else 'max'}", f"{value} is impossible for a ratio in [0, 1]")
+                    bad(
+                        f"{key}.{'min' if rule.min is not None else 'max'}",
+                        f"{value} is impossible for a ratio in [0, 1]",
+                    )
             if rule.metric.endswith("_difference") and not 0 <= value <= 1:
-                bad(f"{key}.{'min' if rule.min is not None else 'max'}", f"{value} is impossible for a difference in [0, 1]")
+                bad(
+                    f"{key}.{'min' if rule.min is not None else 'max'}",
+                    f"{value} is impossible for a difference in [0, 1]",
+                )
     if policy.explanations is not None:
         ex = policy.explanations
         if ex.additivity_tolerance <= 0:

@@ -31,22 +31,48 @@ def _publish_head(registry: Registry, version: int) -> None:
     """Witness the decision log's head on the model version (see core/audit.py): `mlgov audit
     verify` checks the log still extends every published head, so a consistent rewrite of log +
     head file (e.g. dropping this decision) is detected from the registry."""
-    registry.client.set_model_version_tag(registry.name, str(version), HEAD_TAG,
-                                          json.dumps(_log(registry).head(), sort_keys=True))
+    registry.client.set_model_version_tag(
+        registry.name, str(version), HEAD_TAG, json.dumps(_log(registry).head(), sort_keys=True)
+    )
 
 
-def record_gates(registry: Registry, policy: Policy, version: int, results: list[GateResult], *,
-                 actor: str, severity: str = "ERROR", dagster_run_id: Optional[str] = None) -> None:
+def record_gates(
+    registry: Registry,
+    policy: Policy,
+    version: int,
+    results: list[GateResult],
+    *,
+    actor: str,
+    severity: str = "ERROR",
+    dagster_run_id: Optional[str] = None,
+) -> None:
     for r in results:
         evidence = r.to_dict() | {"dagster_run_id": dagster_run_id}
-        registry.record_gate(version, r.gate, passed=r.passed, severity=severity, policy_sha256=policy.sha256,
-                             summary=r.summary, evidence=evidence)
+        registry.record_gate(
+            version,
+            r.gate,
+            passed=r.passed,
+            severity=severity,
+            policy_sha256=policy.sha256,
+            summary=r.summary,
+            evidence=evidence,
+        )
         _log(registry).append(
-            "gate_evaluation", actor=actor, reason=f"{r.gate}: {'passed' if r.passed else 'FAILED'} — {r.summary}",
-            model_name=registry.name, model_version=version,
-            payload={"gate": r.gate, "passed": r.passed, "severity": severity, "rows": r.rows,
-                     "details": r.details, "dagster_run_id": dagster_run_id},
-            evidence_hashes={"policy_sha256": policy.sha256, "evidence_sha256": canonical_hash(evidence)})
+            "gate_evaluation",
+            actor=actor,
+            reason=f"{r.gate}: {'passed' if r.passed else 'FAILED'} — {r.summary}",
+            model_name=registry.name,
+            model_version=version,
+            payload={
+                "gate": r.gate,
+                "passed": r.passed,
+                "severity": severity,
+                "rows": r.rows,
+                "details": r.details,
+                "dagster_run_id": dagster_run_id,
+            },
+            evidence_hashes={"policy_sha256": policy.sha256, "evidence_sha256": canonical_hash(evidence)},
+        )
 
 
 def _require_log_ok(registry: Registry) -> None:
@@ -54,8 +80,10 @@ def _require_log_ok(registry: Registry) -> None:
     before the move, so a broken log never leaves an unrecorded champion behind)."""
     res = _log(registry).verify()
     if not res.ok:
-        raise PromotionRefused(f"the decision log is broken (record {res.first_bad_index}: {res.problem}); "
-                               "no promotion or rollback until it is repaired — run `mlgov audit verify`")
+        raise PromotionRefused(
+            f"the decision log is broken (record {res.first_bad_index}: {res.problem}); "
+            "no promotion or rollback until it is repaired — run `mlgov audit verify`"
+        )
 
 
 def _append_after_move(registry: Registry, kind: str, **kw: Any) -> None:
@@ -64,12 +92,21 @@ def _append_after_move(registry: Registry, kind: str, **kw: Any) -> None:
     try:
         _log(registry).append(kind, **kw)
     except (LogIntegrityError, OSError) as exc:  # pragma: no cover - needs a failure between verify and append
-        raise RuntimeError(f"the champion alias MOVED ({kind} of version {kw.get('model_version')}) but the decision "
-                           f"log append failed: {exc}. Record it by hand and repair the log.") from exc
+        raise RuntimeError(
+            f"the champion alias MOVED ({kind} of version {kw.get('model_version')}) but the decision "
+            f"log append failed: {exc}. Record it by hand and repair the log."
+        ) from exc
 
 
-def _recompare(registry: Registry, policy: Policy, version: int, current: Optional[int], *, actor: str,
-               dagster_run_id: Optional[str]) -> None:
+def _recompare(
+    registry: Registry,
+    policy: Policy,
+    version: int,
+    current: Optional[int],
+    *,
+    actor: str,
+    dagster_run_id: Optional[str],
+) -> None:
     """Re-run the champion comparison for ``version`` against the champion that is champion now."""
     from mlgov_assets.core.governance.gates import champion_comparison
 
@@ -79,9 +116,17 @@ def _recompare(registry: Registry, policy: Policy, version: int, current: Option
     record_gates(registry, policy, version, [result], actor=actor, dagster_run_id=dagster_run_id)
 
 
-def promote(registry: Registry, policy: Policy, version: int, *, actor: str, reason: str,
-            reevaluate: bool = False, override_justification: str = "",
-            dagster_run_id: Optional[str] = None) -> dict[str, Any]:
+def promote(
+    registry: Registry,
+    policy: Policy,
+    version: int,
+    *,
+    actor: str,
+    reason: str,
+    reevaluate: bool = False,
+    override_justification: str = "",
+    dagster_run_id: Optional[str] = None,
+) -> dict[str, Any]:
     """Make ``version`` champion if it passed every gate the current policy requires.
 
     The champion comparison must have been made against the champion that is champion *now*.
@@ -98,36 +143,64 @@ def promote(registry: Registry, policy: Policy, version: int, *, actor: str, rea
     base = {"actor": actor, "model_name": registry.name, "model_version": version}
     hashes = {"policy_sha256": policy.sha256}
     if current == version:
-        return {"promoted": False, "champion": version, "previous": current,
-                "reason": f"version {version} is already champion (nothing to do)"}
+        return {
+            "promoted": False,
+            "champion": version,
+            "previous": current,
+            "reason": f"version {version} is already champion (nothing to do)",
+        }
     compared = (registry.gate_details(version, "champion_comparison") or {}).get("compared_champion_version", "never")
     if compared != current and "champion_comparison" in policy.required_model_gates():
         if not reevaluate and not override_justification.strip():
-            raise ChampionChanged(f"version {version} was compared with champion {compared}, but the champion is now "
-                                  f"{current}: re-evaluate it against the new champion (re-run the path, or "
-                                  f"`mlgov promote --version {version}`)")
+            raise ChampionChanged(
+                f"version {version} was compared with champion {compared}, but the champion is now "
+                f"{current}: re-evaluate it against the new champion (re-run the path, or "
+                f"`mlgov promote --version {version}`)"
+            )
         _recompare(registry, policy, version, current, actor=actor, dagster_run_id=dagster_run_id)
     blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
     if blockers and not override_justification.strip():
-        _log(registry).append("rejection", reason="; ".join(blockers), payload={"blockers": blockers, "dagster_run_id": dagster_run_id},
-                              evidence_hashes=hashes, **base)
+        _log(registry).append(
+            "rejection",
+            reason="; ".join(blockers),
+            payload={"blockers": blockers, "dagster_run_id": dagster_run_id},
+            evidence_hashes=hashes,
+            **base,
+        )
         raise PromotionRefused(f"version {version} may not become champion: " + "; ".join(blockers))
     previous = registry.move_champion(version, expected_current=current, history_op="push")
     kind = "override" if blockers else "promotion"
-    _append_after_move(registry, kind, reason=override_justification.strip() if blockers else reason,
-                       payload={"previous": previous, "blockers_overridden": blockers, "request_reason": reason,
-                                "dagster_run_id": dagster_run_id}, evidence_hashes=hashes, **base)
+    _append_after_move(
+        registry,
+        kind,
+        reason=override_justification.strip() if blockers else reason,
+        payload={
+            "previous": previous,
+            "blockers_overridden": blockers,
+            "request_reason": reason,
+            "dagster_run_id": dagster_run_id,
+        },
+        evidence_hashes=hashes,
+        **base,
+    )
     _publish_head(registry, version)
     registry.client.set_model_version_tag(registry.name, str(version), "mlgov.promoted_by", actor)
     if blockers:
-        registry.client.set_model_version_tag(registry.name, str(version), "mlgov.override_justification",
-                                              override_justification.strip()[:4000])
-    return {"promoted": True, "champion": version, "previous": previous, "kind": kind,
-            "reason": override_justification.strip() if blockers else reason}
+        registry.client.set_model_version_tag(
+            registry.name, str(version), "mlgov.override_justification", override_justification.strip()[:4000]
+        )
+    return {
+        "promoted": True,
+        "champion": version,
+        "previous": previous,
+        "kind": kind,
+        "reason": override_justification.strip() if blockers else reason,
+    }
 
 
-def rollback(registry: Registry, policy: Policy, *, actor: str, reason: str,
-             dagster_run_id: Optional[str] = None) -> dict[str, Any]:
+def rollback(
+    registry: Registry, policy: Policy, *, actor: str, reason: str, dagster_run_id: Optional[str] = None
+) -> dict[str, Any]:
     """Champion back to the one before it (the promotion history's previous entry)."""
     if not reason.strip():
         raise ValueError("rollback needs a reason (it is recorded in the decision log)")
@@ -137,13 +210,22 @@ def rollback(registry: Registry, policy: Policy, *, actor: str, reason: str,
     if current is None or len(history) < 2:
         raise PromotionRefused("nothing to roll back to: there is no previous champion")
     if history[-1] != current:
-        raise PromotionRefused(f"the promotion history {history} disagrees with the champion alias ({current}); "
-                               "refusing to guess where to roll back to")
+        raise PromotionRefused(
+            f"the promotion history {history} disagrees with the champion alias ({current}); "
+            "refusing to guess where to roll back to"
+        )
     target = history[-2]
     registry.move_champion(target, expected_current=current, history_op="pop")
-    _append_after_move(registry, "rollback", actor=actor, reason=reason, model_name=registry.name, model_version=target,
-                       payload={"from_version": current, "to_version": target, "dagster_run_id": dagster_run_id},
-                       evidence_hashes={"policy_sha256": policy.sha256})
+    _append_after_move(
+        registry,
+        "rollback",
+        actor=actor,
+        reason=reason,
+        model_name=registry.name,
+        model_version=target,
+        payload={"from_version": current, "to_version": target, "dagster_run_id": dagster_run_id},
+        evidence_hashes={"policy_sha256": policy.sha256},
+    )
     _publish_head(registry, target)
     return {"promoted": True, "champion": target, "previous": current, "kind": "rollback", "reason": reason}
 
@@ -151,19 +233,35 @@ def rollback(registry: Registry, policy: Policy, *, actor: str, reason: str,
 def status(registry: Registry, policy: Policy) -> dict[str, Any]:
     """Champion, its metrics and data md5, and every gate's verdict, for people and machines."""
     champ = registry.champion_version()
-    out: dict[str, Any] = {"model_name": registry.name, "policy": {"path": policy.path, "sha256": policy.sha256},
-                           "champion": None, "history": registry.champion_history(), "versions": []}
+    out: dict[str, Any] = {
+        "model_name": registry.name,
+        "policy": {"path": policy.path, "sha256": policy.sha256},
+        "champion": None,
+        "history": registry.champion_history(),
+        "versions": [],
+    }
     for v in registry.versions():
         info = registry.version_info(v)
-        gates = {name: {"verdict": "passed" if g.passed else "failed", "summary": g.summary,
-                        "severity": g.severity, "policy_sha256": g.policy_sha256,
-                        "current_policy": g.policy_sha256 == policy.sha256}
-                 for name, g in sorted(registry.gate_records(v).items())}
-        row = {"version": v, "aliases": info["aliases"], "metrics": info["metrics"],
-               "train_data_md5": info["tags"].get("mlgov.train_data_md5"),
-               "git_commit": info["tags"].get("mlgov.git_commit"), "variant": info["tags"].get("mlgov.variant"),
-               "gates": gates,
-               "promotable": not registry.promotion_blockers(v, policy.required_model_gates(), policy.sha256)}
+        gates = {
+            name: {
+                "verdict": "passed" if g.passed else "failed",
+                "summary": g.summary,
+                "severity": g.severity,
+                "policy_sha256": g.policy_sha256,
+                "current_policy": g.policy_sha256 == policy.sha256,
+            }
+            for name, g in sorted(registry.gate_records(v).items())
+        }
+        row = {
+            "version": v,
+            "aliases": info["aliases"],
+            "metrics": info["metrics"],
+            "train_data_md5": info["tags"].get("mlgov.train_data_md5"),
+            "git_commit": info["tags"].get("mlgov.git_commit"),
+            "variant": info["tags"].get("mlgov.variant"),
+            "gates": gates,
+            "promotable": not registry.promotion_blockers(v, policy.required_model_gates(), policy.sha256),
+        }
         out["versions"].append(row)
         if v == champ:
             out["champion"] = row

@@ -31,13 +31,21 @@ import pandas as pd
 METHODS = ("threshold", "reductions")
 #: ThresholdOptimizer constraint names we accept (Fairlearn's own vocabulary).
 THRESHOLD_CONSTRAINTS = (
-    "demographic_parity", "equalized_odds", "true_positive_rate_parity",
-    "false_positive_rate_parity", "false_negative_rate_parity", "true_negative_rate_parity",
+    "demographic_parity",
+    "equalized_odds",
+    "true_positive_rate_parity",
+    "false_positive_rate_parity",
+    "false_negative_rate_parity",
+    "true_negative_rate_parity",
 )
 THRESHOLD_OBJECTIVES = ("accuracy_score", "balanced_accuracy_score")
 #: Reductions moments by the same names as the post-processing constraints.
-REDUCTION_CONSTRAINTS = ("demographic_parity", "equalized_odds", "true_positive_rate_parity",
-                         "false_positive_rate_parity")
+REDUCTION_CONSTRAINTS = (
+    "demographic_parity",
+    "equalized_odds",
+    "true_positive_rate_parity",
+    "false_positive_rate_parity",
+)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -97,8 +105,10 @@ class MitigatedModel:
         unknown = sorted(seen - set(self.known_groups))
         if unknown:
             # Fairlearn would silently give unseen groups P(1) = 0; refuse instead.
-            raise ValueError(f"sensitive values {unknown} in {self.sensitive_features} were not seen "
-                             f"when the mitigation was fitted (known: {self.known_groups})")
+            raise ValueError(
+                f"sensitive values {unknown} in {self.sensitive_features} were not seen "
+                f"when the mitigation was fitted (known: {self.known_groups})"
+            )
         s = sens.iloc[:, 0] if len(self.sensitive_features) == 1 else sens
         return X[self.base_features], s
 
@@ -127,9 +137,12 @@ class MitigatedModel:
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description (method, constraint, per-group thresholds)."""
         out: dict[str, Any] = {
-            "method": self.method, "sensitive_features": self.sensitive_features,
-            "base_features": self.base_features, "random_state": self.random_state,
-            "known_groups": [list(g) for g in self.known_groups], **self.params,
+            "method": self.method,
+            "sensitive_features": self.sensitive_features,
+            "base_features": self.base_features,
+            "random_state": self.random_state,
+            "known_groups": [list(g) for g in self.known_groups],
+            **self.params,
         }
         if self.method == "threshold":
             out["thresholds"] = _describe_thresholds(self.mitigator)
@@ -142,8 +155,7 @@ def _describe_thresholds(to: Any) -> dict[str, Any]:
     """Per-group interpolation of a fitted ThresholdOptimizer, as plain data."""
     out = {}
     for group, b in to.interpolated_thresholder_.interpolation_dict.items():
-        rec = {"p0": float(b.p0), "operation0": repr(b.operation0),
-               "p1": float(b.p1), "operation1": repr(b.operation1)}
+        rec = {"p0": float(b.p0), "operation0": repr(b.operation0), "p1": float(b.p1), "operation1": repr(b.operation1)}
         if "p_ignore" in b:
             rec["p_ignore"] = float(b.p_ignore)
             rec["prediction_constant"] = float(b.prediction_constant)
@@ -213,9 +225,16 @@ def fit_mitigated(
         best = weights.idxmax()
         explained = mitigator.predictors_[best]
         params["explained_member_weight"] = float(weights[best])
-    return MitigatedModel(base_pipeline=explained, mitigator=mitigator, method=method,
-                          sensitive_features=list(sensitive_features), base_features=base_features,
-                          known_groups=known, random_state=random_state, params=params)
+    return MitigatedModel(
+        base_pipeline=explained,
+        mitigator=mitigator,
+        method=method,
+        sensitive_features=list(sensitive_features),
+        base_features=base_features,
+        known_groups=known,
+        random_state=random_state,
+        params=params,
+    )
 
 
 def _fit_threshold(base, Xb, y, s, constraints: str, objective: str, grid_size: int):
@@ -227,19 +246,33 @@ def _fit_threshold(base, Xb, y, s, constraints: str, objective: str, grid_size: 
     if objective not in THRESHOLD_OBJECTIVES:
         raise ValueError(f"threshold objective {objective!r} not in {THRESHOLD_OBJECTIVES}")
     check_is_fitted(base)  # prefit=True would only warn; an unfitted base is a bug upstream
-    to = ThresholdOptimizer(estimator=base, constraints=constraints, objective=objective,
-                            prefit=True, predict_method="predict_proba", grid_size=grid_size)
+    to = ThresholdOptimizer(
+        estimator=base,
+        constraints=constraints,
+        objective=objective,
+        prefit=True,
+        predict_method="predict_proba",
+        grid_size=grid_size,
+    )
     return to.fit(Xb, y, sensitive_features=s)
 
 
 def _fit_reductions(base, Xb, y, s, constraints: str, eps: float, max_iter: int, random_state: int):
-    from fairlearn.reductions import (DemographicParity, EqualizedOdds, ExponentiatedGradient,
-                                      FalsePositiveRateParity, TruePositiveRateParity)
+    from fairlearn.reductions import (
+        DemographicParity,
+        EqualizedOdds,
+        ExponentiatedGradient,
+        FalsePositiveRateParity,
+        TruePositiveRateParity,
+    )
     from sklearn.base import clone
 
-    moments = {"demographic_parity": DemographicParity, "equalized_odds": EqualizedOdds,
-               "true_positive_rate_parity": TruePositiveRateParity,
-               "false_positive_rate_parity": FalsePositiveRateParity}
+    moments = {
+        "demographic_parity": DemographicParity,
+        "equalized_odds": EqualizedOdds,
+        "true_positive_rate_parity": TruePositiveRateParity,
+        "false_positive_rate_parity": FalsePositiveRateParity,
+    }
     if constraints not in moments:
         raise ValueError(f"reductions constraints {constraints!r} not in {REDUCTION_CONSTRAINTS}")
     est = clone(base)
@@ -250,6 +283,7 @@ def _fit_reductions(base, Xb, y, s, constraints: str, eps: float, max_iter: int,
         weight_name, last = "sample_weight", est
     if "random_state" in last.get_params():
         last.set_params(random_state=random_state)
-    eg = ExponentiatedGradient(est, constraints=moments[constraints](), eps=eps, max_iter=max_iter,
-                               sample_weight_name=weight_name)
+    eg = ExponentiatedGradient(
+        est, constraints=moments[constraints](), eps=eps, max_iter=max_iter, sample_weight_name=weight_name
+    )
     return eg.fit(Xb, y, sensitive_features=s)

@@ -135,13 +135,24 @@ class Registry:
         except MlflowException:
             try:
                 self.client.create_registered_model(
-                    self.name, description="Governed by mlgov: promoted only through the champion asset.")
+                    self.name, description="Governed by mlgov: promoted only through the champion asset."
+                )
             except MlflowException:
                 pass  # created concurrently
 
-    def log_model_version(self, *, model: Any, flavor: str, run_name: str, params: dict[str, Any],
-                          metrics: dict[str, float], tags: dict[str, str], input_example: Any,
-                          text_artifacts: dict[str, str], pip_requirements: list[str]) -> dict[str, Any]:
+    def log_model_version(
+        self,
+        *,
+        model: Any,
+        flavor: str,
+        run_name: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        input_example: Any,
+        text_artifacts: dict[str, str],
+        pip_requirements: list[str],
+    ) -> dict[str, Any]:
         """Log a model in a new MLflow run, record the sha256 of every artifact file, and
         register it as a new version. Returns the version's description (see :meth:`version_info`)."""
         mlflow = self._mlflow
@@ -159,21 +170,33 @@ class Registry:
                 signature = infer_signature(input_example, predict[:, 1] if predict is not None else None)
             if flavor == "sklearn":
                 info = mlflow.sklearn.log_model(
-                    model, name="model", signature=signature, input_example=input_example,
-                    pip_requirements=pip_requirements, skops_trusted_types=SKOPS_TRUSTED,
-                    pyfunc_predict_fn="predict_proba")
+                    model,
+                    name="model",
+                    signature=signature,
+                    input_example=input_example,
+                    pip_requirements=pip_requirements,
+                    skops_trusted_types=SKOPS_TRUSTED,
+                    pyfunc_predict_fn="predict_proba",
+                )
             else:  # a governed python model (e.g. a fairness-mitigated wrapper)
                 from mlgov_assets.core.models.serving import MitigatedPyfunc
 
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=MitigatedPyfunc(model), signature=signature,
-                    input_example=input_example, pip_requirements=pip_requirements)
+                    name="model",
+                    python_model=MitigatedPyfunc(model),
+                    signature=signature,
+                    input_example=input_example,
+                    pip_requirements=pip_requirements,
+                )
             model_dir = _uri_to_path(self.client.get_logged_model(info.model_id).artifact_location)
             manifest = hash_tree(model_dir)
             digest = manifest_digest(manifest)
             mlflow.log_text(json.dumps(manifest, indent=2, sort_keys=True), "integrity/model_manifest.json")
-            integrity = {TAG + "artifact_manifest_sha256": digest, TAG + "artifact_manifest": _clip(json.dumps(manifest, sort_keys=True)),
-                         TAG + "model_dir": str(model_dir)}
+            integrity = {
+                TAG + "artifact_manifest_sha256": digest,
+                TAG + "artifact_manifest": _clip(json.dumps(manifest, sort_keys=True)),
+                TAG + "model_dir": str(model_dir),
+            }
             mlflow.set_tags(integrity)
             mv = mlflow.register_model(info.model_uri, self.name, tags={**tags, **integrity})
         return self.version_info(int(mv.version)) | {"run_id": run.info.run_id}
@@ -229,8 +252,17 @@ class Registry:
         return [int(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
 
     # ------------------------------------------------------------------ gates
-    def record_gate(self, version: int, name: str, *, passed: bool, severity: str, policy_sha256: str,
-                    summary: str, evidence: dict[str, Any]) -> None:
+    def record_gate(
+        self,
+        version: int,
+        name: str,
+        *,
+        passed: bool,
+        severity: str,
+        policy_sha256: str,
+        summary: str,
+        evidence: dict[str, Any],
+    ) -> None:
         """Write a gate verdict onto the model version (tags) and its full evidence to the run."""
         prefix = f"{GATE}{name}"
         self.client.set_model_version_tag(self.name, str(version), prefix, "passed" if passed else "failed")
@@ -239,18 +271,23 @@ class Registry:
         self.client.set_model_version_tag(self.name, str(version), f"{prefix}.summary", _clip(summary))
         run_id = self.client.get_model_version(self.name, str(version)).run_id
         if run_id:
-            self.client.log_text(run_id, json.dumps(evidence, indent=2, sort_keys=True, default=str), f"gates/{name}.json")
+            self.client.log_text(
+                run_id, json.dumps(evidence, indent=2, sort_keys=True, default=str), f"gates/{name}.json"
+            )
 
     def gate_records(self, version: int) -> dict[str, GateRecord]:
         tags = self.version_info(version)["tags"]
         out = {}
         for key, value in tags.items():
             if key.startswith(GATE) and key.count(".") == 2:
-                name = key[len(GATE):]
-                out[name] = GateRecord(name=name, passed=value == "passed",
-                                       policy_sha256=tags.get(f"{key}.policy_sha256", ""),
-                                       severity=tags.get(f"{key}.severity", ""),
-                                       summary=tags.get(f"{key}.summary", ""))
+                name = key[len(GATE) :]
+                out[name] = GateRecord(
+                    name=name,
+                    passed=value == "passed",
+                    policy_sha256=tags.get(f"{key}.policy_sha256", ""),
+                    severity=tags.get(f"{key}.severity", ""),
+                    summary=tags.get(f"{key}.summary", ""),
+                )
         return out
 
     def log_bytes(self, run_id: str, data: bytes, artifact_path: str) -> None:
@@ -279,8 +316,10 @@ class Registry:
             if rec is None:
                 problems.append(f"gate '{gate}' was never evaluated for version {version}")
             elif rec.policy_sha256 != policy_sha256:
-                problems.append(f"gate '{gate}' was evaluated under policy {rec.policy_sha256[:12]}, "
-                                f"not the current policy {policy_sha256[:12]}: re-evaluate (mlgov train)")
+                problems.append(
+                    f"gate '{gate}' was evaluated under policy {rec.policy_sha256[:12]}, "
+                    f"not the current policy {policy_sha256[:12]}: re-evaluate (mlgov train)"
+                )
             elif not rec.passed:
                 problems.append(f"gate '{gate}' failed: {rec.summary}")
         return problems
@@ -296,8 +335,10 @@ class Registry:
         with file_lock(self.settings.lock_dir / "promotion.lock"):
             current = self.champion_version()
             if current != expected_current:
-                raise ChampionChanged(f"champion is version {current}, but the decision was made against "
-                                      f"{expected_current}; re-evaluate the challenger against the new champion")
+                raise ChampionChanged(
+                    f"champion is version {current}, but the decision was made against "
+                    f"{expected_current}; re-evaluate the challenger against the new champion"
+                )
             history = self.champion_history()
             if history_op == "push":
                 history = [*history, version]
@@ -323,8 +364,10 @@ class Registry:
         try:
             manifest = json.loads(tags[TAG + "artifact_manifest"])
         except json.JSONDecodeError:
-            raise IntegrityError(f"version {version}: the recorded artifact manifest is not valid JSON "
-                                 "(truncated or edited): refusing to load it") from None
+            raise IntegrityError(
+                f"version {version}: the recorded artifact manifest is not valid JSON "
+                "(truncated or edited): refusing to load it"
+            ) from None
         if manifest_digest(manifest) != tags.get(TAG + "artifact_manifest_sha256"):
             raise IntegrityError(f"version {version}: the recorded manifest does not match its digest tag")
         return manifest, Path(tags[TAG + "model_dir"])
@@ -348,7 +391,9 @@ class Registry:
         workdir = Path(tempfile.mkdtemp(prefix="mlgov-verified-model-"))
         try:
             local = copy_verified(model_dir, manifest, workdir / "model")
-            pyfunc = flavor == "pyfunc" or (flavor == "auto" and self.version_info(version)["tags"].get(TAG + "flavor") == "pyfunc")
+            pyfunc = flavor == "pyfunc" or (
+                flavor == "auto" and self.version_info(version)["tags"].get(TAG + "flavor") == "pyfunc"
+            )
             loader = self._mlflow.pyfunc.load_model if pyfunc else self._mlflow.sklearn.load_model
             model = loader(str(local))
         except BaseException:

@@ -41,16 +41,27 @@ def build_pipeline(params: HyperParams):
     from sklearn.preprocessing import OrdinalEncoder
 
     encode = ColumnTransformer(
-        [("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                        encoded_missing_value=-2, dtype=np.float64), MODEL_CATEGORICAL),
-         ("numeric", "passthrough", MODEL_NUMERIC)],
+        [
+            (
+                "categorical",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2, dtype=np.float64
+                ),
+                MODEL_CATEGORICAL,
+            ),
+            ("numeric", "passthrough", MODEL_NUMERIC),
+        ],
         remainder="drop",  # sensitive attributes and anything else never reach the trees
         verbose_feature_names_out=False,
     )
     model = HistGradientBoostingClassifier(
-        learning_rate=params.learning_rate, max_iter=params.max_iter, max_leaf_nodes=params.max_leaf_nodes,
-        max_depth=params.max_depth, min_samples_leaf=params.min_samples_leaf,
-        l2_regularization=params.l2_regularization, random_state=params.random_state,
+        learning_rate=params.learning_rate,
+        max_iter=params.max_iter,
+        max_leaf_nodes=params.max_leaf_nodes,
+        max_depth=params.max_depth,
+        min_samples_leaf=params.min_samples_leaf,
+        l2_regularization=params.l2_regularization,
+        random_state=params.random_state,
         categorical_features=None,  # ordinal codes as numbers: keeps TreeExplainer exact
         early_stopping=False,  # no internal random validation split: the fit is fully determined
     )
@@ -70,11 +81,27 @@ def holdout_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.
     return metrics(y_true, pd.DataFrame({"score": proba, "decision": (proba >= threshold).astype(int)}))
 
 
-def fingerprint(*, train_md5: str, holdout_md5: str, params: HyperParams, code_version: str, variant: str = "baseline",
-                extra: dict[str, Any] | None = None) -> str:
+def fingerprint(
+    *,
+    train_md5: str,
+    holdout_md5: str,
+    params: HyperParams,
+    code_version: str,
+    variant: str = "baseline",
+    extra: dict[str, Any] | None = None,
+) -> str:
     """Identity of a training run's inputs: same data bytes + params + code -> same model, so a
     re-materialization with identical inputs reuses the registered version instead of minting
     (and possibly promoting) a duplicate."""
-    blob = json.dumps({"train_md5": train_md5, "holdout_md5": holdout_md5, "params": params.to_dict(),
-                       "code_version": code_version, "variant": variant, "extra": extra or {}}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "train_md5": train_md5,
+            "holdout_md5": holdout_md5,
+            "params": params.to_dict(),
+            "code_version": code_version,
+            "variant": variant,
+            "extra": extra or {},
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()

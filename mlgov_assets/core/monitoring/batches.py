@@ -31,8 +31,9 @@ import pandas as pd
 from mlgov_assets.core.data.adult import COLUMNS, LABEL, LABELS, MISSING_TOKEN, POSITIVE_LABEL, read_adult_csv
 
 BATCH_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-BATCH_ID_RULE = ("1-128 characters from [A-Za-z0-9_.-], starting with a letter or digit, no '..', "
-                 "not ending in '.labels'")
+BATCH_ID_RULE = (
+    "1-128 characters from [A-Za-z0-9_.-], starting with a letter or digit, no '..', not ending in '.labels'"
+)
 BATCH_SUFFIXES = (".csv", ".parquet")
 LABELS_INFIX = ".labels"
 ROW_ID = "row_id"
@@ -126,8 +127,10 @@ def _with_row_index(df: pd.DataFrame, source: str) -> pd.DataFrame:
         ids = pd.to_numeric(df[ROW_ID], errors="coerce")
         bad = ids.isna() | (ids < 0) | (ids % 1 != 0)
         if bad.any():
-            raise ValueError(f"{source}: column {ROW_ID!r} must hold non-negative integers; bad rows "
-                             f"{np.flatnonzero(bad.to_numpy())[:5].tolist()}")
+            raise ValueError(
+                f"{source}: column {ROW_ID!r} must hold non-negative integers; bad rows "
+                f"{np.flatnonzero(bad.to_numpy())[:5].tolist()}"
+            )
         if ids.duplicated().any():
             dup = ids[ids.duplicated()].astype(int).unique()[:5].tolist()
             raise ValueError(f"{source}: column {ROW_ID!r} has duplicate ids, e.g. {dup}")
@@ -160,15 +163,19 @@ def validate_labels(labels: pd.DataFrame, *, source: str = "labels") -> pd.DataF
     ids = pd.to_numeric(labels[ROW_ID], errors="coerce")
     bad_id = ids.isna() | (ids < 0) | (ids % 1 != 0)
     if bad_id.any():
-        raise ValueError(f"{source}: {ROW_ID} must be non-negative integers; bad rows "
-                         f"{np.flatnonzero(bad_id.to_numpy())[:5].tolist()}")
+        raise ValueError(
+            f"{source}: {ROW_ID} must be non-negative integers; bad rows "
+            f"{np.flatnonzero(bad_id.to_numpy())[:5].tolist()}"
+        )
     if ids.duplicated().any():
         raise ValueError(f"{source}: duplicate {ROW_ID}s, e.g. {ids[ids.duplicated()].astype(int).tolist()[:5]}")
     y = labels[LABEL].astype(str).str.strip().str.rstrip(".")
     bad = ~y.isin(LABELS)
     if bad.any():
-        raise ValueError(f"{source}: {LABEL} must be one of {LABELS}; bad rows {np.flatnonzero(bad.to_numpy())[:5].tolist()}"
-                         f" (values {y[bad].unique()[:5].tolist()})")
+        raise ValueError(
+            f"{source}: {LABEL} must be one of {LABELS}; bad rows {np.flatnonzero(bad.to_numpy())[:5].tolist()}"
+            f" (values {y[bad].unique()[:5].tolist()})"
+        )
     return pd.DataFrame({ROW_ID: ids.astype(np.int64).to_numpy(), LABEL: y.to_numpy()})
 
 
@@ -196,8 +203,15 @@ COVARIATE_STRENGTH = 3.0
 LABEL_SHIFT_POSITIVE_SHARE = 0.5
 
 
-def simulate_batch(kind: SimKind, holdout: pd.DataFrame, rows: int, seed: int, with_labels: bool = False, *,
-                   covariate_strength: float = COVARIATE_STRENGTH) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def simulate_batch(
+    kind: SimKind,
+    holdout: pd.DataFrame,
+    rows: int,
+    seed: int,
+    with_labels: bool = False,
+    *,
+    covariate_strength: float = COVARIATE_STRENGTH,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """A realistic production batch derived from the raw holdout (``read_adult_csv(adult.test)``).
 
     * ``none``: bootstrap resample (no drift).
@@ -298,9 +312,17 @@ def performance_metrics(y_true: Any, y_score: Any, threshold: float = 0.5) -> di
     auc = _roc_auc(y, s) if 0 < n_pos < y.size else None
     if auc is None:
         reasons["roc_auc"] = f"single-class batch (all {'positive' if n_pos else 'negative'})"
-    return {"n": int(y.size), "n_positive": n_pos, "threshold": float(threshold),
-            "accuracy": float(np.mean(pred == (y == 1))), "precision": precision, "recall": recall,
-            "roc_auc": auc, "predicted_positive_rate": float(pred.mean()), "reasons": reasons}
+    return {
+        "n": int(y.size),
+        "n_positive": n_pos,
+        "threshold": float(threshold),
+        "accuracy": float(np.mean(pred == (y == 1))),
+        "precision": precision,
+        "recall": recall,
+        "roc_auc": auc,
+        "predicted_positive_rate": float(pred.mean()),
+        "reasons": reasons,
+    }
 
 
 def _binary_labels(y_true: Any) -> np.ndarray:
@@ -325,8 +347,9 @@ def _roc_auc(y: np.ndarray, s: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def performance_breach(reference_metrics: Mapping[str, Any], current_metrics: Mapping[str, Any],
-                       tolerance: Mapping[str, float]) -> dict[str, Any]:
+def performance_breach(
+    reference_metrics: Mapping[str, Any], current_metrics: Mapping[str, Any], tolerance: Mapping[str, float]
+) -> dict[str, Any]:
     """Compare batch metrics with the champion's reference metrics.
 
     ``tolerance`` (policy ``monitoring.performance_tolerance``) is the allowed absolute drop per
@@ -338,8 +361,14 @@ def performance_breach(reference_metrics: Mapping[str, Any], current_metrics: Ma
         if tol < 0:
             raise ValueError(f"tolerance for {name!r} must be >= 0, got {tol}")
         ref, cur = reference_metrics.get(name), current_metrics.get(name)
-        row: dict[str, Any] = {"reference": ref, "current": cur, "tolerance": float(tol), "drop": None,
-                               "breach": False, "evaluated": ref is not None and cur is not None}
+        row: dict[str, Any] = {
+            "reference": ref,
+            "current": cur,
+            "tolerance": float(tol),
+            "drop": None,
+            "breach": False,
+            "evaluated": ref is not None and cur is not None,
+        }
         if row["evaluated"]:
             row["drop"] = float(ref) - float(cur)
             row["breach"] = row["drop"] > tol
@@ -354,8 +383,9 @@ def performance_breach(reference_metrics: Mapping[str, Any], current_metrics: Ma
 # --------------------------------------------------------------------------- paired comparison
 
 
-def mcnemar_test(y_true: Any, pred_a: Any, pred_b: Any, *, alpha: float = 0.05,
-                 exact_below: int = 25) -> dict[str, Any]:
+def mcnemar_test(
+    y_true: Any, pred_a: Any, pred_b: Any, *, alpha: float = 0.05, exact_below: int = 25
+) -> dict[str, Any]:
     """McNemar's paired test of two models' correctness on the same rows (champion A vs shadow B).
 
     ``b`` = rows A gets right and B wrong, ``c`` = the reverse. With fewer than ``exact_below``
@@ -388,13 +418,27 @@ def mcnemar_test(y_true: Any, pred_a: Any, pred_b: Any, *, alpha: float = 0.05,
         p = float(chi2.sf(stat, 1))
     better = "a" if b > c else ("b" if c > b else "tie")
     significant = p < alpha
-    recommendation = (f"model {better} is significantly more accurate on these rows (p={p:.3g}); "
-                      f"consider it through the governed promotion path" if significant and better != "tie"
-                      else "no significant difference; keep the champion")
-    return {"method": method, "statistic": float(stat), "p_value": float(p), "b": b, "c": c, "n": int(y.size),
-            "accuracy_a": float(a_ok.mean()) if y.size else None, "accuracy_b": float(b_ok.mean()) if y.size else None,
-            "better": better, "significant": significant, "alpha": alpha, "recommendation": recommendation,
-            "promotes": False}
+    recommendation = (
+        f"model {better} is significantly more accurate on these rows (p={p:.3g}); "
+        f"consider it through the governed promotion path"
+        if significant and better != "tie"
+        else "no significant difference; keep the champion"
+    )
+    return {
+        "method": method,
+        "statistic": float(stat),
+        "p_value": float(p),
+        "b": b,
+        "c": c,
+        "n": int(y.size),
+        "accuracy_a": float(a_ok.mean()) if y.size else None,
+        "accuracy_b": float(b_ok.mean()) if y.size else None,
+        "better": better,
+        "significant": significant,
+        "alpha": alpha,
+        "recommendation": recommendation,
+        "promotes": False,
+    }
 
 
 # --------------------------------------------------------------------------- retraining run key
@@ -415,15 +459,30 @@ def retrain_run_key(evidence: Mapping[str, Any]) -> str:
         raise ValueError(f"retrain evidence lacks {missing}; needs {list(RUN_KEY_FIELDS)}")
     ids = evidence["batch_ids"]
     ids = [ids] if isinstance(ids, str) else list(ids)
-    canon = {"batch_ids": sorted({validate_batch_id(str(i)) for i in ids}),
-             "reference_fingerprint": str(evidence["reference_fingerprint"]),
-             "champion_version": str(evidence["champion_version"])}
+    canon = {
+        "batch_ids": sorted({validate_batch_id(str(i)) for i in ids}),
+        "reference_fingerprint": str(evidence["reference_fingerprint"]),
+        "champion_version": str(evidence["champion_version"]),
+    }
     digest = hashlib.sha256(json.dumps(canon, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return f"retrain-{digest[:24]}"
 
 
 __all__ = [
-    "BATCH_ID_PATTERN", "ROW_ID", "SIM_KINDS", "align_labels", "batch_id_from_filename", "labels_filename",
-    "mcnemar_test", "parse_landing_filename", "performance_breach", "performance_metrics", "read_batch",
-    "read_labels", "retrain_run_key", "simulate_batch", "validate_batch_id", "validate_labels",
+    "BATCH_ID_PATTERN",
+    "ROW_ID",
+    "SIM_KINDS",
+    "align_labels",
+    "batch_id_from_filename",
+    "labels_filename",
+    "mcnemar_test",
+    "parse_landing_filename",
+    "performance_breach",
+    "performance_metrics",
+    "read_batch",
+    "read_labels",
+    "retrain_run_key",
+    "simulate_batch",
+    "validate_batch_id",
+    "validate_labels",
 ]

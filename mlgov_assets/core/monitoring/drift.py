@@ -98,8 +98,7 @@ class DriftThresholds:
         if self.numeric_method not in NUMERIC_METHODS:
             raise ValueError(f"numeric_method {self.numeric_method!r}: must be one of {NUMERIC_METHODS}")
         if self.categorical_method not in CATEGORICAL_METHODS:
-            raise ValueError(
-                f"categorical_method {self.categorical_method!r}: must be one of {CATEGORICAL_METHODS}")
+            raise ValueError(f"categorical_method {self.categorical_method!r}: must be one of {CATEGORICAL_METHODS}")
         if not 0 < self.psi_warn <= self.psi_act:
             raise ValueError(f"psi_warn ({self.psi_warn}) must be > 0 and <= psi_act ({self.psi_act})")
         for name in ("wasserstein_threshold", "jensenshannon_threshold", "prediction_psi_act", "psi_epsilon"):
@@ -155,9 +154,16 @@ class NumericProfile:
         return self._unique
 
     def meta(self) -> dict[str, Any]:
-        return {"kind": "numeric", "name": self.name, "edges": [float(e) for e in self.edges],
-                "bin_counts": [int(c) for c in self.bin_counts], "atoms": [float(a) for a in self.atoms],
-                "std": float(self.std), "n": int(self.n), "n_missing": int(self.n_missing)}
+        return {
+            "kind": "numeric",
+            "name": self.name,
+            "edges": [float(e) for e in self.edges],
+            "bin_counts": [int(c) for c in self.bin_counts],
+            "atoms": [float(a) for a in self.atoms],
+            "std": float(self.std),
+            "n": int(self.n),
+            "n_missing": int(self.n_missing),
+        }
 
 
 @dataclass
@@ -171,8 +177,14 @@ class CategoricalProfile:
     n_missing: int
 
     def meta(self) -> dict[str, Any]:
-        return {"kind": "categorical", "name": self.name, "categories": list(self.categories),
-                "counts": [int(c) for c in self.counts], "n": int(self.n), "n_missing": int(self.n_missing)}
+        return {
+            "kind": "categorical",
+            "name": self.name,
+            "categories": list(self.categories),
+            "counts": [int(c) for c in self.counts],
+            "n": int(self.n),
+            "n_missing": int(self.n_missing),
+        }
 
 
 ColumnProfile = Union[NumericProfile, CategoricalProfile]
@@ -195,8 +207,15 @@ class ReferenceProfile:
     fingerprint: str = ""
 
     @classmethod
-    def build(cls, df: pd.DataFrame, numeric: list[str], categorical: list[str], *, bins: int = 10,
-              prediction: np.ndarray | None = None) -> "ReferenceProfile":
+    def build(
+        cls,
+        df: pd.DataFrame,
+        numeric: list[str],
+        categorical: list[str],
+        *,
+        bins: int = 10,
+        prediction: np.ndarray | None = None,
+    ) -> "ReferenceProfile":
         """Summarise the reference data (and optionally the champion's scores on it).
 
         ``bins`` is the policy's ``drift.bins`` (policy default 10). Numeric prediction arrays
@@ -231,9 +250,12 @@ class ReferenceProfile:
         """
         pred = _prediction_profile(prediction, self.bins)
         if pred.n + pred.n_missing != self.n_rows:
-            raise ValueError(f"prediction has {pred.n + pred.n_missing} values but the reference has {self.n_rows} rows")
-        profile = ReferenceProfile(numeric=self.numeric, categorical=self.categorical, prediction=pred,
-                                   bins=self.bins, n_rows=self.n_rows)
+            raise ValueError(
+                f"prediction has {pred.n + pred.n_missing} values but the reference has {self.n_rows} rows"
+            )
+        profile = ReferenceProfile(
+            numeric=self.numeric, categorical=self.categorical, prediction=pred, bins=self.bins, n_rows=self.n_rows
+        )
         profile.fingerprint = profile._content_fingerprint()
         return profile
 
@@ -243,8 +265,9 @@ class ReferenceProfile:
         profile with predictions attached still names the same reference data."""
         if self.prediction is None:
             return self.fingerprint
-        bare = ReferenceProfile(numeric=self.numeric, categorical=self.categorical, prediction=None,
-                                bins=self.bins, n_rows=self.n_rows)
+        bare = ReferenceProfile(
+            numeric=self.numeric, categorical=self.categorical, prediction=None, bins=self.bins, n_rows=self.n_rows
+        )
         return bare._content_fingerprint()
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -303,7 +326,9 @@ class ReferenceProfile:
             raise ValueError(f"{json_path}: format_version {doc.get('format_version')!r}, expected {FORMAT_VERSION}")
         npz_bytes = json_path.with_suffix(".npz").read_bytes()
         if hashlib.sha256(npz_bytes).hexdigest() != doc["npz_sha256"]:
-            raise ValueError(f"{json_path.with_suffix('.npz')}: sha256 does not match {json_path} (torn or edited pair)")
+            raise ValueError(
+                f"{json_path.with_suffix('.npz')}: sha256 does not match {json_path} (torn or edited pair)"
+            )
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         num = {m["name"]: _numeric_from_meta(m, arrays[f"num_{i}"]) for i, m in enumerate(doc["numeric"])}
@@ -311,25 +336,40 @@ class ReferenceProfile:
         pm = doc["prediction"]
         pred: ColumnProfile | None = None
         if pm is not None:
-            pred = _numeric_from_meta(pm, arrays["prediction"]) if pm["kind"] == "numeric" else _categorical_from_meta(pm)
+            pred = (
+                _numeric_from_meta(pm, arrays["prediction"]) if pm["kind"] == "numeric" else _categorical_from_meta(pm)
+            )
         profile = cls(numeric=num, categorical=cat, prediction=pred, bins=doc["bins"], n_rows=doc["n_rows"])
         profile.fingerprint = profile._content_fingerprint()
         if profile.fingerprint != doc["fingerprint"]:
-            raise ValueError(f"{json_path}: content fingerprint {profile.fingerprint[:12]} does not match the "
-                             f"recorded {doc['fingerprint'][:12]}")
+            raise ValueError(
+                f"{json_path}: content fingerprint {profile.fingerprint[:12]} does not match the "
+                f"recorded {doc['fingerprint'][:12]}"
+            )
         return profile
 
 
 def _numeric_from_meta(m: Mapping[str, Any], values: np.ndarray) -> NumericProfile:
-    return NumericProfile(name=m["name"], edges=np.asarray(m["edges"], dtype=np.float64),
-                          bin_counts=np.asarray(m["bin_counts"], dtype=np.int64), atoms=list(m["atoms"]),
-                          sorted_values=np.asarray(values, dtype=np.float64), std=m["std"], n=m["n"],
-                          n_missing=m["n_missing"])
+    return NumericProfile(
+        name=m["name"],
+        edges=np.asarray(m["edges"], dtype=np.float64),
+        bin_counts=np.asarray(m["bin_counts"], dtype=np.int64),
+        atoms=list(m["atoms"]),
+        sorted_values=np.asarray(values, dtype=np.float64),
+        std=m["std"],
+        n=m["n"],
+        n_missing=m["n_missing"],
+    )
 
 
 def _categorical_from_meta(m: Mapping[str, Any]) -> CategoricalProfile:
-    return CategoricalProfile(name=m["name"], categories=list(m["categories"]),
-                              counts=np.asarray(m["counts"], dtype=np.int64), n=m["n"], n_missing=m["n_missing"])
+    return CategoricalProfile(
+        name=m["name"],
+        categories=list(m["categories"]),
+        counts=np.asarray(m["counts"], dtype=np.int64),
+        n=m["n"],
+        n_missing=m["n_missing"],
+    )
 
 
 def _numeric_profile(name: str, series: pd.Series, bins: int) -> NumericProfile:
@@ -338,8 +378,16 @@ def _numeric_profile(name: str, series: pd.Series, bins: int) -> NumericProfile:
         raise ValueError(f"reference column {name!r} has no non-missing values")
     ref = np.sort(values)
     edges, atoms = _bin_edges(ref, bins)
-    return NumericProfile(name=name, edges=edges, bin_counts=_bin_counts(ref, edges), atoms=atoms,
-                          sorted_values=ref, std=float(np.std(ref)), n=int(ref.size), n_missing=n_missing)
+    return NumericProfile(
+        name=name,
+        edges=edges,
+        bin_counts=_bin_counts(ref, edges),
+        atoms=atoms,
+        sorted_values=ref,
+        std=float(np.std(ref)),
+        n=int(ref.size),
+        n_missing=n_missing,
+    )
 
 
 def _categorical_profile(name: str, series: pd.Series) -> CategoricalProfile:
@@ -347,8 +395,13 @@ def _categorical_profile(name: str, series: pd.Series) -> CategoricalProfile:
     if not counts:
         raise ValueError(f"reference column {name!r} has no non-missing values")
     cats = sorted(counts)
-    return CategoricalProfile(name=name, categories=cats, counts=np.array([counts[c] for c in cats], dtype=np.int64),
-                              n=int(sum(counts.values())), n_missing=n_missing)
+    return CategoricalProfile(
+        name=name,
+        categories=cats,
+        counts=np.array([counts[c] for c in cats], dtype=np.int64),
+        n=int(sum(counts.values())),
+        n_missing=n_missing,
+    )
 
 
 def _prediction_profile(prediction: np.ndarray, bins: int) -> ColumnProfile:
@@ -447,8 +500,13 @@ class DriftReport:
 # --------------------------------------------------------------------------- the engine
 
 
-def compute_drift(profile: ReferenceProfile, current: pd.DataFrame, thresholds: DriftThresholds | None = None, *,
-                  current_prediction: np.ndarray | None = None) -> DriftReport:
+def compute_drift(
+    profile: ReferenceProfile,
+    current: pd.DataFrame,
+    thresholds: DriftThresholds | None = None,
+    *,
+    current_prediction: np.ndarray | None = None,
+) -> DriftReport:
     """Compare a batch with the reference profile; the verdict follows ``thresholds`` (the policy).
 
     ``current`` must hold every profiled column (extra columns are ignored); numeric columns must
@@ -469,11 +527,19 @@ def compute_drift(profile: ReferenceProfile, current: pd.DataFrame, thresholds: 
     dataset_drift = bool(rows) and share >= th.dataset_drift_share
     any_signal = drifted or warned or (pred_row is not None and pred_row.verdict != "ok")
     return DriftReport(
-        columns=rows, prediction=pred_row, n_reference_rows=profile.n_rows, n_current_rows=len(current),
-        n_drifted=len(drifted), n_columns=len(rows), drifted_share=share, dataset_drift=dataset_drift,
-        drifted_columns=drifted, warn_columns=warned,
+        columns=rows,
+        prediction=pred_row,
+        n_reference_rows=profile.n_rows,
+        n_current_rows=len(current),
+        n_drifted=len(drifted),
+        n_columns=len(rows),
+        drifted_share=share,
+        dataset_drift=dataset_drift,
+        drifted_columns=drifted,
+        warn_columns=warned,
         verdict="drift" if dataset_drift else ("warn" if any_signal else "ok"),
-        thresholds=th.to_dict(), reference_fingerprint=profile.fingerprint,
+        thresholds=th.to_dict(),
+        reference_fingerprint=profile.fingerprint,
         elapsed_s=time.perf_counter() - t0,
     )
 
@@ -496,10 +562,18 @@ def _prediction_row(profile: ReferenceProfile, current_prediction: Any, th: Drif
 
 def _numeric_row(p: NumericProfile, series: pd.Series, th: DriftThresholds, kind: str) -> ColumnDrift:
     values, n_missing = _numeric_values(series, p.name)
-    row = ColumnDrift(column=p.name, type=kind, method=th.numeric_method, statistic=None, threshold=0.0,
-                      verdict="drift", n_reference=p.n, n_current=int(values.size),
-                      missing_share_reference=_share(p.n_missing, p.n + p.n_missing),
-                      missing_share_current=_share(n_missing, len(series)))
+    row = ColumnDrift(
+        column=p.name,
+        type=kind,
+        method=th.numeric_method,
+        statistic=None,
+        threshold=0.0,
+        verdict="drift",
+        n_reference=p.n,
+        n_current=int(values.size),
+        missing_share_reference=_share(p.n_missing, p.n + p.n_missing),
+        missing_share_current=_share(n_missing, len(series)),
+    )
     if values.size == 0:
         row.note = "no non-missing values in the current batch"
         return row
@@ -524,7 +598,11 @@ def _decide_numeric(row: ColumnDrift, th: DriftThresholds) -> None:
         return
     if method == "wasserstein" and row.js_distance is not None:
         # Evidently's rule for <= 5 distinct values; it keeps the numeric threshold.
-        row.method, row.statistic, drifted = "jensenshannon", row.js_distance, row.js_distance >= th.wasserstein_threshold
+        row.method, row.statistic, drifted = (
+            "jensenshannon",
+            row.js_distance,
+            row.js_distance >= th.wasserstein_threshold,
+        )
         row.note = f"<= {LOW_CARDINALITY_MAX} distinct values: Jensen-Shannon distance over values (as Evidently)"
         row.threshold = th.wasserstein_threshold
     elif method == "wasserstein":
@@ -539,10 +617,18 @@ def _decide_numeric(row: ColumnDrift, th: DriftThresholds) -> None:
 def _categorical_row(p: CategoricalProfile, series: pd.Series, th: DriftThresholds, kind: str) -> ColumnDrift:
     counts, n_missing = _category_counts(series)
     n_cur = int(sum(counts.values()))
-    row = ColumnDrift(column=p.name, type=kind, method=th.categorical_method, statistic=None, threshold=0.0,
-                      verdict="drift", n_reference=p.n, n_current=n_cur,
-                      missing_share_reference=_share(p.n_missing, p.n + p.n_missing),
-                      missing_share_current=_share(n_missing, len(series)))
+    row = ColumnDrift(
+        column=p.name,
+        type=kind,
+        method=th.categorical_method,
+        statistic=None,
+        threshold=0.0,
+        verdict="drift",
+        n_reference=p.n,
+        n_current=n_cur,
+        missing_share_reference=_share(p.n_missing, p.n + p.n_missing),
+        missing_share_current=_share(n_missing, len(series)),
+    )
     if n_cur == 0:
         row.note = "no non-missing values in the current batch"
         return row
@@ -648,6 +734,7 @@ def _chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[f
 
 def _value_proportions(ref: np.ndarray, cur: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Counts of each support value in two sorted arrays (for low-cardinality numerics)."""
+
     def counts(a: np.ndarray) -> np.ndarray:
         return (np.searchsorted(a, support, side="right") - np.searchsorted(a, support, side="left")).astype(np.float64)
 
@@ -673,8 +760,10 @@ def _numeric_values(series: pd.Series, name: str) -> tuple[np.ndarray, int]:
         if bad.any():
             idx = series.index[bad.to_numpy()][:5].tolist()
             examples = [series.loc[i] for i in idx]
-            raise ValueError(f"column {name!r}: {int(bad.sum())} non-numeric value(s), e.g. rows {idx}: "
-                             f"{examples}; drift needs validated, typed data")
+            raise ValueError(
+                f"column {name!r}: {int(bad.sum())} non-numeric value(s), e.g. rows {idx}: "
+                f"{examples}; drift needs validated, typed data"
+            )
         series = parsed
     arr = series.to_numpy(dtype=np.float64, na_value=np.nan)
     finite = np.isfinite(arr)
@@ -716,50 +805,105 @@ def _share(part: int, whole: int) -> float:
 # --------------------------------------------------------------------------- Evidently side by side
 
 
-def evidently_column_verdicts(reference_df: pd.DataFrame, current_df: pd.DataFrame, numeric: list[str],
-                              categorical: list[str], *, num_method: str | None = None,
-                              cat_method: str | None = None, num_threshold: float | None = None,
-                              cat_threshold: float | None = None) -> dict[str, bool]:
+def evidently_column_verdicts(
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    num_method: str | None = None,
+    cat_method: str | None = None,
+    num_threshold: float | None = None,
+    cat_threshold: float | None = None,
+) -> dict[str, bool]:
     """Per-column drift verdicts from Evidently 0.7's ``DataDriftPreset`` (its tests: FAIL = drift).
 
     Used to check the engine against Evidently and by the benchmark. ``None`` keeps Evidently's
     automatic choice (normed Wasserstein / Jensen–Shannon at 0.1 for references > 1000 rows).
     """
-    return {col: d["drifted"] for col, d in evidently_column_details(
-        reference_df, current_df, numeric, categorical, num_method=num_method, cat_method=cat_method,
-        num_threshold=num_threshold, cat_threshold=cat_threshold).items()}
+    return {
+        col: d["drifted"]
+        for col, d in evidently_column_details(
+            reference_df,
+            current_df,
+            numeric,
+            categorical,
+            num_method=num_method,
+            cat_method=cat_method,
+            num_threshold=num_threshold,
+            cat_threshold=cat_threshold,
+        ).items()
+    }
 
 
-def evidently_column_details(reference_df: pd.DataFrame, current_df: pd.DataFrame, numeric: list[str],
-                             categorical: list[str], *, num_method: str | None = None,
-                             cat_method: str | None = None, num_threshold: float | None = None,
-                             cat_threshold: float | None = None) -> dict[str, dict[str, Any]]:
+def evidently_column_details(
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    num_method: str | None = None,
+    cat_method: str | None = None,
+    num_threshold: float | None = None,
+    cat_threshold: float | None = None,
+) -> dict[str, dict[str, Any]]:
     """Like :func:`evidently_column_verdicts` with Evidently's score and method name per column."""
-    snapshot = evidently_snapshot(reference_df, current_df, numeric, categorical, num_method=num_method,
-                                  cat_method=cat_method, num_threshold=num_threshold, cat_threshold=cat_threshold)
+    snapshot = evidently_snapshot(
+        reference_df,
+        current_df,
+        numeric,
+        categorical,
+        num_method=num_method,
+        cat_method=cat_method,
+        num_threshold=num_threshold,
+        cat_threshold=cat_threshold,
+    )
     return evidently_details_from_snapshot(snapshot, list(numeric) + list(categorical))
 
 
 #: Policy method names -> Evidently 0.7 stattest names (identical today; kept explicit so a rename on
 #: either side fails loudly here instead of silently running a different test).
-EVIDENTLY_METHODS = {"psi": "psi", "wasserstein": "wasserstein", "ks": "ks",
-                     "jensenshannon": "jensenshannon", "chisquare": "chisquare"}
+EVIDENTLY_METHODS = {
+    "psi": "psi",
+    "wasserstein": "wasserstein",
+    "ks": "ks",
+    "jensenshannon": "jensenshannon",
+    "chisquare": "chisquare",
+}
 
 
 def evidently_options(th: DriftThresholds) -> dict[str, Any]:
     """Evidently ``DataDriftPreset`` options that run the tests the policy chose, with its thresholds,
     so the HTML report a person reads judges columns the way the engine's verdict did."""
+
     def threshold(method: str) -> float:
-        return {"psi": th.psi_act, "wasserstein": th.wasserstein_threshold, "jensenshannon": th.jensenshannon_threshold,
-                "ks": th.p_value, "chisquare": th.p_value}[method]
+        return {
+            "psi": th.psi_act,
+            "wasserstein": th.wasserstein_threshold,
+            "jensenshannon": th.jensenshannon_threshold,
+            "ks": th.p_value,
+            "chisquare": th.p_value,
+        }[method]
 
-    return {"num_method": EVIDENTLY_METHODS[th.numeric_method], "cat_method": EVIDENTLY_METHODS[th.categorical_method],
-            "num_threshold": threshold(th.numeric_method), "cat_threshold": threshold(th.categorical_method)}
+    return {
+        "num_method": EVIDENTLY_METHODS[th.numeric_method],
+        "cat_method": EVIDENTLY_METHODS[th.categorical_method],
+        "num_threshold": threshold(th.numeric_method),
+        "cat_threshold": threshold(th.categorical_method),
+    }
 
 
-def evidently_snapshot(reference_df: pd.DataFrame, current_df: pd.DataFrame, numeric: list[str],
-                       categorical: list[str], *, num_method: str | None = None, cat_method: str | None = None,
-                       num_threshold: float | None = None, cat_threshold: float | None = None) -> Any:
+def evidently_snapshot(
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    *,
+    num_method: str | None = None,
+    cat_method: str | None = None,
+    num_threshold: float | None = None,
+    cat_threshold: float | None = None,
+) -> Any:
     """Run Evidently 0.7's ``DataDriftPreset`` (with its tests) and return the snapshot
     (``.save_html(path)`` for people, ``.dict()`` for the verdicts)."""
     from evidently import DataDefinition, Dataset, Report
@@ -767,8 +911,13 @@ def evidently_snapshot(reference_df: pd.DataFrame, current_df: pd.DataFrame, num
 
     cols = list(numeric) + list(categorical)
     definition = DataDefinition(numerical_columns=list(numeric), categorical_columns=list(categorical))
-    preset = DataDriftPreset(columns=cols, num_method=num_method, cat_method=cat_method,
-                             num_threshold=num_threshold, cat_threshold=cat_threshold)
+    preset = DataDriftPreset(
+        columns=cols,
+        num_method=num_method,
+        cat_method=cat_method,
+        num_threshold=num_threshold,
+        cat_threshold=cat_threshold,
+    )
     return Report([preset], include_tests=True).run(
         Dataset.from_pandas(current_df[cols], data_definition=definition),
         Dataset.from_pandas(reference_df[cols], data_definition=definition),
@@ -778,8 +927,11 @@ def evidently_snapshot(reference_df: pd.DataFrame, current_df: pd.DataFrame, num
 def evidently_details_from_snapshot(snapshot: Any, cols: list[str]) -> dict[str, dict[str, Any]]:
     """Per-column ``{drifted, status, method, threshold, score}`` from an Evidently snapshot."""
     doc = snapshot.dict()
-    scores = {m["config"].get("column"): m for m in doc["metrics"]
-              if m["config"].get("type") == "evidently:metric_v2:ValueDrift"}
+    scores = {
+        m["config"].get("column"): m
+        for m in doc["metrics"]
+        if m["config"].get("type") == "evidently:metric_v2:ValueDrift"
+    }
     out: dict[str, dict[str, Any]] = {}
     for test in doc["tests"]:
         params = test.get("metric_config", {}).get("params", {})
@@ -787,9 +939,13 @@ def evidently_details_from_snapshot(snapshot: Any, cols: list[str]) -> dict[str,
             continue
         col = params["column"]
         metric = scores.get(col, {})
-        out[col] = {"drifted": test["status"] == "FAIL", "status": test["status"],
-                    "method": params.get("method"), "threshold": params.get("threshold"),
-                    "score": metric.get("value")}
+        out[col] = {
+            "drifted": test["status"] == "FAIL",
+            "status": test["status"],
+            "method": params.get("method"),
+            "threshold": params.get("threshold"),
+            "score": metric.get("value"),
+        }
     missing = [c for c in cols if c not in out]
     if missing:
         raise RuntimeError(f"Evidently returned no drift test for column(s) {missing}")

@@ -44,10 +44,29 @@ import numpy as np
 import pandas as pd
 
 from mlgov_assets.core.integrity import atomic_write_bytes, atomic_write_with  # noqa: F401 - re-exported for the CLI
-from mlgov_assets.core.data.adult import CATEGORICAL, COLUMNS, LABEL, MISSING_TOKEN, NUMERIC, POSITIVE_LABEL, read_adult_csv
-from mlgov_assets.core.monitoring.batches import (BATCH_SUFFIXES, LABELS_INFIX, ROW_ID, align_labels, mcnemar_test, parse_landing_filename,
-                      performance_breach, performance_metrics, read_batch, read_labels, retrain_run_key,
-                      validate_batch_id)
+from mlgov_assets.core.data.adult import (
+    CATEGORICAL,
+    COLUMNS,
+    LABEL,
+    MISSING_TOKEN,
+    NUMERIC,
+    POSITIVE_LABEL,
+    read_adult_csv,
+)
+from mlgov_assets.core.monitoring.batches import (
+    BATCH_SUFFIXES,
+    LABELS_INFIX,
+    ROW_ID,
+    align_labels,
+    mcnemar_test,
+    parse_landing_filename,
+    performance_breach,
+    performance_metrics,
+    read_batch,
+    read_labels,
+    retrain_run_key,
+    validate_batch_id,
+)
 from mlgov_assets.core.monitoring.drift import DriftThresholds, ReferenceProfile, compute_drift
 from mlgov_assets.core.integrity import md5_file
 
@@ -253,8 +272,15 @@ class LandingFile:
         return f"{self.kind}-{self.batch_id}-{self.md5[:12]}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": str(self.path), "batch_id": self.batch_id, "kind": self.kind,
-                "md5": self.md5, "size": self.size, "run_key": self.run_key}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "batch_id": self.batch_id,
+            "kind": self.kind,
+            "md5": self.md5,
+            "size": self.size,
+            "run_key": self.run_key,
+        }
 
 
 @dataclass
@@ -269,18 +295,27 @@ class LandingPlan:
     seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # the cursor to keep
 
     def to_dict(self) -> dict[str, Any]:
-        return {"new_batches": [f.to_dict() for f in self.new_batches],
-                "new_labels": [f.to_dict() for f in self.new_labels],
-                "waiting": [{"file": f, "reason": r} for f, r in self.waiting],
-                "refused": [{"file": f, "reason": r} for f, r in self.refused], "done": list(self.done)}
+        return {
+            "new_batches": [f.to_dict() for f in self.new_batches],
+            "new_labels": [f.to_dict() for f in self.new_labels],
+            "waiting": [{"file": f, "reason": r} for f, r in self.waiting],
+            "refused": [{"file": f, "reason": r} for f, r in self.refused],
+            "done": list(self.done),
+        }
 
 
 #: Cursor outcomes that are looked at again on the next scan even if the file did not change.
 _RECHECK = ("waiting", "settling", "with_batch")
 
 
-def plan_landing(landing_dir: Path, ledger: BatchLedger, seen: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                 *, settle_seconds: float = 0.0, now: Optional[float] = None) -> LandingPlan:
+def plan_landing(
+    landing_dir: Path,
+    ledger: BatchLedger,
+    seen: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    *,
+    settle_seconds: float = 0.0,
+    now: Optional[float] = None,
+) -> LandingPlan:
     """Compare the landing folder with what was seen before (``seen``: the sensor cursor) and the ledger.
 
     * A new batch file (valid id, not finished in the ledger) -> ``new_batches``. A batch id the
@@ -320,8 +355,9 @@ def plan_landing(landing_dir: Path, ledger: BatchLedger, seen: Optional[Mapping[
             plan.seen[path.name] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "outcome": "refused"}
             continue
         md5 = prev["md5"] if unchanged and prev.get("md5") else md5_file(path)
-        lf = LandingFile(name=path.name, path=path, batch_id=batch_id, kind=kind, md5=md5, size=st.st_size,
-                         mtime_ns=st.st_mtime_ns)
+        lf = LandingFile(
+            name=path.name, path=path, batch_id=batch_id, kind=kind, md5=md5, size=st.st_size, mtime_ns=st.st_mtime_ns
+        )
         (batch_files if kind == "batch" else label_files).append(lf)
 
     new_ids: set[str] = set()
@@ -330,8 +366,13 @@ def plan_landing(landing_dir: Path, ledger: BatchLedger, seen: Optional[Mapping[
         outcome = "requested"
         if entry and entry.get("md5") and entry["md5"] != lf.md5:
             outcome = "refused"
-            plan.refused.append((lf.name, f"batch id {lf.batch_id!r} already holds other bytes (md5 {entry['md5']}); "
-                                          f"batches are immutable: land corrected data under a new batch id"))
+            plan.refused.append(
+                (
+                    lf.name,
+                    f"batch id {lf.batch_id!r} already holds other bytes (md5 {entry['md5']}); "
+                    f"batches are immutable: land corrected data under a new batch id",
+                )
+            )
         elif lf.batch_id in new_ids:
             outcome = "refused"
             plan.refused.append((lf.name, f"another file in this scan already carries batch id {lf.batch_id!r}"))
@@ -365,8 +406,14 @@ def plan_landing(landing_dir: Path, ledger: BatchLedger, seen: Optional[Mapping[
 
 
 def _seen(lf: LandingFile, outcome: str) -> dict[str, Any]:
-    return {"size": lf.size, "mtime_ns": lf.mtime_ns, "md5": lf.md5, "outcome": outcome,
-            "batch_id": lf.batch_id, "kind": lf.kind}
+    return {
+        "size": lf.size,
+        "mtime_ns": lf.mtime_ns,
+        "md5": lf.md5,
+        "outcome": outcome,
+        "batch_id": lf.batch_id,
+        "kind": lf.kind,
+    }
 
 
 def find_batch_file(landing_dir: Path, batch_id: str, ledger: Optional[BatchLedger] = None) -> Path:
@@ -380,8 +427,10 @@ def find_batch_file(landing_dir: Path, batch_id: str, ledger: Optional[BatchLedg
         raise MonitoringError(f"batch {batch_id!r}: both {[p.name for p in found]} are in {landing_dir}; keep one")
     entry = ledger.get(batch_id) if ledger else None
     if entry and entry.get("status") == "quarantined":
-        raise MonitoringError(f"batch {batch_id!r} was quarantined to {entry.get('quarantine_dir')}: it is never "
-                              f"scored; land corrected data under a new batch id")
+        raise MonitoringError(
+            f"batch {batch_id!r} was quarantined to {entry.get('quarantine_dir')}: it is never "
+            f"scored; land corrected data under a new batch id"
+        )
     raise MonitoringError(f"batch {batch_id!r}: no {batch_id}.csv or {batch_id}.parquet in {landing_dir}")
 
 
@@ -403,8 +452,11 @@ def alert_id(kind: str, batch_id: Optional[str], identity: Any) -> str:
 
 #: Alerts that are governance decisions too: also written to the hash-chained decision log, so
 #: drift verdicts and retraining requests are as tamper-evident as promotions.
-DECISION_KINDS = {"dataset_drift": "drift_alert", "performance_breach": "drift_alert",
-                  "retrain_requested": "retrain_request"}
+DECISION_KINDS = {
+    "dataset_drift": "drift_alert",
+    "performance_breach": "drift_alert",
+    "retrain_requested": "retrain_request",
+}
 
 
 def _log_decision(paths: MonitoringPaths, kind: str, record: Mapping[str, Any], log: Any) -> None:
@@ -413,18 +465,37 @@ def _log_decision(paths: MonitoringPaths, kind: str, record: Mapping[str, Any], 
 
     try:
         DecisionLog(paths.root.parent / "audit" / "decisions.jsonl").append(
-            kind, actor="mlgov monitoring", reason=str(record["summary"])[:2000], model_name=None, model_version=None,
-            payload={"alert_id": record["alert_id"], "alert_kind": record["kind"], "batch_id": record["batch_id"],
-                     "severity": record["severity"], "evidence": record["evidence"]},
-            evidence_hashes={"alert_sha256": canonical_hash(record)})
+            kind,
+            actor="mlgov monitoring",
+            reason=str(record["summary"])[:2000],
+            model_name=None,
+            model_version=None,
+            payload={
+                "alert_id": record["alert_id"],
+                "alert_kind": record["kind"],
+                "batch_id": record["batch_id"],
+                "severity": record["severity"],
+                "evidence": record["evidence"],
+            },
+            evidence_hashes={"alert_sha256": canonical_hash(record)},
+        )
     except (LogIntegrityError, ValueError, TypeError) as exc:  # the alert itself is already recorded
         _emit(log, "error", f"decision log refused the {kind} record: {type(exc).__name__}: {exc}")
 
 
-def raise_alert(paths: MonitoringPaths, kind: str, summary: str, *, severity: str = "WARNING",
-                batch_id: Optional[str] = None, evidence: Optional[Mapping[str, Any]] = None, identity: Any = None,
-                webhook_url: Optional[str] = None, log: Any = None,
-                timeout: float = WEBHOOK_TIMEOUT_S) -> Optional[dict[str, Any]]:
+def raise_alert(
+    paths: MonitoringPaths,
+    kind: str,
+    summary: str,
+    *,
+    severity: str = "WARNING",
+    batch_id: Optional[str] = None,
+    evidence: Optional[Mapping[str, Any]] = None,
+    identity: Any = None,
+    webhook_url: Optional[str] = None,
+    log: Any = None,
+    timeout: float = WEBHOOK_TIMEOUT_S,
+) -> Optional[dict[str, Any]]:
     """Record an alert in ``alerts.jsonl``, log it, and POST it to ``webhook_url`` if one is set.
 
     ``identity`` says what makes two alerts "the same" (default: the summary): a re-run of the same
@@ -435,8 +506,15 @@ def raise_alert(paths: MonitoringPaths, kind: str, summary: str, *, severity: st
     aid = alert_id(kind, batch_id, summary if identity is None else identity)
     if any(a.get("alert_id") == aid for a in read_jsonl(paths.alerts)):
         return None
-    record = {"alert_id": aid, "at": utc_now(), "kind": kind, "severity": severity, "batch_id": batch_id,
-              "summary": summary, "evidence": jsonable(dict(evidence or {}))}
+    record = {
+        "alert_id": aid,
+        "at": utc_now(),
+        "kind": kind,
+        "severity": severity,
+        "batch_id": batch_id,
+        "summary": summary,
+        "evidence": jsonable(dict(evidence or {})),
+    }
     _append_jsonl(paths.alerts, record)
     _emit(log, "error" if severity == "ERROR" else "warning", f"ALERT [{kind}] {summary}")
     if kind in DECISION_KINDS:
@@ -446,15 +524,17 @@ def raise_alert(paths: MonitoringPaths, kind: str, summary: str, *, severity: st
     return record
 
 
-def post_webhook(url: str, payload: Mapping[str, Any], *, timeout: float = WEBHOOK_TIMEOUT_S,
-                 log: Any = None) -> dict[str, Any]:
+def post_webhook(
+    url: str, payload: Mapping[str, Any], *, timeout: float = WEBHOOK_TIMEOUT_S, log: Any = None
+) -> dict[str, Any]:
     """POST JSON with the standard library (no extra dependency); never raises."""
     import urllib.error
     import urllib.request
 
     body = to_json(payload, sort_keys=True).encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/json", "User-Agent": "mlgov-monitoring"})
+    req = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "mlgov-monitoring"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URL is the operator's policy setting
             return {"ok": 200 <= resp.status < 300, "status": resp.status}
@@ -509,39 +589,88 @@ def accept_batch(settings: Any, batch_id: str, *, webhook_url: Optional[str] = N
     except (ValueError, OSError, pd.errors.ParserError) as exc:  # unreadable: same fate as invalid
         raw, report = pd.DataFrame(), None
         summary = f"{path.name}: unreadable batch file: {exc}"
-        passed, report_dict = False, {"source": path.name, "schema": "readable batch file", "rows": 0, "passed": False,
-                                      "failures": [{"column": "<file>", "check": "readable", "count": 1,
-                                                    "examples": [{"row": None, "value": str(exc)[:500]}]}]}
-    base = {"source": path.name, "md5": md5, "landed_at": landed, "rows": int(len(raw)),
-            "validation": {"passed": passed, "summary": summary[:2000], "rules_failed": len(report_dict["failures"])}}
+        passed, report_dict = (
+            False,
+            {
+                "source": path.name,
+                "schema": "readable batch file",
+                "rows": 0,
+                "passed": False,
+                "failures": [
+                    {
+                        "column": "<file>",
+                        "check": "readable",
+                        "count": 1,
+                        "examples": [{"row": None, "value": str(exc)[:500]}],
+                    }
+                ],
+            },
+        )
+    base = {
+        "source": path.name,
+        "md5": md5,
+        "landed_at": landed,
+        "rows": int(len(raw)),
+        "validation": {"passed": passed, "summary": summary[:2000], "rules_failed": len(report_dict["failures"])},
+    }
     if not passed:
         qdir = quarantine_batch(paths, batch_id, path, report_dict, summary)
         ledger.update(batch_id, status="quarantined", quarantine_dir=str(qdir), **base)
-        raise_alert(paths, "batch_quarantined", f"batch {batch_id} failed validation and was quarantined: {summary[:500]}",
-                    severity="ERROR", batch_id=batch_id, identity=md5, webhook_url=webhook_url, log=log,
-                    evidence={"quarantine_dir": str(qdir), "report": report_dict})
+        raise_alert(
+            paths,
+            "batch_quarantined",
+            f"batch {batch_id} failed validation and was quarantined: {summary[:500]}",
+            severity="ERROR",
+            batch_id=batch_id,
+            identity=md5,
+            webhook_url=webhook_url,
+            log=log,
+            evidence={"quarantine_dir": str(qdir), "report": report_dict},
+        )
         frame = raw.reset_index() if len(raw.columns) else pd.DataFrame({ROW_ID: pd.Series([], dtype="int64")})
-        frame.attrs = {"batch_id": batch_id, "source": path.name, "md5": md5, "valid": False, "summary": summary,
-                       "validation": report_dict, "quarantine_dir": str(qdir)}
+        frame.attrs = {
+            "batch_id": batch_id,
+            "source": path.name,
+            "md5": md5,
+            "valid": False,
+            "summary": summary,
+            "validation": report_dict,
+            "quarantine_dir": str(qdir),
+        }
         return AcceptedBatch(frame, False, report_dict, summary, path.name, md5, qdir)
     archive = raw.reset_index()
     archive = archive[[ROW_ID] + [c for c in COLUMNS if c in archive.columns]]
     atomic_write_with(ledger.rows_path(batch_id), lambda tmp: archive.to_parquet(tmp, index=False))
     ledger.update(batch_id, status="validated", quarantine_dir=None, **base)
     frame = report.validated.reset_index()
-    frame.attrs = {"batch_id": batch_id, "source": path.name, "md5": md5, "valid": True, "summary": summary,
-                   "validation": report_dict}
+    frame.attrs = {
+        "batch_id": batch_id,
+        "source": path.name,
+        "md5": md5,
+        "valid": True,
+        "summary": summary,
+        "validation": report_dict,
+    }
     record_labels(settings, frame)
     return AcceptedBatch(frame, True, report_dict, summary, path.name, md5)
 
 
-def quarantine_batch(paths: MonitoringPaths, batch_id: str, path: Path, report: Mapping[str, Any], summary: str) -> Path:
+def quarantine_batch(
+    paths: MonitoringPaths, batch_id: str, path: Path, report: Mapping[str, Any], summary: str
+) -> Path:
     """Move the file into ``quarantine/<batch_id>/`` (copy + unlink across file systems) next to
     ``failure_report.json``. The report is written first, so a quarantined file is never without it."""
     qdir = paths.quarantine_dir(batch_id)
     qdir.mkdir(parents=True, exist_ok=True)
-    doc = {"batch_id": batch_id, "file": path.name, "md5": md5_file(path), "quarantined_at": utc_now(),
-           "original_path": str(path), "summary": summary, "report": report}
+    doc = {
+        "batch_id": batch_id,
+        "file": path.name,
+        "md5": md5_file(path),
+        "quarantined_at": utc_now(),
+        "original_path": str(path),
+        "summary": summary,
+        "report": report,
+    }
     atomic_write_text(qdir / "failure_report.json", to_json(doc, indent=1, sort_keys=True) + "\n")
     target = qdir / path.name
     try:
@@ -607,8 +736,9 @@ def latest_challenger(registry: Any, champion: Optional[int]) -> Optional[int]:
     return max(others)
 
 
-def score_batch(settings: Any, registry: Any, batch: pd.DataFrame, *, webhook_url: Optional[str] = None,
-                log: Any = None) -> pd.DataFrame:
+def score_batch(
+    settings: Any, registry: Any, batch: pd.DataFrame, *, webhook_url: Optional[str] = None, log: Any = None
+) -> pd.DataFrame:
     """Champion scores and, in shadow, the latest challenger's, for every row of a validated batch.
 
     Models are loaded only through ``Registry.load_model`` (it verifies every artifact's sha256);
@@ -627,8 +757,15 @@ def score_batch(settings: Any, registry: Any, batch: pd.DataFrame, *, webhook_ur
     try:
         champ_model = load_verified(registry, champion)
     except IntegrityError as exc:
-        raise_alert(paths, "integrity", f"champion v{champion} failed artifact verification: {exc}", severity="ERROR",
-                    batch_id=batch_id, webhook_url=webhook_url, log=log)
+        raise_alert(
+            paths,
+            "integrity",
+            f"champion v{champion} failed artifact verification: {exc}",
+            severity="ERROR",
+            batch_id=batch_id,
+            webhook_url=webhook_url,
+            log=log,
+        )
         raise
     score, decision = score_model(champ_model, features)
     out = pd.DataFrame({ROW_ID: batch[ROW_ID].to_numpy(), "champion_score": score, "champion_decision": decision})
@@ -639,13 +776,25 @@ def score_batch(settings: Any, registry: Any, batch: pd.DataFrame, *, webhook_ur
             out["shadow_score"], out["shadow_decision"] = score_model(load_verified(registry, shadow), features)
             shadow_gates = {name: rec.passed for name, rec in registry.gate_records(shadow).items()}
         except IntegrityError as exc:
-            raise_alert(paths, "integrity", f"shadow v{shadow} failed artifact verification and was not used: {exc}",
-                        severity="ERROR", batch_id=batch_id, webhook_url=webhook_url, log=log)
+            raise_alert(
+                paths,
+                "integrity",
+                f"shadow v{shadow} failed artifact verification and was not used: {exc}",
+                severity="ERROR",
+                batch_id=batch_id,
+                webhook_url=webhook_url,
+                log=log,
+            )
             shadow = None
-    out.attrs = {"batch_id": batch_id, "champion_version": int(champion),
-                 "shadow_version": None if shadow is None else int(shadow), "shadow_gates": shadow_gates}
-    BatchLedger(paths).update(batch_id, champion_version=int(champion),
-                              shadow_version=None if shadow is None else int(shadow))
+    out.attrs = {
+        "batch_id": batch_id,
+        "champion_version": int(champion),
+        "shadow_version": None if shadow is None else int(shadow),
+        "shadow_gates": shadow_gates,
+    }
+    BatchLedger(paths).update(
+        batch_id, champion_version=int(champion), shadow_version=None if shadow is None else int(shadow)
+    )
     return out
 
 
@@ -686,16 +835,19 @@ def champion_reference(settings: Any, version_info: Mapping[str, Any]) -> Refere
     cached = dvc_cache_path(cache_dir(project), md5)
     if cached.is_file() and md5_file(cached) == md5:
         return Reference(rel, md5, cached, "dvc-cache")
-    raise MonitoringError(f"the champion's training data {rel} (md5 {md5}) is neither in the project nor in the "
-                          f"DVC cache: run `mlgov data pull` (or `dvc pull`) to restore it")
+    raise MonitoringError(
+        f"the champion's training data {rel} (md5 {md5}) is neither in the project nor in the "
+        f"DVC cache: run `mlgov data pull` (or `dvc pull`) to restore it"
+    )
 
 
 def read_reference(ref: Reference) -> pd.DataFrame:
     return read_adult_csv(ref.path)
 
 
-def reference_profile(paths: MonitoringPaths, ref: Reference, *, bins: int,
-                      raw: Optional[pd.DataFrame] = None) -> tuple[ReferenceProfile, dict[str, Any]]:
+def reference_profile(
+    paths: MonitoringPaths, ref: Reference, *, bins: int, raw: Optional[pd.DataFrame] = None
+) -> tuple[ReferenceProfile, dict[str, Any]]:
     """The data-side profile of ``ref`` (built once per reference md5 and ``bins``, then loaded) and
     small facts about it (row count, positive-label share) kept in ``meta.json``."""
     folder = paths.reference / ref.md5
@@ -708,15 +860,26 @@ def reference_profile(paths: MonitoringPaths, ref: Reference, *, bins: int,
     profile = ReferenceProfile.build(typed_for_drift(raw), DRIFT_NUMERIC, DRIFT_CATEGORICAL, bins=bins)
     profile.save(path)
     labels = raw[LABEL] if LABEL in raw.columns else pd.Series(dtype=object)
-    meta = {"md5": ref.md5, "path": ref.rel_path, "rows": int(len(raw)),
-            "positive_rate": float((labels == POSITIVE_LABEL).mean()) if len(labels) else None,
-            "fingerprint": profile.fingerprint, "built_at": utc_now()}
+    meta = {
+        "md5": ref.md5,
+        "path": ref.rel_path,
+        "rows": int(len(raw)),
+        "positive_rate": float((labels == POSITIVE_LABEL).mean()) if len(labels) else None,
+        "fingerprint": profile.fingerprint,
+        "built_at": utc_now(),
+    }
     atomic_write_text(meta_path, to_json(meta, indent=1, sort_keys=True) + "\n")
     return profile, meta
 
 
-def profile_with_champion(paths: MonitoringPaths, ref: Reference, profile: ReferenceProfile, *, champion: int,
-                          load_model: Callable[[int], Any]) -> ReferenceProfile:
+def profile_with_champion(
+    paths: MonitoringPaths,
+    ref: Reference,
+    profile: ReferenceProfile,
+    *,
+    champion: int,
+    load_model: Callable[[int], Any],
+) -> ReferenceProfile:
     """The profile plus the champion's scores on the reference rows (for prediction drift), cached
     per (reference md5, bins, champion version): scoring 32k rows happens once per champion."""
     path = paths.reference / ref.md5 / f"profile-b{profile.bins}-champion-v{champion}.json"
@@ -734,8 +897,9 @@ def profile_with_champion(paths: MonitoringPaths, ref: Reference, profile: Refer
 # --------------------------------------------------------------------------- drift
 
 
-def assess_drift(settings: Any, policy: Any, registry: Any, batch: pd.DataFrame, scores: pd.DataFrame, *,
-                 log: Any = None) -> dict[str, Any]:
+def assess_drift(
+    settings: Any, policy: Any, registry: Any, batch: pd.DataFrame, scores: pd.DataFrame, *, log: Any = None
+) -> dict[str, Any]:
     """Drift of one batch against the champion's training data, judged by the policy.
 
     Data drift on the 14 input columns (the policy's test per column type and thresholds) and
@@ -748,34 +912,60 @@ def assess_drift(settings: Any, policy: Any, registry: Any, batch: pd.DataFrame,
     champion = int(scores.attrs["champion_version"])
     ref = champion_reference(settings, registry.version_info(champion))
     data_profile, meta = reference_profile(paths, ref, bins=policy.drift.bins)
-    profile = profile_with_champion(paths, ref, data_profile, champion=champion,
-                                    load_model=lambda v: load_verified(registry, v))
+    profile = profile_with_champion(
+        paths, ref, data_profile, champion=champion, load_model=lambda v: load_verified(registry, v)
+    )
     th = DriftThresholds.from_policy(policy.drift)
     report = compute_drift(profile, typed_for_drift(batch), th, current_prediction=scores["champion_score"].to_numpy())
     min_rows = policy.monitoring.min_batch_rows
     judged = len(batch) >= min_rows
     breach = judged and report.dataset_drift
     pred = report.prediction
-    compact = {"judged": judged, "verdict": report.verdict if judged else "not judged", "breach": breach,
-               "dataset_drift": report.dataset_drift, "drifted_share": report.drifted_share,
-               "n_drifted": report.n_drifted, "n_columns": report.n_columns, "drifted_columns": report.drifted_columns,
-               "warn_columns": report.warn_columns, "prediction_verdict": pred.verdict if pred else None,
-               "prediction_psi": pred.psi if pred else None, "elapsed_s": report.elapsed_s,
-               "reason": None if judged else f"{len(batch)} rows < monitoring.min_batch_rows ({min_rows})"}
-    reference = {**ref.to_dict(), "fingerprint": data_profile.fingerprint, "rows": meta.get("rows"),
-                 "positive_rate": meta.get("positive_rate")}
-    BatchLedger(paths).update(batch_id, status="scored", drift=compact, reference=reference,
-                              policy_sha256=policy.sha256)
+    compact = {
+        "judged": judged,
+        "verdict": report.verdict if judged else "not judged",
+        "breach": breach,
+        "dataset_drift": report.dataset_drift,
+        "drifted_share": report.drifted_share,
+        "n_drifted": report.n_drifted,
+        "n_columns": report.n_columns,
+        "drifted_columns": report.drifted_columns,
+        "warn_columns": report.warn_columns,
+        "prediction_verdict": pred.verdict if pred else None,
+        "prediction_psi": pred.psi if pred else None,
+        "elapsed_s": report.elapsed_s,
+        "reason": None if judged else f"{len(batch)} rows < monitoring.min_batch_rows ({min_rows})",
+    }
+    reference = {
+        **ref.to_dict(),
+        "fingerprint": data_profile.fingerprint,
+        "rows": meta.get("rows"),
+        "positive_rate": meta.get("positive_rate"),
+    }
+    BatchLedger(paths).update(
+        batch_id, status="scored", drift=compact, reference=reference, policy_sha256=policy.sha256
+    )
     if breach:
-        raise_alert(paths, "dataset_drift",
-                    f"batch {batch_id}: dataset drift vs the champion v{champion}'s training data: "
-                    f"{report.n_drifted}/{report.n_columns} columns drifted ({', '.join(report.drifted_columns)}); "
-                    f"prediction drift {compact['prediction_verdict']}",
-                    batch_id=batch_id, identity={"champion": champion, "reference": data_profile.fingerprint},
-                    webhook_url=policy.monitoring.webhook_url, log=log,
-                    evidence={"drift": compact, "reference": reference})
-    return {"batch_id": batch_id, "champion_version": champion, "reference": reference, "policy_sha256": policy.sha256,
-            **compact, "report": report.to_dict()}
+        raise_alert(
+            paths,
+            "dataset_drift",
+            f"batch {batch_id}: dataset drift vs the champion v{champion}'s training data: "
+            f"{report.n_drifted}/{report.n_columns} columns drifted ({', '.join(report.drifted_columns)}); "
+            f"prediction drift {compact['prediction_verdict']}",
+            batch_id=batch_id,
+            identity={"champion": champion, "reference": data_profile.fingerprint},
+            webhook_url=policy.monitoring.webhook_url,
+            log=log,
+            evidence={"drift": compact, "reference": reference},
+        )
+    return {
+        "batch_id": batch_id,
+        "champion_version": champion,
+        "reference": reference,
+        "policy_sha256": policy.sha256,
+        **compact,
+        "report": report.to_dict(),
+    }
 
 
 # --------------------------------------------------------------------------- labels and performance
@@ -797,8 +987,12 @@ def collect_labels(landing_dir: Path, batch: pd.DataFrame) -> tuple[pd.Series, d
     if path is not None:
         delayed = align_labels(index, read_labels(path))
         both = delayed.notna() & inline.notna()
-        info.update(file=path.name, file_md5=md5_file(path), from_file=int(delayed.notna().sum()),
-                    conflicts=int((delayed[both] != inline[both]).sum()))
+        info.update(
+            file=path.name,
+            file_md5=md5_file(path),
+            from_file=int(delayed.notna().sum()),
+            conflicts=int((delayed[both] != inline[both]).sum()),
+        )
         y = delayed.combine_first(inline)
     info["n_labelled"] = int(y.notna().sum())
     return y, info
@@ -814,16 +1008,27 @@ def record_labels(settings: Any, batch: pd.DataFrame) -> tuple[pd.Series, dict[s
     y, info = collect_labels(settings.landing_dir, batch)
     if info["n_labelled"]:
         labels = y.dropna()
-        frame = pd.DataFrame({ROW_ID: labels.index.to_numpy(dtype=np.int64),
-                              LABEL: np.where(labels.to_numpy() == 1, POSITIVE_LABEL, "<=50K")})
+        frame = pd.DataFrame(
+            {
+                ROW_ID: labels.index.to_numpy(dtype=np.int64),
+                LABEL: np.where(labels.to_numpy() == 1, POSITIVE_LABEL, "<=50K"),
+            }
+        )
         atomic_write_with(ledger.labels_path(batch_id), lambda tmp: frame.to_parquet(tmp, index=False))
     ledger.update(batch_id, labels=info)
     return y, info
 
 
-def performance_report(y: pd.Series, scores: pd.DataFrame, *, champion_metrics: Mapping[str, Any],
-                       tolerance: Mapping[str, float], min_rows: int, alpha: float,
-                       reference_positive_rate: Optional[float]) -> dict[str, Any]:
+def performance_report(
+    y: pd.Series,
+    scores: pd.DataFrame,
+    *,
+    champion_metrics: Mapping[str, Any],
+    tolerance: Mapping[str, float],
+    min_rows: int,
+    alpha: float,
+    reference_positive_rate: Optional[float],
+) -> dict[str, Any]:
     """Champion (and shadow) metrics on the labelled rows, the breach verdict against the champion's
     holdout metrics (``monitoring.performance_tolerance``), concept-drift evidence, and McNemar's
     paired test champion vs shadow on their decisions — a recommendation only, never a promotion.
@@ -847,16 +1052,22 @@ def performance_report(y: pd.Series, scores: pd.DataFrame, *, champion_metrics: 
     out["reason"] = None if out["judged"] else f"{n} labelled rows < monitoring.min_batch_rows ({min_rows})"
     champ = scores["champion_score"].to_numpy()[mask]
     positive_rate = float(yt.mean())
-    out["concept"] = {"positive_rate": positive_rate, "reference_positive_rate": reference_positive_rate,
-                      "label_shift": None if reference_positive_rate is None else positive_rate - reference_positive_rate,
-                      "mean_champion_score": float(champ.mean()),
-                      # observed minus expected positive rate: P(y|x) moved if the scores no longer match outcomes
-                      "calibration_gap": positive_rate - float(champ.mean())}
+    out["concept"] = {
+        "positive_rate": positive_rate,
+        "reference_positive_rate": reference_positive_rate,
+        "label_shift": None if reference_positive_rate is None else positive_rate - reference_positive_rate,
+        "mean_champion_score": float(champ.mean()),
+        # observed minus expected positive rate: P(y|x) moved if the scores no longer match outcomes
+        "calibration_gap": positive_rate - float(champ.mean()),
+    }
     if "shadow_score" in scores.columns:
         out["shadow"] = _model_metrics(yt, scores, "shadow", mask)
-        test = mcnemar_test(yt, scores["champion_decision"].to_numpy()[mask], scores["shadow_decision"].to_numpy()[mask],
-                            alpha=alpha)
-        test["recommendation"] = test["recommendation"].replace("model a", "the champion").replace("model b", "the shadow")
+        test = mcnemar_test(
+            yt, scores["champion_decision"].to_numpy()[mask], scores["shadow_decision"].to_numpy()[mask], alpha=alpha
+        )
+        test["recommendation"] = (
+            test["recommendation"].replace("model a", "the champion").replace("model b", "the shadow")
+        )
         out["mcnemar"] = test
     out["status"] = "breach" if out["breach"] else ("ok" if out["judged"] else "not judged")
     return out
@@ -873,8 +1084,9 @@ def _model_metrics(y: np.ndarray, scores: pd.DataFrame, who: str, mask: np.ndarr
     return out
 
 
-def assess_performance(settings: Any, policy: Any, registry: Any, batch: pd.DataFrame, scores: pd.DataFrame, *,
-                       log: Any = None) -> dict[str, Any]:
+def assess_performance(
+    settings: Any, policy: Any, registry: Any, batch: pd.DataFrame, scores: pd.DataFrame, *, log: Any = None
+) -> dict[str, Any]:
     """Performance of one batch once labels exist; records the labels for retraining and alerts a breach."""
     paths = MonitoringPaths.of(settings)
     ledger = BatchLedger(paths)
@@ -883,35 +1095,62 @@ def assess_performance(settings: Any, policy: Any, registry: Any, batch: pd.Data
     y, info = record_labels(settings, batch)
     entry = ledger.get(batch_id) or {}
     ref_rate = (entry.get("reference") or {}).get("positive_rate")
-    perf = performance_report(y, scores, champion_metrics=registry.version_info(champion)["metrics"],
-                              tolerance=policy.monitoring.performance_tolerance,
-                              min_rows=policy.monitoring.min_batch_rows, alpha=policy.drift.p_value,
-                              reference_positive_rate=ref_rate)
-    compact = {k: perf.get(k) for k in ("labelled", "n_labelled", "judged", "breach", "breached_metrics", "status", "reason")}
-    compact["champion"] = {k: (perf.get("champion") or {}).get(k) for k in ("accuracy", "precision", "recall", "roc_auc")}
+    perf = performance_report(
+        y,
+        scores,
+        champion_metrics=registry.version_info(champion)["metrics"],
+        tolerance=policy.monitoring.performance_tolerance,
+        min_rows=policy.monitoring.min_batch_rows,
+        alpha=policy.drift.p_value,
+        reference_positive_rate=ref_rate,
+    )
+    compact = {
+        k: perf.get(k) for k in ("labelled", "n_labelled", "judged", "breach", "breached_metrics", "status", "reason")
+    }
+    compact["champion"] = {
+        k: (perf.get("champion") or {}).get(k) for k in ("accuracy", "precision", "recall", "roc_auc")
+    }
     if "shadow" in perf:
         compact["shadow"] = {k: perf["shadow"].get(k) for k in ("accuracy", "precision", "recall", "roc_auc")}
         compact["mcnemar"] = {k: perf["mcnemar"].get(k) for k in ("p_value", "better", "significant", "recommendation")}
     ledger.update(batch_id, performance=compact)
     if perf["breach"]:
-        raise_alert(paths, "performance_breach",
-                    f"batch {batch_id}: champion v{champion} performance dropped beyond tolerance on "
-                    f"{perf['n_labelled']} labelled rows: {', '.join(perf['breached_metrics'])}",
-                    batch_id=batch_id, identity={"champion": champion, "labels": info.get("file_md5") or info["inline"]},
-                    webhook_url=policy.monitoring.webhook_url, log=log, evidence={"performance": compact})
+        raise_alert(
+            paths,
+            "performance_breach",
+            f"batch {batch_id}: champion v{champion} performance dropped beyond tolerance on "
+            f"{perf['n_labelled']} labelled rows: {', '.join(perf['breached_metrics'])}",
+            batch_id=batch_id,
+            identity={"champion": champion, "labels": info.get("file_md5") or info["inline"]},
+            webhook_url=policy.monitoring.webhook_url,
+            log=log,
+            evidence={"performance": compact},
+        )
     return {"batch_id": batch_id, "champion_version": champion, "labels": info, "policy_sha256": policy.sha256, **perf}
 
 
 # --------------------------------------------------------------------------- Evidently report (for people)
 
 
-def evidently_report(settings: Any, policy: Any, registry: Any, batch: pd.DataFrame, drift: Mapping[str, Any], *,
-                     max_rows: int = EVIDENTLY_MAX_ROWS, seed: int = 0,
-                     dagster_run_id: Optional[str] = None) -> dict[str, Any]:
+def evidently_report(
+    settings: Any,
+    policy: Any,
+    registry: Any,
+    batch: pd.DataFrame,
+    drift: Mapping[str, Any],
+    *,
+    max_rows: int = EVIDENTLY_MAX_ROWS,
+    seed: int = 0,
+    dagster_run_id: Optional[str] = None,
+) -> dict[str, Any]:
     """Evidently's ``DataDriftPreset`` HTML for one batch, with the policy's tests and thresholds,
     both sides sampled to ``max_rows`` rows; logged to MLflow (experiment ``monitoring``, one run per
     batch) with the engine's full report, so a person can read both side by side."""
-    from mlgov_assets.core.monitoring.drift import evidently_details_from_snapshot, evidently_options, evidently_snapshot
+    from mlgov_assets.core.monitoring.drift import (
+        evidently_details_from_snapshot,
+        evidently_options,
+        evidently_snapshot,
+    )
 
     batch_id = str(drift["batch_id"])
     ref_doc = drift["reference"]
@@ -930,10 +1169,17 @@ def evidently_report(settings: Any, policy: Any, registry: Any, batch: pd.DataFr
     engine_drifted = sorted(drift.get("drifted_columns") or [])
     client = registry.client
     exp_id = _monitoring_experiment(client, settings)
-    run = client.create_run(exp_id, run_name=f"batch {batch_id}",
-                            tags={"mlgov.batch_id": batch_id, "mlgov.champion_version": str(drift["champion_version"]),
-                                  "mlgov.reference_md5": ref.md5, "mlgov.dagster_run_id": dagster_run_id or "",
-                                  "mlgov.policy_sha256": policy.sha256})
+    run = client.create_run(
+        exp_id,
+        run_name=f"batch {batch_id}",
+        tags={
+            "mlgov.batch_id": batch_id,
+            "mlgov.champion_version": str(drift["champion_version"]),
+            "mlgov.reference_md5": ref.md5,
+            "mlgov.dagster_run_id": dagster_run_id or "",
+            "mlgov.policy_sha256": policy.sha256,
+        },
+    )
     run_id = run.info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         html = Path(tmp) / "data_drift.html"
@@ -944,14 +1190,22 @@ def evidently_report(settings: Any, policy: Any, registry: Any, batch: pd.DataFr
     client.log_metric(run_id, "evidently_drifted_columns", float(len(ev_drifted)))
     client.set_terminated(run_id)
     artifact_dir = _uri_path(client.get_run(run_id).info.artifact_uri)
-    return {"batch_id": batch_id, "mlflow_run_id": run_id, "mlflow_experiment_id": exp_id,
-            "html_path": str(artifact_dir / "evidently" / "data_drift.html"),
-            "sampled_rows": {"reference": len(ref_s), "current": len(cur_s)}, "elapsed_s": elapsed,
-            "evidently_drifted_columns": ev_drifted, "engine_drifted_columns": engine_drifted,
-            "agreement": {"same": sorted(set(ev_drifted) & set(engine_drifted)),
-                          "only_evidently": sorted(set(ev_drifted) - set(engine_drifted)),
-                          "only_engine": sorted(set(engine_drifted) - set(ev_drifted))},
-            "evidently": details}
+    return {
+        "batch_id": batch_id,
+        "mlflow_run_id": run_id,
+        "mlflow_experiment_id": exp_id,
+        "html_path": str(artifact_dir / "evidently" / "data_drift.html"),
+        "sampled_rows": {"reference": len(ref_s), "current": len(cur_s)},
+        "elapsed_s": elapsed,
+        "evidently_drifted_columns": ev_drifted,
+        "engine_drifted_columns": engine_drifted,
+        "agreement": {
+            "same": sorted(set(ev_drifted) & set(engine_drifted)),
+            "only_evidently": sorted(set(ev_drifted) - set(engine_drifted)),
+            "only_engine": sorted(set(engine_drifted) - set(ev_drifted)),
+        },
+        "evidently": details,
+    }
 
 
 def _monitoring_experiment(client: Any, settings: Any) -> str:
@@ -959,8 +1213,9 @@ def _monitoring_experiment(client: Any, settings: Any) -> str:
     if exp is not None:
         return exp.experiment_id
     try:
-        return client.create_experiment(MONITORING_EXPERIMENT,
-                                        artifact_location=(Path(settings.artifact_root) / "monitoring").as_uri())
+        return client.create_experiment(
+            MONITORING_EXPERIMENT, artifact_location=(Path(settings.artifact_root) / "monitoring").as_uri()
+        )
     except Exception:  # noqa: BLE001 - created concurrently by another run
         return client.get_experiment_by_name(MONITORING_EXPERIMENT).experiment_id
 
@@ -1001,9 +1256,12 @@ class RetrainPlan:
         return {"ops": ops}
 
     def tags(self, trigger: str) -> dict[str, str]:
-        return {"mlgov/trigger": trigger, "mlgov/retrain_key": self.run_key,
-                "mlgov/retrain_batches": ",".join(self.trigger_batch_ids)[:200],
-                "mlgov/retrain_champion": str(self.champion_version)}
+        return {
+            "mlgov/trigger": trigger,
+            "mlgov/retrain_key": self.run_key,
+            "mlgov/retrain_batches": ",".join(self.trigger_batch_ids)[:200],
+            "mlgov/retrain_champion": str(self.champion_version),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"dataset": self.dataset_rel, "run_config": self.run_config()}
@@ -1017,8 +1275,12 @@ class RetrainDecision:
     breaches: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message, "breaches": self.breaches,
-                "plan": self.plan.to_dict() if self.plan else None}
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "breaches": self.breaches,
+            "plan": self.plan.to_dict() if self.plan else None,
+        }
 
 
 def breach_reasons(entry: Mapping[str, Any], retrain_on: list[str]) -> list[str]:
@@ -1063,9 +1325,15 @@ def champion_hyperparams(params: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def plan_retraining(ledger: BatchLedger, requests: list[dict[str, Any]], *, champion: Optional[int],
-                    champion_info: Optional[Mapping[str, Any]], project_dir: Path,
-                    retrain_on: list[str]) -> RetrainDecision:
+def plan_retraining(
+    ledger: BatchLedger,
+    requests: list[dict[str, Any]],
+    *,
+    champion: Optional[int],
+    champion_info: Optional[Mapping[str, Any]],
+    project_dir: Path,
+    retrain_on: list[str],
+) -> RetrainDecision:
     """Decide whether a retraining run is due, from the ledger and the earlier requests.
 
     Breaches count only against the champion that scored the batch (after a new champion, old
@@ -1079,38 +1347,55 @@ def plan_retraining(ledger: BatchLedger, requests: list[dict[str, Any]], *, cham
     if champion is None or champion_info is None:
         return RetrainDecision("none", "no champion")
     entries = ledger.entries()
-    breaching = {e["batch_id"]: breach_reasons(e, retrain_on) for e in entries
-                 if e.get("champion_version") == champion}
+    breaching = {e["batch_id"]: breach_reasons(e, retrain_on) for e in entries if e.get("champion_version") == champion}
     breaching = {k: v for k, v in breaching.items() if v}
     if not breaching:
         return RetrainDecision("none", f"no breach against champion v{champion}")
     handled = {b for r in requests if r.get("champion_version") == champion for b in r.get("trigger_batch_ids", [])}
     new = sorted(b for b in breaching if b not in handled)
     if not new:
-        return RetrainDecision("none", f"breaches {sorted(breaching)} already have a retraining request",
-                               breaches=sorted(breaching))
+        return RetrainDecision(
+            "none", f"breaches {sorted(breaching)} already have a retraining request", breaches=sorted(breaching)
+        )
     in_lineage = set(lineage_batch_ids(project_dir, champion_info["tags"].get("mlgov.train_data_path", "")))
-    training = [e for e in entries if e.get("status") == "scored" and e["batch_id"] not in in_lineage
-                and (e.get("labels") or {}).get("n_labelled", 0) > 0 and ledger.labels_path(e["batch_id"]).exists()]
+    training = [
+        e
+        for e in entries
+        if e.get("status") == "scored"
+        and e["batch_id"] not in in_lineage
+        and (e.get("labels") or {}).get("n_labelled", 0) > 0
+        and ledger.labels_path(e["batch_id"]).exists()
+    ]
     n_rows = sum(int(e["labels"]["n_labelled"]) for e in training)
     by_id = {e["batch_id"]: e for e in entries}
     reference = dict(by_id[new[-1]].get("reference") or {})
     if not n_rows:
-        return RetrainDecision("pending_labels", f"breach in {new} against champion v{champion}, but no labelled batch "
-                                                 f"rows beyond its training data yet: retraining waits for labels",
-                               breaches=new)
-    key = retrain_run_key({"batch_ids": new, "reference_fingerprint": reference.get("fingerprint"),
-                           "champion_version": champion})
-    plan = RetrainPlan(run_key=key, champion_version=int(champion), trigger_batch_ids=new,
-                       reasons={b: breaching[b] for b in new}, reference=reference,
-                       training_batch_ids=[e["batch_id"] for e in training], new_labelled_rows=n_rows,
-                       params=champion_hyperparams(champion_info.get("params", {})))
+        return RetrainDecision(
+            "pending_labels",
+            f"breach in {new} against champion v{champion}, but no labelled batch "
+            f"rows beyond its training data yet: retraining waits for labels",
+            breaches=new,
+        )
+    key = retrain_run_key(
+        {"batch_ids": new, "reference_fingerprint": reference.get("fingerprint"), "champion_version": champion}
+    )
+    plan = RetrainPlan(
+        run_key=key,
+        champion_version=int(champion),
+        trigger_batch_ids=new,
+        reasons={b: breaching[b] for b in new},
+        reference=reference,
+        training_batch_ids=[e["batch_id"] for e in training],
+        new_labelled_rows=n_rows,
+        params=champion_hyperparams(champion_info.get("params", {})),
+    )
     why = ", ".join(f"{b} ({'+'.join(breaching[b])})" for b in new)
     return RetrainDecision("request", f"retrain: {why}", plan=plan, breaches=new)
 
 
-def build_retraining_dataset(settings: Any, plan: RetrainPlan, *, holdout_rel: str = HOLDOUT_FILE,
-                             log: Any = None) -> dict[str, Any]:
+def build_retraining_dataset(
+    settings: Any, plan: RetrainPlan, *, holdout_rel: str = HOLDOUT_FILE, log: Any = None
+) -> dict[str, Any]:
     """Write ``data/generated/<run_key>.csv`` = the champion's training rows + the labelled rows of
     the plan's batches (with their labels), in the Adult layout with a header, plus a manifest; and
     make it a DVC-versioned dataset (``core.datasets.ensure_tracked``).
@@ -1130,7 +1415,9 @@ def build_retraining_dataset(settings: Any, plan: RetrainPlan, *, holdout_rel: s
         ref_doc = plan.reference
         reference = read_adult_csv(Path(ref_doc["read_from"]))[COLUMNS]
         if md5_file(Path(ref_doc["read_from"])) != ref_doc["md5"]:
-            raise MonitoringError(f"reference {ref_doc['read_from']} changed since it was profiled (md5 {ref_doc['md5']})")
+            raise MonitoringError(
+                f"reference {ref_doc['read_from']} changed since it was profiled (md5 {ref_doc['md5']})"
+            )
         parts, per_batch = [reference], {}
         for batch_id in plan.training_batch_ids:
             rows = pd.read_parquet(ledger.rows_path(batch_id)).set_index(ROW_ID)
@@ -1139,22 +1426,39 @@ def build_retraining_dataset(settings: Any, plan: RetrainPlan, *, holdout_rel: s
             parts.append(labelled.reset_index(drop=True))
             per_batch[batch_id] = int(len(labelled))
         df = pd.concat(parts, ignore_index=True)
-        overlap = _holdout_overlap(project / holdout_rel, pd.concat(parts[1:], ignore_index=True)) if len(parts) > 1 else 0
+        overlap = (
+            _holdout_overlap(project / holdout_rel, pd.concat(parts[1:], ignore_index=True)) if len(parts) > 1 else 0
+        )
         atomic_write_with(out, lambda tmp: df.to_csv(tmp, index=False))
         lineage = lineage_batch_ids(project, ref_doc.get("path", ""))
-        manifest = {"dataset": plan.dataset_rel, "run_key": plan.run_key, "created_at": utc_now(),
-                    "reference": {"path": ref_doc.get("path"), "md5": ref_doc.get("md5"), "rows": int(len(reference))},
-                    "batches": per_batch, "rows": int(len(df)), "holdout_overlap_rows": int(overlap),
-                    "trigger_batch_ids": plan.trigger_batch_ids, "champion_version": plan.champion_version,
-                    "included_batch_ids": sorted(set(lineage) | set(per_batch))}
+        manifest = {
+            "dataset": plan.dataset_rel,
+            "run_key": plan.run_key,
+            "created_at": utc_now(),
+            "reference": {"path": ref_doc.get("path"), "md5": ref_doc.get("md5"), "rows": int(len(reference))},
+            "batches": per_batch,
+            "rows": int(len(df)),
+            "holdout_overlap_rows": int(overlap),
+            "trigger_batch_ids": plan.trigger_batch_ids,
+            "champion_version": plan.champion_version,
+            "included_batch_ids": sorted(set(lineage) | set(per_batch)),
+        }
         atomic_write_text(manifest_path, to_json(manifest, indent=1, sort_keys=True) + "\n")
         if overlap:
-            _emit(log, "warning", f"{plan.dataset_rel}: {overlap} batch rows also occur verbatim in {holdout_rel}; "
-                                  f"the retrained model's holdout metrics will be optimistic")
+            _emit(
+                log,
+                "warning",
+                f"{plan.dataset_rel}: {overlap} batch rows also occur verbatim in {holdout_rel}; "
+                f"the retrained model's holdout metrics will be optimistic",
+            )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     tracked = ensure_tracked(project, out, site_cache=Path(settings.dvc_site_cache))
-    return {**manifest, "md5": tracked.md5, "dvc_file": str(tracked.dvc_file.relative_to(project)),
-            "added_to_dvc_now": tracked.added_now}
+    return {
+        **manifest,
+        "md5": tracked.md5,
+        "dvc_file": str(tracked.dvc_file.relative_to(project)),
+        "added_to_dvc_now": tracked.added_now,
+    }
 
 
 def _holdout_overlap(holdout_path: Path, rows: pd.DataFrame) -> int:
@@ -1168,30 +1472,50 @@ def read_retrain_requests(paths: MonitoringPaths) -> list[dict[str, Any]]:
     return read_jsonl(paths.retraining)
 
 
-def record_retrain_request(paths: MonitoringPaths, plan: RetrainPlan, dataset: Mapping[str, Any], *, trigger: str,
-                           policy_sha256: str) -> dict[str, Any]:
-    record = {"at": utc_now(), "run_key": plan.run_key, "champion_version": plan.champion_version,
-              "trigger_batch_ids": plan.trigger_batch_ids, "reasons": plan.reasons,
-              "training_batch_ids": plan.training_batch_ids, "new_labelled_rows": plan.new_labelled_rows,
-              "dataset": plan.dataset_rel, "dataset_md5": dataset.get("md5"), "rows": dataset.get("rows"),
-              "holdout_overlap_rows": dataset.get("holdout_overlap_rows"), "run_config": plan.run_config(),
-              "tags": plan.tags(trigger), "trigger": trigger, "policy_sha256": policy_sha256}
+def record_retrain_request(
+    paths: MonitoringPaths, plan: RetrainPlan, dataset: Mapping[str, Any], *, trigger: str, policy_sha256: str
+) -> dict[str, Any]:
+    record = {
+        "at": utc_now(),
+        "run_key": plan.run_key,
+        "champion_version": plan.champion_version,
+        "trigger_batch_ids": plan.trigger_batch_ids,
+        "reasons": plan.reasons,
+        "training_batch_ids": plan.training_batch_ids,
+        "new_labelled_rows": plan.new_labelled_rows,
+        "dataset": plan.dataset_rel,
+        "dataset_md5": dataset.get("md5"),
+        "rows": dataset.get("rows"),
+        "holdout_overlap_rows": dataset.get("holdout_overlap_rows"),
+        "run_config": plan.run_config(),
+        "tags": plan.tags(trigger),
+        "trigger": trigger,
+        "policy_sha256": policy_sha256,
+    }
     _append_jsonl(paths.retraining, record)
     return record
 
 
-def unlaunched_requests(requests: list[dict[str, Any]], champion: Optional[int], has_run: Callable[[str], bool],
-                        skip: Optional[set[str]] = None) -> list[dict[str, Any]]:
+def unlaunched_requests(
+    requests: list[dict[str, Any]],
+    champion: Optional[int],
+    has_run: Callable[[str], bool],
+    skip: Optional[set[str]] = None,
+) -> list[dict[str, Any]]:
     """Recorded requests for the current champion whose run never appeared on the instance (the
     process stopped between recording and launching): re-emitting them with the same run key is
     safe, since Dagster launches a run key once."""
     skip = skip or set()
-    return [r for r in requests if r.get("champion_version") == champion and r["run_key"] not in skip
-            and not has_run(r["run_key"])]
+    return [
+        r
+        for r in requests
+        if r.get("champion_version") == champion and r["run_key"] not in skip and not has_run(r["run_key"])
+    ]
 
 
-def request_retraining(settings: Any, policy: Any, registry: Any, *, has_run: Callable[[str], bool], trigger: str,
-                       log: Any = None) -> tuple[RetrainDecision, Optional[dict[str, Any]]]:
+def request_retraining(
+    settings: Any, policy: Any, registry: Any, *, has_run: Callable[[str], bool], trigger: str, log: Any = None
+) -> tuple[RetrainDecision, Optional[dict[str, Any]]]:
     """What the retraining sensor and ``mlgov monitor --once`` do: plan, and if a run is due and its
     run key was never launched, build and DVC-version the dataset, record the request and alert.
     Returns the decision and the recorded request (None when nothing new is to be launched)."""
@@ -1200,12 +1524,24 @@ def request_retraining(settings: Any, policy: Any, registry: Any, *, has_run: Ca
     champion = registry.champion_version()
     info = registry.version_info(champion) if champion is not None else None
     requests = read_retrain_requests(paths)
-    decision = plan_retraining(ledger, requests, champion=champion, champion_info=info,
-                               project_dir=Path(settings.project_dir), retrain_on=list(policy.monitoring.retrain_on))
+    decision = plan_retraining(
+        ledger,
+        requests,
+        champion=champion,
+        champion_info=info,
+        project_dir=Path(settings.project_dir),
+        retrain_on=list(policy.monitoring.retrain_on),
+    )
     webhook = policy.monitoring.webhook_url
     if decision.kind == "pending_labels":
-        raise_alert(paths, "retrain_pending_labels", decision.message, identity={"breaches": decision.breaches,
-                    "champion": champion}, webhook_url=webhook, log=log)
+        raise_alert(
+            paths,
+            "retrain_pending_labels",
+            decision.message,
+            identity={"breaches": decision.breaches, "champion": champion},
+            webhook_url=webhook,
+            log=log,
+        )
         return decision, None
     if decision.kind != "request" or decision.plan is None:
         return decision, None
@@ -1214,11 +1550,17 @@ def request_retraining(settings: Any, policy: Any, registry: Any, *, has_run: Ca
         return RetrainDecision("none", f"run key {plan.run_key} was already launched", breaches=decision.breaches), None
     dataset = build_retraining_dataset(settings, plan, log=log)
     record = record_retrain_request(paths, plan, dataset, trigger=trigger, policy_sha256=policy.sha256)
-    raise_alert(paths, "retrain_requested",
-                f"retraining requested ({plan.run_key}) after {decision.message.removeprefix('retrain: ')}; dataset "
-                f"{plan.dataset_rel} ({dataset.get('rows')} rows, {plan.new_labelled_rows} new labelled), "
-                f"against champion v{plan.champion_version}", identity=plan.run_key, webhook_url=webhook, log=log,
-                evidence={"plan": plan.to_dict(), "dataset": dataset})
+    raise_alert(
+        paths,
+        "retrain_requested",
+        f"retraining requested ({plan.run_key}) after {decision.message.removeprefix('retrain: ')}; dataset "
+        f"{plan.dataset_rel} ({dataset.get('rows')} rows, {plan.new_labelled_rows} new labelled), "
+        f"against champion v{plan.champion_version}",
+        identity=plan.run_key,
+        webhook_url=webhook,
+        log=log,
+        evidence={"plan": plan.to_dict(), "dataset": dataset},
+    )
     return decision, record
 
 
@@ -1240,28 +1582,46 @@ def monitoring_summary(settings: Any, last_n: int) -> dict[str, Any]:
     retrains = [r for r in read_retrain_requests(paths) if set(r.get("trigger_batch_ids", [])) & ids]
     judged = [e for e in entries if (e.get("drift") or {}).get("judged")]
     accuracies = [r["accuracy"] for r in rows if r.get("accuracy") is not None]
-    return {"generated_at": utc_now(), "window": {"last_n": last_n, "batches": len(entries), "since": since},
-            "counts": {"batches": len(entries), "quarantined": sum(e.get("status") == "quarantined" for e in entries),
-                       "dataset_drift": sum(bool((e.get("drift") or {}).get("breach")) for e in entries),
-                       "labelled": sum(bool((e.get("performance") or {}).get("labelled")) for e in entries),
-                       "performance_breach": sum(bool((e.get("performance") or {}).get("breach")) for e in entries),
-                       "retraining_requests": len(retrains), "alerts": len(alerts)},
-            "drift_rate": (sum(bool(e["drift"].get("breach")) for e in judged) / len(judged)) if judged else None,
-            "mean_accuracy": float(np.mean(accuracies)) if accuracies else None,
-            "most_drifted_columns": sorted(column_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5],
-            "batches": rows, "retraining": [{k: r.get(k) for k in ("at", "run_key", "champion_version",
-                                                                    "trigger_batch_ids", "dataset")} for r in retrains]}
+    return {
+        "generated_at": utc_now(),
+        "window": {"last_n": last_n, "batches": len(entries), "since": since},
+        "counts": {
+            "batches": len(entries),
+            "quarantined": sum(e.get("status") == "quarantined" for e in entries),
+            "dataset_drift": sum(bool((e.get("drift") or {}).get("breach")) for e in entries),
+            "labelled": sum(bool((e.get("performance") or {}).get("labelled")) for e in entries),
+            "performance_breach": sum(bool((e.get("performance") or {}).get("breach")) for e in entries),
+            "retraining_requests": len(retrains),
+            "alerts": len(alerts),
+        },
+        "drift_rate": (sum(bool(e["drift"].get("breach")) for e in judged) / len(judged)) if judged else None,
+        "mean_accuracy": float(np.mean(accuracies)) if accuracies else None,
+        "most_drifted_columns": sorted(column_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5],
+        "batches": rows,
+        "retraining": [
+            {k: r.get(k) for k in ("at", "run_key", "champion_version", "trigger_batch_ids", "dataset")}
+            for r in retrains
+        ],
+    }
 
 
 def _summary_row(e: Mapping[str, Any]) -> dict[str, Any]:
     drift, perf = e.get("drift") or {}, e.get("performance") or {}
     champ = perf.get("champion") or {}
-    return {"batch_id": e.get("batch_id"), "landed_at": e.get("landed_at"), "rows": e.get("rows"),
-            "status": e.get("status"), "champion": e.get("champion_version"),
-            "drift": drift.get("verdict"), "drifted_share": drift.get("drifted_share"),
-            "prediction_drift": drift.get("prediction_verdict"),
-            "labelled": perf.get("n_labelled") or 0, "accuracy": champ.get("accuracy"), "roc_auc": champ.get("roc_auc"),
-            "performance": "n/a" if e.get("status") == "quarantined" else (perf.get("status") or "awaiting labels")}
+    return {
+        "batch_id": e.get("batch_id"),
+        "landed_at": e.get("landed_at"),
+        "rows": e.get("rows"),
+        "status": e.get("status"),
+        "champion": e.get("champion_version"),
+        "drift": drift.get("verdict"),
+        "drifted_share": drift.get("drifted_share"),
+        "prediction_drift": drift.get("prediction_verdict"),
+        "labelled": perf.get("n_labelled") or 0,
+        "accuracy": champ.get("accuracy"),
+        "roc_auc": champ.get("roc_auc"),
+        "performance": "n/a" if e.get("status") == "quarantined" else (perf.get("status") or "awaiting labels"),
+    }
 
 
 def monitoring_status(settings: Any) -> dict[str, Any]:
@@ -1270,38 +1630,63 @@ def monitoring_status(settings: Any) -> dict[str, Any]:
     entries = BatchLedger(paths).entries()
     drifted = [e for e in entries if e.get("drift")]
     perf = [e for e in entries if (e.get("performance") or {}).get("labelled")]
-    out: dict[str, Any] = {"landing_dir": str(settings.landing_dir), "batches": len(entries),
-                           "quarantined": sum(e.get("status") == "quarantined" for e in entries),
-                           "latest_drift": None, "latest_performance": None, "last_retraining": None,
-                           "alerts": len(read_jsonl(paths.alerts))}
+    out: dict[str, Any] = {
+        "landing_dir": str(settings.landing_dir),
+        "batches": len(entries),
+        "quarantined": sum(e.get("status") == "quarantined" for e in entries),
+        "latest_drift": None,
+        "latest_performance": None,
+        "last_retraining": None,
+        "alerts": len(read_jsonl(paths.alerts)),
+    }
     if drifted:
         e = drifted[-1]
         d = e["drift"]
-        out["latest_drift"] = {"batch_id": e["batch_id"], "verdict": d.get("verdict"), "breach": d.get("breach"),
-                               "drifted_share": d.get("drifted_share"), "drifted_columns": d.get("drifted_columns"),
-                               "prediction_drift": d.get("prediction_verdict"), "champion": e.get("champion_version"),
-                               "at": e.get("updated_at")}
+        out["latest_drift"] = {
+            "batch_id": e["batch_id"],
+            "verdict": d.get("verdict"),
+            "breach": d.get("breach"),
+            "drifted_share": d.get("drifted_share"),
+            "drifted_columns": d.get("drifted_columns"),
+            "prediction_drift": d.get("prediction_verdict"),
+            "champion": e.get("champion_version"),
+            "at": e.get("updated_at"),
+        }
     if perf:
         e = perf[-1]
         p = e["performance"]
-        out["latest_performance"] = {"batch_id": e["batch_id"], "status": p.get("status"), "breach": p.get("breach"),
-                                     "n_labelled": p.get("n_labelled"), "champion": p.get("champion"),
-                                     "shadow": p.get("shadow"), "mcnemar": (p.get("mcnemar") or {}).get("recommendation"),
-                                     "at": e.get("updated_at")}
+        out["latest_performance"] = {
+            "batch_id": e["batch_id"],
+            "status": p.get("status"),
+            "breach": p.get("breach"),
+            "n_labelled": p.get("n_labelled"),
+            "champion": p.get("champion"),
+            "shadow": p.get("shadow"),
+            "mcnemar": (p.get("mcnemar") or {}).get("recommendation"),
+            "at": e.get("updated_at"),
+        }
     requests = read_retrain_requests(paths)
     if requests:
         r = requests[-1]
-        out["last_retraining"] = {k: r.get(k) for k in ("at", "run_key", "champion_version", "trigger_batch_ids",
-                                                        "dataset", "trigger")}
+        out["last_retraining"] = {
+            k: r.get(k) for k in ("at", "run_key", "champion_version", "trigger_batch_ids", "dataset", "trigger")
+        }
     return out
 
 
 # --------------------------------------------------------------------------- champion re-evaluation
 
 
-def reevaluate_champion(settings: Any, policy: Any, registry: Any, *, actor: str,
-                        holdout_rel: str = HOLDOUT_FILE, dagster_run_id: Optional[str] = None,
-                        log: Any = None) -> dict[str, Any]:
+def reevaluate_champion(
+    settings: Any,
+    policy: Any,
+    registry: Any,
+    *,
+    actor: str,
+    holdout_rel: str = HOLDOUT_FILE,
+    dagster_run_id: Optional[str] = None,
+    log: Any = None,
+) -> dict[str, Any]:
     """Re-run the champion's model gates against the *current* policy, from scratch.
 
     Loads the champion through ``Registry.load_model`` (artifact sha256 verification), re-scores
@@ -1329,7 +1714,9 @@ def reevaluate_champion(settings: Any, policy: Any, registry: Any, *, actor: str
         model = load_verified(registry, champion)
         out["integrity"] = "verified"
     except IntegrityError as exc:
-        out.update(integrity=f"FAILED: {exc}", passed=False, summary=f"champion v{champion} failed artifact verification")
+        out.update(
+            integrity=f"FAILED: {exc}", passed=False, summary=f"champion v{champion} failed artifact verification"
+        )
         out["problems"].append(out["summary"])
         _reevaluation_alert(paths, policy, out, log)
         return out
@@ -1343,41 +1730,86 @@ def reevaluate_champion(settings: Any, policy: Any, registry: Any, *, actor: str
     recorded = info["metrics"]
     diffs = {k: abs(recomputed[k] - recorded[k]) for k in recomputed if k in recorded}
     same_holdout = holdout_md5 == info["tags"].get("mlgov.holdout_data_md5")
-    out["holdout"] = {"path": holdout_rel, "md5": holdout_md5, "recorded_md5": info["tags"].get("mlgov.holdout_data_md5"),
-                      "same_as_recorded": same_holdout}
+    out["holdout"] = {
+        "path": holdout_rel,
+        "md5": holdout_md5,
+        "recorded_md5": info["tags"].get("mlgov.holdout_data_md5"),
+        "same_as_recorded": same_holdout,
+    }
     out["metrics"] = {"recorded": recorded, "recomputed": recomputed, "max_abs_diff": max(diffs.values(), default=0.0)}
     out["reproduced"] = bool(same_holdout and out["metrics"]["max_abs_diff"] < 1e-9)
     if same_holdout and not out["reproduced"]:
-        out["problems"].append(f"recorded holdout metrics do not reproduce (max diff {out['metrics']['max_abs_diff']:.3g})")
+        out["problems"].append(
+            f"recorded holdout metrics do not reproduce (max diff {out['metrics']['max_abs_diff']:.3g})"
+        )
     results = evaluate_model_gates(policy, champion, recomputed, champion, recorded)
     records = registry.gate_records(champion)
-    changed = [r for r in results if r.gate not in records or records[r.gate].policy_sha256 != policy.sha256
-               or records[r.gate].passed != r.passed]
+    changed = [
+        r
+        for r in results
+        if r.gate not in records or records[r.gate].policy_sha256 != policy.sha256 or records[r.gate].passed != r.passed
+    ]
     if changed:
         record_gates(registry, policy, champion, changed, actor=actor, dagster_run_id=dagster_run_id)
-    out["gates"] = [{"gate": r.gate, "passed": r.passed, "summary": r.summary, "recorded_now": r in changed}
-                    for r in results]
+    out["gates"] = [
+        {"gate": r.gate, "passed": r.passed, "summary": r.summary, "recorded_now": r in changed} for r in results
+    ]
     out["not_reevaluated_here"] = [g for g in policy.required_model_gates() if g not in {r.gate for r in results}]
     out["problems"] += [f"{r.gate}: {r.summary}" for r in results if not r.passed]
     out["passed"] = not out["problems"]
-    out["summary"] = (f"champion v{champion} meets the current policy ({policy.sha256[:12]}) on a fresh evaluation"
-                      if out["passed"] else f"champion v{champion}: " + "; ".join(out["problems"]))
+    out["summary"] = (
+        f"champion v{champion} meets the current policy ({policy.sha256[:12]}) on a fresh evaluation"
+        if out["passed"]
+        else f"champion v{champion}: " + "; ".join(out["problems"])
+    )
     if not out["passed"]:
         _reevaluation_alert(paths, policy, out, log)
     return out
 
 
 def _reevaluation_alert(paths: MonitoringPaths, policy: Any, result: Mapping[str, Any], log: Any) -> None:
-    raise_alert(paths, "champion_reevaluation_failed", str(result["summary"]), severity="ERROR",
-                identity={"champion": result["champion"], "policy": policy.sha256, "problems": result.get("problems")},
-                webhook_url=policy.monitoring.webhook_url, log=log, evidence=dict(result))
+    raise_alert(
+        paths,
+        "champion_reevaluation_failed",
+        str(result["summary"]),
+        severity="ERROR",
+        identity={"champion": result["champion"], "policy": policy.sha256, "problems": result.get("problems")},
+        webhook_url=policy.monitoring.webhook_url,
+        log=log,
+        evidence=dict(result),
+    )
 
 
 __all__ = [
-    "AcceptedBatch", "BatchLedger", "LandingFile", "LandingPlan", "MonitoringError", "MonitoringPaths", "Reference",
-    "RetrainDecision", "RetrainPlan", "accept_batch", "assess_drift", "assess_performance", "breach_reasons",
-    "build_retraining_dataset", "champion_hyperparams", "champion_reference", "collect_labels", "evidently_report",
-    "monitoring_status", "monitoring_summary", "performance_report", "plan_landing", "plan_retraining",
-    "post_webhook", "raise_alert", "reevaluate_champion", "reference_profile", "request_retraining", "score_batch",
-    "typed_for_drift", "unlaunched_requests",
+    "AcceptedBatch",
+    "BatchLedger",
+    "LandingFile",
+    "LandingPlan",
+    "MonitoringError",
+    "MonitoringPaths",
+    "Reference",
+    "RetrainDecision",
+    "RetrainPlan",
+    "accept_batch",
+    "assess_drift",
+    "assess_performance",
+    "breach_reasons",
+    "build_retraining_dataset",
+    "champion_hyperparams",
+    "champion_reference",
+    "collect_labels",
+    "evidently_report",
+    "monitoring_status",
+    "monitoring_summary",
+    "performance_report",
+    "plan_landing",
+    "plan_retraining",
+    "post_webhook",
+    "raise_alert",
+    "reevaluate_champion",
+    "reference_profile",
+    "request_retraining",
+    "score_batch",
+    "typed_for_drift",
+    "unlaunched_requests",
 ]

@@ -116,8 +116,15 @@ def test_missing_log_is_empty_and_valid(tmp_path: Path) -> None:
 
 def test_unicode_reason_round_trips(tmp_path: Path) -> None:
     log = DecisionLog(tmp_path / "u.jsonl")
-    rec = log.append("override", actor="zoë", reason="Überprüft — ok ✓", model_name="m",
-                     model_version="3", payload={}, evidence_hashes={})
+    rec = log.append(
+        "override",
+        actor="zoë",
+        reason="Überprüft — ok ✓",
+        model_name="m",
+        model_version="3",
+        payload={},
+        evidence_hashes={},
+    )
     assert _read(tmp_path / "u.jsonl")[0]["reason"] == "Überprüft — ok ✓"
     assert rec.hash == _read(tmp_path / "u.jsonl")[0]["hash"]
     assert verify(tmp_path / "u.jsonl").ok
@@ -127,8 +134,15 @@ def test_unicode_reason_round_trips(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("k", [0, 4, N - 1])
-@pytest.mark.parametrize("field,value", [("reason", "approved by nobody"), ("actor", "mallory"),
-                                         ("payload", {"i": -1}), ("time", "2020-01-01T00:00:00+00:00")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("reason", "approved by nobody"),
+        ("actor", "mallory"),
+        ("payload", {"i": -1}),
+        ("time", "2020-01-01T00:00:00+00:00"),
+    ],
+)
 def test_edited_field_is_detected(log_path: Path, k: int, field: str, value: object) -> None:
     recs = _read(log_path)
     recs[k][field] = value
@@ -218,8 +232,9 @@ def test_torn_last_line_is_detected_and_blocks_appends(log_path: Path) -> None:
     log_path.write_bytes(data[:-20])
     _assert_bad(log_path, N - 1)
     with pytest.raises(LogIntegrityError, match="incomplete"):
-        DecisionLog(log_path).append("promotion", actor="a", reason="r", model_name="m",
-                                     model_version=1, payload={}, evidence_hashes={})
+        DecisionLog(log_path).append(
+            "promotion", actor="a", reason="r", model_name="m", model_version=1, payload={}, evidence_hashes={}
+        )
 
 
 def test_missing_or_corrupt_head_is_reported(log_path: Path) -> None:
@@ -252,8 +267,15 @@ def test_consistent_rewrite_needs_an_external_witness(log_path: Path) -> None:
 def test_witness_allows_growth_but_not_rewrite(log_path: Path) -> None:
     log = DecisionLog(log_path)
     witness = log.head()
-    log.append("drift_alert", actor="sensor", reason="psi above policy", model_name="m",
-               model_version=1, payload={}, evidence_hashes={})
+    log.append(
+        "drift_alert",
+        actor="sensor",
+        reason="psi above policy",
+        model_name="m",
+        model_version=1,
+        payload={},
+        evidence_hashes={},
+    )
     assert verify(log_path, expected_head=witness).ok
     assert log.verify(expected_head=witness).ok
 
@@ -262,8 +284,9 @@ def test_append_refuses_to_extend_a_truncated_log(log_path: Path) -> None:
     recs = _read(log_path)
     _write(log_path, recs[:-2])
     with pytest.raises(LogIntegrityError, match="head anchor"):
-        DecisionLog(log_path).append("rollback", actor="a", reason="r", model_name="m",
-                                     model_version=1, payload={}, evidence_hashes={})
+        DecisionLog(log_path).append(
+            "rollback", actor="a", reason="r", model_name="m", model_version=1, payload={}, evidence_hashes={}
+        )
     assert len(_read(log_path)) == N - 2  # nothing written
 
 
@@ -283,8 +306,9 @@ def test_append_refuses_to_extend_a_truncated_log(log_path: Path) -> None:
     ],
 )
 def test_bad_appends_are_refused(tmp_path: Path, kwargs: dict, match: str) -> None:
-    args = dict(kind="promotion", actor="alice", reason="ok", model_name="m", model_version=1,
-                payload={}, evidence_hashes={})
+    args = dict(
+        kind="promotion", actor="alice", reason="ok", model_name="m", model_version=1, payload={}, evidence_hashes={}
+    )
     args.update(kwargs)
     kind = args.pop("kind")
     with pytest.raises((ValueError, TypeError), match=match):
@@ -311,8 +335,15 @@ def _worker(path: str, proc: int, n: int, barrier) -> None:
     log = DecisionLog(path)
     barrier.wait()
     for i in range(n):
-        log.append("gate_evaluation", actor=f"proc{proc}", reason=f"append {i}", model_name="m",
-                   model_version=proc, payload={"proc": proc, "i": i}, evidence_hashes={})
+        log.append(
+            "gate_evaluation",
+            actor=f"proc{proc}",
+            reason=f"append {i}",
+            model_name="m",
+            model_version=proc,
+            payload={"proc": proc, "i": i},
+            evidence_hashes={},
+        )
 
 
 def test_concurrent_appends_from_processes_form_one_valid_chain(tmp_path: Path) -> None:

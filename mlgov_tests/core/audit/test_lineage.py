@@ -19,9 +19,19 @@ import pytest
 
 from mlgov_tests.conftest import dvc_cache_put
 from mlgov_assets.core.audit.decision_log import DecisionLog
-from mlgov_assets.core.audit.lineage import (LINKS, ModelRefError, build_bundle, check_decision_log, check_dagster_run,
-                                       check_gates, check_materializations, check_policy, parse_model_ref,
-                                       verify_lineage, verify_with_witnesses)
+from mlgov_assets.core.audit.lineage import (
+    LINKS,
+    ModelRefError,
+    build_bundle,
+    check_decision_log,
+    check_dagster_run,
+    check_gates,
+    check_materializations,
+    check_policy,
+    parse_model_ref,
+    verify_lineage,
+    verify_with_witnesses,
+)
 from mlgov_assets.core.audit.modelcard import render_html, render_markdown, validate_bundle
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -50,7 +60,11 @@ def facts(tmp_path: Path) -> dict[str, Any]:
     train_md5, holdout_md5 = dvc_cache_put(cache, DATA / "adult.data"), dvc_cache_put(cache, DATA / "adult.test")
     model_dir = tmp_path / "artifacts" / "model"
     (model_dir / "sub").mkdir(parents=True)
-    files = {"MLmodel": b"flavors:\n  sklearn: {}\n", "model.skops": bytes(range(256)) * 40, "sub/conda.yaml": b"deps: []\n"}
+    files = {
+        "MLmodel": b"flavors:\n  sklearn: {}\n",
+        "model.skops": bytes(range(256)) * 40,
+        "sub/conda.yaml": b"deps: []\n",
+    }
     for rel, data in files.items():
         (model_dir / rel).write_bytes(data)
     manifest = {rel: _sha(data) for rel, data in files.items()}
@@ -59,70 +73,189 @@ def facts(tmp_path: Path) -> dict[str, Any]:
     policy_sha = _sha(POLICY_TEXT.encode())
     log = DecisionLog(tmp_path / "audit" / "decisions.jsonl")
     evidence = {  # the two gates the policy requires, as core.promotion.record_gates writes them
-        "metric_floors": {"gate": "metric_floors", "passed": True, "summary": "all metric floors met",
-                          "policy_sha256": policy_sha, "details": {}, "dagster_run_id": "run-r",
-                          "rows": [{"metric": "roc_auc", "value": 0.93, "rule": ">=", "threshold": 0.9, "passed": True}]},
-        "champion_comparison": {"gate": "champion_comparison", "passed": True, "summary": "no champion yet",
-                                "policy_sha256": policy_sha, "details": {"compared_champion_version": None},
-                                "dagster_run_id": "run-r",
-                                "rows": [{"metric": "roc_auc", "challenger": 0.93, "champion": None, "threshold": 0.9,
-                                          "min_absolute_change": 0.0005, "failures": []}]}}
+        "metric_floors": {
+            "gate": "metric_floors",
+            "passed": True,
+            "summary": "all metric floors met",
+            "policy_sha256": policy_sha,
+            "details": {},
+            "dagster_run_id": "run-r",
+            "rows": [{"metric": "roc_auc", "value": 0.93, "rule": ">=", "threshold": 0.9, "passed": True}],
+        },
+        "champion_comparison": {
+            "gate": "champion_comparison",
+            "passed": True,
+            "summary": "no champion yet",
+            "policy_sha256": policy_sha,
+            "details": {"compared_champion_version": None},
+            "dagster_run_id": "run-r",
+            "rows": [
+                {
+                    "metric": "roc_auc",
+                    "challenger": 0.93,
+                    "champion": None,
+                    "threshold": 0.9,
+                    "min_absolute_change": 0.0005,
+                    "failures": [],
+                }
+            ],
+        },
+    }
     for gate, ev in evidence.items():
-        log.append("gate_evaluation", actor="ci", reason=f"{gate}: passed", model_name="m", model_version=3,
-                   payload={"gate": gate, "passed": True, "dagster_run_id": "run-r"},
-                   evidence_hashes={"policy_sha256": policy_sha, "evidence_sha256": _canon(ev)})
-    promo = log.append("promotion", actor="ci", reason="passed every gate", model_name="m", model_version=3,
-                       payload={"previous": None}, evidence_hashes={"policy_sha256": policy_sha})
+        log.append(
+            "gate_evaluation",
+            actor="ci",
+            reason=f"{gate}: passed",
+            model_name="m",
+            model_version=3,
+            payload={"gate": gate, "passed": True, "dagster_run_id": "run-r"},
+            evidence_hashes={"policy_sha256": policy_sha, "evidence_sha256": _canon(ev)},
+        )
+    promo = log.append(
+        "promotion",
+        actor="ci",
+        reason="passed every gate",
+        model_name="m",
+        model_version=3,
+        payload={"previous": None},
+        evidence_hashes={"policy_sha256": policy_sha},
+    )
     stored = tmp_path / "assets"
     stored.mkdir()
     nodes = []
-    for sid, (asset, dv) in enumerate([("training_data", train_md5), ("holdout_data", holdout_md5),
-                                       ("train_features", "f" * 64), ("challenger_model", "c" * 64)], start=10):
+    for sid, (asset, dv) in enumerate(
+        [
+            ("training_data", train_md5),
+            ("holdout_data", holdout_md5),
+            ("train_features", "f" * 64),
+            ("challenger_model", "c" * 64),
+        ],
+        start=10,
+    ):
         value = stored / f"{asset}.json"
         value.write_text(json.dumps({"asset": asset}))
-        nodes.append({"asset": asset, "role": "model" if asset == "challenger_model" else "input", "storage_id": sid,
-                      "run_id": "run-r", "timestamp": 1.0, "data_version": dv, "code_version": f"cv-{asset}",
-                      "sha256": _sha(value.read_bytes()), "stored_at": str(value), "is_latest": True,
-                      "metadata": {"row_count": 32561 if asset == "training_data" else 16281, "model_version": 3,
-                                   "mlflow_run_id": "mlflow-run"} if asset != "challenger_model" else
-                      {"model_version": 3, "mlflow_run_id": "mlflow-run"},
-                      "columns": [{"name": "age", "dtype": "object"}], "inputs": {}})
-    tags = {"mlgov.train_data_md5": train_md5, "mlgov.holdout_data_md5": holdout_md5, "mlgov.git_commit": "a" * 40,
-            "mlgov.git_dirty": "false", "mlgov.policy_sha256": policy_sha, "mlgov.dagster_run_id": "run-r",
-            "mlgov.artifact_manifest": json.dumps(manifest, sort_keys=True),
-            "mlgov.artifact_manifest_sha256": _canon(dict(sorted(manifest.items()))), "mlgov.model_dir": str(model_dir),
-            "mlgov.code_version": "cv1", "mlgov.variant": "baseline",
-            **{f"mlgov.gate.{g}{suffix}": value for g in evidence for suffix, value in
-               (("", "passed"), (".policy_sha256", policy_sha), (".severity", "ERROR"), (".summary", evidence[g]["summary"]))}}
-    texts = {"policy/policy.yaml": POLICY_TEXT, "integrity/model_manifest.json": json.dumps(manifest, indent=2),
-             **{f"gates/{g}.json": json.dumps(ev, indent=2) for g, ev in evidence.items()},
-             "provenance/data.json": json.dumps({"train": {"source": "data/adult.data", "dvc_md5": train_md5},
-                                                 "holdout": {"source": "data/adult.test", "dvc_md5": holdout_md5}}),
-             "provenance/environment.json": json.dumps({"python": "3.11.7", "uv_lock_sha256": "b" * 64,
-                                                        "packages": {"scikit-learn": "1.9.1"}})}
+        nodes.append(
+            {
+                "asset": asset,
+                "role": "model" if asset == "challenger_model" else "input",
+                "storage_id": sid,
+                "run_id": "run-r",
+                "timestamp": 1.0,
+                "data_version": dv,
+                "code_version": f"cv-{asset}",
+                "sha256": _sha(value.read_bytes()),
+                "stored_at": str(value),
+                "is_latest": True,
+                "metadata": {
+                    "row_count": 32561 if asset == "training_data" else 16281,
+                    "model_version": 3,
+                    "mlflow_run_id": "mlflow-run",
+                }
+                if asset != "challenger_model"
+                else {"model_version": 3, "mlflow_run_id": "mlflow-run"},
+                "columns": [{"name": "age", "dtype": "object"}],
+                "inputs": {},
+            }
+        )
+    tags = {
+        "mlgov.train_data_md5": train_md5,
+        "mlgov.holdout_data_md5": holdout_md5,
+        "mlgov.git_commit": "a" * 40,
+        "mlgov.git_dirty": "false",
+        "mlgov.policy_sha256": policy_sha,
+        "mlgov.dagster_run_id": "run-r",
+        "mlgov.artifact_manifest": json.dumps(manifest, sort_keys=True),
+        "mlgov.artifact_manifest_sha256": _canon(dict(sorted(manifest.items()))),
+        "mlgov.model_dir": str(model_dir),
+        "mlgov.code_version": "cv1",
+        "mlgov.variant": "baseline",
+        **{
+            f"mlgov.gate.{g}{suffix}": value
+            for g in evidence
+            for suffix, value in (
+                ("", "passed"),
+                (".policy_sha256", policy_sha),
+                (".severity", "ERROR"),
+                (".summary", evidence[g]["summary"]),
+            )
+        },
+    }
+    texts = {
+        "policy/policy.yaml": POLICY_TEXT,
+        "integrity/model_manifest.json": json.dumps(manifest, indent=2),
+        **{f"gates/{g}.json": json.dumps(ev, indent=2) for g, ev in evidence.items()},
+        "provenance/data.json": json.dumps(
+            {
+                "train": {"source": "data/adult.data", "dvc_md5": train_md5},
+                "holdout": {"source": "data/adult.test", "dvc_md5": holdout_md5},
+            }
+        ),
+        "provenance/environment.json": json.dumps(
+            {"python": "3.11.7", "uv_lock_sha256": "b" * 64, "packages": {"scikit-learn": "1.9.1"}}
+        ),
+    }
     return {
-        "model": {"name": "m", "version": 3, "run_id": "mlflow-run", "aliases": ["champion"], "created": 1_700_000_000_000,
-                  "source": "models:/m-1", "tags": tags, "params": {"max_iter": "60", "random_state": "0"},
-                  "metrics": {"roc_auc": 0.93, "accuracy": 0.87}},
-        "run": {"run_id": "mlflow-run", "experiment_id": "1", "status": "FINISHED", "start_time": 1, "end_time": 2,
-                "artifact_uri": "file:///nowhere", "tags": {k: v for k, v in tags.items() if not k.startswith("mlgov.gate")},
-                "params": {}, "metrics": {"roc_auc": 0.93}},
+        "model": {
+            "name": "m",
+            "version": 3,
+            "run_id": "mlflow-run",
+            "aliases": ["champion"],
+            "created": 1_700_000_000_000,
+            "source": "models:/m-1",
+            "tags": tags,
+            "params": {"max_iter": "60", "random_state": "0"},
+            "metrics": {"roc_auc": 0.93, "accuracy": 0.87},
+        },
+        "run": {
+            "run_id": "mlflow-run",
+            "experiment_id": "1",
+            "status": "FINISHED",
+            "start_time": 1,
+            "end_time": 2,
+            "artifact_uri": "file:///nowhere",
+            "tags": {k: v for k, v in tags.items() if not k.startswith("mlgov.gate")},
+            "params": {},
+            "metrics": {"roc_auc": 0.93},
+        },
         "artifacts": {rel: {"sha256": _sha(t.encode()), "size": len(t), "text": t} for rel, t in texts.items()},
         "decisions": log.records(),
         "champion_history": [3],
         "log": {"path": str(log.path), "read_error": None, "count": 3, "known_policy_hashes": [policy_sha]},
         "witnesses": [{"version": 3, "head": {"count": 3, "last_hash": promo.hash}, "raw": "x"}],
         "git": {"current": {"commit": "a" * 40, "dirty": False}, "recorded_commit_exists": True},
-        "paths": {"project_dir": str(project), "dvc_cache_dir": str(cache), "policy_path": str(policy),
-                  "policy_path_source": "test"},
-        "dagster": {"run": {"run_id": "run-r", "job_name": "governed_training", "status": "SUCCESS"},
-                    "materializations": nodes,
-                    "checks": [{"asset": "training_data", "check": "check_training_data_schema", "passed": True,
-                                "severity": "ERROR", "blocking": True, "role": "data", "gate": None, "metadata": {}},
-                               {"asset": "challenger_model", "check": "check_challenger_model_metric_floors",
-                                "passed": True, "severity": "ERROR", "blocking": True, "role": "model",
-                                "gate": "metric_floors", "metadata": {"model_version": 3}}],
-                    "problems": []},
+        "paths": {
+            "project_dir": str(project),
+            "dvc_cache_dir": str(cache),
+            "policy_path": str(policy),
+            "policy_path_source": "test",
+        },
+        "dagster": {
+            "run": {"run_id": "run-r", "job_name": "governed_training", "status": "SUCCESS"},
+            "materializations": nodes,
+            "checks": [
+                {
+                    "asset": "training_data",
+                    "check": "check_training_data_schema",
+                    "passed": True,
+                    "severity": "ERROR",
+                    "blocking": True,
+                    "role": "data",
+                    "gate": None,
+                    "metadata": {},
+                },
+                {
+                    "asset": "challenger_model",
+                    "check": "check_challenger_model_metric_floors",
+                    "passed": True,
+                    "severity": "ERROR",
+                    "blocking": True,
+                    "role": "model",
+                    "gate": "metric_floors",
+                    "metadata": {"model_version": 3},
+                },
+            ],
+            "problems": [],
+        },
     }
 
 
@@ -134,8 +267,12 @@ def _ledger_batches(home: Path) -> list[dict[str, Any]]:
     from mlgov_assets.core.monitoring.service import BatchLedger, MonitoringPaths
 
     ledger = BatchLedger(MonitoringPaths(home / "monitoring"))
-    ledger.update("b001", champion_version=3, landed_at="2026-01-05T00:00:00+00:00",
-                  drift={"judged": True, "verdict": "drift", "dataset_drift": True, "drifted_columns": ["age", "sex"]})
+    ledger.update(
+        "b001",
+        champion_version=3,
+        landed_at="2026-01-05T00:00:00+00:00",
+        drift={"judged": True, "verdict": "drift", "dataset_drift": True, "drifted_columns": ["age", "sex"]},
+    )
     ledger.update("b002", champion_version=2, drift={"dataset_drift": False, "drifted_columns": []})  # another champion
     ledger.update("b003", champion_version=3)  # accepted, not yet scored: no drift verdict
     return _monitoring_batches(SimpleNamespace(home=home), 3)
@@ -217,7 +354,9 @@ def test_gate_evidence_altered_after_evaluation_is_detected(facts):
     ev["rows"][0]["value"] = 0.99
     facts["artifacts"]["gates/metric_floors.json"]["text"] = json.dumps(ev)
     link = _only_broken(facts, "checks")
-    assert "gate metric_floors" in link.summary and "altered after the evaluation" in link.summary and "#0" in link.summary
+    assert (
+        "gate metric_floors" in link.summary and "altered after the evaluation" in link.summary and "#0" in link.summary
+    )
 
 
 def test_promotion_despite_a_failed_gate_needs_a_recorded_override(facts, tmp_path):
@@ -226,17 +365,40 @@ def test_promotion_despite_a_failed_gate_needs_a_recorded_override(facts, tmp_pa
     ev["passed"] = False
     facts["artifacts"]["gates/metric_floors.json"]["text"] = json.dumps(ev)
     log = DecisionLog(tmp_path / "log2.jsonl")
-    log.append("gate_evaluation", actor="ci", reason="metric_floors: FAILED", model_name="m", model_version=3,
-               payload={"gate": "metric_floors", "passed": False}, evidence_hashes={"evidence_sha256": _canon(ev)})
+    log.append(
+        "gate_evaluation",
+        actor="ci",
+        reason="metric_floors: FAILED",
+        model_name="m",
+        model_version=3,
+        payload={"gate": "metric_floors", "passed": False},
+        evidence_hashes={"evidence_sha256": _canon(ev)},
+    )
     cc = json.loads(facts["artifacts"]["gates/champion_comparison.json"]["text"])
-    log.append("gate_evaluation", actor="ci", reason="champion_comparison: passed", model_name="m", model_version=3,
-               payload={"gate": "champion_comparison", "passed": True}, evidence_hashes={"evidence_sha256": _canon(cc)})
-    log.append("promotion", actor="ci", reason="why not", model_name="m", model_version=3, payload={}, evidence_hashes={})
+    log.append(
+        "gate_evaluation",
+        actor="ci",
+        reason="champion_comparison: passed",
+        model_name="m",
+        model_version=3,
+        payload={"gate": "champion_comparison", "passed": True},
+        evidence_hashes={"evidence_sha256": _canon(cc)},
+    )
+    log.append(
+        "promotion", actor="ci", reason="why not", model_name="m", model_version=3, payload={}, evidence_hashes={}
+    )
     facts["decisions"] = log.records()
     facts["dagster"]["checks"][1]["passed"] = False
     assert "no override is recorded" in check_gates(facts).summary and check_gates(facts).status == "fail"
-    log.append("override", actor="cro", reason="regulator-approved exception", model_name="m", model_version=3,
-               payload={}, evidence_hashes={})
+    log.append(
+        "override",
+        actor="cro",
+        reason="regulator-approved exception",
+        model_name="m",
+        model_version=3,
+        payload={},
+        evidence_hashes={},
+    )
     facts["decisions"] = [r for r in log.records() if r["kind"] != "promotion"]
     link = check_gates(facts)
     assert link.status == "warn" and "OVERRIDE" in link.summary
@@ -256,7 +418,12 @@ def test_materializations_must_lead_to_the_recorded_data_and_stored_values_must_
 def test_dagster_run_links(facts):
     facts["dagster"]["materializations"][3]["metadata"]["mlflow_run_id"] = "someone-else"
     assert "names MLflow run someone-else" in check_dagster_run(facts).summary
-    missing = {"run": None, "materializations": [], "checks": [], "problems": ["Dagster run run-r ... not in this instance"]}
+    missing = {
+        "run": None,
+        "materializations": [],
+        "checks": [],
+        "problems": ["Dagster run run-r ... not in this instance"],
+    }
     facts["dagster"] = missing
     assert check_dagster_run(facts).status == "fail" and "not in this instance" in check_dagster_run(facts).summary
     facts["dagster"] = None  # no instance given: stated as skipped, does not fail the audit
@@ -269,7 +436,9 @@ def test_decision_log_truncation_with_a_rewritten_head_is_caught_by_the_publishe
     log = Path(facts["log"]["path"])
     lines = log.read_bytes().splitlines(keepends=True)
     log.write_bytes(b"".join(lines[:2]))  # drop the promotion...
-    Path(f"{log}.head").write_text(json.dumps({"count": 2, "last_hash": json.loads(lines[1])["hash"]}))  # ...and re-anchor
+    Path(f"{log}.head").write_text(
+        json.dumps({"count": 2, "last_hash": json.loads(lines[1])["hash"]})
+    )  # ...and re-anchor
     assert verify_with_witnesses(log, [])["ok"]  # consistent with its own head: invisible locally
     res = verify_with_witnesses(log, facts["witnesses"])
     assert (res["ok"], res["first_bad_index"]) == (False, 2) and "version 3" in res["problem"]
@@ -297,17 +466,31 @@ def test_model_refs():
 
 
 def test_bundle_from_facts_is_valid_cites_sources_and_degrades(facts):
-    groups = [{"group": g, "count": n, "selection_rate": r} for g, n, r in (("Female", 5421, 0.11), ("Male", 10860, 0.3))]
-    report = {"report": {"features": {"sex": {"groups": groups, "summary": {"demographic_parity_ratio": {"value": 0.37}}}}},
-              "verdict": {"passed": False}}
+    groups = [
+        {"group": g, "count": n, "selection_rate": r} for g, n, r in (("Female", 5421, 0.11), ("Male", 10860, 0.3))
+    ]
+    report = {
+        "report": {"features": {"sex": {"groups": groups, "summary": {"demographic_parity_ratio": {"value": 0.37}}}}},
+        "verdict": {"passed": False},
+    }
     importance = {"age": 0.4, "capital_gain": 0.9, "hours_per_week": 0.1}
-    for rel, obj in (("fairness/report.json", report), ("explanations/importance.json", {"importance": importance, "method": "tree"})):
+    for rel, obj in (
+        ("fairness/report.json", report),
+        ("explanations/importance.json", {"importance": importance, "method": "tree"}),
+    ):
         text = json.dumps(obj)
         facts["artifacts"][rel] = {"sha256": _sha(text.encode()), "size": len(text), "text": text}
     facts["monitoring"] = _ledger_batches(Path(facts["paths"]["project_dir"]).parent / "state")
     log = DecisionLog(facts["log"]["path"])
-    log.append("drift_alert", actor="sensor", reason="drift", model_name="m", model_version=3,
-               payload={"batch": "2026-01", "dataset_drift": True, "drifted_columns": ["age"]}, evidence_hashes={})
+    log.append(
+        "drift_alert",
+        actor="sensor",
+        reason="drift",
+        model_name="m",
+        model_version=3,
+        payload={"batch": "2026-01", "dataset_drift": True, "drifted_columns": ["age"]},
+        evidence_hashes={},
+    )
     facts["decisions"] = log.records()
     bundle = build_bundle(facts)
     assert validate_bundle(bundle) == []
@@ -317,12 +500,18 @@ def test_bundle_from_facts_is_valid_cites_sources_and_degrades(facts):
     assert bundle["model"]["artifact_manifest_digest"] == facts["model"]["tags"]["mlgov.artifact_manifest_sha256"]
     assert bundle["intended_use"]["text"] == "Screening demo."
     assert bundle["intended_use"]["source"]["sha256"] == _sha(POLICY_TEXT.encode())
-    assert len(bundle["fairness"]["groups"]) == len(groups) and bundle["fairness"]["summary"]["fairness gate passed"] is False
-    assert [f["feature"] for f in bundle["explanations"]["top_features"]] == sorted(importance, key=lambda k: -importance[k])
+    assert (
+        len(bundle["fairness"]["groups"]) == len(groups)
+        and bundle["fairness"]["summary"]["fairness gate passed"] is False
+    )
+    assert [f["feature"] for f in bundle["explanations"]["top_features"]] == sorted(
+        importance, key=lambda k: -importance[k]
+    )
     ledger, alert = bundle["drift"]
     assert (ledger["batch"], ledger["dataset_drift"], ledger["drifted_columns"]) == ("b001", True, ["age", "sex"])
     assert ledger["source"]["kind"] == "monitoring_ledger" and ledger["source"]["sha256"] == _sha(
-        (Path(facts["paths"]["project_dir"]).parent / "state" / ledger["source"]["ref"]).read_bytes())
+        (Path(facts["paths"]["project_dir"]).parent / "state" / ledger["source"]["ref"]).read_bytes()
+    )
     assert alert["drifted_columns"] == ["age"]
     assert [d["kind"] for d in bundle["decisions"]] == ["promotion", "drift_alert"]
     gate = next(g for g in bundle["gates"] if g["name"] == "metric_floors")

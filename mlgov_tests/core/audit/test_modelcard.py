@@ -61,23 +61,46 @@ def adult_dataset() -> dict[str, Any]:
 def _minimal(dataset: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema_version": 1,
-        "model": {"name": "adult_income", "version": "7", "run_id": "3f2a9c", "registered_at": "2026-11-20T10:00:00+00:00",
-                  "artifact_manifest_digest": _h("manifest"),
-                  "source": _src("mlflow_model_version", "models:/adult_income/7")},
-        "intended_use": {"text": "Ranking loan-marketing leads.\n\nNot for credit decisions.",
-                         "source": _src("git", "mlgov_assets/model_card.yaml@abc")},
-        "limitations": {"text": "Trained on 1994 US census data; selection rates differ by sex.",
-                        "source": _src("git", "mlgov_assets/model_card.yaml@abc#limits")},
+        "model": {
+            "name": "adult_income",
+            "version": "7",
+            "run_id": "3f2a9c",
+            "registered_at": "2026-11-20T10:00:00+00:00",
+            "artifact_manifest_digest": _h("manifest"),
+            "source": _src("mlflow_model_version", "models:/adult_income/7"),
+        },
+        "intended_use": {
+            "text": "Ranking loan-marketing leads.\n\nNot for credit decisions.",
+            "source": _src("git", "mlgov_assets/model_card.yaml@abc"),
+        },
+        "limitations": {
+            "text": "Trained on 1994 US census data; selection rates differ by sex.",
+            "source": _src("git", "mlgov_assets/model_card.yaml@abc#limits"),
+        },
         "data": [dataset],
-        "code": {"git_commit": "a" * 40, "git_dirty": False, "code_versions": {"challenger_model": "v3", "features": "v1"},
-                 "source": _src("git", "a" * 40)},
-        "environment": {"uv_lock_sha256": _h("uv.lock"), "python_version": "3.11.7",
-                        "packages": {"scikit-learn": "1.9.1", "mlflow": "3.17.2"},
-                        "source": _src("dagster_run", "run-8d1e&x=1")},
-        "hyperparameters": {"values": {"learning_rate": 0.1, "max_iter": 200, "random_state": 0},
-                            "source": _src("mlflow_run", "3f2a9c/params")},
-        "metrics": {"split": "holdout (adult.test)", "values": {"roc_auc": 0.9271234, "accuracy": 0.8712},
-                    "source": _src("dagster_materialization", "evaluation@run-8d1e", "https://dagster.example/runs/8d1e?a=1&b=2")},
+        "code": {
+            "git_commit": "a" * 40,
+            "git_dirty": False,
+            "code_versions": {"challenger_model": "v3", "features": "v1"},
+            "source": _src("git", "a" * 40),
+        },
+        "environment": {
+            "uv_lock_sha256": _h("uv.lock"),
+            "python_version": "3.11.7",
+            "packages": {"scikit-learn": "1.9.1", "mlflow": "3.17.2"},
+            "source": _src("dagster_run", "run-8d1e&x=1"),
+        },
+        "hyperparameters": {
+            "values": {"learning_rate": 0.1, "max_iter": 200, "random_state": 0},
+            "source": _src("mlflow_run", "3f2a9c/params"),
+        },
+        "metrics": {
+            "split": "holdout (adult.test)",
+            "values": {"roc_auc": 0.9271234, "accuracy": 0.8712},
+            "source": _src(
+                "dagster_materialization", "evaluation@run-8d1e", "https://dagster.example/runs/8d1e?a=1&b=2"
+            ),
+        },
         "gates": [],
         "decisions": [],
     }
@@ -85,37 +108,81 @@ def _minimal(dataset: dict[str, Any]) -> dict[str, Any]:
 
 def _full(dataset: dict[str, Any]) -> dict[str, Any]:
     bundle = _minimal(dataset)
-    holdout = {**dataset, "role": "holdout", "path": "data/adult.test", "rows": 16281, "dvc_md5": "b" * 32,
-               "source": _src("dvc", "data/adult.test.dvc")}
+    holdout = {
+        **dataset,
+        "role": "holdout",
+        "path": "data/adult.test",
+        "rows": 16281,
+        "dvc_md5": "b" * 32,
+        "source": _src("dvc", "data/adult.test.dvc"),
+    }
     bundle["data"] = [dataset, holdout]
     bundle["code"]["git_dirty"] = True
     bundle["gates"] = [
-        {"name": "min_roc_auc", "passed": True, "severity": "error", "values": {"roc_auc": 0.927},
-         "thresholds": {"min": 0.85}, "policy_hash": _h("policy"), "evaluated_at": "2026-11-20T10:01:00+00:00",
-         "link": "https://dagster.example/checks/min_roc_auc", "source": _src("dagster_materialization", "check:min_roc_auc")},
-        {"name": "demographic_parity_ratio", "passed": False, "severity": "error", "values": {"sex": 0.325},
-         "thresholds": {"min": 0.8}, "policy_hash": _h("policy"), "evaluated_at": "2026-11-20T10:01:02+00:00",
-         "source": _src("dagster_materialization", "check:dp_ratio")},
+        {
+            "name": "min_roc_auc",
+            "passed": True,
+            "severity": "error",
+            "values": {"roc_auc": 0.927},
+            "thresholds": {"min": 0.85},
+            "policy_hash": _h("policy"),
+            "evaluated_at": "2026-11-20T10:01:00+00:00",
+            "link": "https://dagster.example/checks/min_roc_auc",
+            "source": _src("dagster_materialization", "check:min_roc_auc"),
+        },
+        {
+            "name": "demographic_parity_ratio",
+            "passed": False,
+            "severity": "error",
+            "values": {"sex": 0.325},
+            "thresholds": {"min": 0.8},
+            "policy_hash": _h("policy"),
+            "evaluated_at": "2026-11-20T10:01:02+00:00",
+            "source": _src("dagster_materialization", "check:dp_ratio"),
+        },
     ]
     bundle["fairness"] = {
-        "groups": [{"attribute": "sex", "group": "Female", "n": 5421, "selection_rate": 0.083},
-                   {"attribute": "sex", "group": "Male", "n": 10860, "selection_rate": 0.256, "tpr": 0.61}],
+        "groups": [
+            {"attribute": "sex", "group": "Female", "n": 5421, "selection_rate": 0.083},
+            {"attribute": "sex", "group": "Male", "n": 10860, "selection_rate": 0.256, "tpr": 0.61},
+        ],
         "summary": {"demographic_parity_ratio_sex": 0.325},
         "source": _src("dagster_materialization", "fairness_report@run-8d1e"),
     }
-    bundle["explanations"] = {"method": "TreeExplainer (exact)",
-                              "top_features": [{"feature": "relationship", "importance": 0.91},
-                                               {"feature": "capital_gain", "importance": 0.55}],
-                              "source": _src("dagster_materialization", "explanations@run-8d1e")}
-    bundle["drift"] = [{"batch": "2026-11-21", "time": "2026-11-21T00:10:00+00:00", "dataset_drift": False,
-                        "drifted_columns": ["age"], "source": _src("dagster_materialization", "drift_report|2026-11-21")}]
+    bundle["explanations"] = {
+        "method": "TreeExplainer (exact)",
+        "top_features": [
+            {"feature": "relationship", "importance": 0.91},
+            {"feature": "capital_gain", "importance": 0.55},
+        ],
+        "source": _src("dagster_materialization", "explanations@run-8d1e"),
+    }
+    bundle["drift"] = [
+        {
+            "batch": "2026-11-21",
+            "time": "2026-11-21T00:10:00+00:00",
+            "dataset_drift": False,
+            "drifted_columns": ["age"],
+            "source": _src("dagster_materialization", "drift_report|2026-11-21"),
+        }
+    ]
     bundle["decisions"] = [
-        {"index": 3, "kind": "override", "actor": "carol", "time": "2026-11-20T11:00:00+00:00",
-         "reason": f"Fairness gate waived for pilot | ticket GOV-12\nsecond line {XSS}",
-         "source": {"kind": "decision_log", "ref": "audit/decisions.jsonl#3", "sha256": _h("rec3")}},
-        {"index": 4, "kind": "rollback", "actor": "dave", "time": "2026-11-22T09:00:00+00:00",
-         "reason": "AUC dropped on batch 2026-11-21", "source": {"kind": "decision_log", "ref": "audit/decisions.jsonl#4",
-                                                                   "sha256": _h("rec4")}},
+        {
+            "index": 3,
+            "kind": "override",
+            "actor": "carol",
+            "time": "2026-11-20T11:00:00+00:00",
+            "reason": f"Fairness gate waived for pilot | ticket GOV-12\nsecond line {XSS}",
+            "source": {"kind": "decision_log", "ref": "audit/decisions.jsonl#3", "sha256": _h("rec3")},
+        },
+        {
+            "index": 4,
+            "kind": "rollback",
+            "actor": "dave",
+            "time": "2026-11-22T09:00:00+00:00",
+            "reason": "AUC dropped on batch 2026-11-21",
+            "source": {"kind": "decision_log", "ref": "audit/decisions.jsonl#4", "sha256": _h("rec4")},
+        },
     ]
     return bundle
 
@@ -164,7 +231,8 @@ def test_full_bundle_shows_every_source_ref_and_hash(adult_dataset: dict[str, An
     sources = _walk_sources(bundle)
     assert len(sources) == 16
     assert sorted(json.dumps(s, sort_keys=True) for _, s in iter_sources(bundle)) == sorted(
-        json.dumps(s, sort_keys=True) for s in sources)
+        json.dumps(s, sort_keys=True) for s in sources
+    )
     md, page = render_markdown(bundle), render_html(bundle)
     text = "".join(_parse(page).text)
     for s in sources:
@@ -172,8 +240,14 @@ def test_full_bundle_shows_every_source_ref_and_hash(adult_dataset: dict[str, An
         # refs sit in code spans, shown verbatim (a pipe is backslash-escaped inside a table row)
         assert s["ref"] in md or s["ref"].replace("|", "\\|") in md, s["ref"]
         assert s["ref"] in text and html.escape(s["ref"]) in page
-    for digest in (adult_dataset["dvc_md5"], bundle["model"]["artifact_manifest_digest"], bundle["code"]["git_commit"],
-                   bundle["environment"]["uv_lock_sha256"], _h("policy"), bundle_digest(bundle)):
+    for digest in (
+        adult_dataset["dvc_md5"],
+        bundle["model"]["artifact_manifest_digest"],
+        bundle["code"]["git_commit"],
+        bundle["environment"]["uv_lock_sha256"],
+        _h("policy"),
+        bundle_digest(bundle),
+    ):
         assert digest in md and digest in page
 
 
@@ -183,8 +257,21 @@ def test_full_bundle_content_from_real_data(adult_dataset: dict[str, Any]) -> No
     assert f"{len(read_adult_csv(DATA)):,}" in md  # 32,561 rows, counted independently
     for col in adult_dataset["columns"]:
         assert f"{col['name']}: {col['dtype']}" in md
-    for heading in ("Model", "Intended use", "Limitations", "Data", "Code", "Environment", "Hyperparameters",
-                    "Holdout metrics", "Governance gates", "Fairness", "Explanations", "Drift history", "Decisions"):
+    for heading in (
+        "Model",
+        "Intended use",
+        "Limitations",
+        "Data",
+        "Code",
+        "Environment",
+        "Hyperparameters",
+        "Holdout metrics",
+        "Governance gates",
+        "Fairness",
+        "Explanations",
+        "Drift history",
+        "Decisions",
+    ):
         assert f"## {heading}\n" in md and f"<h2>{heading}</h2>" in page
     assert "2 gate(s): 1 passed, 1 failed (demographic_parity_ratio)" in md
     assert '<span class="FAIL">FAIL</span>' in page and '<span class="OVERRIDE">OVERRIDE</span>' in page
@@ -197,13 +284,14 @@ def test_links_are_rendered_only_for_http_urls(adult_dataset: dict[str, Any]) ->
     bundle = _full(adult_dataset)
     page = render_html(bundle)
     hrefs = [a["href"] for tag, a in _parse(page).tags if tag == "a"]
-    assert sorted(hrefs) == sorted(["https://dagster.example/runs/8d1e?a=1&b=2",
-                                    "https://dagster.example/checks/min_roc_auc"])
+    assert sorted(hrefs) == sorted(
+        ["https://dagster.example/runs/8d1e?a=1&b=2", "https://dagster.example/checks/min_roc_auc"]
+    )
     md = render_markdown(bundle)
     assert "(<https://dagster.example/checks/min_roc_auc>)" in md
     bad = copy.deepcopy(bundle)
     bad["gates"][0]["link"] = "javascript:alert(1)"
-    bad["metrics"]["source"]["url"] = "https://ok.example/\"><script>"
+    bad["metrics"]["source"]["url"] = 'https://ok.example/"><script>'
     with pytest.raises(BundleError) as exc:
         render_html(bad)
     assert "gates[0].link" in str(exc.value) and "metrics.source.url" in str(exc.value)
@@ -241,8 +329,9 @@ def test_markdown_escapes_html_and_keeps_tables_intact(adult_dataset: dict[str, 
 
 def test_markdown_neutralizes_link_syntax(adult_dataset: dict[str, Any]) -> None:
     bundle = _full(adult_dataset)
-    bundle["limitations"]["text"] = ("see ![x](https://tracker.example/p.png) and [here](javascript:alert(1))\n"
-                                     "# Injected heading\n1. injected list")
+    bundle["limitations"]["text"] = (
+        "see ![x](https://tracker.example/p.png) and [here](javascript:alert(1))\n# Injected heading\n1. injected list"
+    )
     md = render_markdown(bundle)
     assert not any(line.startswith(("# Injected", "1. injected")) for line in md.splitlines())
     assert "![x](https" not in md and "[here](javascript" not in md
@@ -300,8 +389,13 @@ def test_validation_names_every_problem(adult_dataset: dict[str, Any]) -> None:
     with pytest.raises(BundleError) as exc:
         render_markdown(bundle)
     msg = str(exc.value)
-    for where in ("gates[1].source", "data[0].source.sha256", "decisions[0].source.kind", "limitations",
-                  "metrics.values.auc"):
+    for where in (
+        "gates[1].source",
+        "data[0].source.sha256",
+        "decisions[0].source.kind",
+        "limitations",
+        "metrics.values.auc",
+    ):
         assert where in msg, where
     assert len(exc.value.problems) == 5
 
@@ -309,7 +403,8 @@ def test_validation_names_every_problem(adult_dataset: dict[str, Any]) -> None:
 def test_bundle_digest_is_canonical(adult_dataset: dict[str, Any]) -> None:
     bundle = _full(adult_dataset)
     expected = hashlib.sha256(
-        json.dumps(bundle, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+        json.dumps(bundle, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
     assert bundle_digest(bundle) == expected
     reordered = dict(reversed(list(bundle.items())))
     assert bundle_digest(reordered) == expected

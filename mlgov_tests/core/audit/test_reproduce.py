@@ -60,8 +60,13 @@ def world(tmp_path_factory):
     _git(project, "-c", "user.email=t@e.invalid", "-c", "user.name=t", "commit", "-qm", "init")
     cache = project / ".dvc" / "cache"
     md5 = {"train": dvc_cache_put(cache, DATA / "adult.data"), "holdout": dvc_cache_put(cache, DATA / "adult.test")}
-    settings = get_settings(home=root / "state", project_dir=project, policy_path=REPO / "mlgov_assets" / "policies" / "default.yaml",
-                            model_name="repro-test", landing_dir=root / "incoming")
+    settings = get_settings(
+        home=root / "state",
+        project_dir=project,
+        policy_path=REPO / "mlgov_assets" / "policies" / "default.yaml",
+        model_name="repro-test",
+        landing_dir=root / "incoming",
+    )
     registry = Registry(settings)
     train, holdout = _typed(DATA / "adult.data"), _typed(DATA / "adult.test")
     params = HyperParams(**PARAMS)
@@ -70,19 +75,44 @@ def world(tmp_path_factory):
     commit = _git(project, "rev-parse", "HEAD")
 
     def register(recorded_params: dict) -> int:
-        tags = {"mlgov.train_data_md5": md5["train"], "mlgov.holdout_data_md5": md5["holdout"], "mlgov.git_commit": commit,
-                "mlgov.git_dirty": "false", "mlgov.code_version": "cv-test", "mlgov.variant": "baseline",
-                "mlgov.flavor": "sklearn", "mlgov.dagster_run_id": "none", "mlgov.policy_sha256": "0" * 64}
-        info = registry.log_model_version(model=pipeline, flavor="sklearn", run_name="repro", params=recorded_params,
-                                          metrics=metrics, tags=tags, input_example=holdout[MODEL_FEATURES].head(5),
-                                          text_artifacts={}, pip_requirements=["scikit-learn==1.9.1"])
+        tags = {
+            "mlgov.train_data_md5": md5["train"],
+            "mlgov.holdout_data_md5": md5["holdout"],
+            "mlgov.git_commit": commit,
+            "mlgov.git_dirty": "false",
+            "mlgov.code_version": "cv-test",
+            "mlgov.variant": "baseline",
+            "mlgov.flavor": "sklearn",
+            "mlgov.dagster_run_id": "none",
+            "mlgov.policy_sha256": "0" * 64,
+        }
+        info = registry.log_model_version(
+            model=pipeline,
+            flavor="sklearn",
+            run_name="repro",
+            params=recorded_params,
+            metrics=metrics,
+            tags=tags,
+            input_example=holdout[MODEL_FEATURES].head(5),
+            text_artifacts={},
+            pip_requirements=["scikit-learn==1.9.1"],
+        )
         return info["version"]
 
     honest = register(params.to_dict())
     # a version whose recorded params do not describe its model (max_iter 21 recorded, 20 trained)
     lying = register({**params.to_dict(), "max_iter": 21})
-    return SimpleNamespace(registry=registry, settings=settings, project=project, cache=cache, md5=md5,
-                           holdout=holdout, honest=honest, lying=lying, commit=commit)
+    return SimpleNamespace(
+        registry=registry,
+        settings=settings,
+        project=project,
+        cache=cache,
+        md5=md5,
+        holdout=holdout,
+        honest=honest,
+        lying=lying,
+        commit=commit,
+    )
 
 
 def _scores(world, version: int) -> np.ndarray:
@@ -102,12 +132,18 @@ def test_a_registered_model_reproduces_bitwise_and_is_certified(world):
     assert report.rows == len(world.holdout) == 16281
     assert report.data["training"]["md5"] == hashlib.md5((DATA / "adult.data").read_bytes()).hexdigest()
     scores = _scores(world, world.honest)
-    assert report.metrics_reproduced["roc_auc"] == pytest.approx(roc_auc_score(world.holdout["label"], scores), abs=1e-12)
+    assert report.metrics_reproduced["roc_auc"] == pytest.approx(
+        roc_auc_score(world.holdout["label"], scores), abs=1e-12
+    )
     # the certificate: appended to the home's log, citing the predictions by hash
     records = log.records()
     assert len(records) == before + 1
     cert = records[-1]
-    assert (cert["kind"], cert["model_version"], cert["actor"]) == ("reproducibility_certificate", str(world.honest), "auditor")
+    assert (cert["kind"], cert["model_version"], cert["actor"]) == (
+        "reproducibility_certificate",
+        str(world.honest),
+        "auditor",
+    )
     h = hashlib.sha256(np.ascontiguousarray(scores, dtype="<f8").tobytes())
     h.update(np.ascontiguousarray((scores >= 0.5).astype(float), dtype="<f8").tobytes())
     assert cert["evidence_hashes"]["registered_predictions_sha256"] == h.hexdigest()
@@ -128,10 +164,13 @@ def test_code_that_differs_is_stated_and_the_certificate_marked(world):
     cert = DecisionLog(world.settings.decision_log).records()[-1]
     assert cert["payload"]["code_identity"] == "differs" and "DIFFERS" in cert["reason"]
     # the same rules, directly: another commit, a dirty tree now, a dirty tree at training time
-    ident, notes = code_identity({"mlgov.git_commit": "a" * 40, "mlgov.git_dirty": "true"}, {"commit": "b" * 40, "dirty": True}, None)
+    ident, notes = code_identity(
+        {"mlgov.git_commit": "a" * 40, "mlgov.git_dirty": "true"}, {"commit": "b" * 40, "dirty": True}, None
+    )
     assert ident == "differs" and len(notes) == 3
-    assert code_identity({"mlgov.git_commit": "a" * 40, "mlgov.git_dirty": "false"}, {"commit": "a" * 40, "dirty": False},
-                         None) == ("identical", [])
+    assert code_identity(
+        {"mlgov.git_commit": "a" * 40, "mlgov.git_dirty": "false"}, {"commit": "a" * 40, "dirty": False}, None
+    ) == ("identical", [])
 
 
 def test_a_difference_is_reported_with_its_size_and_not_certified(world):
@@ -145,7 +184,8 @@ def test_a_difference_is_reported_with_its_size_and_not_certified(world):
     assert len(log.records()) == before  # nothing certified
     registered = _scores(world, world.lying)
     retrained = fit(_typed(DATA / "adult.data"), HyperParams(**{**PARAMS, "max_iter": 21})).predict_proba(
-        world.holdout[MODEL_FEATURES])[:, 1]
+        world.holdout[MODEL_FEATURES]
+    )[:, 1]
     assert report.max_abs_diff == pytest.approx(float(np.max(np.abs(registered - retrained))), rel=1e-12)
     changed = int(np.sum((registered >= 0.5) != (retrained >= 0.5)))
     assert report.differing_decisions == changed and report.differing_share == pytest.approx(changed / 16281)
@@ -167,14 +207,30 @@ def test_altered_training_bytes_in_the_cache_are_refused(world):
 
 
 def test_recorded_params_are_parsed_strictly():
-    hyper, mit = split_params({"learning_rate": "0.2", "max_iter": "20", "max_leaf_nodes": "31", "max_depth": "None",
-                               "min_samples_leaf": "20", "l2_regularization": "0.0", "random_state": "7",
-                               "mitigation_method": "threshold", "mitigation_constraints": "demographic_parity",
-                               "mitigation_objective": "accuracy_score", "mitigation_sensitive_features": "['sex', 'race']",
-                               "mitigation_base_version": "4"})
+    hyper, mit = split_params(
+        {
+            "learning_rate": "0.2",
+            "max_iter": "20",
+            "max_leaf_nodes": "31",
+            "max_depth": "None",
+            "min_samples_leaf": "20",
+            "l2_regularization": "0.0",
+            "random_state": "7",
+            "mitigation_method": "threshold",
+            "mitigation_constraints": "demographic_parity",
+            "mitigation_objective": "accuracy_score",
+            "mitigation_sensitive_features": "['sex', 'race']",
+            "mitigation_base_version": "4",
+        }
+    )
     assert (hyper.learning_rate, hyper.max_iter, hyper.max_depth, hyper.random_state) == (0.2, 20, None, 7)
-    assert mit == {"method": "threshold", "constraints": "demographic_parity", "objective": "accuracy_score",
-                   "sensitive_features": ["sex", "race"], "base_version": "4"}
+    assert mit == {
+        "method": "threshold",
+        "constraints": "demographic_parity",
+        "objective": "accuracy_score",
+        "sensitive_features": ["sex", "race"],
+        "base_version": "4",
+    }
     with pytest.raises(ReproduceError, match="unknown \\['n_estimators'\\]"):
         split_params({"n_estimators": "5"})
     with pytest.raises(ReproduceError, match="missing"):

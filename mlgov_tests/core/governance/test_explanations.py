@@ -78,10 +78,11 @@ def test_local_reasons_are_the_most_negative_contributions(explained):
         pos = sv[sv > 0].nlargest(3)
         got_neg = [frame.at[i, f"reason_{j}"] for j in range(1, 4)]
         got_pos = [frame.at[i, f"positive_{j}"] for j in range(1, 4)]
-        assert got_neg[: len(neg)] == list(neg.index) and all(g is None for g in got_neg[len(neg):])
+        assert got_neg[: len(neg)] == list(neg.index) and all(g is None for g in got_neg[len(neg) :])
         assert got_pos[: len(pos)] == list(pos.index)
-        np.testing.assert_allclose(frame.loc[i, [f"reason_{j}_shap" for j in range(1, len(neg) + 1)]]
-                                   .to_numpy(float), neg.to_numpy())
+        np.testing.assert_allclose(
+            frame.loc[i, [f"reason_{j}_shap" for j in range(1, len(neg) + 1)]].to_numpy(float), neg.to_numpy()
+        )
     buf = io.BytesIO()
     frame.to_parquet(buf)  # Parquet-ready: typed columns, None/NaN for absent reasons
     back = pd.read_parquet(io.BytesIO(buf.getvalue()))
@@ -98,13 +99,20 @@ def test_one_hot_columns_fold_back_to_their_feature():
     X, y = adult_train()
     Xt, _ = adult_test()
     cats = ["workclass", "marital_status", "relationship"]
-    pipe = Pipeline([
-        ("pre", ColumnTransformer([
-            ("oh", OneHotEncoder(handle_unknown="ignore", sparse_output=False, max_categories=6), cats),
-            ("num", "passthrough", ["age", "education_num", "hours_per_week"]),
-        ])),
-        ("hgb", HistGradientBoostingClassifier(max_iter=40, random_state=0)),
-    ])
+    pipe = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer(
+                    [
+                        ("oh", OneHotEncoder(handle_unknown="ignore", sparse_output=False, max_categories=6), cats),
+                        ("num", "passthrough", ["age", "education_num", "hours_per_week"]),
+                    ]
+                ),
+            ),
+            ("hgb", HistGradientBoostingClassifier(max_iter=40, random_state=0)),
+        ]
+    )
     fit_single_thread(pipe, X.iloc[:8000], y.iloc[:8000])
     rows = Xt.iloc[:400]
     ex = explain_pipeline(pipe, rows, top_k_reasons=2)
@@ -112,14 +120,15 @@ def test_one_hot_columns_fold_back_to_their_feature():
     # Independent fold: the encoder's own categories_ say how many columns each feature owns
     # (categories minus those merged into one "infrequent" column), not from column names.
     enc = pipe[0].named_transformers_["oh"]
-    widths = [len(cat) - (0 if inf is None else len(inf) - 1)
-              for cat, inf in zip(enc.categories_, enc.infrequent_categories_)]
+    widths = [
+        len(cat) - (0 if inf is None else len(inf) - 1) for cat, inf in zip(enc.categories_, enc.infrequent_categories_)
+    ]
     assert sum(widths) == pipe[0].output_indices_["oh"].stop
     assert any(inf is not None for inf in enc.infrequent_categories_)  # the many-to-one case
     direct = shap.TreeExplainer(pipe[-1]).shap_values(pipe[0].transform(rows), check_additivity=False)
     start = 0
     for c, w in zip(cats, widths):
-        np.testing.assert_allclose(ex.shap_values[c].to_numpy(), direct[:, start:start + w].sum(axis=1))
+        np.testing.assert_allclose(ex.shap_values[c].to_numpy(), direct[:, start : start + w].sum(axis=1))
         start += w
     assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6)["passed"]
 
@@ -132,11 +141,24 @@ def test_native_categorical_hgb_is_not_given_to_tree_explainer():
 
     X, y = adult_train()
     Xt, _ = adult_test()
-    pipe = Pipeline([
-        ("pre", ColumnTransformer([("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
-                                    ["relationship", "occupation"]), ("num", "passthrough", ["age"])])),
-        ("hgb", HistGradientBoostingClassifier(max_iter=20, categorical_features=[0, 1], random_state=0)),
-    ])
+    pipe = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer(
+                    [
+                        (
+                            "cat",
+                            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                            ["relationship", "occupation"],
+                        ),
+                        ("num", "passthrough", ["age"]),
+                    ]
+                ),
+            ),
+            ("hgb", HistGradientBoostingClassifier(max_iter=20, categorical_features=[0, 1], random_state=0)),
+        ]
+    )
     fit_single_thread(pipe, X.iloc[:5000], y.iloc[:5000])
     with pytest.raises(ValueError, match="native categorical"):
         explain_pipeline(pipe, Xt.iloc[:10], method="tree")
@@ -157,13 +179,20 @@ def test_non_tree_model_uses_bounded_permutation_fallback():
 
     X, y = adult_train()
     Xt, _ = adult_test()
-    pipe = Pipeline([
-        ("pre", ColumnTransformer([
-            ("oh", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["relationship"]),
-            ("num", StandardScaler(), ["age", "education_num"]),
-        ])),
-        ("lr", LogisticRegression(max_iter=200)),
-    ])
+    pipe = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer(
+                    [
+                        ("oh", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["relationship"]),
+                        ("num", StandardScaler(), ["age", "education_num"]),
+                    ]
+                ),
+            ),
+            ("lr", LogisticRegression(max_iter=200)),
+        ]
+    )
     pipe.fit(X.iloc[:5000], y.iloc[:5000])
     ex = explain_pipeline(pipe, Xt.iloc[:500], fallback_max_rows=12, fallback_background=25)
     assert ex.method == "permutation" and len(ex) == 12

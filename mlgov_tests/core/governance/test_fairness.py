@@ -43,8 +43,14 @@ def holdout_predictions():
 
 
 def _report(y_true, y_pred, sens, **kw):
-    args = dict(features=["sex", "race"], intersections=[["sex", "race"]], min_group_size=100,
-                n_boot=0, ci_level=0.95, random_state=0)
+    args = dict(
+        features=["sex", "race"],
+        intersections=[["sex", "race"]],
+        min_group_size=100,
+        n_boot=0,
+        ci_level=0.95,
+        random_state=0,
+    )
     args.update(kw)
     return fairness_report(y_true, y_pred, sens, **args)
 
@@ -56,15 +62,17 @@ def _pandas_rates(df: pd.DataFrame, key) -> pd.DataFrame:
     fp = g.apply(lambda d: ((d.p == 1) & (d.t == 0)).sum(), include_groups=False)
     pos = g.t.sum()
     neg = g.t.count() - pos
-    return pd.DataFrame({
-        "count": g.size(),
-        "selection_rate": g.p.mean(),
-        "tpr": tp / pos,
-        "fpr": fp / neg,
-        "fnr": (pos - tp) / pos,
-        "precision": tp / g.p.sum(),
-        "accuracy": g.apply(lambda d: (d.p == d.t).mean(), include_groups=False),
-    })
+    return pd.DataFrame(
+        {
+            "count": g.size(),
+            "selection_rate": g.p.mean(),
+            "tpr": tp / pos,
+            "fpr": fp / neg,
+            "fnr": (pos - tp) / pos,
+            "precision": tp / g.p.sum(),
+            "accuracy": g.apply(lambda d: (d.p == d.t).mean(), include_groups=False),
+        }
+    )
 
 
 def test_group_rates_match_pandas_groupby_on_adult_holdout(holdout_predictions):
@@ -77,9 +85,13 @@ def test_group_rates_match_pandas_groupby_on_adult_holdout(holdout_predictions):
         got = pd.DataFrame(rep.features[feature].groups).set_index("group")
         assert sorted(got.index) == sorted(expected.index)
         for metric in expected.columns:
-            np.testing.assert_allclose(got.loc[expected.index, metric].astype(float),
-                                       expected[metric].astype(float), rtol=0, atol=1e-12,
-                                       err_msg=f"{feature}:{metric}")
+            np.testing.assert_allclose(
+                got.loc[expected.index, metric].astype(float),
+                expected[metric].astype(float),
+                rtol=0,
+                atol=1e-12,
+                err_msg=f"{feature}:{metric}",
+            )
     # The summary DP ratio is min/max of the (adequate) groups' selection rates.
     sel = _pandas_rates(df, "sex")["selection_rate"]
     assert rep.features["sex"].summary["demographic_parity_ratio"].value == pytest.approx(sel.min() / sel.max())
@@ -102,10 +114,10 @@ def _synthetic(n_a=2000, n_b=2000, n_c=30, sel=(0.5, 0.45, 0.0), seed=0):
 
 def test_small_group_is_flagged_and_does_not_decide_the_gate():
     yt, yp, sens = _synthetic()
-    rule = FairnessRule(feature="g", metric="demographic_parity_ratio", comparison="min",
-                        threshold=0.8, bound="point")
-    gated = fairness_report(yt, yp, sens, features=["g"], intersections=[], min_group_size=100,
-                            n_boot=0, ci_level=0.95, random_state=0)
+    rule = FairnessRule(feature="g", metric="demographic_parity_ratio", comparison="min", threshold=0.8, bound="point")
+    gated = fairness_report(
+        yt, yp, sens, features=["g"], intersections=[], min_group_size=100, n_boot=0, ci_level=0.95, random_state=0
+    )
     c_row = next(r for r in gated.features["g"].groups if r["group"] == "C")
     assert c_row["small_group"] is True and c_row["count"] == 30 and c_row["selection_rate"] == 0.0
     verdict = evaluate_fairness_gate(gated, [rule])
@@ -115,8 +127,9 @@ def test_small_group_is_flagged_and_does_not_decide_the_gate():
     rates = pd.Series(yp).groupby(sens["g"].to_numpy()).mean()
     assert verdict.rules[0]["value"] == pytest.approx(rates[["A", "B"]].min() / rates[["A", "B"]].max())
     # The same tiny group, if counted, fails the rule: that is exactly what the flag prevents.
-    counted = fairness_report(yt, yp, sens, features=["g"], intersections=[], min_group_size=10,
-                              n_boot=0, ci_level=0.95, random_state=0)
+    counted = fairness_report(
+        yt, yp, sens, features=["g"], intersections=[], min_group_size=10, n_boot=0, ci_level=0.95, random_state=0
+    )
     assert not evaluate_fairness_gate(counted, [rule]).passed
 
 
@@ -175,25 +188,36 @@ def test_summary_points_equal_fairlearn_metric_functions(holdout_predictions):
 
 def _slow_replicate(t: np.ndarray, p: np.ndarray, g: np.ndarray, groups: list[str]) -> dict[str, float]:
     """One replicate's per-group rates and summaries from explicit rows, with pandas only."""
-    df = pd.DataFrame({"t": t, "p": p, "tp": t & p, "fp": (1 - t) & p, "fn": t & (1 - p),
-                       "ok": (t == p).astype(int), "n": 1})
+    df = pd.DataFrame(
+        {"t": t, "p": p, "tp": t & p, "fp": (1 - t) & p, "fn": t & (1 - p), "ok": (t == p).astype(int), "n": 1}
+    )
     s = df.groupby(g).sum().reindex(groups)
-    rates = pd.DataFrame({
-        "selection_rate": s.p / s.n, "tpr": s.tp / s.t, "fpr": s.fp / (s.n - s.t),
-        "fnr": s.fn / s.t, "precision": s.tp / s.p, "accuracy": s.ok / s.n,
-    })
+    rates = pd.DataFrame(
+        {
+            "selection_rate": s.p / s.n,
+            "tpr": s.tp / s.t,
+            "fpr": s.fp / (s.n - s.t),
+            "fnr": s.fn / s.t,
+            "precision": s.tp / s.p,
+            "accuracy": s.ok / s.n,
+        }
+    )
     out = {f"{grp}:{m}": float(rates.loc[grp, m]) for grp in groups for m in rates.columns}
     ratio = {m: rates[m].min() / rates[m].max() for m in ("selection_rate", "tpr", "fpr")}
     diff = {m: rates[m].max() - rates[m].min() for m in ("selection_rate", "tpr", "fpr")}
-    out.update({
-        "demographic_parity_ratio": ratio["selection_rate"],
-        "demographic_parity_difference": diff["selection_rate"],
-        "disparate_impact_min": ratio["selection_rate"],
-        "equalized_odds_ratio": min(ratio["tpr"], ratio["fpr"]),
-        "equalized_odds_difference": max(diff["tpr"], diff["fpr"]),
-        "tpr_ratio": ratio["tpr"], "tpr_difference": diff["tpr"],
-        "fpr_ratio": ratio["fpr"], "fpr_difference": diff["fpr"],
-    })
+    out.update(
+        {
+            "demographic_parity_ratio": ratio["selection_rate"],
+            "demographic_parity_difference": diff["selection_rate"],
+            "disparate_impact_min": ratio["selection_rate"],
+            "equalized_odds_ratio": min(ratio["tpr"], ratio["fpr"]),
+            "equalized_odds_difference": max(diff["tpr"], diff["fpr"]),
+            "tpr_ratio": ratio["tpr"],
+            "tpr_difference": diff["tpr"],
+            "fpr_ratio": ratio["fpr"],
+            "fpr_difference": diff["fpr"],
+        }
+    )
     return out
 
 
@@ -222,7 +246,9 @@ def test_vectorised_replicate_statistics_equal_pandas_on_explicit_resamples(hold
     summaries = _summaries(rates)
     for b, exp in enumerate(expected):
         for key, value in exp.items():
-            got = summaries[key][b] if key in summaries else rates[key.split(":")[1]][b, groups.index(key.split(":")[0])]
+            got = (
+                summaries[key][b] if key in summaries else rates[key.split(":")[1]][b, groups.index(key.split(":")[0])]
+            )
             assert got == pytest.approx(value, abs=1e-12), (b, key)
 
 
@@ -231,8 +257,17 @@ def test_bootstrap_intervals_agree_with_slow_row_bootstrap(holdout_predictions):
     on a holdout subsample, within Monte Carlo tolerance; small groups stay out of both."""
     yt, yp, sens = _holdout_subsample(holdout_predictions, 6000, seed=2)
     ci_level, n_ref, n_fast = 0.9, 300, 4000
-    rep = fairness_report(yt, yp, sens, features=["race"], intersections=[], min_group_size=150,
-                          n_boot=n_fast, ci_level=ci_level, random_state=7)
+    rep = fairness_report(
+        yt,
+        yp,
+        sens,
+        features=["race"],
+        intersections=[],
+        min_group_size=150,
+        n_boot=n_fast,
+        ci_level=ci_level,
+        random_state=7,
+    )
     ff = rep.features["race"]
     counts = sens["race"].value_counts()
     assert ff.gated_groups == sorted(counts.index[counts >= 150]) and len(ff.gated_groups) >= 3
@@ -242,8 +277,12 @@ def test_bootstrap_intervals_agree_with_slow_row_bootstrap(holdout_predictions):
     keep = np.isin(g, ff.gated_groups)
     t, p, g = yt[keep], yp[keep], g[keep]
     rng = np.random.default_rng(123)
-    ref = pd.DataFrame([_slow_replicate(t[i], p[i], g[i], ff.gated_groups)
-                        for i in (rng.integers(0, t.size, t.size) for _ in range(n_ref))])
+    ref = pd.DataFrame(
+        [
+            _slow_replicate(t[i], p[i], g[i], ff.gated_groups)
+            for i in (rng.integers(0, t.size, t.size) for _ in range(n_ref))
+        ]
+    )
 
     q = (1 - ci_level) / 2
     density = math.exp(-0.5 * 1.6448536**2) / math.sqrt(2 * math.pi)  # N(0,1) pdf at z_{0.95}
@@ -281,8 +320,9 @@ def test_bootstrap_is_deterministic_seeded_and_row_order_free():
     assert sa["demographic_parity_ratio"]["lower"] != sb["demographic_parity_ratio"]["lower"]
     # The resample is drawn on confusion cells, so shuffling rows changes nothing at all.
     perm = np.random.default_rng(0).permutation(yt.size)
-    shuffled = fairness_report(yt[perm], yp[perm], sens.iloc[perm].reset_index(drop=True),
-                               random_state=1, **kw).to_dict()
+    shuffled = fairness_report(
+        yt[perm], yp[perm], sens.iloc[perm].reset_index(drop=True), random_state=1, **kw
+    ).to_dict()
     assert shuffled == a
     assert "not stratified" in a["config"]["ci_method"] and "percentile" in a["config"]["ci_method"]
 
@@ -293,8 +333,9 @@ def test_undefined_rate_in_a_gated_group_is_skipped_not_fatal():
     yt, yp, sens = _synthetic(n_a=600, n_b=600, n_c=0, sel=(0.5, 0.4, 0.0), seed=6)
     yt = yt.copy()
     yt[600:] = 0  # group B: no positives
-    rep = fairness_report(yt, yp, sens, features=["g"], intersections=[], min_group_size=100,
-                          n_boot=100, ci_level=0.95, random_state=0)
+    rep = fairness_report(
+        yt, yp, sens, features=["g"], intersections=[], min_group_size=100, n_boot=100, ci_level=0.95, random_state=0
+    )
     json.dumps(rep.to_dict(), allow_nan=False)
     ff = rep.features["g"]
     b = next(r for r in ff.groups if r["group"] == "B")
@@ -320,8 +361,10 @@ def test_biased_model_fails_gate_and_reference_model_passes(holdout_predictions)
     biased_verdict = evaluate_fairness_gate(fairness_report(yt, yp_biased, Xt[["sex"]], **kw), rules)
     assert fair_verdict.passed, fair_verdict.rules
     assert not biased_verdict.passed
-    assert {r["metric"] for r in biased_verdict.failed_rules} == {"demographic_parity_ratio",
-                                                                   "equalized_odds_difference"}
+    assert {r["metric"] for r in biased_verdict.failed_rules} == {
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+    }
     # The gate's evidence carries the per-group table and the judged bound.
     assert {g["group"] for g in biased_verdict.groups} == {"Female", "Male"}
     assert biased_verdict.rules[0]["judged_value"] == biased_verdict.rules[0]["lower"]
@@ -330,8 +373,9 @@ def test_biased_model_fails_gate_and_reference_model_passes(holdout_predictions)
 
 def test_insufficient_groups_fail_closed_unless_policy_opts_out():
     yt, yp, sens = _synthetic(n_a=500, n_b=20, n_c=20)
-    rep = fairness_report(yt, yp, sens, features=["g"], intersections=[], min_group_size=100,
-                          n_boot=0, ci_level=0.95, random_state=0)
+    rep = fairness_report(
+        yt, yp, sens, features=["g"], intersections=[], min_group_size=100, n_boot=0, ci_level=0.95, random_state=0
+    )
     rule = FairnessRule("g", "demographic_parity_ratio", "min", 0.8)
     assert rep.features["g"].summary["demographic_parity_ratio"].value is None
     assert not evaluate_fairness_gate(rep, [rule]).passed
@@ -340,8 +384,9 @@ def test_insufficient_groups_fail_closed_unless_policy_opts_out():
 
 def test_rule_on_missing_bound_fails_and_bad_rules_raise():
     yt, yp, sens = _synthetic()
-    rep = fairness_report(yt, yp, sens, features=["g"], intersections=[], min_group_size=100,
-                          n_boot=0, ci_level=0.95, random_state=0)
+    rep = fairness_report(
+        yt, yp, sens, features=["g"], intersections=[], min_group_size=100, n_boot=0, ci_level=0.95, random_state=0
+    )
     v = evaluate_fairness_gate(rep, [FairnessRule("g", "fpr_ratio", "min", 0.1, "lower")])
     assert not v.passed and "not available" in v.rules[0]["reason"]
     with pytest.raises(ValueError, match="unknown metric"):
@@ -350,22 +395,45 @@ def test_rule_on_missing_bound_fails_and_bad_rules_raise():
         FairnessRule("g", "fpr_ratio", "min", 0.8, "median")
     with pytest.raises(ValueError, match="not in report"):
         evaluate_fairness_gate(rep, [FairnessRule("sex", "fpr_ratio", "min", 0.8)])
-    assert FairnessRule.from_dict({"feature": ["sex", "race"], "metric": "fpr_ratio",
-                                   "comparison": "min", "threshold": 0.5}).feature == "sex|race"
+    assert (
+        FairnessRule.from_dict(
+            {"feature": ["sex", "race"], "metric": "fpr_ratio", "comparison": "min", "threshold": 0.5}
+        ).feature
+        == "sex|race"
+    )
 
 
 def test_bad_input_names_the_column_and_rows():
     yt, yp, sens = _synthetic()
     sens.loc[[3, 7], "g"] = None
     with pytest.raises(ValueError, match=r"'g' has missing values at rows \[3, 7\]"):
-        fairness_report(yt, yp, sens, features=["g"], intersections=[], min_group_size=10,
-                        n_boot=0, ci_level=0.95, random_state=0)
+        fairness_report(
+            yt, yp, sens, features=["g"], intersections=[], min_group_size=10, n_boot=0, ci_level=0.95, random_state=0
+        )
     with pytest.raises(ValueError, match="y_pred must be binary"):
-        fairness_report(yt, yp * 2, sens.fillna("A"), features=["g"], intersections=[],
-                        min_group_size=10, n_boot=0, ci_level=0.95, random_state=0)
+        fairness_report(
+            yt,
+            yp * 2,
+            sens.fillna("A"),
+            features=["g"],
+            intersections=[],
+            min_group_size=10,
+            n_boot=0,
+            ci_level=0.95,
+            random_state=0,
+        )
     with pytest.raises(ValueError, match="'h' not in sensitive frame"):
-        fairness_report(yt, yp, sens.fillna("A"), features=["h"], intersections=[],
-                        min_group_size=10, n_boot=0, ci_level=0.95, random_state=0)
+        fairness_report(
+            yt,
+            yp,
+            sens.fillna("A"),
+            features=["h"],
+            intersections=[],
+            min_group_size=10,
+            n_boot=0,
+            ci_level=0.95,
+            random_state=0,
+        )
 
 
 def test_pretraining_bias_equals_direct_pandas():
@@ -398,11 +466,17 @@ def test_render_json_and_tradeoff(holdout_predictions):
     assert page.startswith("<!DOCTYPE html>") and "Female|White" in page
     assert "http" not in page and "<script" not in page and "<link" not in page
     other = _report(yt, 1 - yp, Xt[SENSITIVE])
-    table = compare_tradeoff({"unmitigated": ({"accuracy": float((yp == yt).mean())}, rep),
-                              "inverted": ({"accuracy": float((yp != yt).mean())}, other)})
+    table = compare_tradeoff(
+        {
+            "unmitigated": ({"accuracy": float((yp == yt).mean())}, rep),
+            "inverted": ({"accuracy": float((yp != yt).mean())}, other),
+        }
+    )
     assert [r["challenger"] for r in table["rows"]] == ["unmitigated", "inverted"]
-    assert table["rows"][0]["sex:demographic_parity_ratio"]["value"] == \
-        rep.features["sex"].summary["demographic_parity_ratio"].value
+    assert (
+        table["rows"][0]["sex:demographic_parity_ratio"]["value"]
+        == rep.features["sex"].summary["demographic_parity_ratio"].value
+    )
     assert table["rows"][1]["accuracy"] == pytest.approx(1 - table["rows"][0]["accuracy"])
     assert "| unmitigated |" in table["markdown"]
     json.dumps(table["rows"], allow_nan=False)

@@ -23,9 +23,15 @@ def _mlflow_verdict(thresholds: dict[str, ChampionThreshold], cand: dict, base: 
     from mlflow.models import MetricThreshold
     from mlflow.models.evaluation.validation import ModelValidationFailedException, _validate
 
-    mt = {k: MetricThreshold(threshold=t.threshold, min_absolute_change=t.min_absolute_change,
-                             min_relative_change=t.min_relative_change, greater_is_better=t.greater_is_better)
-          for k, t in thresholds.items()}
+    mt = {
+        k: MetricThreshold(
+            threshold=t.threshold,
+            min_absolute_change=t.min_absolute_change,
+            min_relative_change=t.min_relative_change,
+            greater_is_better=t.greater_is_better,
+        )
+        for k, t in thresholds.items()
+    }
     try:
         _validate(mt, cand, base)
         return True
@@ -40,10 +46,12 @@ def test_champion_comparison_matches_mlflow_metric_threshold_semantics():
     for i in range(400):
         greater = rng.random() < 0.7
         name = "roc_auc" if greater else "log_loss"
-        t = ChampionThreshold(greater_is_better=greater,
-                              threshold=rng.choice([None, round(rng.uniform(0.2, 0.9), 3)]),
-                              min_absolute_change=rng.choice([None, round(rng.uniform(0.0005, 0.05), 4)]),
-                              min_relative_change=rng.choice([None, round(rng.uniform(0.001, 0.1), 4)]))
+        t = ChampionThreshold(
+            greater_is_better=greater,
+            threshold=rng.choice([None, round(rng.uniform(0.2, 0.9), 3)]),
+            min_absolute_change=rng.choice([None, round(rng.uniform(0.0005, 0.05), 4)]),
+            min_relative_change=rng.choice([None, round(rng.uniform(0.001, 0.1), 4)]),
+        )
         if t.threshold is None and t.min_absolute_change is None and t.min_relative_change is None:
             continue
         base = round(rng.uniform(0.2, 0.95), 4)

@@ -34,18 +34,33 @@ def test_good_policy_parses():
     assert p.metric_floors["log_loss"].max == 0.4
 
 
-@pytest.mark.parametrize("mutation, key, why", [
-    (("metric_floors:", "metric_floor:"), "metric_floor", "unknown key"),
-    (("roc_auc: {min: 0.9}", "roc_auc: {min: 1.7}"), "metric_floors.roc_auc.min", "impossible"),
-    (("roc_auc: {min: 0.9}", "roc_auc: {min: high}"), "metric_floors.roc_auc.min", "must be a number"),
-    (("roc_auc: {min: 0.9}", "roc_auc: {max: 0.9}"), "metric_floors.roc_auc", "greater-is-better"),
-    (("roc_auc: {min: 0.9}", "rocauc: {min: 0.9}"), "metric_floors.rocauc", "unknown metric"),
-    (("min_absolute_change: 0.001", "min_absolute_change: 0"), "champion_comparison.roc_auc.min_absolute_change", "> 0"),
-    (("greater_is_better: true", "greater_is_better: false"), "champion_comparison.roc_auc.greater_is_better", "greater"),
-    (("greater_is_better: true", "greater_is_better: yes please"), "champion_comparison.roc_auc.greater_is_better", "true or false"),
-    (("policy_version: 1", "policy_version: 2"), "policy_version", "unsupported"),
-    (("policy_version: 1\n", ""), "policy_version", "required"),
-])
+@pytest.mark.parametrize(
+    "mutation, key, why",
+    [
+        (("metric_floors:", "metric_floor:"), "metric_floor", "unknown key"),
+        (("roc_auc: {min: 0.9}", "roc_auc: {min: 1.7}"), "metric_floors.roc_auc.min", "impossible"),
+        (("roc_auc: {min: 0.9}", "roc_auc: {min: high}"), "metric_floors.roc_auc.min", "must be a number"),
+        (("roc_auc: {min: 0.9}", "roc_auc: {max: 0.9}"), "metric_floors.roc_auc", "greater-is-better"),
+        (("roc_auc: {min: 0.9}", "rocauc: {min: 0.9}"), "metric_floors.rocauc", "unknown metric"),
+        (
+            ("min_absolute_change: 0.001", "min_absolute_change: 0"),
+            "champion_comparison.roc_auc.min_absolute_change",
+            "> 0",
+        ),
+        (
+            ("greater_is_better: true", "greater_is_better: false"),
+            "champion_comparison.roc_auc.greater_is_better",
+            "greater",
+        ),
+        (
+            ("greater_is_better: true", "greater_is_better: yes please"),
+            "champion_comparison.roc_auc.greater_is_better",
+            "true or false",
+        ),
+        (("policy_version: 1", "policy_version: 2"), "policy_version", "unsupported"),
+        (("policy_version: 1\n", ""), "policy_version", "required"),
+    ],
+)
 def test_malformed_policy_is_a_clear_error_naming_the_key(mutation, key, why):
     old, new = mutation
     assert old in GOOD
@@ -72,15 +87,18 @@ def test_missing_policy_file(tmp_path):
         load_policy(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("extra, key", [
-    ("fairness: {sensitive_features: []}\n", "fairness.sensitive_features"),
-    ("fairness: {sensitive_features: [age]}\n", "fairness.sensitive_features"),
-    ("fairness: {rules: [{feature: sex, metric: happiness_ratio, min: 0.8}]}\n", "fairness.rules[0].metric"),
-    ("drift: {jensenshannon_threshold: 3}\n", "drift.jensenshannon_threshold"),
-    ("monitoring: {webhook_url: 'file:///etc/passwd'}\n", "monitoring.webhook_url"),
-    ("monitoring: {min_batch_rows: 0}\n", "monitoring.min_batch_rows"),
-    ("explanations: {ndcg_top_k: 0}\n", "explanations.ndcg_top_k"),
-])
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        ("fairness: {sensitive_features: []}\n", "fairness.sensitive_features"),
+        ("fairness: {sensitive_features: [age]}\n", "fairness.sensitive_features"),
+        ("fairness: {rules: [{feature: sex, metric: happiness_ratio, min: 0.8}]}\n", "fairness.rules[0].metric"),
+        ("drift: {jensenshannon_threshold: 3}\n", "drift.jensenshannon_threshold"),
+        ("monitoring: {webhook_url: 'file:///etc/passwd'}\n", "monitoring.webhook_url"),
+        ("monitoring: {min_batch_rows: 0}\n", "monitoring.min_batch_rows"),
+        ("explanations: {ndcg_top_k: 0}\n", "explanations.ndcg_top_k"),
+    ],
+)
 def test_more_impossible_settings_are_refused_on_load(extra, key):
     with pytest.raises(PolicyError, match=re.escape(key)):
         parse_policy(GOOD + extra)

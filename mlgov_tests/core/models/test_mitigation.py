@@ -34,9 +34,16 @@ def _eo_difference(y_true, y_pred, groups) -> float:
 @pytest.fixture(scope="module")
 def dp_model() -> MitigatedModel:
     X, y = adult_train()
-    return fit_mitigated(fitted_reference_pipeline(), X, y, sensitive_features=["sex"],
-                         method="threshold", constraints="demographic_parity",
-                         objective="accuracy_score", random_state=0)
+    return fit_mitigated(
+        fitted_reference_pipeline(),
+        X,
+        y,
+        sensitive_features=["sex"],
+        method="threshold",
+        constraints="demographic_parity",
+        objective="accuracy_score",
+        random_state=0,
+    )
 
 
 def test_threshold_dp_improves_demographic_parity_on_holdout(dp_model):
@@ -79,8 +86,9 @@ def test_predictions_are_deterministic_batch_invariant_and_survive_cloudpickle(d
     assert np.array_equal(dp_model.predict(Xt.assign(applicant_id=np.arange(len(Xt)))), first)
     restored = cloudpickle.loads(cloudpickle.dumps(dp_model))
     assert np.array_equal(restored.predict(Xt), first)
-    np.testing.assert_array_equal(restored.base_score(Xt),
-                                  fitted_reference_pipeline().predict_proba(Xt.drop(columns=["sex"]))[:, 1])
+    np.testing.assert_array_equal(
+        restored.base_score(Xt), fitted_reference_pipeline().predict_proba(Xt.drop(columns=["sex"]))[:, 1]
+    )
     assert restored.base_pipeline is not None and hasattr(restored.base_pipeline, "steps")
 
 
@@ -107,8 +115,16 @@ def test_reductions_option_routes_sample_weights_through_a_plain_pipeline():
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        m = fit_mitigated(base, Xs, ys, sensitive_features=["sex"], method="reductions",
-                          constraints="demographic_parity", max_iter=8, random_state=0)
+        m = fit_mitigated(
+            base,
+            Xs,
+            ys,
+            sensitive_features=["sex"],
+            method="reductions",
+            constraints="demographic_parity",
+            max_iter=8,
+            random_state=0,
+        )
         pred = m.predict(Xt)
     weights = np.asarray(m.mitigator.weights_)
     assert weights.sum() == pytest.approx(1.0) and (weights >= 0).all()

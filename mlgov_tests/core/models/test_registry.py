@@ -19,9 +19,17 @@ def _tiny_version(reg: Registry, seed: int) -> int:
     X = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
     y = (X.a + rng.normal(scale=0.5, size=50) > 0).astype(int)
     model = LogisticRegression().fit(X, y)
-    info = reg.log_model_version(model=model, flavor="sklearn", run_name=f"tiny-{seed}", params={"seed": seed},
-                                 metrics={"roc_auc": 0.9}, tags={"mlgov.fingerprint": f"fp{seed}"},
-                                 input_example=X.head(3), text_artifacts={}, pip_requirements=["scikit-learn"])
+    info = reg.log_model_version(
+        model=model,
+        flavor="sklearn",
+        run_name=f"tiny-{seed}",
+        params={"seed": seed},
+        metrics={"roc_auc": 0.9},
+        tags={"mlgov.fingerprint": f"fp{seed}"},
+        input_example=X.head(3),
+        text_artifacts={},
+        pip_requirements=["scikit-learn"],
+    )
     return info["version"]
 
 

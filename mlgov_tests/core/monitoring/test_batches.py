@@ -45,8 +45,9 @@ def toy_score(df: pd.DataFrame) -> np.ndarray:
 # --------------------------------------------------------------------------- ids and names
 
 
-@pytest.mark.parametrize("bad", ["../x", "a/b", "a\\b", "", "x" * 129, ".hidden", "a..b", "-x", "a b",
-                                 "x.labels", "batch\n1", "é"])
+@pytest.mark.parametrize(
+    "bad", ["../x", "a/b", "a\\b", "", "x" * 129, ".hidden", "a..b", "-x", "a b", "x.labels", "batch\n1", "é"]
+)
 def test_batch_id_rejects(bad):
     with pytest.raises(ValueError, match="batch id"):
         validate_batch_id(bad)
@@ -255,8 +256,13 @@ def test_mcnemar_exact_matches_hand_computation():
 
 
 def test_retrain_run_key_is_stable_and_evidence_bound():
-    ev = {"batch_ids": ["b2", "b1"], "reference_fingerprint": "f" * 64, "champion_version": "3",
-          "drifted_share": 0.57, "detected_at": "2026-11-27T10:00:00Z"}
+    ev = {
+        "batch_ids": ["b2", "b1"],
+        "reference_fingerprint": "f" * 64,
+        "champion_version": "3",
+        "drifted_share": 0.57,
+        "detected_at": "2026-11-27T10:00:00Z",
+    }
     key = retrain_run_key(ev)
     assert key.startswith("retrain-") and len(key) == len("retrain-") + 24
     same = {**ev, "batch_ids": ["b1", "b2", "b1"], "drifted_share": 0.571, "detected_at": "later"}

@@ -69,7 +69,10 @@ def test_no_false_alarm_on_20_no_drift_resamples(profile, holdout):
     columns_flagged = {"policy_psi": 0, "evidently_compatible": 0}
     for seed in range(20):
         b = batch("none", holdout, 5000, seed)
-        for name, th in (("policy_psi", DriftThresholds()), ("evidently_compatible", DriftThresholds.evidently_compatible())):
+        for name, th in (
+            ("policy_psi", DriftThresholds()),
+            ("evidently_compatible", DriftThresholds.evidently_compatible()),
+        ):
             report = compute_drift(profile, b, th)
             flagged[name] += report.dataset_drift
             columns_flagged[name] += report.n_drifted
@@ -127,8 +130,7 @@ def test_p_values_report_but_do_not_decide_by_default(profile, holdout):
     """At 300k rows adult.test's small real differences give tiny p-values; effect sizes stay small."""
     big = batch("none", holdout, 300_000, 0)
     default = compute_drift(profile, big)
-    small_p = [r.column for r in default.columns
-               if (r.ks_pvalue if r.ks_pvalue is not None else r.chi2_pvalue) < 0.05]
+    small_p = [r.column for r in default.columns if (r.ks_pvalue if r.ks_pvalue is not None else r.chi2_pvalue) < 0.05]
     assert len(small_p) >= 3, small_p
     assert default.n_drifted == 0 and not default.dataset_drift
     by_p = compute_drift(profile, big, DriftThresholds(numeric_method="ks", categorical_method="chisquare"))
@@ -328,9 +330,22 @@ def test_with_prediction_equals_building_with_it(reference, holdout):
 def test_evidently_options_follow_the_policy():
     from mlgov_assets.core.monitoring.drift import evidently_options
 
-    th = DriftThresholds(numeric_method="wasserstein", categorical_method="jensenshannon", wasserstein_threshold=0.15,
-                         jensenshannon_threshold=0.2)
-    assert evidently_options(th) == {"num_method": "wasserstein", "cat_method": "jensenshannon",
-                                     "num_threshold": 0.15, "cat_threshold": 0.2}
+    th = DriftThresholds(
+        numeric_method="wasserstein",
+        categorical_method="jensenshannon",
+        wasserstein_threshold=0.15,
+        jensenshannon_threshold=0.2,
+    )
+    assert evidently_options(th) == {
+        "num_method": "wasserstein",
+        "cat_method": "jensenshannon",
+        "num_threshold": 0.15,
+        "cat_threshold": 0.2,
+    }
     th = DriftThresholds(numeric_method="ks", categorical_method="psi", p_value=0.01, psi_act=0.3)
-    assert evidently_options(th) == {"num_method": "ks", "cat_method": "psi", "num_threshold": 0.01, "cat_threshold": 0.3}
+    assert evidently_options(th) == {
+        "num_method": "ks",
+        "cat_method": "psi",
+        "num_threshold": 0.01,
+        "cat_threshold": 0.3,
+    }

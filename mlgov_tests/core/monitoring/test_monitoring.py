@@ -31,8 +31,12 @@ def holdout() -> pd.DataFrame:
 
 @pytest.fixture
 def settings(tmp_path):
-    return get_settings(home=tmp_path / "state", project_dir=tmp_path / "project", landing_dir=tmp_path / "landing",
-                        policy_path=DATA.parent / "mlgov_assets" / "policies" / "default.yaml").ensure()
+    return get_settings(
+        home=tmp_path / "state",
+        project_dir=tmp_path / "project",
+        landing_dir=tmp_path / "landing",
+        policy_path=DATA.parent / "mlgov_assets" / "policies" / "default.yaml",
+    ).ensure()
 
 
 def land(landing: Path, name: str, frame: pd.DataFrame, *, age_s: float = 60.0) -> Path:
@@ -122,8 +126,11 @@ def test_valid_batch_is_archived_and_recorded(settings, holdout):
     assert list(acc.frame["row_id"]) == list(range(300))
     assert acc.frame["age"].dtype.kind == "i"  # validated and typed
     archived = pd.read_parquet(mon.BatchLedger(mon.MonitoringPaths.of(settings)).rows_path("ok1"))
-    pd.testing.assert_frame_equal(archived.drop(columns=["row_id"]).reset_index(drop=True),
-                                  batch.reset_index(drop=True)[archived.columns[1:]], check_dtype=False)
+    pd.testing.assert_frame_equal(
+        archived.drop(columns=["row_id"]).reset_index(drop=True),
+        batch.reset_index(drop=True)[archived.columns[1:]],
+        check_dtype=False,
+    )
     entry = mon.BatchLedger(mon.MonitoringPaths.of(settings)).get("ok1")
     assert entry["status"] == "validated" and entry["rows"] == 300 and entry["validation"]["passed"]
 
@@ -201,8 +208,14 @@ def test_alerts_are_logged_once_and_posted_to_the_webhook(tmp_path):
     _Hook.received.clear()
     url = f"http://127.0.0.1:{server.server_port}/hook"
     try:
-        rec = mon.raise_alert(paths, "dataset_drift", "batch x drifted", batch_id="x", evidence={"share": np.float64(0.6)},
-                              webhook_url=url)
+        rec = mon.raise_alert(
+            paths,
+            "dataset_drift",
+            "batch x drifted",
+            batch_id="x",
+            evidence={"share": np.float64(0.6)},
+            webhook_url=url,
+        )
         dup = mon.raise_alert(paths, "dataset_drift", "batch x drifted", batch_id="x", webhook_url=url)
     finally:
         server.shutdown()
@@ -230,8 +243,14 @@ def test_an_unreachable_webhook_is_logged_not_raised(tmp_path):
 
     log = Log()
     t0 = time.perf_counter()
-    rec = mon.raise_alert(mon.MonitoringPaths(tmp_path / "m"), "performance_breach", "b", webhook_url=f"http://127.0.0.1:{port}/",
-                          log=log, timeout=1.0)
+    rec = mon.raise_alert(
+        mon.MonitoringPaths(tmp_path / "m"),
+        "performance_breach",
+        "b",
+        webhook_url=f"http://127.0.0.1:{port}/",
+        log=log,
+        timeout=1.0,
+    )
     assert time.perf_counter() - t0 < 2.0
     assert rec["webhook"]["ok"] is False and any("webhook" in m for m in log.messages)
 
@@ -247,7 +266,9 @@ def test_reference_profile_is_built_once_per_reference_md5(settings, monkeypatch
     ref = mon.Reference("data/adult.data", md5_file(DATA / "adult.data"), DATA / "adult.data", "project")
     builds = []
     real_build = ReferenceProfile.build.__func__
-    monkeypatch.setattr(ReferenceProfile, "build", classmethod(lambda cls, *a, **k: builds.append(1) or real_build(cls, *a, **k)))
+    monkeypatch.setattr(
+        ReferenceProfile, "build", classmethod(lambda cls, *a, **k: builds.append(1) or real_build(cls, *a, **k))
+    )
     p1, meta = mon.reference_profile(paths, ref, bins=10)
     p2, _ = mon.reference_profile(paths, ref, bins=10)
     assert len(builds) == 1 and p1.fingerprint == p2.fingerprint
@@ -282,12 +303,26 @@ def test_performance_report_matches_sklearn_and_judges_the_breach(holdout):
     y = pd.Series(rng.integers(0, 2, n).astype(float), index=pd.RangeIndex(n, name="row_id"))
     champ = np.clip(0.35 * y.to_numpy() + rng.uniform(0, 0.65, n), 0, 1)
     shadow = np.clip(0.15 * y.to_numpy() + rng.uniform(0, 0.85, n), 0, 1)
-    scores = pd.DataFrame({"row_id": np.arange(n), "champion_score": champ, "champion_decision": (champ >= 0.5).astype(int),
-                           "shadow_score": shadow, "shadow_decision": (shadow >= 0.5).astype(int)})
+    scores = pd.DataFrame(
+        {
+            "row_id": np.arange(n),
+            "champion_score": champ,
+            "champion_decision": (champ >= 0.5).astype(int),
+            "shadow_score": shadow,
+            "shadow_decision": (shadow >= 0.5).astype(int),
+        }
+    )
     y.iloc[:50] = np.nan  # unlabelled rows are ignored
     holdout_metrics = {"accuracy": 0.95, "roc_auc": 0.9}
-    rep = mon.performance_report(y, scores, champion_metrics=holdout_metrics, tolerance={"accuracy": 0.05, "roc_auc": 0.05},
-                                 min_rows=200, alpha=0.05, reference_positive_rate=0.24)
+    rep = mon.performance_report(
+        y,
+        scores,
+        champion_metrics=holdout_metrics,
+        tolerance={"accuracy": 0.05, "roc_auc": 0.05},
+        min_rows=200,
+        alpha=0.05,
+        reference_positive_rate=0.24,
+    )
     yt, s = y.iloc[50:].to_numpy().astype(int), champ[50:]
     assert rep["n_labelled"] == 550
     assert rep["champion"]["accuracy"] == pytest.approx(accuracy_score(yt, s >= 0.5))
@@ -304,30 +339,57 @@ def test_performance_report_matches_sklearn_and_judges_the_breach(holdout):
     assert rep["mcnemar"]["promotes"] is False
     # a mitigated model decides by its own thresholds: accuracy follows the decisions, AUC the scores
     flipped = scores.assign(champion_decision=1 - scores["champion_decision"])
-    rep2 = mon.performance_report(y, flipped, champion_metrics=holdout_metrics, tolerance={"accuracy": 0.05},
-                                  min_rows=200, alpha=0.05, reference_positive_rate=None)
+    rep2 = mon.performance_report(
+        y,
+        flipped,
+        champion_metrics=holdout_metrics,
+        tolerance={"accuracy": 0.05},
+        min_rows=200,
+        alpha=0.05,
+        reference_positive_rate=None,
+    )
     assert rep2["champion"]["accuracy"] == pytest.approx(1 - rep["champion"]["accuracy"])
     assert rep2["champion"]["roc_auc"] == pytest.approx(rep["champion"]["roc_auc"])
     # too few labelled rows: reported, not judged
-    small = mon.performance_report(y.iloc[:250], scores, champion_metrics={"accuracy": 1.0}, tolerance={"accuracy": 0.0},
-                                   min_rows=300, alpha=0.05, reference_positive_rate=None)
-    assert small["n_labelled"] == 200 and not small["judged"] and not small["breach"] and "min_batch_rows" in small["reason"]
+    small = mon.performance_report(
+        y.iloc[:250],
+        scores,
+        champion_metrics={"accuracy": 1.0},
+        tolerance={"accuracy": 0.0},
+        min_rows=300,
+        alpha=0.05,
+        reference_positive_rate=None,
+    )
+    assert (
+        small["n_labelled"] == 200
+        and not small["judged"]
+        and not small["breach"]
+        and "min_batch_rows" in small["reason"]
+    )
 
 
 # --------------------------------------------------------------------------- retraining planner
 
 
 def _scored(ledger, batch_id, *, champion, drift=False, perf=False, labelled=0, fingerprint="fp-ref"):
-    ledger.update(batch_id, status="scored", champion_version=champion, md5="m" + batch_id,
-                  reference={"fingerprint": fingerprint, "path": "data/adult.data", "md5": "r", "read_from": "x"},
-                  drift={"breach": drift, "judged": True}, performance={"breach": perf, "labelled": bool(labelled)},
-                  labels={"n_labelled": labelled})
+    ledger.update(
+        batch_id,
+        status="scored",
+        champion_version=champion,
+        md5="m" + batch_id,
+        reference={"fingerprint": fingerprint, "path": "data/adult.data", "md5": "r", "read_from": "x"},
+        drift={"breach": drift, "judged": True},
+        performance={"breach": perf, "labelled": bool(labelled)},
+        labels={"n_labelled": labelled},
+    )
     if labelled:
         pd.DataFrame({"row_id": np.arange(labelled), "income": ">50K"}).to_parquet(ledger.labels_path(batch_id))
 
 
-CHAMP_INFO = {"tags": {"mlgov.train_data_path": "data/adult.data"},
-              "params": {"learning_rate": "0.15", "max_iter": "60", "max_depth": "None", "random_state": "0"}}
+CHAMP_INFO = {
+    "tags": {"mlgov.train_data_path": "data/adult.data"},
+    "params": {"learning_rate": "0.15", "max_iter": "60", "max_depth": "None", "random_state": "0"},
+}
 
 
 def test_retraining_plan_is_decided_once_per_breach_and_champion(tmp_path):
@@ -340,12 +402,17 @@ def test_retraining_plan_is_decided_once_per_breach_and_champion(tmp_path):
     _scored(ledger, "drifted", champion=3, drift=True)  # unlabelled itself; labelled rows exist elsewhere
     d = mon.plan_retraining(ledger, [], **kw)
     assert d.kind == "request" and d.plan.trigger_batch_ids == ["drifted"]
-    assert d.plan.run_key == retrain_run_key({"batch_ids": ["drifted"], "reference_fingerprint": "fp-ref",
-                                              "champion_version": 3})
+    assert d.plan.run_key == retrain_run_key(
+        {"batch_ids": ["drifted"], "reference_fingerprint": "fp-ref", "champion_version": 3}
+    )
     assert sorted(d.plan.training_batch_ids) == ["calm", "old"] and d.plan.new_labelled_rows == 30
     assert d.plan.params == {"learning_rate": 0.15, "max_iter": 60, "max_depth": None, "random_state": 0}
-    assert d.plan.run_config() == {"ops": {"training_data": {"config": {"path": f"data/generated/{d.plan.run_key}.csv"}},
-                                           "challenger_model": {"config": d.plan.params}}}
+    assert d.plan.run_config() == {
+        "ops": {
+            "training_data": {"config": {"path": f"data/generated/{d.plan.run_key}.csv"}},
+            "challenger_model": {"config": d.plan.params},
+        }
+    }
     # the same decision again (new tick, fresh cursor): the same key
     assert mon.plan_retraining(ledger, [], **kw).plan.run_key == d.plan.run_key
     # once requested, that breach is handled for this champion ...
@@ -365,8 +432,11 @@ def test_retraining_plan_is_decided_once_per_breach_and_champion(tmp_path):
 
 
 def test_unlaunched_requests_are_re_emitted_only_without_a_run():
-    reqs = [{"run_key": "k1", "champion_version": 3}, {"run_key": "k2", "champion_version": 3},
-            {"run_key": "k0", "champion_version": 2}]
+    reqs = [
+        {"run_key": "k1", "champion_version": 3},
+        {"run_key": "k2", "champion_version": 3},
+        {"run_key": "k0", "champion_version": 2},
+    ]
     assert [r["run_key"] for r in mon.unlaunched_requests(reqs, 3, lambda k: k == "k1")] == ["k2"]
     assert mon.unlaunched_requests(reqs, 3, lambda k: False, skip={"k1", "k2"}) == []
 
@@ -385,16 +455,22 @@ def test_retraining_dataset_is_reference_plus_labelled_rows_and_dvc_versioned(en
     land(s.landing_dir, "unl1.csv", simulate_batch("none", holdout, 200, 12)[0])
     assert mon.accept_batch(s, "unl1").valid  # unlabelled: contributes nothing
     ref_path = env.project / "data" / "adult.data"
-    plan = mon.RetrainPlan(run_key="retrain-" + "a" * 24, champion_version=1, trigger_batch_ids=["cov1"],
-                           reasons={"cov1": ["dataset_drift"]}, training_batch_ids=["cov1"], new_labelled_rows=150,
-                           reference={"path": "data/adult.data", "md5": md5_file(ref_path), "read_from": str(ref_path)},
-                           params={})
+    plan = mon.RetrainPlan(
+        run_key="retrain-" + "a" * 24,
+        champion_version=1,
+        trigger_batch_ids=["cov1"],
+        reasons={"cov1": ["dataset_drift"]},
+        training_batch_ids=["cov1"],
+        new_labelled_rows=150,
+        reference={"path": "data/adult.data", "md5": md5_file(ref_path), "read_from": str(ref_path)},
+        params={},
+    )
     out = mon.build_retraining_dataset(s, plan)
     csv = env.project / plan.dataset_rel
     written = read_adult_csv(csv)
     reference = read_adult_csv(ref_path)
     assert len(written) == len(reference) + 150 == out["rows"]
-    tail = written.iloc[len(reference):].reset_index(drop=True)
+    tail = written.iloc[len(reference) :].reset_index(drop=True)
     expected = batch.iloc[::2].assign(income=partial["income"].to_numpy())[COLUMNS].reset_index(drop=True)
     pd.testing.assert_frame_equal(tail, expected)
     assert validate(written, RawAdultSchema, source="generated").passed
@@ -415,11 +491,24 @@ def test_retraining_dataset_is_reference_plus_labelled_rows_and_dvc_versioned(en
 def test_summary_and_status_report_the_last_batches(settings):
     ledger = mon.BatchLedger(mon.MonitoringPaths.of(settings))
     for i, (drift, perf) in enumerate([(False, None), (True, 0.80), (False, 0.86), (True, None)]):
-        ledger.update(f"s{i}", status="scored", champion_version=1, created_at=f"2026-01-0{i + 1}T00:00:00+00:00",
-                      drift={"judged": True, "breach": drift, "verdict": "drift" if drift else "ok",
-                             "drifted_columns": ["age", "hours_per_week"] if drift else []},
-                      performance={"labelled": perf is not None, "n_labelled": 300 if perf else 0,
-                                   "status": "ok" if perf else "awaiting labels", "champion": {"accuracy": perf}})
+        ledger.update(
+            f"s{i}",
+            status="scored",
+            champion_version=1,
+            created_at=f"2026-01-0{i + 1}T00:00:00+00:00",
+            drift={
+                "judged": True,
+                "breach": drift,
+                "verdict": "drift" if drift else "ok",
+                "drifted_columns": ["age", "hours_per_week"] if drift else [],
+            },
+            performance={
+                "labelled": perf is not None,
+                "n_labelled": 300 if perf else 0,
+                "status": "ok" if perf else "awaiting labels",
+                "champion": {"accuracy": perf},
+            },
+        )
     ledger.update("q", status="quarantined", created_at="2026-01-05T00:00:00+00:00")
     summary = mon.monitoring_summary(settings, last_n=4)
     assert [r["batch_id"] for r in summary["batches"]] == ["s1", "s2", "s3", "q"]
