@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: dev install data test bench ui mlflow-ui clean-state
+.PHONY: dev install data test test-fast lint format typecheck bench ui mlflow-ui clean-state
 
 $(CURDIR)/.uv/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.uv
@@ -30,6 +30,21 @@ ui:
 
 test: install
 	$(UV) run --frozen pytest
+
+# unit tests of the pure core and the small Dagster-free pieces (no Dagster runs, no servers): < 60 s
+test-fast: install
+	$(UV) run --frozen pytest -m "not slow" mlgov_tests/core mlgov_tests/test_io_manager.py mlgov_tests/test_resources.py
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: install
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+typecheck: install
+	$(UV) run --frozen mypy
 
 bench: install
 	$(UV) run --frozen python benchmarks/run_all.py

@@ -23,7 +23,7 @@ import json, resource, sys, time
 import numpy as np
 from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.data.features import build_features, MODEL_FEATURES
-from mlgov_assets.core import training
+from mlgov_assets.core.models import training
 tr = build_features(read_adult_csv("data/adult.data")); ho = build_features(read_adult_csv("data/adult.test"))
 model = training.fit(tr, training.HyperParams())
 X = ho[MODEL_FEATURES]

@@ -33,7 +33,7 @@ t0 = time.perf_counter()
 from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.data.schemas import RawAdultSchema, FeatureSchema, validate
 from mlgov_assets.core.data.features import build_features, MODEL_FEATURES, TARGET
-from mlgov_assets.core import training
+from mlgov_assets.core.models import training
 from mlgov_assets.core.governance.policy import load_policy
 from mlgov_assets.core.settings import DEFAULT_POLICY
 from mlgov_assets.core.models.mitigation import fit_mitigated

@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 a governance gate refused (or verification failed), 2 u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import importlib
 import json
@@ -78,10 +79,8 @@ def summarize_run(result) -> dict[str, Any]:
                 {"step": ev.step_key, "refused": refused, "error": msg.splitlines()[0][:500] if msg else ""}
             )
     champion = None
-    try:
+    with contextlib.suppress(Exception):
         champion = result.output_for_node("champion")
-    except Exception:  # noqa: BLE001 - the step did not run (blocked) or failed
-        pass
     refused = [c for c in checks if not c["passed"] and c["severity"] == "ERROR" and c["blocking"]]
     return {
         "run_id": result.run_id,
@@ -161,6 +160,7 @@ def _override(args: argparse.Namespace) -> int:
     from mlgov_assets.core.governance.policy import load_policy
     from mlgov_assets.core.governance.promotion import ChampionChanged, PromotionRefused, promote
     from mlgov_assets.core.models.registry import Registry
+
     from .instance import get_instance
 
     s = get_settings()
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - a CLI prints a clear message, not a traceback
+    except Exception as exc:
         if os.environ.get("MLGOV_DEBUG"):
             raise
         print(f"mlgov {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

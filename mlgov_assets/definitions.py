@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from .defs import audit, data, fairness, features, governance, monitoring, training
 from mlgov_assets.core.settings import apply_quiet_env
+
+from .defs import audit, data, fairness, features, governance, monitoring, training
 from .io_manager import MlgovIOManager
 from .resources import MlgovResource, TrainingLock
 from .sensors import source_files_sensor

@@ -8,7 +8,7 @@ metadata so an auditor can tie a stored value to the event that produced it.
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
@@ -18,7 +18,7 @@ from mlgov_assets.core.settings import get_settings
 
 
 class MlgovIOManager(ConfigurableIOManager):
-    base_dir: Optional[str] = None
+    base_dir: str | None = None
 
     def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
         root = Path(self.base_dir) if self.base_dir else get_settings().assets_dir
@@ -37,11 +37,11 @@ class MlgovIOManager(ConfigurableIOManager):
             )
         if isinstance(obj, pd.DataFrame):
             path = self._path(context, ".parquet")
-            writer = lambda tmp: obj.to_parquet(tmp, index=False)  # noqa: E731
+            writer = lambda tmp: obj.to_parquet(tmp, index=False)
         elif isinstance(obj, (dict, list, str, int, float, bool)):
             path = self._path(context, ".json")
             data = json.dumps(obj, indent=1, sort_keys=True, default=str)
-            writer = lambda tmp: Path(tmp).write_text(data, encoding="utf-8")  # noqa: E731
+            writer = lambda tmp: Path(tmp).write_text(data, encoding="utf-8")
         else:
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: mlgov stores only DataFrames and JSON "

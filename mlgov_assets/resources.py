@@ -1,7 +1,7 @@
 """The one resource every asset uses: where state lives, which policy applies, the registry."""
 
 import contextlib
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from dagster import ConfigurableResource, InitResourceContext
 
@@ -13,11 +13,11 @@ class MlgovResource(ConfigurableResource):
     """Unset fields resolve at run time from ``MLGOV_*`` environment variables, then defaults,
     so one Definitions object serves the UI, the CLI and isolated test instances."""
 
-    home: Optional[str] = None
-    project_dir: Optional[str] = None
-    policy_path: Optional[str] = None
-    model_name: Optional[str] = None
-    landing_dir: Optional[str] = None
+    home: str | None = None
+    project_dir: str | None = None
+    policy_path: str | None = None
+    model_name: str | None = None
+    landing_dir: str | None = None
 
     def settings(self) -> Settings:
         return get_settings(
@@ -43,7 +43,7 @@ class TrainingLock(ConfigurableResource):
     queue's tag limit in dagster.yaml only covers queued runs; this covers all of them.
     (A separate resource, so sensors and other runs do not open it.)"""
 
-    home: Optional[str] = None
+    home: str | None = None
 
     @contextlib.contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["TrainingLock"]:

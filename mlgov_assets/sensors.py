@@ -12,8 +12,9 @@ from dagster import (
     sensor,
 )
 
-from .defs.data import HOLDOUT_FILE, TRAIN_FILE
 from mlgov_assets.core.integrity import md5_file
+
+from .defs.data import HOLDOUT_FILE, TRAIN_FILE
 from .resources import MlgovResource
 
 DATA_VERSION_TAG = "dagster/data_version"

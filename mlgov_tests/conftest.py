@@ -120,13 +120,13 @@ with mitigation, fairness and SHAP gates off, for speed; `full_env` uses the shi
 
 
 @pytest.fixture
-def full_env(tmp_path, project_template, monkeypatch) -> "Env":
+def full_env(tmp_path, project_template, monkeypatch) -> Env:
     """Like `env`, with the shipped default policy untouched (fairness, mitigation, SHAP)."""
     return _make_env(tmp_path, project_template, monkeypatch)
 
 
 @pytest.fixture
-def env(tmp_path, project_template, monkeypatch) -> "Env":
+def env(tmp_path, project_template, monkeypatch) -> Env:
     """An isolated project copy + state dir; MLGOV_* point at them (for CLI code paths too).
     Policy: the default one without the fairness/explanations sections (see CORE_ONLY)."""
     e = _make_env(tmp_path, project_template, monkeypatch)
@@ -134,7 +134,7 @@ def env(tmp_path, project_template, monkeypatch) -> "Env":
     return e
 
 
-def _make_env(tmp_path, project_template, monkeypatch) -> "Env":
+def _make_env(tmp_path, project_template, monkeypatch) -> Env:
     project = tmp_path / "project"
     shutil.copytree(project_template, project, symlinks=True)
     home = tmp_path / "state"

@@ -14,7 +14,7 @@ import dataclasses
 import getpass
 import json
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from mlgov_assets.core.settings import Settings, get_settings
 
@@ -22,7 +22,7 @@ VERIFIED, BROKEN, ERROR = 0, 1, 2
 _MARK = {"ok": "OK  ", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP"}
 
 
-def _registry(settings: Settings, ref: Optional[str] = None):
+def _registry(settings: Settings, ref: str | None = None):
     """A registry for the model the ref names (default: the home's model)."""
     from mlgov_assets.core.audit.lineage import parse_model_ref
     from mlgov_assets.core.models.registry import Registry
@@ -47,8 +47,9 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_audit_ref(ref: str, as_json: bool) -> int:
-    from ..defs.audit import dagster_reader
     from mlgov_assets.core.audit.lineage import ModelRefError, audit
+
+    from ..defs.audit import dagster_reader
 
     s = get_settings()
     try:
@@ -114,7 +115,7 @@ def cmd_audit_cards(as_json: bool) -> int:
     summary = summarize_run(result)
     try:
         summary["cards"] = result.output_for_node("model_cards")["cards"]
-    except Exception:  # noqa: BLE001 - the step failed; the summary says why
+    except Exception:
         summary["cards"] = []
     if not as_json:
         for c in summary["cards"]:
@@ -134,7 +135,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- mlgov reproduce
 
 
-def _original_training_seconds(instance, run_id: Optional[str]) -> Optional[float]:
+def _original_training_seconds(instance, run_id: str | None) -> float | None:
     """Duration of the challenger_model step (fit + evaluation + registration) in the recorded run."""
     if not run_id:
         return None
@@ -186,10 +187,11 @@ def _print_reproduction(r: dict[str, Any]) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from ..defs.common import CODE_VERSIONS
-    from mlgov_assets.core.integrity import IntegrityError
     from mlgov_assets.core.audit.lineage import ModelRefError, resolve_version
     from mlgov_assets.core.audit.reproduce import ReproduceError, reproduce
+    from mlgov_assets.core.integrity import IntegrityError
+
+    from ..defs.common import CODE_VERSIONS
 
     s = get_settings()
     try:
@@ -285,5 +287,5 @@ def status_hook(status: dict[str, Any], settings: Settings) -> None:
             },
             "model_cards": {str(v): t.get("mlgov.model_card_sha256") for v, t in sorted(tags.items())},
         }
-    except Exception as exc:  # noqa: BLE001 - status must still print the rest
+    except Exception as exc:
         status["audit"] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -16,7 +16,7 @@ import argparse
 import json
 import secrets
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     s = get_settings()
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     batch_id = validate_batch_id(args.batch_id or f"sim-{args.kind}-{stamp}-s{seed}")
     landing = Path(s.landing_dir)
     landing.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out = {
         "batch_id": batch_id,
         "kind": args.kind,
-        "rows": int(len(batch)),
+        "rows": len(batch),
         "seed": seed,
         "batch": str(path),
         "labels": str(labels_path) if labels_path else None,
@@ -111,10 +111,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         return 2
     from dagster import RunsFilter
 
-    from ..cli import run_job, summarize_run
-    from mlgov_assets.core.monitoring.service import service as mon
     from mlgov_assets.core.governance.policy import load_policy
     from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.monitoring.service import service as mon
+
+    from ..cli import run_job, summarize_run
     from ..instance import get_instance
 
     s = get_settings()
@@ -275,5 +276,5 @@ def status_hook(status: dict[str, Any], settings: Any) -> None:
 
     try:
         status["monitoring"] = monitoring_status(settings)
-    except Exception as exc:  # noqa: BLE001 - status must still print the rest
+    except Exception as exc:
         status["monitoring"] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -23,8 +23,9 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -35,20 +36,20 @@ _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
 
 __all__ = [
     "IntegrityError",
-    "canonical_json",
     "canonical_hash",
-    "sha256_file",
-    "md5_file",
-    "is_sha256",
-    "normalize_json",
-    "write_json_atomic",
-    "fsync_dir",
-    "hash_tree",
-    "manifest_digest",
-    "verify_tree",
+    "canonical_json",
     "copy_verified",
     "dvc_cache_path",
+    "fsync_dir",
+    "hash_tree",
+    "is_sha256",
+    "manifest_digest",
+    "md5_file",
+    "normalize_json",
+    "sha256_file",
     "verify_dvc_cached",
+    "verify_tree",
+    "write_json_atomic",
 ]
 
 

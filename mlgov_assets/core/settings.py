@@ -18,6 +18,8 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_POLICY = PACKAGE_DIR / "policies" / "default.yaml"
 DEFAULT_MODEL_NAME = "mlgov-adult-income"
+#: Where `mlgov ui` / `make mlflow-ui` serve MLflow's UI; links in asset metadata and audit bundles point here.
+DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
 
 #: Telemetry and analytics off for every tool mlgov drives (secure, offline-friendly defaults).
 QUIET_ENV = {
@@ -44,6 +46,11 @@ class Settings:
     policy_path: Path
     model_name: str
     landing_dir: Path
+    mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
+
+    def mlflow_model_version_url(self, model_name: str, version: int | str) -> str:
+        """The MLflow UI page of one registered model version."""
+        return f"{self.mlflow_ui_url.rstrip('/')}/#/models/{model_name}/versions/{version}"
 
     @property
     def dagster_home(self) -> Path:
@@ -86,7 +93,7 @@ class Settings:
     def dvc_site_cache(self) -> Path:
         return self.home / "dvc-site-cache"
 
-    def ensure(self) -> "Settings":
+    def ensure(self) -> Settings:
         for d in (
             self.home,
             self.dagster_home,
@@ -126,4 +133,5 @@ def get_settings(
         policy_path=Path(policy_path or os.environ.get("MLGOV_POLICY") or DEFAULT_POLICY).resolve(),
         model_name=model_name or os.environ.get("MLGOV_MODEL_NAME") or DEFAULT_MODEL_NAME,
         landing_dir=landing.resolve(),
+        mlflow_ui_url=os.environ.get("MLGOV_MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL,
     )

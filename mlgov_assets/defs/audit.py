@@ -48,6 +48,7 @@ from dagster import (
 )
 
 from mlgov_assets.core.provenance import source_version
+
 from ..resources import MlgovResource, TrainingLock
 from .common import json_md, rows_table
 from .governance import champion
@@ -217,9 +218,9 @@ def publish_card(registry, version: int, instance, *, force: bool = False) -> di
     """Build the version's evidence bundle; if its digest differs from the one published on the
     version (or ``force``), attach Markdown + HTML + the bundle JSON to the version's MLflow run
     under ``model_card/`` and tag the digest. Returns what was (re)published."""
-    from mlgov_assets.core.integrity import canonical_json
     from mlgov_assets.core.audit.lineage import build_bundle, gather
     from mlgov_assets.core.audit.modelcard import bundle_digest, render_html, render_markdown
+    from mlgov_assets.core.integrity import canonical_json
 
     info = registry.version_info(version)
     run_id = info["tags"].get("mlgov.dagster_run_id")
@@ -283,7 +284,7 @@ def model_cards(context: AssetExecutionContext, mlgov: MlgovResource, training_l
     for v in registry.versions():  # one broken version must not keep the others' cards stale
         try:
             cards.append(publish_card(registry, v, context.instance))
-        except Exception as exc:  # noqa: BLE001 - reported below, after every other card is published
+        except Exception as exc:
             failed[v] = f"{type(exc).__name__}: {exc}"
             context.log.error(f"model card for version {v} not built: {failed[v]}")
     if failed:

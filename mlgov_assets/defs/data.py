@@ -15,6 +15,7 @@ from dagster import (
 
 from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.integrity import md5_file
+
 from ..resources import MlgovResource, TrainingLock
 from .common import CODE_VERSIONS, schema_check_result, table_metadata
 

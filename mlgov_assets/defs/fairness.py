@@ -265,16 +265,15 @@ def training_data_bias(
 def explanations(
     context: AssetExecutionContext, mlgov: MlgovResource, candidate_model: dict, holdout_features: pd.DataFrame
 ) -> Output[pd.DataFrame]:
+    from mlgov_assets.core.data.features import MODEL_FEATURES
     from mlgov_assets.core.governance.explanations import (
         explain_pipeline,
         local_reasons_frame,
         model_raw_output,
         plot_importance_png,
     )
-    from mlgov_assets.core.data.features import MODEL_FEATURES
-    from mlgov_assets.core.models.scoring import explained_pipeline, score_frame
-
     from mlgov_assets.core.governance.policy import Explanations
+    from mlgov_assets.core.models.scoring import explained_pipeline, score_frame
 
     policy, registry = mlgov.policy(), mlgov.registry()
     ex = policy.explanations or Explanations()  # no section: report with the documented defaults
@@ -285,7 +284,7 @@ def explanations(
     expl = explain_pipeline(pipeline, X, top_k_reasons=ex.top_k_reasons, max_rows=ex.max_rows)
     raw = model_raw_output(pipeline, X.iloc[expl.positions])
     frame = local_reasons_frame(expl)
-    cols = [c for c in MODEL_FEATURES + ["sex", "race"] if c in holdout_features.columns]
+    cols = [c for c in [*MODEL_FEATURES, "sex", "race"] if c in holdout_features.columns]
     frame["decision"] = score_frame(model, holdout_features[cols].iloc[expl.positions])["decision"].to_numpy()
     shap = expl.shap_values.add_prefix("shap_").reset_index(drop=True)
     out = pd.concat([frame.reset_index(drop=True), shap], axis=1)
@@ -328,9 +327,8 @@ def explanations(
 )
 def check_explanations_additivity(context, mlgov: MlgovResource, explanations: pd.DataFrame) -> AssetCheckResult:
     from mlgov_assets.core.governance.gates import GateResult
-    from mlgov_assets.core.governance.promotion import record_gates
-
     from mlgov_assets.core.governance.policy import Explanations
+    from mlgov_assets.core.governance.promotion import record_gates
 
     policy = mlgov.policy()
     tol = (policy.explanations or Explanations()).additivity_tolerance
@@ -392,7 +390,7 @@ def check_explanations_attribution_stability(
                 f"runs:/{registry.version_info(champ)['run_id']}/explanations/importance.json"
             )
         )["importance"]
-    except Exception:  # noqa: BLE001 - a champion from before explanations existed
+    except Exception:
         return AssetCheckResult(
             passed=True,
             severity=AssetCheckSeverity.WARN,
@@ -403,7 +401,7 @@ def check_explanations_attribution_stability(
     ex = ex or Explanations()
     score = ndcg_ranking(current, ref, k=ex.ndcg_top_k)
     threshold = ex.ndcg_min
-    rank = lambda d: [k for k, _ in sorted(d.items(), key=lambda kv: -kv[1])]  # noqa: E731
+    rank = lambda d: [k for k, _ in sorted(d.items(), key=lambda kv: -kv[1])]
     return AssetCheckResult(
         passed=score >= threshold,
         severity=AssetCheckSeverity.WARN,

@@ -40,6 +40,7 @@ from dagster import (
 )
 
 from mlgov_assets.core.provenance import source_version
+
 from ..resources import MlgovResource
 from .common import json_md, rows_table, table_metadata
 from .data import HOLDOUT_FILE

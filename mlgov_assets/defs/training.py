@@ -2,7 +2,7 @@
 tracked in MLflow and registered as new model versions."""
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
@@ -17,7 +17,7 @@ class ChallengerConfig(Config):
     learning_rate: float = 0.1
     max_iter: int = 200
     max_leaf_nodes: int = 15
-    max_depth: Optional[int] = None
+    max_depth: int | None = None
     min_samples_leaf: int = 20
     l2_regularization: float = 0.0
     random_state: int = 0
@@ -61,7 +61,7 @@ def _provenance(
     return tags, texts, env["packages"]
 
 
-def _reuse(registry, fp: str, base: dict[str, Any]) -> Optional[dict[str, Any]]:
+def _reuse(registry, fp: str, base: dict[str, Any]) -> dict[str, Any] | None:
     existing = registry.find_by_fingerprint(fp)
     if existing is None:
         return None
@@ -80,8 +80,8 @@ def train_and_register(
 ) -> dict[str, Any]:
     """Fit, evaluate on the holdout, log to MLflow and register — or reuse the version already
     registered for exactly these inputs (fingerprint), so identical re-runs mint nothing new."""
-    from mlgov_assets.core.models import training as training
     from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET
+    from mlgov_assets.core.models import training as training
 
     registry = mlgov.registry()
     train_md5, holdout_md5 = train.attrs.get("dvc_md5", "unknown"), holdout.attrs.get("dvc_md5", "unknown")
@@ -141,8 +141,8 @@ def mitigate_and_register(
 ) -> dict[str, Any]:
     """Fairlearn mitigation of the challenger, as the policy configures it, registered as its own
     version (pyfunc) so it goes through every gate like any other model."""
-    from mlgov_assets.core.models import training as training
     from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET
+    from mlgov_assets.core.models import training as training
     from mlgov_assets.core.models.mitigation import fit_mitigated
     from mlgov_assets.core.models.scoring import holdout_metrics, score_frame
 

@@ -8,7 +8,7 @@ numeric passthrough except ``fnlwgt``, HGB without native categorical support.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +32,12 @@ def typed_adult(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return out, y
 
 
-@lru_cache(maxsize=None)
+@cache
 def adult_train() -> tuple[pd.DataFrame, pd.Series]:
     return typed_adult(read_adult_csv(DATA_DIR / "adult.data"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def adult_test() -> tuple[pd.DataFrame, pd.Series]:
     return typed_adult(read_adult_csv(DATA_DIR / "adult.test"))
 
@@ -69,7 +69,7 @@ def fit_single_thread(estimator, X, y):
         return estimator.fit(X, y)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fitted_reference_pipeline():
     """Reference HGB pipeline fitted on adult.data (cached: fitted once per test process)."""
     X, y = adult_train()

@@ -37,8 +37,8 @@ from dagster import (
     build_run_status_sensor_context,
 )
 
-from mlgov_assets.core.integrity import IntegrityError, dvc_cache_path
 from mlgov_assets.core.audit.lineage import LINKS
+from mlgov_assets.core.integrity import IntegrityError, dvc_cache_path
 from mlgov_tests.conftest import FAST_PARAMS, REPO, Env, run_path
 
 WEAK_PARAMS = {"max_iter": 15, "max_leaf_nodes": 4}  # below the default policy floors
@@ -199,7 +199,7 @@ def test_one_flipped_byte_breaks_the_named_link(world, capsys, target, link):
 
 def test_loading_a_model_whose_artifact_hash_does_not_match_is_refused(world):
     path = _model_file(world)
-    leftovers = lambda: set(Path(tempfile.gettempdir()).glob("mlgov-verified-model-*"))  # noqa: E731
+    leftovers = lambda: set(Path(tempfile.gettempdir()).glob("mlgov-verified-model-*"))
     before = leftovers()
     with flipped_byte(path):
         with pytest.raises(IntegrityError) as exc:
@@ -305,7 +305,7 @@ def test_reproduce_yields_identical_holdout_predictions_and_a_certificate(world,
     from mlgov_assets.core.data.features import MODEL_FEATURES
 
     model = world.registry.load_governed(world.champion)
-    X = holdout[MODEL_FEATURES + ["sex", "race"]]
+    X = holdout[[*MODEL_FEATURES, "sex", "race"]]
     h = hashlib.sha256()
     for arr in (model.base_score(X), model.predict(X), model.predict_proba(X)[:, 1]):
         h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from dagster import AssetSelection, Definitions, define_asset_job, instance_for_test
 
-from mlgov_assets.defs.fairness import check_explanations_additivity
 from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.data.features import MODEL_FEATURES
 from mlgov_assets.core.models.scoring import score_frame
+from mlgov_assets.defs.fairness import check_explanations_additivity
 from mlgov_tests.conftest import check_results, run_path
 
 
@@ -49,7 +49,7 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
 
         # per-group selection rate / TPR / FPR equal an independent pandas groupby on the same decisions
         holdout = pd.read_parquet(env.home / "assets" / "holdout_features.parquet")
-        decisions = score_frame(reg.load_governed(champ), holdout[MODEL_FEATURES + ["sex", "race"]])["decision"]
+        decisions = score_frame(reg.load_governed(champ), holdout[[*MODEL_FEATURES, "sex", "race"]])["decision"]
         df = holdout.assign(d=decisions.to_numpy())
         expected = df.groupby("sex").apply(
             lambda g: pd.Series(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 from dagster import AssetKey, instance_for_test
 
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.audit.decision_log import DecisionLog
+from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.integrity import md5_file, verify_dvc_cached
 from mlgov_tests.conftest import check_results, run_path
 

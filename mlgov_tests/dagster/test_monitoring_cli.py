@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from mlgov_assets.cli import main
-from mlgov_assets.core import monitoring as mon
+from mlgov_assets.core.monitoring import service as mon
 from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.monitoring.batches import read_labels
 from mlgov_tests.dagster.test_monitoring_sensors import MEETABLE

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, instance_for_test
 
-from mlgov_assets.core import monitoring as mon
-from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.monitoring import service as mon
 from mlgov_assets.core.audit.decision_log import DecisionLog
+from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
 from mlgov_tests.conftest import check_results, run_path
 from mlgov_tests.dagster.test_monitoring_sensors import (

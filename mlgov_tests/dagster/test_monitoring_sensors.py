@@ -21,7 +21,7 @@ from dagster import (
     instance_for_test,
 )
 
-from mlgov_assets.core import monitoring as mon
+from mlgov_assets.core.monitoring import service as mon
 from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
 from mlgov_tests.conftest import check_results

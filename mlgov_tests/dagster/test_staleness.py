@@ -32,7 +32,7 @@ def test_changed_byte_marks_downstream_stale_via_the_observation_sensor(env):
         assert _status(instance, "training_data") == StaleStatus.FRESH
         assert _status(instance, "champion") == StaleStatus.FRESH
 
-        ctx, first = _tick(instance, env)
+        _ctx, first = _tick(instance, env)
         assert isinstance(first, SensorResult)
         for ev in first.asset_events:  # the daemon stores these; here we do it by hand
             instance.report_runless_asset_event(ev)

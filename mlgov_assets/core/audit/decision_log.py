@@ -33,35 +33,36 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from mlgov_assets.core.integrity import (
-    normalize_json,
     canonical_hash,
     canonical_json,
     is_sha256,
+    normalize_json,
     sha256_file,
     write_json_atomic,
 )
 
 __all__ = [
-    "KINDS",
     "GENESIS_HASH",
+    "KINDS",
     "DecisionLog",
-    "Record",
     "Head",
-    "VerifyResult",
     "LogIntegrityError",
-    "verify",
-    "records",
-    "read_head",
-    "head_path",
+    "Record",
+    "VerifyResult",
     "canonical_hash",
+    "head_path",
+    "read_head",
+    "records",
     "sha256_file",
+    "verify",
 ]
 
 KINDS: frozenset[str] = frozenset(
@@ -446,7 +447,7 @@ def records(
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _check_text(name: str, value: object) -> str:
@@ -480,7 +481,7 @@ class DecisionLog:
         now = self._clock()
         if now.tzinfo is None:
             raise ValueError("decision log clock must return a timezone-aware datetime")
-        return now.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        return now.astimezone(UTC).isoformat(timespec="microseconds")
 
     def _tail(self) -> tuple[int, str]:
         """(next index, prev hash), refusing to extend a log whose tail disagrees with its head."""

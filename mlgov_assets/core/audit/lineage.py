@@ -34,13 +34,19 @@ import math
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any
 from urllib.parse import unquote, urlparse
 
-from mlgov_assets.core.audit.decision_log import LogIntegrityError, records as log_records, verify as verify_log
+from mlgov_assets.core.audit.decision_log import LogIntegrityError
+from mlgov_assets.core.audit.decision_log import records as log_records
+from mlgov_assets.core.audit.decision_log import verify as verify_log
+from mlgov_assets.core.governance.promotion import (
+    HEAD_TAG,
+)  # the decision-log head core.promotion publishes on a version
 from mlgov_assets.core.integrity import (
     IntegrityError,
     canonical_hash,
@@ -51,25 +57,22 @@ from mlgov_assets.core.integrity import (
     verify_dvc_cached,
     verify_tree,
 )
-from mlgov_assets.core.governance.promotion import (
-    HEAD_TAG,
-)  # the decision-log head core.promotion publishes on a version
 
 __all__ = [
+    "HEAD_TAG",
     "LINKS",
-    "Link",
     "AuditReport",
+    "Link",
     "ModelRefError",
-    "parse_model_ref",
-    "resolve_version",
-    "gather",
-    "published_heads",
-    "version_tags",
-    "verify_with_witnesses",
-    "verify_lineage",
     "audit",
     "build_bundle",
-    "HEAD_TAG",
+    "gather",
+    "parse_model_ref",
+    "published_heads",
+    "resolve_version",
+    "verify_lineage",
+    "verify_with_witnesses",
+    "version_tags",
 ]
 
 LINKS = (
@@ -212,13 +215,13 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _iso_ms(ms: Optional[int | float]) -> Optional[str]:
+def _iso_ms(ms: int | float | None) -> str | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
-def _json_or_none(text: Optional[str]) -> Any:
+def _json_or_none(text: str | None) -> Any:
     if text is None:
         return None
     try:
@@ -232,7 +235,7 @@ def _json_or_none(text: Optional[str]) -> Any:
 _REF = re.compile(r"^models:/(?P<name>[^/@\s]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_.-]+))$")
 
 
-def parse_model_ref(ref: str, default_name: str) -> tuple[str, Optional[int], Optional[str]]:
+def parse_model_ref(ref: str, default_name: str) -> tuple[str, int | None, str | None]:
     """``models:/NAME@alias``, ``models:/NAME/N``, ``N`` or ``champion`` -> (name, version, alias).
 
     Exactly one of version and alias is set. Why a parser of our own: MLflow resolves these URIs
@@ -273,7 +276,7 @@ def resolve_version(registry: Any, ref: str) -> int:
 # --------------------------------------------------------------------------- gathering
 
 
-def _run_facts(registry: Any, run_id: Optional[str]) -> Optional[dict[str, Any]]:
+def _run_facts(registry: Any, run_id: str | None) -> dict[str, Any] | None:
     from mlflow.exceptions import MlflowException
 
     if not run_id:
@@ -295,7 +298,7 @@ def _run_facts(registry: Any, run_id: Optional[str]) -> Optional[dict[str, Any]]
     }
 
 
-def _artifact_bytes(registry: Any, run: Mapping[str, Any], rel: str) -> Optional[bytes]:
+def _artifact_bytes(registry: Any, run: Mapping[str, Any], rel: str) -> bytes | None:
     """The bytes of one run artifact, straight from the artifact store (None if absent)."""
     parsed = urlparse(run["artifact_uri"])
     if parsed.scheme in ("file", ""):
@@ -312,14 +315,14 @@ def _artifact_bytes(registry: Any, run: Mapping[str, Any], rel: str) -> Optional
                 run_id=run["run_id"], artifact_path=rel, dst_path=tmp, tracking_uri=registry.settings.tracking_uri
             )
             return Path(local).read_bytes()
-        except Exception:  # noqa: BLE001 - absent artifact
+        except Exception:
             return None
 
 
 def _list_artifacts(registry: Any, run_id: str, folder: str) -> list[str]:
     try:
         infos = registry.client.list_artifacts(run_id, folder)
-    except Exception:  # noqa: BLE001 - absent folder
+    except Exception:
         return []
     out: list[str] = []
     for info in infos:
@@ -327,7 +330,7 @@ def _list_artifacts(registry: Any, run_id: str, folder: str) -> list[str]:
     return out
 
 
-def _read_artifacts(registry: Any, run: Optional[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def _read_artifacts(registry: Any, run: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """{path: {sha256, size, text?}} for the lineage artifacts of the run; JSON/YAML texts kept."""
     if run is None:
         return {}
@@ -417,7 +420,7 @@ def _monitoring_batches(settings: Any, version: int) -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: (e["time"], e["batch_id"]))
 
 
-def _git_commit_exists(project_dir: Path, commit: str) -> Optional[bool]:
+def _git_commit_exists(project_dir: Path, commit: str) -> bool | None:
     if not re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", commit or ""):
         return None
     try:
@@ -429,7 +432,7 @@ def _git_commit_exists(project_dir: Path, commit: str) -> Optional[bool]:
     return done.returncode == 0
 
 
-def _recorded_policy_path(dagster: Optional[Mapping[str, Any]]) -> Optional[str]:
+def _recorded_policy_path(dagster: Mapping[str, Any] | None) -> str | None:
     """The policy file the gates were evaluated with, as the Dagster checks recorded it."""
     for check in (dagster or {}).get("checks", []):
         path = (check.get("metadata") or {}).get("policy_path")
@@ -438,7 +441,7 @@ def _recorded_policy_path(dagster: Optional[Mapping[str, Any]]) -> Optional[str]
     return None
 
 
-def gather(registry: Any, version: int, *, dagster: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+def gather(registry: Any, version: int, *, dagster: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything the audit and the card need about ``version``, as one plain JSON dict.
 
     ``dagster`` is the plain-data view of the Dagster run that trained the version (see the module
@@ -941,7 +944,7 @@ def verify_lineage(facts: Mapping[str, Any]) -> list[Link]:
     for name in LINKS:
         try:
             out.append(_CHECKS[name](facts))
-        except Exception as exc:  # noqa: BLE001 - an audit reports, it does not stop at the first surprise
+        except Exception as exc:
             out.append(
                 Link(
                     name,
@@ -970,14 +973,14 @@ DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"  # `mlgov ui` default; links are c
 DEFAULT_MLFLOW_URL = "http://127.0.0.1:5000"  # `make mlflow-ui` default
 
 
-def _src(kind: str, ref: str, sha256: str, url: Optional[str] = None) -> dict[str, str]:
+def _src(kind: str, ref: str, sha256: str, url: str | None = None) -> dict[str, str]:
     out = {"kind": kind, "ref": ref, "sha256": sha256}
     if url:
         out["url"] = url
     return out
 
 
-def _node(facts: Mapping[str, Any], asset: str) -> Optional[Mapping[str, Any]]:
+def _node(facts: Mapping[str, Any], asset: str) -> Mapping[str, Any] | None:
     return next((n for n in (facts["dagster"] or {}).get("materializations", []) if n["asset"] == asset), None)
 
 
@@ -987,7 +990,7 @@ def _mat_source(node: Mapping[str, Any], dagster_url: str) -> dict[str, str]:
     return _src("dagster_materialization", ref, sha, f"{dagster_url}/runs/{node['run_id']}")
 
 
-def _run_source(facts: Mapping[str, Any], rel: Optional[str], fallback: Any, mlflow_url: str) -> dict[str, str]:
+def _run_source(facts: Mapping[str, Any], rel: str | None, fallback: Any, mlflow_url: str) -> dict[str, str]:
     """Source = a run artifact (sha256 of its bytes) or, for values held in the run itself (params,
     metrics), the canonical hash of exactly the values cited, so an auditor can recompute it."""
     run_id = facts["model"]["run_id"]
@@ -1096,7 +1099,7 @@ def _gate_entry(facts: Mapping[str, Any], g: str, dagster_url: str, mlflow_url: 
     return entry
 
 
-def _first_json(facts: Mapping[str, Any], folder: str, prefer: Iterable[str]) -> tuple[Optional[str], Any]:
+def _first_json(facts: Mapping[str, Any], folder: str, prefer: Iterable[str]) -> tuple[str | None, Any]:
     names = sorted(
         (p for p in facts["artifacts"] if p.startswith(folder + "/") and p.endswith(".json")),
         key=lambda p: (not any(w in p for w in prefer), p),

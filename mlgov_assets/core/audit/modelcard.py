@@ -36,21 +36,22 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypedDict
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from mlgov_assets.core.integrity import canonical_hash, is_sha256
 
 __all__ = [
-    "SOURCE_KINDS",
     "SCHEMA_VERSION",
+    "SOURCE_KINDS",
     "BundleError",
-    "validate_bundle",
-    "iter_sources",
     "bundle_digest",
-    "render_markdown",
+    "iter_sources",
     "render_html",
+    "render_markdown",
+    "validate_bundle",
 ]
 
 SCHEMA_VERSION = 1
@@ -538,7 +539,7 @@ def _code_section(c: Mapping[str, Any]) -> list[_Block]:
     ]
     if c["code_versions"]:
         blocks.append(_mapping_table(["Dagster asset", "code_version"], c["code_versions"]))
-    return blocks + [_src(c)]
+    return [*blocks, _src(c)]
 
 
 def _env_section(e: Mapping[str, Any]) -> list[_Block]:
@@ -546,7 +547,7 @@ def _env_section(e: Mapping[str, Any]) -> list[_Block]:
     blocks = [_kv([("uv.lock sha256", lock), ("Python", e["python_version"])])]
     if e["packages"]:
         blocks.append(_mapping_table(["Package", "Version"], e["packages"]))
-    return blocks + [_src(e)]
+    return [*blocks, _src(e)]
 
 
 def _values_section(v: Mapping[str, Any], headers: list[str], prefix: list[_Block] | None = None) -> list[_Block]:
@@ -726,7 +727,7 @@ def _md_cell(cell: Cell, in_table: bool) -> str:
 def _md_table(headers: list[str], rows: list[list[Cell]]) -> list[str]:
     lines = ["| " + " | ".join(_md_text(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_md_cell(c, True) for c in row) + " |" for row in rows]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _md_block(block: _Block) -> list[str]:

@@ -41,9 +41,10 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,16 +52,16 @@ import pandas as pd
 from mlgov_assets.core.integrity import CHUNK_SIZE, IntegrityError, dvc_cache_path
 
 __all__ = [
+    "METHOD",
     "ReproduceError",
     "ReproductionReport",
-    "recorded_params",
-    "split_params",
-    "predictions",
-    "predictions_sha256",
     "code_identity",
     "copy_from_dvc_cache",
+    "predictions",
+    "predictions_sha256",
+    "recorded_params",
     "reproduce",
-    "METHOD",
+    "split_params",
 ]
 
 METHOD = (
@@ -96,11 +97,11 @@ class ReproductionReport:
     metrics_recorded: dict[str, float]
     metrics_reproduced: dict[str, float]
     predictions_sha256: dict[str, str]
-    timings: dict[str, Optional[float]]
+    timings: dict[str, float | None]
     method: str = METHOD
     variant: str = "baseline"
-    certificate: Optional[dict[str, Any]] = None
-    workdir: Optional[str] = None
+    certificate: dict[str, Any] | None = None
+    workdir: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -127,7 +128,7 @@ def recorded_params(params: Mapping[str, str]):
     for name, f in fields.items():
         raw, kind = params[name], str(f.type)
         try:
-            if raw == "None" and "Optional" in kind:
+            if raw == "None" and ("Optional" in kind or "None" in kind):
                 values[name] = None
             elif "float" in kind:
                 values[name] = float(raw)
@@ -143,7 +144,7 @@ def recorded_params(params: Mapping[str, str]):
 MITIGATION_KEYS = ("method", "constraints", "objective", "sensitive_features")
 
 
-def split_params(params: Mapping[str, str]) -> tuple[Any, Optional[dict[str, Any]]]:
+def split_params(params: Mapping[str, str]) -> tuple[Any, dict[str, Any] | None]:
     """(HyperParams, mitigation settings or None) from a run's params (``mitigation_*`` prefixed)."""
     base = {k: v for k, v in params.items() if not k.startswith("mitigation_")}
     mit = {k[len("mitigation_") :]: v for k, v in params.items() if k.startswith("mitigation_")}
@@ -230,7 +231,7 @@ def predictions_sha256(preds: Mapping[str, np.ndarray]) -> str:
 
 
 def code_identity(
-    tags: Mapping[str, str], current_git: Mapping[str, Any], current_code_version: Optional[str]
+    tags: Mapping[str, str], current_git: Mapping[str, Any], current_code_version: str | None
 ) -> tuple[str, list[str]]:
     """("identical" | "differs", reasons): is the current checkout the code that trained the version?"""
     notes = []
@@ -274,8 +275,8 @@ def reproduce(
     *,
     actor: str,
     tolerance: float = 0.0,
-    current_code_version: Optional[str] = None,
-    original_training_seconds: Optional[float] = None,
+    current_code_version: str | None = None,
+    original_training_seconds: float | None = None,
     write_certificate: bool = True,
     keep_workdir: bool = False,
 ) -> ReproductionReport:
@@ -291,9 +292,9 @@ def reproduce(
     """
     from mlgov_assets.core.data.datasets import cache_dir
     from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET
-    from mlgov_assets.core.provenance import git_info
     from mlgov_assets.core.models.scoring import holdout_metrics
     from mlgov_assets.core.models.training import fit
+    from mlgov_assets.core.provenance import git_info
 
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
@@ -364,7 +365,7 @@ def reproduce(
             "code_version": tags.get("mlgov.code_version"),
         },
         current_code={**git_info(s.project_dir), "code_version": current_code_version},
-        data={role: {"md5": md5, "rows": len(df)} for (role, md5), df in zip(md5s.items(), (train, holdout))},
+        data={role: {"md5": md5, "rows": len(df)} for (role, md5), df in zip(md5s.items(), (train, holdout), strict=False)},
         params=params.to_dict() | ({"mitigation": mitigation} if mitigation else {}),
         metrics_recorded=dict(info["metrics"]),
         metrics_reproduced=holdout_metrics(holdout[TARGET].to_numpy(), scored),

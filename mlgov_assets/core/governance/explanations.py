@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -264,7 +265,7 @@ def explain_pipeline(
         positions=positions,
         method=used,
         method_note=used_note,
-        feature_map=dict(zip(enc_names, original)),
+        feature_map=dict(zip(enc_names, original, strict=False)),
         importance=importance,
         top_k=int(top_k_reasons),
     )

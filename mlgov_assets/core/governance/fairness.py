@@ -47,8 +47,9 @@ from __future__ import annotations
 import html
 import math
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -250,7 +251,7 @@ def _group_labels(sensitive: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     """One label per row: the value, or values joined by ``|`` for an intersection."""
     parts = [sensitive[c].astype(str) for c in columns]
     if len(parts) > 1:
-        for c, p in zip(columns, parts):
+        for c, p in zip(columns, parts, strict=False):
             clash = p.str.contains(INTERSECTION_SEP, regex=False).to_numpy()
             if clash.any():
                 raise ValueError(
@@ -575,7 +576,7 @@ class FairnessRule:
             raise ValueError(f"fairness rule {self}: threshold must be a finite number")
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FairnessRule":
+    def from_dict(cls, d: Mapping[str, Any]) -> FairnessRule:
         feature = d["feature"]
         if isinstance(feature, (list, tuple)):
             feature = intersection_key(feature)
@@ -789,7 +790,7 @@ def _tables(
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731 - group labels contain '|'
+    esc = lambda s: str(s).replace("|", "\\|")
     lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)

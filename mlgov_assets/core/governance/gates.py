@@ -7,7 +7,7 @@ Dagster check puts in its metadata and the registry writes onto the model versio
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from mlgov_assets.core.governance.policy import ChampionThreshold, MetricFloor, Policy
 
@@ -42,7 +42,7 @@ def metric_floors(metrics: dict[str, float], floors: dict[str, MetricFloor], pol
     return GateResult("metric_floors", not failed, summary, policy_sha256, rows)
 
 
-def _compare(name: str, t: ChampionThreshold, cand: Optional[float], base: Optional[float]) -> dict[str, Any]:
+def _compare(name: str, t: ChampionThreshold, cand: float | None, base: float | None) -> dict[str, Any]:
     """MLflow ``MetricThreshold`` semantics (mlflow/models/evaluation/validation.py ``_validate``):
     threshold: cand >= threshold (<= if lower is better); min_absolute_change: cand >= base + c
     (<= base - c); min_relative_change: (cand - base)/|base| >= c (sign flipped if lower is better).
@@ -82,8 +82,8 @@ def _compare(name: str, t: ChampionThreshold, cand: Optional[float], base: Optio
 def champion_comparison(
     challenger_version: int,
     challenger_metrics: dict[str, float],
-    champion_version: Optional[int],
-    champion_metrics: Optional[dict[str, float]],
+    champion_version: int | None,
+    champion_metrics: dict[str, float] | None,
     thresholds: dict[str, ChampionThreshold],
     policy_sha256: str,
 ) -> GateResult:
@@ -117,8 +117,8 @@ def evaluate_model_gates(
     policy: Policy,
     version: int,
     metrics: dict[str, float],
-    champion_version: Optional[int],
-    champion_metrics: Optional[dict[str, float]],
+    champion_version: int | None,
+    champion_metrics: dict[str, float] | None,
 ) -> list[GateResult]:
     return [
         metric_floors(metrics, policy.metric_floors, policy.sha256),

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 
@@ -38,8 +38,8 @@ METRICS: dict[str, tuple[bool, float, float]] = {
 class MetricFloor:
     """An absolute bound on a holdout metric: ``min`` for greater-is-better, ``max`` otherwise."""
 
-    min: Optional[float] = None
-    max: Optional[float] = None
+    min: float | None = None
+    max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,9 @@ class ChampionThreshold:
     :func:`mlgov_assets.core.governance.gates.champion_comparison` and tested against MLflow's own validator."""
 
     greater_is_better: bool
-    threshold: Optional[float] = None
-    min_absolute_change: Optional[float] = None
-    min_relative_change: Optional[float] = None
+    threshold: float | None = None
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class FairnessRule:
     feature: str
     metric: str
     bound: Literal["point", "lower", "upper"] = "point"
-    min: Optional[float] = None
-    max: Optional[float] = None
+    min: float | None = None
+    max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,9 @@ class Fairness:
 class Explanations:
     additivity_tolerance: float = 1e-6
     ndcg_min: float = 0.9
-    ndcg_top_k: Optional[int] = None
+    ndcg_top_k: int | None = None
     top_k_reasons: int = 3
-    max_rows: Optional[int] = None
+    max_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Monitoring:
     retrain_on: list[Literal["dataset_drift", "performance"]] = field(
         default_factory=lambda: ["dataset_drift", "performance"]
     )
-    webhook_url: Optional[str] = None
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,8 @@ class Policy:
     limitations: str = ""
     metric_floors: dict[str, MetricFloor] = field(default_factory=dict)
     champion_comparison: dict[str, ChampionThreshold] = field(default_factory=dict)
-    fairness: Optional[Fairness] = None
-    explanations: Optional[Explanations] = None
+    fairness: Fairness | None = None
+    explanations: Explanations | None = None
     drift: Drift = field(default_factory=Drift)
     monitoring: Monitoring = field(default_factory=Monitoring)
     # filled by load_policy, not read from the file
@@ -320,11 +320,11 @@ def _check(policy: Policy) -> None:
         if ex.max_rows is not None and ex.max_rows < 1:
             bad("explanations.max_rows", "must be >= 1 (or omitted for the whole holdout)")
     d = policy.drift
-    if not 0 < d.wasserstein_threshold:
+    if not d.wasserstein_threshold > 0:
         bad("drift.wasserstein_threshold", "must be > 0")
     if not 0 < d.jensenshannon_threshold <= 1:
         bad("drift.jensenshannon_threshold", "must be in (0, 1]")
-    if not 0 < d.prediction_psi_act:
+    if not d.prediction_psi_act > 0:
         bad("drift.prediction_psi_act", "must be > 0")
     mon = policy.monitoring
     if mon.min_batch_rows < 1:

@@ -9,15 +9,15 @@ every alias move is also a Dagster materialization with its run id.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.governance.gates import GateResult
-from mlgov_assets.core.integrity import canonical_hash
 from mlgov_assets.core.governance.policy import Policy
+from mlgov_assets.core.integrity import canonical_hash
 from mlgov_assets.core.models.registry import ChampionChanged, PromotionRefused, Registry
 
-__all__ = ["record_gates", "promote", "rollback", "ChampionChanged", "PromotionRefused", "status"]
+__all__ = ["ChampionChanged", "PromotionRefused", "promote", "record_gates", "rollback", "status"]
 
 
 HEAD_TAG = "mlgov.decision_log_head"
@@ -44,7 +44,7 @@ def record_gates(
     *,
     actor: str,
     severity: str = "ERROR",
-    dagster_run_id: Optional[str] = None,
+    dagster_run_id: str | None = None,
 ) -> None:
     for r in results:
         evidence = r.to_dict() | {"dagster_run_id": dagster_run_id}
@@ -102,10 +102,10 @@ def _recompare(
     registry: Registry,
     policy: Policy,
     version: int,
-    current: Optional[int],
+    current: int | None,
     *,
     actor: str,
-    dagster_run_id: Optional[str],
+    dagster_run_id: str | None,
 ) -> None:
     """Re-run the champion comparison for ``version`` against the champion that is champion now."""
     from mlgov_assets.core.governance.gates import champion_comparison
@@ -125,7 +125,7 @@ def promote(
     reason: str,
     reevaluate: bool = False,
     override_justification: str = "",
-    dagster_run_id: Optional[str] = None,
+    dagster_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Make ``version`` champion if it passed every gate the current policy requires.
 
@@ -199,7 +199,7 @@ def promote(
 
 
 def rollback(
-    registry: Registry, policy: Policy, *, actor: str, reason: str, dagster_run_id: Optional[str] = None
+    registry: Registry, policy: Policy, *, actor: str, reason: str, dagster_run_id: str | None = None
 ) -> dict[str, Any]:
     """Champion back to the one before it (the promotion history's previous entry)."""
     if not reason.strip():

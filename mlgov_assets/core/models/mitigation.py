@@ -23,7 +23,8 @@ arrives in (Fairlearn's own ``predict(random_state=)`` draws by batch position i
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd

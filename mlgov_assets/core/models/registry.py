@@ -20,10 +20,10 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import unquote, urlparse
 
-from mlgov_assets.core.integrity import file_lock, copy_verified, hash_tree, manifest_digest, verify_tree
+from mlgov_assets.core.integrity import copy_verified, file_lock, hash_tree, manifest_digest, verify_tree
 from mlgov_assets.core.settings import Settings
 
 CHAMPION = "champion"
@@ -217,7 +217,7 @@ class Registry:
             "params": dict(run.data.params) if run else {},
         }
 
-    def find_by_fingerprint(self, fp: str) -> Optional[int]:
+    def find_by_fingerprint(self, fp: str) -> int | None:
         from mlflow.exceptions import MlflowException
 
         try:
@@ -234,7 +234,7 @@ class Registry:
         except MlflowException:
             return []
 
-    def champion_version(self) -> Optional[int]:
+    def champion_version(self) -> int | None:
         from mlflow.exceptions import MlflowException
 
         try:
@@ -302,7 +302,7 @@ class Registry:
         run_id = self.client.get_model_version(self.name, str(version)).run_id
         try:
             text = self._mlflow.artifacts.load_text(f"runs:/{run_id}/gates/{name}.json")
-        except Exception:  # noqa: BLE001 - absent evidence is reported by promotion_blockers
+        except Exception:
             return {}
         return json.loads(text).get("details", {})
 
@@ -325,7 +325,7 @@ class Registry:
         return problems
 
     # ------------------------------------------------------------------ the alias (CAS)
-    def move_champion(self, version: int, *, expected_current: Optional[int], history_op: str) -> Optional[int]:
+    def move_champion(self, version: int, *, expected_current: int | None, history_op: str) -> int | None:
         """Compare-and-set the champion alias under the promotion lock.
 
         ``expected_current`` is the champion the caller's decision was based on; if another

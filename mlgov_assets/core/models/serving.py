@@ -18,5 +18,5 @@ class MitigatedPyfunc(mlflow.pyfunc.PythonModel):
     def __init__(self, model: Any):
         self.model = model
 
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 - MLflow signature
+    def predict(self, context, model_input, params=None):
         return np.asarray(self.model.predict(model_input), dtype=np.int64)

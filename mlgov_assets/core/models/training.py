@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ class HyperParams:
     learning_rate: float = 0.1
     max_iter: int = 200
     max_leaf_nodes: int = 15
-    max_depth: Optional[int] = None
+    max_depth: int | None = None
     min_samples_leaf: int = 20
     l2_regularization: float = 0.0
     random_state: int = 0

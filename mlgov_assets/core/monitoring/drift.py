@@ -48,9 +48,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import numpy as np
 import pandas as pd
@@ -110,7 +111,7 @@ class DriftThresholds:
             raise ValueError(f"dataset_drift_share must be in (0, 1], got {self.dataset_drift_share}")
 
     @classmethod
-    def from_policy(cls, drift_policy: Any, **overrides: Any) -> "DriftThresholds":
+    def from_policy(cls, drift_policy: Any, **overrides: Any) -> DriftThresholds:
         """Copy the like-named attributes of a ``policy.Drift`` (or a mapping); unknown keys are ignored
         on purpose, so the policy may carry settings that are not thresholds (e.g. ``bins``)."""
         get = drift_policy.get if isinstance(drift_policy, Mapping) else lambda k, d: getattr(drift_policy, k, d)
@@ -119,7 +120,7 @@ class DriftThresholds:
         return cls(**values)
 
     @classmethod
-    def evidently_compatible(cls, **overrides: Any) -> "DriftThresholds":
+    def evidently_compatible(cls, **overrides: Any) -> DriftThresholds:
         """Evidently's DataDriftPreset defaults for references > 1000 rows."""
         return cls(**{"numeric_method": "wasserstein", "categorical_method": "jensenshannon", **overrides})
 
@@ -215,7 +216,7 @@ class ReferenceProfile:
         *,
         bins: int = 10,
         prediction: np.ndarray | None = None,
-    ) -> "ReferenceProfile":
+    ) -> ReferenceProfile:
         """Summarise the reference data (and optionally the champion's scores on it).
 
         ``bins`` is the policy's ``drift.bins`` (policy default 10). Numeric prediction arrays
@@ -240,7 +241,7 @@ class ReferenceProfile:
     def columns(self) -> list[str]:
         return list(self.numeric) + list(self.categorical)
 
-    def with_prediction(self, prediction: np.ndarray) -> "ReferenceProfile":
+    def with_prediction(self, prediction: np.ndarray) -> ReferenceProfile:
         """A copy with the reference-side prediction profile (e.g. the champion's scores on the
         reference rows) attached and the fingerprint recomputed.
 
@@ -318,7 +319,7 @@ class ReferenceProfile:
         return json_path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "ReferenceProfile":
+    def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
         """Read a profile written by :meth:`save`; verifies the npz hash and the content fingerprint."""
         json_path = Path(path)
         doc = json.loads(json_path.read_text(encoding="utf-8"))
@@ -776,7 +777,7 @@ def _category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
     """Category -> count (keys as str; hashing only, no per-row Python) and the missing count."""
     vc = series.value_counts(dropna=True, sort=False)
     counts: dict[str, int] = {}
-    for key, n in zip(vc.index, vc.to_numpy()):
+    for key, n in zip(vc.index, vc.to_numpy(), strict=False):
         if n:
             k = str(key)
             counts[k] = counts.get(k, 0) + int(n)

@@ -35,15 +35,15 @@ import shutil
 import tempfile
 import time
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlgov_assets.core.integrity import atomic_write_bytes, atomic_write_with  # noqa: F401 - re-exported for the CLI
 from mlgov_assets.core.data.adult import (
     CATEGORICAL,
     COLUMNS,
@@ -53,6 +53,7 @@ from mlgov_assets.core.data.adult import (
     POSITIVE_LABEL,
     read_adult_csv,
 )
+from mlgov_assets.core.integrity import atomic_write_bytes, atomic_write_with, md5_file
 from mlgov_assets.core.monitoring.batches import (
     BATCH_SUFFIXES,
     LABELS_INFIX,
@@ -68,7 +69,6 @@ from mlgov_assets.core.monitoring.batches import (
     validate_batch_id,
 )
 from mlgov_assets.core.monitoring.drift import DriftThresholds, ReferenceProfile, compute_drift
-from mlgov_assets.core.integrity import md5_file
 
 #: Mirrors ``assets.data.HOLDOUT_FILE`` (core may not import the Dagster layer); callers pass it.
 HOLDOUT_FILE = "data/adult.test"
@@ -92,7 +92,7 @@ class MonitoringError(RuntimeError):
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _emit(log: Any, level: str, message: str) -> None:
@@ -110,7 +110,7 @@ class MonitoringPaths:
     root: Path
 
     @classmethod
-    def of(cls, settings: Any) -> "MonitoringPaths":
+    def of(cls, settings: Any) -> MonitoringPaths:
         return cls(Path(settings.home) / "monitoring")
 
     @property
@@ -186,11 +186,10 @@ def _locked(path: Path):
 def _append_jsonl(path: Path, record: Mapping[str, Any]) -> None:
     """One line per record, written with one ``write`` under an exclusive lock, then fsynced."""
     line = to_json(_nan_to_none(dict(record)), sort_keys=True) + "\n"
-    with _locked(path.with_name(f".{path.name}.lock")):
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with _locked(path.with_name(f".{path.name}.lock")), open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -222,7 +221,7 @@ class BatchLedger:
     def labels_path(self, batch_id: str) -> Path:
         return self.paths.batch_dir(batch_id) / "labels.parquet"
 
-    def get(self, batch_id: str) -> Optional[dict[str, Any]]:
+    def get(self, batch_id: str) -> dict[str, Any] | None:
         path = self.state_path(batch_id)
         if not path.exists():
             return None
@@ -248,7 +247,7 @@ class BatchLedger:
         return sorted(out, key=lambda e: (e.get("created_at", ""), e.get("batch_id", "")))
 
 
-def is_done(entry: Optional[Mapping[str, Any]]) -> bool:
+def is_done(entry: Mapping[str, Any] | None) -> bool:
     """A batch is done once quarantined or once its drift verdict is recorded."""
     return bool(entry) and (entry.get("status") == "quarantined" or "drift" in entry)
 
@@ -311,10 +310,10 @@ _RECHECK = ("waiting", "settling", "with_batch")
 def plan_landing(
     landing_dir: Path,
     ledger: BatchLedger,
-    seen: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    seen: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     settle_seconds: float = 0.0,
-    now: Optional[float] = None,
+    now: float | None = None,
 ) -> LandingPlan:
     """Compare the landing folder with what was seen before (``seen``: the sensor cursor) and the ledger.
 
@@ -416,7 +415,7 @@ def _seen(lf: LandingFile, outcome: str) -> dict[str, Any]:
     }
 
 
-def find_batch_file(landing_dir: Path, batch_id: str, ledger: Optional[BatchLedger] = None) -> Path:
+def find_batch_file(landing_dir: Path, batch_id: str, ledger: BatchLedger | None = None) -> Path:
     """The landing file of ``batch_id``; a clear error if it is missing (e.g. quarantined) or ambiguous."""
     validate_batch_id(batch_id)
     found = [Path(landing_dir) / f"{batch_id}{sfx}" for sfx in BATCH_SUFFIXES]
@@ -434,7 +433,7 @@ def find_batch_file(landing_dir: Path, batch_id: str, ledger: Optional[BatchLedg
     raise MonitoringError(f"batch {batch_id!r}: no {batch_id}.csv or {batch_id}.parquet in {landing_dir}")
 
 
-def find_labels_file(landing_dir: Path, batch_id: str) -> Optional[Path]:
+def find_labels_file(landing_dir: Path, batch_id: str) -> Path | None:
     for sfx in BATCH_SUFFIXES:
         path = Path(landing_dir) / f"{validate_batch_id(batch_id)}{LABELS_INFIX}{sfx}"
         if path.is_file():
@@ -445,7 +444,7 @@ def find_labels_file(landing_dir: Path, batch_id: str) -> Optional[Path]:
 # --------------------------------------------------------------------------- alerts
 
 
-def alert_id(kind: str, batch_id: Optional[str], identity: Any) -> str:
+def alert_id(kind: str, batch_id: str | None, identity: Any) -> str:
     blob = to_json({"kind": kind, "batch_id": batch_id, "identity": identity}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -489,13 +488,13 @@ def raise_alert(
     summary: str,
     *,
     severity: str = "WARNING",
-    batch_id: Optional[str] = None,
-    evidence: Optional[Mapping[str, Any]] = None,
+    batch_id: str | None = None,
+    evidence: Mapping[str, Any] | None = None,
     identity: Any = None,
-    webhook_url: Optional[str] = None,
+    webhook_url: str | None = None,
     log: Any = None,
     timeout: float = WEBHOOK_TIMEOUT_S,
-) -> Optional[dict[str, Any]]:
+) -> dict[str, Any] | None:
     """Record an alert in ``alerts.jsonl``, log it, and POST it to ``webhook_url`` if one is set.
 
     ``identity`` says what makes two alerts "the same" (default: the summary): a re-run of the same
@@ -536,7 +535,7 @@ def post_webhook(
         url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "mlgov-monitoring"}
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URL is the operator's policy setting
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return {"ok": 200 <= resp.status < 300, "status": resp.status}
     except (urllib.error.URLError, OSError, ValueError) as exc:
         _emit(log, "warning", f"alert webhook {url} failed: {type(exc).__name__}: {exc}")
@@ -557,7 +556,7 @@ class AcceptedBatch:
     summary: str
     source: str
     md5: str
-    quarantine_dir: Optional[Path] = None
+    quarantine_dir: Path | None = None
 
 
 def validate_batch(raw: pd.DataFrame, *, source: str):
@@ -569,7 +568,7 @@ def validate_batch(raw: pd.DataFrame, *, source: str):
     return validate(df, UnlabelledRawAdultSchema, source=source)
 
 
-def accept_batch(settings: Any, batch_id: str, *, webhook_url: Optional[str] = None, log: Any = None) -> AcceptedBatch:
+def accept_batch(settings: Any, batch_id: str, *, webhook_url: str | None = None, log: Any = None) -> AcceptedBatch:
     """Read the landing file of ``batch_id`` and pass it through the validation gate.
 
     Valid: the accepted rows (and any labels already known) are archived in the ledger
@@ -581,7 +580,7 @@ def accept_batch(settings: Any, batch_id: str, *, webhook_url: Optional[str] = N
     ledger = BatchLedger(paths)
     path = find_batch_file(settings.landing_dir, batch_id, ledger)
     md5 = md5_file(path)
-    landed = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+    landed = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
     try:
         raw = read_batch(path)
         report = validate_batch(raw, source=path.name)
@@ -610,7 +609,7 @@ def accept_batch(settings: Any, batch_id: str, *, webhook_url: Optional[str] = N
         "source": path.name,
         "md5": md5,
         "landed_at": landed,
-        "rows": int(len(raw)),
+        "rows": len(raw),
         "validation": {"passed": passed, "summary": summary[:2000], "rules_failed": len(report_dict["failures"])},
     }
     if not passed:
@@ -720,7 +719,7 @@ def score_model(model: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndar
     return scored["score"].to_numpy(dtype=np.float64), scored["decision"].to_numpy(dtype=np.int64)
 
 
-def latest_challenger(registry: Any, champion: Optional[int]) -> Optional[int]:
+def latest_challenger(registry: Any, champion: int | None) -> int | None:
     """The shadow model: the most recently registered version that is not the champion, of the
     champion's own variant when there is one (with mitigation on, every unmitigated challenger is
     refused by the fairness gate by design: shadowing it would compare against a model that can
@@ -737,7 +736,7 @@ def latest_challenger(registry: Any, champion: Optional[int]) -> Optional[int]:
 
 
 def score_batch(
-    settings: Any, registry: Any, batch: pd.DataFrame, *, webhook_url: Optional[str] = None, log: Any = None
+    settings: Any, registry: Any, batch: pd.DataFrame, *, webhook_url: str | None = None, log: Any = None
 ) -> pd.DataFrame:
     """Champion scores and, in shadow, the latest challenger's, for every row of a validated batch.
 
@@ -846,7 +845,7 @@ def read_reference(ref: Reference) -> pd.DataFrame:
 
 
 def reference_profile(
-    paths: MonitoringPaths, ref: Reference, *, bins: int, raw: Optional[pd.DataFrame] = None
+    paths: MonitoringPaths, ref: Reference, *, bins: int, raw: pd.DataFrame | None = None
 ) -> tuple[ReferenceProfile, dict[str, Any]]:
     """The data-side profile of ``ref`` (built once per reference md5 and ``bins``, then loaded) and
     small facts about it (row count, positive-label share) kept in ``meta.json``."""
@@ -863,7 +862,7 @@ def reference_profile(
     meta = {
         "md5": ref.md5,
         "path": ref.rel_path,
-        "rows": int(len(raw)),
+        "rows": len(raw),
         "positive_rate": float((labels == POSITIVE_LABEL).mean()) if len(labels) else None,
         "fingerprint": profile.fingerprint,
         "built_at": utc_now(),
@@ -1027,7 +1026,7 @@ def performance_report(
     tolerance: Mapping[str, float],
     min_rows: int,
     alpha: float,
-    reference_positive_rate: Optional[float],
+    reference_positive_rate: float | None,
 ) -> dict[str, Any]:
     """Champion (and shadow) metrics on the labelled rows, the breach verdict against the champion's
     holdout metrics (``monitoring.performance_tolerance``), concept-drift evidence, and McNemar's
@@ -1141,7 +1140,7 @@ def evidently_report(
     *,
     max_rows: int = EVIDENTLY_MAX_ROWS,
     seed: int = 0,
-    dagster_run_id: Optional[str] = None,
+    dagster_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Evidently's ``DataDriftPreset`` HTML for one batch, with the policy's tests and thresholds,
     both sides sampled to ``max_rows`` rows; logged to MLflow (experiment ``monitoring``, one run per
@@ -1216,7 +1215,7 @@ def _monitoring_experiment(client: Any, settings: Any) -> str:
         return client.create_experiment(
             MONITORING_EXPERIMENT, artifact_location=(Path(settings.artifact_root) / "monitoring").as_uri()
         )
-    except Exception:  # noqa: BLE001 - created concurrently by another run
+    except Exception:
         return client.get_experiment_by_name(MONITORING_EXPERIMENT).experiment_id
 
 
@@ -1271,7 +1270,7 @@ class RetrainPlan:
 class RetrainDecision:
     kind: str  # "none" | "request" | "pending_labels"
     message: str
-    plan: Optional[RetrainPlan] = None
+    plan: RetrainPlan | None = None
     breaches: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -1329,8 +1328,8 @@ def plan_retraining(
     ledger: BatchLedger,
     requests: list[dict[str, Any]],
     *,
-    champion: Optional[int],
-    champion_info: Optional[Mapping[str, Any]],
+    champion: int | None,
+    champion_info: Mapping[str, Any] | None,
     project_dir: Path,
     retrain_on: list[str],
 ) -> RetrainDecision:
@@ -1424,7 +1423,7 @@ def build_retraining_dataset(
             labels = pd.read_parquet(ledger.labels_path(batch_id)).set_index(ROW_ID)[LABEL]
             labelled = rows.drop(columns=[LABEL], errors="ignore").join(labels, how="inner")[COLUMNS]
             parts.append(labelled.reset_index(drop=True))
-            per_batch[batch_id] = int(len(labelled))
+            per_batch[batch_id] = len(labelled)
         df = pd.concat(parts, ignore_index=True)
         overlap = (
             _holdout_overlap(project / holdout_rel, pd.concat(parts[1:], ignore_index=True)) if len(parts) > 1 else 0
@@ -1435,9 +1434,9 @@ def build_retraining_dataset(
             "dataset": plan.dataset_rel,
             "run_key": plan.run_key,
             "created_at": utc_now(),
-            "reference": {"path": ref_doc.get("path"), "md5": ref_doc.get("md5"), "rows": int(len(reference))},
+            "reference": {"path": ref_doc.get("path"), "md5": ref_doc.get("md5"), "rows": len(reference)},
             "batches": per_batch,
-            "rows": int(len(df)),
+            "rows": len(df),
             "holdout_overlap_rows": int(overlap),
             "trigger_batch_ids": plan.trigger_batch_ids,
             "champion_version": plan.champion_version,
@@ -1465,7 +1464,7 @@ def _holdout_overlap(holdout_path: Path, rows: pd.DataFrame) -> int:
     if not holdout_path.exists() or rows.empty:
         return 0
     holdout = read_adult_csv(holdout_path)[COLUMNS].drop_duplicates()
-    return int(len(rows.merge(holdout, on=COLUMNS, how="inner")))
+    return len(rows.merge(holdout, on=COLUMNS, how="inner"))
 
 
 def read_retrain_requests(paths: MonitoringPaths) -> list[dict[str, Any]]:
@@ -1498,9 +1497,9 @@ def record_retrain_request(
 
 def unlaunched_requests(
     requests: list[dict[str, Any]],
-    champion: Optional[int],
+    champion: int | None,
     has_run: Callable[[str], bool],
-    skip: Optional[set[str]] = None,
+    skip: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Recorded requests for the current champion whose run never appeared on the instance (the
     process stopped between recording and launching): re-emitting them with the same run key is
@@ -1515,7 +1514,7 @@ def unlaunched_requests(
 
 def request_retraining(
     settings: Any, policy: Any, registry: Any, *, has_run: Callable[[str], bool], trigger: str, log: Any = None
-) -> tuple[RetrainDecision, Optional[dict[str, Any]]]:
+) -> tuple[RetrainDecision, dict[str, Any] | None]:
     """What the retraining sensor and ``mlgov monitor --once`` do: plan, and if a run is due and its
     run key was never launched, build and DVC-version the dataset, record the request and alert.
     Returns the decision and the recorded request (None when nothing new is to be launched)."""
@@ -1684,7 +1683,7 @@ def reevaluate_champion(
     *,
     actor: str,
     holdout_rel: str = HOLDOUT_FILE,
-    dagster_run_id: Optional[str] = None,
+    dagster_run_id: str | None = None,
     log: Any = None,
 ) -> dict[str, Any]:
     """Re-run the champion's model gates against the *current* policy, from scratch.
@@ -1698,10 +1697,10 @@ def reevaluate_champion(
     """
     from mlgov_assets.core.data.adult import SENSITIVE
     from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET, build_features
-    from mlgov_assets.core.governance.gates import evaluate_model_gates
-    from mlgov_assets.core.integrity import IntegrityError
-    from mlgov_assets.core.governance.promotion import record_gates
     from mlgov_assets.core.data.schemas import RawAdultSchema, validate
+    from mlgov_assets.core.governance.gates import evaluate_model_gates
+    from mlgov_assets.core.governance.promotion import record_gates
+    from mlgov_assets.core.integrity import IntegrityError
     from mlgov_assets.core.models.scoring import holdout_metrics, score_frame
 
     paths = MonitoringPaths.of(settings)

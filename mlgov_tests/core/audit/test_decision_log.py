@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -51,7 +51,7 @@ def _write(path: Path, recs: list[dict]) -> None:
 
 
 def _clock():
-    start = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
     ticks = iter(range(10_000))
     return lambda: start + timedelta(seconds=next(ticks))
 
@@ -189,7 +189,7 @@ def test_inserted_forged_record_with_valid_own_hash(log_path: Path, k: int) -> N
     # The best forgery: correct index, chained to record k-1, own hash recomputed.
     recs = _read(log_path)
     forged = _rehash({**recs[k], "reason": "forged approval", "prev_hash": recs[k - 1]["hash"]})
-    _write(log_path, recs[:k] + [forged] + recs[k:])
+    _write(log_path, [*recs[:k], forged, *recs[k:]])
     _assert_bad(log_path, k)
     assert "inserted" in verify(log_path).problem
 
@@ -198,23 +198,23 @@ def test_inserted_forged_record_with_valid_own_hash(log_path: Path, k: int) -> N
 def test_inserted_naive_copy_and_garbage_link(log_path: Path, k: int) -> None:
     recs = _read(log_path)
     copy = _rehash({**recs[k - 1], "reason": "replayed with edits"})  # index k-1, chains to k-2
-    _write(log_path, recs[:k] + [copy] + recs[k:])
+    _write(log_path, [*recs[:k], copy, *recs[k:]])
     _assert_bad(log_path, k)
     garbage = _rehash({**recs[k], "prev_hash": "f" * 64, "reason": "forged"})
-    _write(log_path, recs[:k] + [garbage] + recs[k:])
+    _write(log_path, [*recs[:k], garbage, *recs[k:]])
     _assert_bad(log_path, k)
 
 
 def test_duplicated_record_is_detected(log_path: Path) -> None:
     recs = _read(log_path)
-    _write(log_path, recs[:5] + [recs[4]] + recs[5:])
+    _write(log_path, [*recs[:5], recs[4], *recs[5:]])
     _assert_bad(log_path, 5)
 
 
 def test_record_appended_behind_the_librarys_back(log_path: Path) -> None:
     recs = _read(log_path)
     extra = _rehash({**recs[-1], "index": N, "prev_hash": recs[-1]["hash"], "reason": "sneaked in"})
-    _write(log_path, recs + [extra])
+    _write(log_path, [*recs, extra])
     _assert_bad(log_path, N)
 
 
@@ -306,9 +306,9 @@ def test_append_refuses_to_extend_a_truncated_log(log_path: Path) -> None:
     ],
 )
 def test_bad_appends_are_refused(tmp_path: Path, kwargs: dict, match: str) -> None:
-    args = dict(
-        kind="promotion", actor="alice", reason="ok", model_name="m", model_version=1, payload={}, evidence_hashes={}
-    )
+    args = {
+        "kind": "promotion", "actor": "alice", "reason": "ok", "model_name": "m", "model_version": 1, "payload": {}, "evidence_hashes": {}
+    }
     args.update(kwargs)
     kind = args.pop("kind")
     with pytest.raises((ValueError, TypeError), match=match):

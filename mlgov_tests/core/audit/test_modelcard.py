@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.audit.modelcard import (
     BundleError,
     bundle_digest,
@@ -27,8 +26,9 @@ from mlgov_assets.core.audit.modelcard import (
     render_markdown,
     validate_bundle,
 )
+from mlgov_assets.core.data.adult import read_adult_csv
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "adult.data"
+DATA = Path(__file__).resolve().parents[3] / "data" / "adult.data"
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
@@ -51,7 +51,7 @@ def adult_dataset() -> dict[str, Any]:
         "role": "training",
         "path": "data/adult.data",
         "dvc_md5": hashlib.md5(raw).hexdigest(),
-        "rows": int(len(df)),
+        "rows": len(df),
         "columns": [{"name": c, "dtype": str(t)} for c, t in df.dtypes.items()],
         "provenance": "UCI Machine Learning Repository, Adult (Becker & Kohavi 1996)",
         "source": {"kind": "dvc", "ref": "data/adult.data.dvc", "sha256": hashlib.sha256(raw).hexdigest()},

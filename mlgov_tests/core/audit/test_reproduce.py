@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgov_tests.conftest import dvc_cache_put
-from mlgov_assets.core.data.adult import NUMERIC, read_adult_csv
 from mlgov_assets.core.audit.decision_log import DecisionLog
-from mlgov_assets.core.integrity import IntegrityError
 from mlgov_assets.core.audit.reproduce import ReproduceError, code_identity, reproduce, split_params
+from mlgov_assets.core.data.adult import NUMERIC, read_adult_csv
+from mlgov_assets.core.integrity import IntegrityError
+from mlgov_tests.conftest import dvc_cache_put
 
-DATA = Path(__file__).resolve().parents[2] / "data"
-REPO = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parents[3] / "data"
+REPO = Path(__file__).resolve().parents[3]
 PARAMS = {"max_iter": 20, "learning_rate": 0.2}
 
 
@@ -47,8 +47,8 @@ def world(tmp_path_factory):
     """A clean git checkout whose DVC cache holds the Adult files, and one registered version."""
     from mlgov_assets.core.data.features import MODEL_FEATURES
     from mlgov_assets.core.models.registry import Registry
-    from mlgov_assets.core.settings import get_settings
     from mlgov_assets.core.models.training import HyperParams, fit, holdout_metrics
+    from mlgov_assets.core.settings import get_settings
 
     root = tmp_path_factory.mktemp("reproduce")
     project = root / "project"

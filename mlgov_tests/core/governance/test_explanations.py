@@ -90,11 +90,11 @@ def test_local_reasons_are_the_most_negative_contributions(explained):
 
 
 def test_one_hot_columns_fold_back_to_their_feature():
+    import shap
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
-    import shap
 
     X, y = adult_train()
     Xt, _ = adult_test()
@@ -116,28 +116,28 @@ def test_one_hot_columns_fold_back_to_their_feature():
     fit_single_thread(pipe, X.iloc[:8000], y.iloc[:8000])
     rows = Xt.iloc[:400]
     ex = explain_pipeline(pipe, rows, top_k_reasons=2)
-    assert list(ex.shap_values.columns) == cats + ["age", "education_num", "hours_per_week"]
+    assert list(ex.shap_values.columns) == [*cats, "age", "education_num", "hours_per_week"]
     # Independent fold: the encoder's own categories_ say how many columns each feature owns
     # (categories minus those merged into one "infrequent" column), not from column names.
     enc = pipe[0].named_transformers_["oh"]
     widths = [
-        len(cat) - (0 if inf is None else len(inf) - 1) for cat, inf in zip(enc.categories_, enc.infrequent_categories_)
+        len(cat) - (0 if inf is None else len(inf) - 1) for cat, inf in zip(enc.categories_, enc.infrequent_categories_, strict=False)
     ]
     assert sum(widths) == pipe[0].output_indices_["oh"].stop
     assert any(inf is not None for inf in enc.infrequent_categories_)  # the many-to-one case
     direct = shap.TreeExplainer(pipe[-1]).shap_values(pipe[0].transform(rows), check_additivity=False)
     start = 0
-    for c, w in zip(cats, widths):
+    for c, w in zip(cats, widths, strict=False):
         np.testing.assert_allclose(ex.shap_values[c].to_numpy(), direct[:, start : start + w].sum(axis=1))
         start += w
     assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6)["passed"]
 
 
 def test_native_categorical_hgb_is_not_given_to_tree_explainer():
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.preprocessing import OrdinalEncoder
     from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
 
     X, y = adult_train()
     Xt, _ = adult_test()

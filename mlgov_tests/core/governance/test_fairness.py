@@ -43,14 +43,14 @@ def holdout_predictions():
 
 
 def _report(y_true, y_pred, sens, **kw):
-    args = dict(
-        features=["sex", "race"],
-        intersections=[["sex", "race"]],
-        min_group_size=100,
-        n_boot=0,
-        ci_level=0.95,
-        random_state=0,
-    )
+    args = {
+        "features": ["sex", "race"],
+        "intersections": [["sex", "race"]],
+        "min_group_size": 100,
+        "n_boot": 0,
+        "ci_level": 0.95,
+        "random_state": 0,
+    }
     args.update(kw)
     return fairness_report(y_true, y_pred, sens, **args)
 
@@ -104,7 +104,7 @@ def _synthetic(n_a=2000, n_b=2000, n_c=30, sel=(0.5, 0.45, 0.0), seed=0):
     """Three groups with chosen selection rates; labels = predictions flipped 10% of the time."""
     rng = np.random.default_rng(seed)
     groups, preds = [], []
-    for name, n, s in zip("ABC", (n_a, n_b, n_c), sel):
+    for name, n, s in zip("ABC", (n_a, n_b, n_c), sel, strict=False):
         groups += [name] * n
         preds.append((rng.random(n) < s).astype(int))
     yp = np.concatenate(preds)
@@ -135,7 +135,7 @@ def test_small_group_is_flagged_and_does_not_decide_the_gate():
 
 def test_bootstrap_ci_brackets_point_is_reproducible_and_matches_independent_bootstrap():
     yt, yp, sens = _synthetic(n_a=1500, n_b=1500, n_c=0, sel=(0.5, 0.35, 0.0), seed=1)
-    kw = dict(features=["g"], intersections=[], min_group_size=100, n_boot=40, ci_level=0.9, random_state=3)
+    kw = {"features": ["g"], "intersections": [], "min_group_size": 100, "n_boot": 40, "ci_level": 0.9, "random_state": 3}
     rep = fairness_report(yt, yp, sens, **kw)
     dp = rep.features["g"].summary["demographic_parity_ratio"]
     assert dp.lower <= dp.value <= dp.upper
@@ -311,7 +311,7 @@ def test_bootstrap_intervals_agree_with_slow_row_bootstrap(holdout_predictions):
 
 def test_bootstrap_is_deterministic_seeded_and_row_order_free():
     yt, yp, sens = _synthetic(n_a=800, n_b=600, n_c=0, sel=(0.5, 0.35, 0.0), seed=4)
-    kw = dict(features=["g"], intersections=[], min_group_size=100, n_boot=200, ci_level=0.95)
+    kw = {"features": ["g"], "intersections": [], "min_group_size": 100, "n_boot": 200, "ci_level": 0.95}
     a = fairness_report(yt, yp, sens, random_state=1, **kw).to_dict()
     assert fairness_report(yt, yp, sens, random_state=1, **kw).to_dict() == a
     b = fairness_report(yt, yp, sens, random_state=2, **kw).to_dict()
@@ -356,7 +356,7 @@ def test_biased_model_fails_gate_and_reference_model_passes(holdout_predictions)
         FairnessRule("sex", "demographic_parity_ratio", "min", 0.2, "lower"),
         FairnessRule("sex", "equalized_odds_difference", "max", 0.3, "upper"),
     ]
-    kw = dict(features=["sex"], intersections=[], min_group_size=100, n_boot=15, ci_level=0.95, random_state=0)
+    kw = {"features": ["sex"], "intersections": [], "min_group_size": 100, "n_boot": 15, "ci_level": 0.95, "random_state": 0}
     fair_verdict = evaluate_fairness_gate(fairness_report(yt, yp, Xt[["sex"]], **kw), rules)
     biased_verdict = evaluate_fairness_gate(fairness_report(yt, yp_biased, Xt[["sex"]], **kw), rules)
     assert fair_verdict.passed, fair_verdict.rules

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-
 from mlgov_assets.core.governance.gates import champion_comparison, metric_floors
 from mlgov_assets.core.governance.policy import ChampionThreshold, MetricFloor
 
@@ -43,7 +42,7 @@ def test_champion_comparison_matches_mlflow_metric_threshold_semantics():
     # the reference is MLflow's own validator: if it moves in an upgrade, this must fail, not skip
     rng = random.Random(7)
     disagreements = []
-    for i in range(400):
+    for _i in range(400):
         greater = rng.random() < 0.7
         name = "roc_auc" if greater else "log_loss"
         t = ChampionThreshold(

@@ -27,7 +27,7 @@ from mlgov_assets.core.monitoring.batches import (
     validate_batch_id,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 FEATURES = [c for c in COLUMNS if c != LABEL]
 
 
@@ -128,7 +128,7 @@ def test_labels_file_roundtrip_and_alignment(holdout, tmp_path):
     assert y.iloc[150:].isna().all()
     with pytest.raises(ValueError, match="not in the batch"):
         align_labels(batch.index[:10], got)
-    labels.assign(income=["maybe"] + labels[LABEL].tolist()[1:]).to_csv(p, index=False)
+    labels.assign(income=["maybe", *labels[LABEL].tolist()[1:]]).to_csv(p, index=False)
     with pytest.raises(ValueError, match=r"bad rows \[0\]"):
         read_labels(p)
 
@@ -277,8 +277,8 @@ def test_retrain_run_key_is_stable_and_evidence_bound():
 
 def test_parquet_and_csv_batches_with_some_labels_missing_are_read_alike(tmp_path):
     from mlgov_assets.core.data.adult import read_adult_csv
-    from mlgov_assets.core.monitoring.batches import read_batch
     from mlgov_assets.core.data.schemas import UnlabelledRawAdultSchema, validate
+    from mlgov_assets.core.monitoring.batches import read_batch
 
     raw = read_adult_csv(DATA / "adult.test").head(50).copy()
     raw.loc[[3, 9], "income"] = None

@@ -22,7 +22,7 @@ from mlgov_assets.core.monitoring.drift import (
     evidently_column_verdicts,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 COLUMNS = NUMERIC + CATEGORICAL
 
 
@@ -148,7 +148,7 @@ def test_engine_agrees_with_evidently(reference, holdout, kind):
     ref["n_children"] = np.arange(len(ref)) % 3
     i = np.arange(len(cur))
     cur["n_children"] = i % 3 if kind == "none" else np.where(i % 10 < 6, 0, np.where(i % 10 < 9, 1, 2))
-    numeric = NUMERIC + ["n_children"]
+    numeric = [*NUMERIC, "n_children"]
     prof = ReferenceProfile.build(ref, numeric, CATEGORICAL, bins=10)
     ours = compute_drift(prof, cur, DriftThresholds.evidently_compatible())
     theirs = evidently_column_details(ref, cur, numeric, CATEGORICAL)
@@ -299,7 +299,7 @@ def test_bad_input_raises_clear_errors(profile, holdout):
 
 
 def test_thresholds_follow_policy_field_names():
-    from mlgov_assets.core import policy
+    from mlgov_assets.core.governance import policy
 
     policy_fields = {f.name for f in dataclasses.fields(policy.Drift)} - {"bins"}
     ours = {f.name for f in dataclasses.fields(DriftThresholds)}

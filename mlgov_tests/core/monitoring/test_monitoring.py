@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgov_assets.core import monitoring as mon
+from mlgov_assets.core.monitoring import service as mon
 from mlgov_assets.core.data.adult import COLUMNS, LABEL, read_adult_csv
 from mlgov_assets.core.monitoring.batches import labels_filename, retrain_run_key, simulate_batch
 from mlgov_assets.core.settings import get_settings
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_a_batch_without_labels_validates_and_labels_come_from_both_sources(sett
 class _Hook(http.server.BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Hook.received.append((self.headers["Content-Type"], json.loads(body)))
         self.send_response(204)
@@ -259,8 +259,8 @@ def test_an_unreachable_webhook_is_logged_not_raised(tmp_path):
 
 
 def test_reference_profile_is_built_once_per_reference_md5(settings, monkeypatch):
-    from mlgov_assets.core.monitoring.drift import ReferenceProfile
     from mlgov_assets.core.integrity import md5_file
+    from mlgov_assets.core.monitoring.drift import ReferenceProfile
 
     paths = mon.MonitoringPaths.of(settings)
     ref = mon.Reference("data/adult.data", md5_file(DATA / "adult.data"), DATA / "adult.data", "project")
@@ -394,7 +394,7 @@ CHAMP_INFO = {
 
 def test_retraining_plan_is_decided_once_per_breach_and_champion(tmp_path):
     ledger = mon.BatchLedger(mon.MonitoringPaths(tmp_path / "m"))
-    kw = dict(champion=3, champion_info=CHAMP_INFO, project_dir=tmp_path, retrain_on=["dataset_drift", "performance"])
+    kw = {"champion": 3, "champion_info": CHAMP_INFO, "project_dir": tmp_path, "retrain_on": ["dataset_drift", "performance"]}
     _scored(ledger, "old", champion=2, drift=True, labelled=10)  # a breach against an earlier champion
     _scored(ledger, "calm", champion=3, labelled=20)
     assert mon.plan_retraining(ledger, [], **kw).kind == "none"
@@ -442,8 +442,8 @@ def test_unlaunched_requests_are_re_emitted_only_without_a_run():
 
 
 def test_retraining_dataset_is_reference_plus_labelled_rows_and_dvc_versioned(env, holdout):
-    from mlgov_assets.core.integrity import md5_file
     from mlgov_assets.core.data.schemas import RawAdultSchema, validate
+    from mlgov_assets.core.integrity import md5_file
 
     s = env.settings().ensure()
     ledger = mon.BatchLedger(mon.MonitoringPaths.of(s))
