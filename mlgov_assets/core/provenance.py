@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ast
-import copy
+import contextlib
 import functools
 import hashlib
+import json
+import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from mlgov_assets.core.integrity import atomic_write_bytes
 from mlgov_assets.core.settings import PACKAGE_DIR
 
 KEY_PACKAGES = [
@@ -59,25 +63,91 @@ def source_version(*relative_paths: str) -> str:
     for path in sorted(files):
         h.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(_normalised_ast_hash(path).encode())
+    _save_disk_cache()
     return h.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=None)
-def _parsed(path: Path) -> ast.Module:
-    return ast.parse(path.read_bytes(), filename=str(path))
+@dataclass(frozen=True)
+class _ModuleFacts:
+    normalised_hash: str  # sha256 of the syntax tree without docstrings
+    imports: tuple[str, ...]  # dotted names this module imports (absolute; relative ones resolved)
 
 
-@functools.lru_cache(maxsize=None)
 def _normalised_ast_hash(path: Path) -> str:
-    """SHA-256 of the module's syntax tree without docstrings (comments never reach the tree)."""
-    tree = copy.deepcopy(_parsed(path))
+    return _facts(path).normalised_hash
+
+
+@functools.cache
+def _facts(path: Path) -> _ModuleFacts:
+    """Parse once per content: a cache keyed by the file's sha256 makes a warm code-server start cheap."""
+    raw = path.read_bytes()
+    key = hashlib.sha256(raw).hexdigest()
+    cache = _disk_cache()
+    _USED.add(key)
+    if key in cache:
+        hashed, imports = cache[key]
+        return _ModuleFacts(hashed, tuple(imports))
+    package = path.parent.relative_to(PACKAGE_DIR.parent).parts if PACKAGE_DIR in path.parents else ()
+    tree = ast.parse(raw, filename=str(path))
+    facts = _ModuleFacts(_strip_and_hash(tree), tuple(_import_names(tree, package)))
+    cache[key] = (facts.normalised_hash, list(facts.imports))
+    _DIRTY.append(key)
+    return facts
+
+
+def _strip_and_hash(tree: ast.Module) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-                if isinstance(body[0].value.value, str):
-                    node.body = body[1:] or [ast.Pass()]
+            first = body[0] if body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+
+
+def _import_names(tree: ast.Module, package: tuple[str, ...]) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            module = ".".join(base + (node.module.split(".") if node.module else []))
+            names += [module, *(f"{module}.{a.name}" for a in node.names)]
+    return names
+
+
+_CACHE_FILE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlgov" / "code-versions.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _disk_cache() -> dict[str, tuple[str, list[str]]]:
+    try:
+        data = json.loads(_CACHE_FILE.read_text())
+        return {k: (v[0], list(v[1])) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError, TypeError, IndexError, KeyError):
+        return {}
+
+
+_DIRTY: list[str] = []  # keys added to the disk cache since it was last written
+_USED: set[str] = set()  # keys this process looked up
+_CACHE_MAX = 2000  # past this many entries, only the ones this process used are kept
+
+
+def _save_disk_cache() -> None:
+    """Best effort: a read-only home only makes the next start slower (~0.2 s), never wrong."""
+    if _DIRTY:
+        cache = _disk_cache()
+        if len(cache) > _CACHE_MAX:
+            for stale in set(cache) - _USED:
+                del cache[stale]
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(_CACHE_FILE, json.dumps(cache).encode())
+        _DIRTY.clear()
 
 
 def _core_closure(roots: list[Path]) -> set[Path]:
@@ -100,19 +170,8 @@ def _is_followed(path: Path) -> bool:
 
 
 def _imported_modules(path: Path) -> list[Path]:
-    """Files of the ``mlgov_assets`` modules a module imports (absolute or relative, at any depth)."""
-    out: list[Path] = []
-    package = path.parent.relative_to(PACKAGE_DIR.parent).parts
-    for node in ast.walk(_parsed(path)):
-        if isinstance(node, ast.Import):
-            out += [m for a in node.names if (m := _module_file(a.name.split("."))) is not None]
-        elif isinstance(node, ast.ImportFrom):
-            base = list(package[: len(package) - node.level + 1]) if node.level else []
-            parts = base + (node.module.split(".") if node.module else [])
-            if (mod := _module_file(parts)) is not None:
-                out.append(mod)
-            out += [m for a in node.names if (m := _module_file([*parts, a.name])) is not None]
-    return out
+    """Files of the mlgov modules a module imports (absolute or relative, at any depth)."""
+    return [m for name in _facts(path).imports if (m := _module_file(name.split("."))) is not None]
 
 
 def _module_file(parts: list[str]) -> Path | None:
@@ -127,7 +186,7 @@ def _module_file(parts: list[str]) -> Path | None:
 
 def environment_info(project_dir: str | Path) -> dict[str, object]:
     lock = Path(project_dir) / "uv.lock"
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in KEY_PACKAGES:
         try:
             versions[name] = metadata.version(name)
