@@ -70,74 +70,65 @@ def _step_seconds(home: Path, run_id: str, steps: list[str]) -> float | None:
     return total or None
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--fast", action="store_true")
-    ap.add_argument("--json", type=Path)
-    ap.add_argument("--keep", action="store_true", help="keep the temporary project and state")
-    args = ap.parse_args()
+def _env(home: Path, project: Path, policy: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MLGOV_HOME": str(home),
+        "MLGOV_PROJECT_DIR": str(project),
+        "MLGOV_POLICY": str(policy),
+        "MLGOV_LANDING_DIR": str(home / "incoming"),
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
 
+
+def _timed(argv: list[str], env: dict[str, str], repeats: int) -> tuple[list[float], list[dict]]:
+    """Wall seconds of `repeats` runs of a `mlgov ... --json` command, and their JSON reports."""
+    seconds, reports = [], []
+    for _ in range(repeats):
+        elapsed, done = _run(argv, env)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[2:])} failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
+        seconds.append(elapsed)
+        reports.append(json.loads(done.stdout))
+    return seconds, reports
+
+
+def _measure(work: Path, fast: bool, repeats: int) -> dict:
     from mlgov_tests.conftest import make_project
 
-    work = Path(tempfile.mkdtemp(prefix="mlgov-bench-audit-"))
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # DVC's "To track the changes with git" hint
-            project = make_project(work / "project")
-        home, policy = work / "state", work / "policy.yaml"
-        policy.write_text(_policy(args.fast))
-        env = {
-            **os.environ,
-            "MLGOV_HOME": str(home),
-            "MLGOV_PROJECT_DIR": str(project),
-            "MLGOV_POLICY": str(policy),
-            "MLGOV_LANDING_DIR": str(home / "incoming"),
-            "DVC_NO_ANALYTICS": "1",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "DAGSTER_HOME": str(home / "dagster"),
-        }
-        train_argv = [*MLGOV, "train", "--json"] + (
-            ["--set", "max_iter=60", "--set", "learning_rate=0.15"] if args.fast else []
-        )
-        train_s, done = _run(train_argv, env)
-        if done.returncode != 0:
-            print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"mlgov train failed (exit {done.returncode})")
-        run_id = json.loads(done.stdout)["run_id"]
-        model_steps = _step_seconds(home, run_id, ["challenger_model", "candidate_model"])
-        audits = []
-        for _ in range(args.repeats):
-            seconds, done = _run([*MLGOV, "audit", "champion", "--json"], env)
-            if done.returncode != 0:
-                raise SystemExit(f"mlgov audit failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
-            audits.append(seconds)
-        in_process = json.loads(done.stdout)
-        repros, fits = [], []
-        for _ in range(args.repeats):
-            seconds, done = _run([*MLGOV, "reproduce", "champion", "--json"], env)
-            if done.returncode != 0:
-                raise SystemExit(f"mlgov reproduce failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
-            report = json.loads(done.stdout)
-            repros.append(seconds)
-            fits.append(report["timings"]["fit_seconds"])
-        results = {
-            "policy": "shipped default" if not args.fast else "fast (max_iter 60, n_boot 20, SHAP 1,000 rows)",
-            "champion_version": in_process["version"],
-            "variant": report["variant"],
-            "repeats": args.repeats,
-            "train_wall_seconds": train_s,
-            "original_model_steps_seconds": model_steps,
-            "audit_wall_seconds_median": statistics.median(audits),
-            "audit_wall_seconds": audits,
-            "reproduce_wall_seconds_median": statistics.median(repros),
-            "reproduce_wall_seconds": repros,
-            "reproduce_fit_seconds_median": statistics.median(fits),
-            "identical": report["identical"],
-        }
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-    r = results
+    with contextlib.redirect_stdout(io.StringIO()):  # DVC's "To track the changes with git" hint
+        project = make_project(work / "project")
+    home, policy = work / "state", work / "policy.yaml"
+    policy.write_text(_policy(fast))
+    env = _env(home, project, policy)
+    train_argv = [*MLGOV, "train", "--json"] + (["--set", "max_iter=60", "--set", "learning_rate=0.15"] if fast else [])
+    train_s, done = _run(train_argv, env)
+    if done.returncode != 0:
+        print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"mlgov train failed (exit {done.returncode})")
+    model_steps = _step_seconds(home, json.loads(done.stdout)["run_id"], ["challenger_model", "candidate_model"])
+    audits, audited = _timed([*MLGOV, "audit", "champion", "--json"], env, repeats)
+    repros, reports = _timed([*MLGOV, "reproduce", "champion", "--json"], env, repeats)
+    report = reports[-1]
+    return {
+        "policy": "shipped default" if not fast else "fast (max_iter 60, n_boot 20, SHAP 1,000 rows)",
+        "champion_version": audited[-1]["version"],
+        "variant": report["variant"],
+        "repeats": repeats,
+        "train_wall_seconds": train_s,
+        "original_model_steps_seconds": model_steps,
+        "audit_wall_seconds_median": statistics.median(audits),
+        "audit_wall_seconds": audits,
+        "reproduce_wall_seconds_median": statistics.median(repros),
+        "reproduce_wall_seconds": repros,
+        "reproduce_fit_seconds_median": statistics.median(r["timings"]["fit_seconds"] for r in reports),
+        "identical": report["identical"],
+    }
+
+
+def _print_table(r: dict) -> None:
     print(
         f"\n### mlgov audit / reproduce ({r['policy']}; champion v{r['champion_version']}, {r['variant']}; "
         f"median of {r['repeats']}; fresh `mlgov` process each)\n"
@@ -155,6 +146,22 @@ def main() -> int:
     print(f"| `mlgov reproduce champion` (wall) | {r['reproduce_wall_seconds_median']:.1f} |")
     print(f"| of which refitting base + mitigation | {r['reproduce_fit_seconds_median']:.1f} |")
     print(f"\nreproduction identical: {r['identical']}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--fast", action="store_true")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary project and state")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mlgov-bench-audit-"))
+    try:
+        results = _measure(work, args.fast, args.repeats)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    _print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

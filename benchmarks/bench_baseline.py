@@ -63,7 +63,7 @@ def _alternate(n: int, fn: Callable[[Path], float], trees: dict[str, Path]) -> d
 
 def _row(what: str, samples: dict[str, list[float]]) -> str:
     this, base = statistics.median(samples["this tree"]), statistics.median(samples["baseline"])
-    fmt = lambda xs: " ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    fmt = lambda xs: " ".join(f"{x:.2f}" for x in xs)
     return (
         f"| {what} | {this:.2f} | {base:.2f} | {this / base:.2f} | "
         f"{fmt(samples['this tree'])} / {fmt(samples['baseline'])} |"
@@ -78,8 +78,11 @@ def main() -> int:
     args = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="mlgov-baseline-"))
     base = scratch / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.baseline],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base), args.baseline],
+        check=True,
+        capture_output=True,
+    )
     try:
         for name in DATA_FILES:  # DVC-tracked, identical bytes in both trees
             shutil.copy2(ROOT / "data" / name, base / "data" / name)

@@ -35,13 +35,15 @@ def done(**kw):
 CASES = {
     "shap_tree": SETUP
     + r"""
-from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, check_additivity, model_raw_output
+from mlgov_assets.core.governance.explanations import (
+    explain_pipeline, local_reasons_frame, check_additivity, model_raw_output,
+)
 t = time.perf_counter()
 e = explain_pipeline(model, X, top_k_reasons=3)
 frame = local_reasons_frame(e)
 dt = time.perf_counter() - t
 add = check_additivity(e, model_raw_output(model, X), 1e-6)
-done(seconds=dt, rows=len(frame), rows_per_s=len(frame) / dt, max_additivity_error=add["max_abs_error"])
+done(seconds=dt, rows=len(frame), rows_per_s=len(frame) / dt, max_additivity_error=add.max_abs_error)
 """,
     "shap_kernel": SETUP
     + r"""

@@ -39,7 +39,9 @@ from mlgov_assets.core.settings import DEFAULT_POLICY
 from mlgov_assets.core.models.mitigation import fit_mitigated
 from mlgov_assets.core.models.scoring import score_frame, holdout_metrics
 from mlgov_assets.core.governance.fairness import fairness_report, evaluate_fairness_gate
-from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, model_raw_output, check_additivity
+from mlgov_assets.core.governance.explanations import (
+    explain_pipeline, local_reasons_frame, model_raw_output, check_additivity,
+)
 from mlgov_assets.core.integrity import md5_file
 policy = load_policy(DEFAULT_POLICY); fz = policy.fairness
 md5_file("data/adult.data"); md5_file("data/adult.test")
@@ -61,7 +63,10 @@ local_reasons_frame(e); check_additivity(e, model_raw_output(m, fh[MODEL_FEATURE
 print(time.perf_counter() - t0)
 """
 
-STACK = "import dagster, pandas, sklearn.ensemble, mlflow, shap, fairlearn, evidently, pandera.pandas, dvc.repo, matplotlib.pyplot"
+STACK = (
+    "import dagster, pandas, sklearn.ensemble, mlflow, shap, fairlearn, evidently, pandera.pandas, dvc.repo, "
+    "matplotlib.pyplot"
+)
 
 
 def timed(cmd: list[str], env: dict | None = None) -> float:

@@ -15,15 +15,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlgov_assets.core.errors import MlgovError, Refusal, exit_code_for
 from mlgov_assets.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from dagster import AssetCheckEvaluation, DagsterEvent, ExecuteInProcessResult
 
 #: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
 EXTRA_COMMANDS = ["mlgov_assets.commands.monitoring", "mlgov_assets.commands.audit"]
 
-GATE_REFUSED = 1
-ERROR = 2
+GATE_REFUSED = Refusal.exit_code  # 1: a governance gate (or verification) said no
+ERROR = MlgovError.exit_code  # 2: usage, configuration or any other error
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
@@ -39,7 +43,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None):
+def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None) -> ExecuteInProcessResult:
     """Execute a Definitions job in this process against the persistent instance."""
     from .definitions import defs
     from .instance import get_instance
@@ -49,35 +53,49 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
     return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags or {})
 
 
-def summarize_run(result) -> dict[str, Any]:
+def _refusing(check: AssetCheckEvaluation) -> bool:
+    """A failed blocking ERROR check: Dagster fails its step, and that failure is a governance no."""
+    from dagster import AssetCheckSeverity
+
+    return not check.passed and check.severity == AssetCheckSeverity.ERROR and bool(check.blocking)
+
+
+def _step_failure(ev: DagsterEvent, refusing_steps: set[str | None]) -> dict[str, Any]:
+    """One failed step: refused (a blocking check failed in it, or the step raised a Failure
+    marked ``mlgov/refused``) or broken, and the user's error message."""
+    data = ev.step_failure_data
+    err = data.error
+    while err is not None and err.cause is not None:  # the user's error, not Dagster's wrapper
+        err = err.cause
+    msg = err.message.strip() if err else ""
+    user = data.user_failure_data
+    refused = ev.step_key in refusing_steps or bool(user and (user.metadata or {}).get("mlgov/refused"))
+    if user and user.description:
+        msg = user.description
+    return {"step": ev.step_key, "refused": refused, "error": msg.splitlines()[0][:500] if msg else ""}
+
+
+def summarize_run(result: ExecuteInProcessResult) -> dict[str, Any]:
     """Which gates passed or failed, which steps failed and why: the CLI's verdict."""
-    checks = [
-        {
-            "check": c.check_name,
-            "asset": c.asset_key.to_user_string(),
-            "passed": c.passed,
-            "severity": c.severity.value,
-            "blocking": bool(c.blocking),
-            "description": c.description,
-        }
-        for c in result.get_asset_check_evaluations()
-    ]
-    failures = []
+    from dagster import DagsterEventType
+
+    checks, refusing_steps = [], set()
     for ev in result.all_events:
-        if ev.event_type_value == "STEP_FAILURE":
-            data = ev.event_specific_data
-            err = data.error
-            check_failed = err is not None and "DagsterAssetCheckFailedError" in (err.cls_name or "")
-            while err is not None and err.cause is not None:  # the user's error, not Dagster's wrapper
-                err = err.cause
-            msg = err.message.strip() if err else ""
-            user = getattr(data, "user_failure_data", None)
-            refused = check_failed or bool(user and (user.metadata or {}).get("mlgov/refused"))
-            if user and user.description:
-                msg = user.description
-            failures.append(
-                {"step": ev.step_key, "refused": refused, "error": msg.splitlines()[0][:500] if msg else ""}
+        if ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            c = ev.asset_check_evaluation_data
+            checks.append(
+                {
+                    "check": c.check_name,
+                    "asset": c.asset_key.to_user_string(),
+                    "passed": c.passed,
+                    "severity": c.severity.value,
+                    "blocking": bool(c.blocking),
+                    "description": c.description,
+                }
             )
+            if _refusing(c):
+                refusing_steps.add(ev.step_key)
+    failures = [_step_failure(ev, refusing_steps) for ev in result.all_events if ev.is_step_failure]
     champion = None
     with contextlib.suppress(Exception):
         champion = result.output_for_node("champion")
@@ -158,7 +176,7 @@ def _override(args: argparse.Namespace) -> int:
     from dagster import AssetMaterialization
 
     from mlgov_assets.core.governance.policy import load_policy
-    from mlgov_assets.core.governance.promotion import ChampionChanged, PromotionRefused, promote
+    from mlgov_assets.core.governance.promotion import promote
     from mlgov_assets.core.models.registry import Registry
 
     from .instance import get_instance
@@ -174,10 +192,10 @@ def _override(args: argparse.Namespace) -> int:
             actor=actor,
             reason=args.reason or "override",
             override_justification=args.override,
-        )
-    except (PromotionRefused, ChampionChanged) as exc:
+        ).to_dict()
+    except Refusal as exc:  # PromotionRefused, ChampionChanged
         print(f"REFUSED: {exc}")
-        return GATE_REFUSED
+        return exit_code_for(exc)
     get_instance(s).report_runless_asset_event(
         AssetMaterialization(
             "champion",
@@ -360,7 +378,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="State lives in $MLGOV_HOME (default <project>/.mlgov).",
     )
     sub = p.add_subparsers(dest="command", required=True)
+    _add_model_commands(sub)
+    _add_ops_commands(sub)
+    for mod_name in EXTRA_COMMANDS:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError:
+            continue
+        mod.register(sub)
+    return p
 
+
+def _add_model_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """train, status, promote, rollback."""
     t = sub.add_parser(
         "train",
         help="run the governed training path headless (as 'Materialize all')",
@@ -402,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--json", action="store_true")
     rb.set_defaults(func=cmd_rollback)
 
+
+def _add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """ui, data pull."""
     ui = sub.add_parser(
         "ui",
         help="start the Dagster UI + daemon (and MLflow's UI) on the persistent instance",
@@ -410,7 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
-    ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.add_argument(
+        "--mlflow-port",
+        type=int,
+        default=get_settings().mlflow_ui_port,
+        help="default: the port of MLGOV_MLFLOW_UI_URL",
+    )
     ui.add_argument("--no-mlflow", action="store_true", help="do not start MLflow's UI beside Dagster's")
     ui.set_defaults(func=cmd_ui)
 
@@ -422,14 +460,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Restore data/*.dvc files' data from the DVC cache or default remote.",
     )
     dp.set_defaults(func=cmd_data_pull)
-
-    for mod_name in EXTRA_COMMANDS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError:
-            continue
-        mod.register(sub)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("MLGOV_DEBUG"):
             raise
         print(f"mlgov {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return ERROR
+        return exit_code_for(exc)
 
 
 if __name__ == "__main__":

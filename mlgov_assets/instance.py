@@ -3,8 +3,12 @@
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgov_assets.core.settings import DEFAULT_PROJECT_DIR, Settings, apply_quiet_env
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 
 def prepare_environment(settings: Settings) -> Path:
@@ -30,7 +34,8 @@ def prepare_environment(settings: Settings) -> Path:
     return home
 
 
-def get_instance(settings: Settings):
+def get_instance(settings: Settings) -> "DagsterInstance":
+    """The Dagster instance under ``settings.home`` (environment prepared first)."""
     from dagster import DagsterInstance
 
     prepare_environment(settings)

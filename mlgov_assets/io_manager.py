@@ -2,19 +2,37 @@
 
 Dagster's default filesystem IO manager pickles every output and unpickles it downstream; a
 governance tool must not execute bytes it did not hash. This one stores only data formats,
-writes atomically (temp file + rename), and records each file's sha256 in the materialization's
-metadata so an auditor can tie a stored value to the event that produced it.
+writes atomically, and records each file's sha256 in the materialization's metadata.
+
+A :class:`LineagedFrame` is stored as its Parquet table plus a ``.lineage.json`` sidecar that
+names the table's sha256; a pydantic result as its JSON. What a consumer receives follows its
+annotation: ``LineagedFrame`` (lineage required, checked against the table's bytes), a pydantic
+model (parsed), otherwise the plain DataFrame or JSON value.
 """
+
+from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, OutputContext
+from dagster import ConfigurableIOManager, DagsterInvariantViolationError, InputContext, OutputContext
+from pydantic import BaseModel
 
+from mlgov_assets.core.data.lineage import DataLineage, LineagedFrame, LineageError
 from mlgov_assets.core.integrity import atomic_write_with, sha256_file
 from mlgov_assets.core.settings import get_settings
+
+SUFFIXES = (".parquet", ".json", ".lineage.json")
+
+
+def _wanted_type(context: InputContext) -> Any:
+    """The consumer's annotation (Any when the context was built without one, as in unit tests)."""
+    try:
+        return context.dagster_type.typing_type
+    except DagsterInvariantViolationError:
+        return Any
 
 
 class MlgovIOManager(ConfigurableIOManager):
@@ -30,37 +48,82 @@ class MlgovIOManager(ConfigurableIOManager):
         return root.joinpath(*parts[:-1], f"{parts[-1]}{suffix}")
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
+        name = context.asset_key.to_user_string() if context.has_asset_key else context.name
         if obj is None:
             raise TypeError(
-                f"{context.asset_key.to_user_string()}: returned None; mlgov stores a value for every "
+                f"{name}: returned None; mlgov stores a value for every "
                 "materialization (a skipped write would leave the previous value in place)"
             )
-        if isinstance(obj, pd.DataFrame):
-            path = self._path(context, ".parquet")
-            writer = lambda tmp: obj.to_parquet(tmp, index=False)
+        if isinstance(obj, LineagedFrame):
+            written = self._write_table(context, obj.frame, obj.lineage)
+        elif isinstance(obj, pd.DataFrame):
+            written = self._write_table(context, obj, None)
+        elif isinstance(obj, BaseModel):
+            written = self._write_json(context, obj.model_dump(mode="json"))
         elif isinstance(obj, (dict, list, str, int, float, bool)):
-            path = self._path(context, ".json")
-            data = json.dumps(obj, indent=1, sort_keys=True, default=str)
-            writer = lambda tmp: Path(tmp).write_text(data, encoding="utf-8")
+            written = self._write_json(context, obj)
         else:
             raise TypeError(
-                f"{context.asset_key.to_user_string()}: mlgov stores only DataFrames and JSON "
+                f"{name}: mlgov stores only DataFrames and JSON "
                 f"values (got {type(obj).__name__}); models live in the MLflow registry"
             )
-        atomic_write_with(path, writer)
-        other = self._path(context, ".json" if path.suffix == ".parquet" else ".parquet")
-        if other.exists():  # a value that changed type must not leave its old file to be read back
-            other.unlink()
-        context.add_output_metadata({"mlgov/stored_at": str(path), "mlgov/sha256": sha256_file(path)})
+        for suffix in SUFFIXES:  # a value that changed type must not leave an old file to be read back
+            path = self._path(context, suffix)
+            if suffix not in written and path.exists():
+                path.unlink()
+        (main_path, main_sha), *_ = written.values()
+        meta = {"mlgov/stored_at": str(main_path), "mlgov/sha256": main_sha}
+        if ".lineage.json" in written:
+            meta["mlgov/lineage_sha256"] = written[".lineage.json"][1]
+        context.add_output_metadata(meta)
+
+    def _write_table(
+        self, context: OutputContext, frame: pd.DataFrame, lineage: DataLineage | None
+    ) -> dict[str, tuple[Path, str]]:
+        """The table (first entry) and, with a lineage, its sidecar naming the table's sha256."""
+        path = self._path(context, ".parquet")
+        if lineage is not None:
+            frame = frame.copy(deep=False)
+            frame.attrs = {}  # the lineage lives in the sidecar only
+        atomic_write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        written = {".parquet": (path, sha256_file(path))}
+        if lineage is not None:
+            side = self._path(context, ".lineage.json")
+            doc = {"lineage": lineage.model_dump(mode="json"), "table_sha256": written[".parquet"][1]}
+            text = json.dumps(doc, indent=1, sort_keys=True)
+            atomic_write_with(side, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            written[".lineage.json"] = (side, sha256_file(side))
+        return written
+
+    def _write_json(self, context: OutputContext, value: Any) -> dict[str, tuple[Path, str]]:
+        path = self._path(context, ".json")
+        data = json.dumps(value, indent=1, sort_keys=True, default=str)
+        atomic_write_with(path, lambda tmp: Path(tmp).write_text(data, encoding="utf-8"))
+        return {".json": (path, sha256_file(path))}
 
     def load_input(self, context: InputContext) -> Any:
-        for suffix in (".parquet", ".json"):
-            path = self._path(context, suffix)
-            if path.exists():
-                if suffix == ".parquet":
-                    return pd.read_parquet(path)
-                return json.loads(path.read_text(encoding="utf-8"))
+        wanted = _wanted_type(context)
+        table, doc = self._path(context, ".parquet"), self._path(context, ".json")
+        if table.exists():
+            if wanted is LineagedFrame:
+                return LineagedFrame(frame=pd.read_parquet(table), lineage=self._lineage(context, table))
+            return pd.read_parquet(table)
+        if doc.exists():
+            value = json.loads(doc.read_text(encoding="utf-8"))
+            if isinstance(wanted, type) and issubclass(wanted, BaseModel):
+                return wanted.model_validate(value)
+            return value
         raise FileNotFoundError(
             f"{context.asset_key.to_user_string()}: no stored value under "
             f"{self._path(context, '.*')}; materialize it first"
         )
+
+    def _lineage(self, context: InputContext, table: Path) -> DataLineage:
+        """The sidecar's lineage, refused when absent or written for other table bytes."""
+        side = self._path(context, ".lineage.json")
+        if not side.exists():
+            raise LineageError(f"{table}: stored without its lineage ({side.name} missing); re-materialize it")
+        doc = json.loads(side.read_text(encoding="utf-8"))
+        if doc.get("table_sha256") != sha256_file(table):
+            raise LineageError(f"{side}: describes other bytes than {table.name}; re-materialize it")
+        return DataLineage.model_validate(doc["lineage"])

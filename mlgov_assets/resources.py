@@ -2,11 +2,15 @@
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource, InitResourceContext
 
 from mlgov_assets.core.governance.policy import Policy, load_policy
 from mlgov_assets.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.models.registry import Registry
 
 
 class MlgovResource(ConfigurableResource):
@@ -32,7 +36,7 @@ class MlgovResource(ConfigurableResource):
         # read on every use: a policy edit applies to the next evaluation, never a stale copy
         return load_policy(self.settings().policy_path)
 
-    def registry(self):
+    def registry(self) -> "Registry":
         return _registry_for(self.settings())
 
 
@@ -47,7 +51,7 @@ class TrainingLock(ConfigurableResource):
 
     @contextlib.contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["TrainingLock"]:
-        from mlgov_assets.core.models.registry import file_lock
+        from mlgov_assets.core.integrity import file_lock
 
         path = get_settings(home=self.home).ensure().lock_dir / "training.lock"
         if context.log is not None:
@@ -56,10 +60,10 @@ class TrainingLock(ConfigurableResource):
             yield self
 
 
-_REGISTRIES: dict = {}
+_REGISTRIES: dict[tuple[str, str, str], "Registry"] = {}
 
 
-def _registry_for(settings: Settings):
+def _registry_for(settings: Settings) -> "Registry":
     """One Registry (MLflow client) per state dir and model name per process: a run's ~20 steps
     and checks share it instead of re-creating clients (~0.1 s each). Registry objects hold no
     cached registry *state*: every read goes to the store."""

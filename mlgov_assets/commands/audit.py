@@ -1,7 +1,8 @@
 """``mlgov audit MODEL_REF | verify | cards`` and ``mlgov reproduce MODEL_REF``.
 
 Exit codes (as the rest of the CLI): 0 verified / reproduced; 1 a link is broken, the decision log
-is tampered with, or the reproduction differs (each named); 2 usage or other error.
+is tampered with, or the reproduction differs or is refused (each named); 2 usage or other error.
+Exceptions map to exit codes by type (``core.errors.exit_code_for``).
 
 MODEL_REF: ``models:/NAME@champion`` (any alias), ``models:/NAME/N``, a version number ``N``, or
 ``champion``.
@@ -14,17 +15,24 @@ import dataclasses
 import getpass
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from mlgov_assets.core.errors import MlgovError, exit_code_for
 from mlgov_assets.core.settings import Settings, get_settings
 
-VERIFIED, BROKEN, ERROR = 0, 1, 2
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
+
+    from mlgov_assets.core.audit.lineage.model import WitnessedLog
+    from mlgov_assets.core.models.registry import Registry
+
+VERIFIED, BROKEN = 0, 1
 _MARK = {"ok": "OK  ", "warn": "WARN", "fail": "FAIL", "skipped": "SKIP"}
 
 
-def _registry(settings: Settings, ref: str | None = None):
+def _registry(settings: Settings, ref: str | None = None) -> Registry:
     """A registry for the model the ref names (default: the home's model)."""
-    from mlgov_assets.core.audit.lineage import parse_model_ref
+    from mlgov_assets.core.audit.lineage.refs import parse_model_ref
     from mlgov_assets.core.models.registry import Registry
 
     if ref is not None:
@@ -33,10 +41,11 @@ def _registry(settings: Settings, ref: str | None = None):
     return Registry(settings)
 
 
-def _instance(settings: Settings):
+def _instance(settings: Settings) -> DagsterInstance:
     from ..instance import get_instance
 
-    return get_instance(settings)
+    instance: DagsterInstance = get_instance(settings)
+    return instance
 
 
 def _print_json(obj: Any) -> None:
@@ -46,8 +55,15 @@ def _print_json(obj: Any) -> None:
 # --------------------------------------------------------------------------- mlgov audit MODEL_REF
 
 
+def _refused(command: str, exc: MlgovError) -> int:
+    """Print an exception the CLI expected and return its exit code (by type: refusal 1, error 2)."""
+    code = exit_code_for(exc)
+    print(f"mlgov {command}: {'REFUSED: ' if code == BROKEN else ''}{exc}", file=sys.stderr)
+    return code
+
+
 def cmd_audit_ref(ref: str, as_json: bool) -> int:
-    from mlgov_assets.core.audit.lineage import ModelRefError, audit
+    from mlgov_assets.core.audit.lineage.audit import audit
 
     from ..defs.audit import dagster_reader
 
@@ -55,9 +71,8 @@ def cmd_audit_ref(ref: str, as_json: bool) -> int:
     try:
         registry = _registry(s, ref)
         report, _ = audit(registry, ref, dagster_reader=dagster_reader(_instance(s)))
-    except ModelRefError as exc:
-        print(f"mlgov audit: {exc}", file=sys.stderr)
-        return ERROR
+    except MlgovError as exc:  # a malformed or unknown MODEL_REF is a usage error: 2
+        return _refused("audit", exc)
     if as_json:
         _print_json(report.to_dict())
     else:
@@ -76,9 +91,10 @@ def cmd_audit_ref(ref: str, as_json: bool) -> int:
 # --------------------------------------------------------------------------- mlgov audit verify
 
 
-def verify_log(settings: Settings) -> dict[str, Any]:
+def verify_log(settings: Settings) -> WitnessedLog:
     """The decision log verified against its head anchor and every head published on a version."""
-    from mlgov_assets.core.audit.lineage import published_heads, verify_with_witnesses
+    from mlgov_assets.core.audit.lineage.audit import verify_with_witnesses
+    from mlgov_assets.core.audit.lineage.gather import published_heads
 
     witnesses = published_heads(_registry(settings))
     return verify_with_witnesses(settings.decision_log, witnesses)
@@ -87,22 +103,20 @@ def verify_log(settings: Settings) -> dict[str, Any]:
 def cmd_audit_verify(as_json: bool) -> int:
     res = verify_log(get_settings())
     if as_json:
-        _print_json(res)
-    elif res["ok"]:
+        _print_json(res.to_dict())
+    elif res.ok:
         print(
-            f"decision log {res['path']}: VERIFIED, {res['count']} record(s), head {str(res['last_hash'])[:16]}…, "
-            f"{res['witnesses_checked']} head(s) published on model versions still extended"
+            f"decision log {res.path}: VERIFIED, {res.count} record(s), head {str(res.last_hash)[:16]}…, "
+            f"{res.witnesses_checked} head(s) published on model versions still extended"
         )
     else:
         at = (
-            f"first bad record: index {res['first_bad_index']}"
-            if res["first_bad_index"] is not None
-            else "log-level problem"
+            f"first bad record: index {res.first_bad_index}" if res.first_bad_index is not None else "log-level problem"
         )
-        print(f"decision log {res['path']}: BROKEN ({at})")
-        for problem in ([res["problem"]] if res["problem"] else []) + res["witness_problems"]:
+        print(f"decision log {res.path}: BROKEN ({at})")
+        for problem in ([res.problem] if res.problem else []) + res.witness_problems:
             print(f"  {problem}")
-    return VERIFIED if res["ok"] else BROKEN
+    return VERIFIED if res.ok else BROKEN
 
 
 # --------------------------------------------------------------------------- mlgov audit cards
@@ -135,13 +149,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- mlgov reproduce
 
 
-def _original_training_seconds(instance, run_id: str | None) -> float | None:
+def _original_training_seconds(instance: DagsterInstance, run_id: str | None) -> float | None:
     """Duration of the challenger_model step (fit + evaluation + registration) in the recorded run."""
     if not run_id:
         return None
     stats = instance.get_run_step_stats(run_id, step_keys=["challenger_model"])
-    st = next((x for x in stats if x.start_time and x.end_time), None)
-    return st.end_time - st.start_time if st else None
+    spans = [(x.start_time, x.end_time) for x in stats if x.start_time and x.end_time]
+    return spans[0][1] - spans[0][0] if spans else None
 
 
 def _print_reproduction(r: dict[str, Any]) -> None:
@@ -176,7 +190,8 @@ def _print_reproduction(r: dict[str, Any]) -> None:
     t = r["timings"]
     orig = f"{t['original_training_seconds']:.1f} s" if t["original_training_seconds"] is not None else "unknown"
     print(
-        f"  time:    original challenger_model step {orig}; reproduction {t['reproduce_seconds']:.1f} s (fit {t['fit_seconds']:.1f} s)"
+        f"  time:    original challenger_model step {orig}; reproduction {t['reproduce_seconds']:.1f} s "
+        f"(fit {t['fit_seconds']:.1f} s)"
     )
     cert = r["certificate"]
     print(
@@ -187,9 +202,8 @@ def _print_reproduction(r: dict[str, Any]) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from mlgov_assets.core.audit.lineage import ModelRefError, resolve_version
-    from mlgov_assets.core.audit.reproduce import ReproduceError, reproduce
-    from mlgov_assets.core.integrity import IntegrityError
+    from mlgov_assets.core.audit.lineage.refs import resolve_version
+    from mlgov_assets.core.audit.reproduce import reproduce
 
     from ..defs.common import CODE_VERSIONS
 
@@ -206,12 +220,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             current_code_version=CODE_VERSIONS["training"],
             original_training_seconds=_original_training_seconds(_instance(s), run_id),
         )
-    except ModelRefError as exc:
-        print(f"mlgov reproduce: {exc}", file=sys.stderr)
-        return ERROR
-    except (IntegrityError, ReproduceError) as exc:
-        print(f"mlgov reproduce: REFUSED: {exc}", file=sys.stderr)
-        return BROKEN
+    except MlgovError as exc:  # a bad MODEL_REF: 2; altered bytes or an unreproducible version: 1
+        return _refused("reproduce", exc)
     out = report.to_dict()
     _print_json(out) if args.json else _print_reproduction(out)
     return VERIFIED if report.reproduced else BROKEN
@@ -220,7 +230,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- wiring
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = subparsers.add_parser(
         "audit",
         help="verify a model's lineage (MODEL_REF), the decision log (verify), or refresh model cards (cards)",
@@ -260,29 +270,26 @@ def register(subparsers) -> None:
 
 def status_hook(status: dict[str, Any], settings: Settings) -> None:
     """``mlgov status`` gains "audit": decision log verified? its head, certificates, model cards."""
-    from mlgov_assets.core.audit.decision_log import DecisionLog, LogIntegrityError
-    from mlgov_assets.core.audit.lineage import published_heads, verify_with_witnesses, version_tags
+    from mlgov_assets.core.audit.decision_log.records import LogIntegrityError, read_records
+    from mlgov_assets.core.audit.decision_log.writer import DecisionLog
+    from mlgov_assets.core.audit.lineage.audit import verify_with_witnesses
+    from mlgov_assets.core.audit.lineage.gather import published_heads, version_tags
 
     try:
         registry = _registry(settings)
         tags = version_tags(registry)
         res = verify_with_witnesses(settings.decision_log, published_heads(registry))
-        log = DecisionLog(settings.decision_log)
         try:
-            certs = log.records(kinds=["reproducibility_certificate"])
+            certs = read_records(settings.decision_log, kinds=["reproducibility_certificate"])
         except LogIntegrityError:
             certs = []
         status["audit"] = {
-            "decision_log": {
-                k: res[k] for k in ("path", "ok", "count", "first_bad_index", "problem", "witnesses_checked")
-            },
-            "head": log.head(),
+            "decision_log": res.model_dump(
+                include={"path", "ok", "count", "first_bad_index", "problem", "witnesses_checked"}
+            ),
+            "head": DecisionLog(settings.decision_log).head(),
             "certificates": {
-                r["model_version"]: {
-                    "index": r["index"],
-                    "time": r["time"],
-                    "code_identity": r["payload"].get("code_identity"),
-                }
+                r.model_version: {"index": r.index, "time": r.time, "code_identity": r.payload.get("code_identity")}
                 for r in certs
             },
             "model_cards": {str(v): t.get("mlgov.model_card_sha256") for v, t in sorted(tags.items())},

@@ -1,13 +1,11 @@
 """``mlgov monitor --once`` and ``mlgov simulate``: the monitoring loop without a daemon, and batches
 to watch it work.
 
-``monitor --once`` does what the two sensors and their runs do, in this process, against the
-persistent instance (so its runs appear in the UI): register each waiting batch as a ``batches``
-partition and run ``monitor_batch`` for it, run ``batch_labels`` for delayed labels, then let the
-retraining planner decide and, if a breach calls for it, run ``governed_training`` on the new
-dataset with the same run key the sensor would use (so a daemon started later does not retrain
-again). Exit codes: 0 done, 1 a gate refused something (a batch quarantined, a retrained model
-refused), 2 an error.
+``monitor --once`` evaluates the real sensor definitions (landing, then retraining) once each, as
+the daemon would (stored cursors, dynamic partitions, run keys), and runs what they request in this
+process against the persistent instance, so its runs appear in the UI and a daemon started later
+does not repeat them. Exit codes: 0 done, 1 a gate refused something (a batch quarantined, a
+retrained model refused), 2 an error.
 """
 
 from __future__ import annotations
@@ -16,15 +14,24 @@ import argparse
 import json
 import secrets
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlgov_assets.core.settings import get_settings
+from pydantic import BaseModel, ConfigDict
 
-RUN_KEY_TAG = "dagster/run_key"
-PARTITION_TAG = "dagster/partition"
+from mlgov_assets.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance, Definitions
+
+    from mlgov_assets.core.monitoring.ledger import BatchLedger
+    from mlgov_assets.core.monitoring.retraining import RetrainRequest
+
 TRIGGER = "mlgov monitor --once"
+#: Landing-sensor ticks per pass at most: a file that just landed is waited for until it settles.
+MAX_LANDING_TICKS = 3
 DEFAULT_SIM_ROWS = 5000
 
 
@@ -63,8 +70,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from mlgov_assets.core.data.adult import read_adult_csv
+    from mlgov_assets.core.integrity import atomic_write_with
     from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch, validate_batch_id
-    from mlgov_assets.core.monitoring.service import HOLDOUT_FILE, atomic_write_with
+
+    from ..defs.data import HOLDOUT_FILE
 
     s = get_settings()
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
@@ -105,71 +114,67 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- monitor --once
 
 
+class BatchOutcome(BaseModel):
+    """One batch (or labels) run of a pass, with the ledger's verdicts after it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_id: str
+    file: str
+    run_id: str
+    success: bool
+    status: str | None
+    rows: int | None
+    champion_version: int | None
+    shadow_version: int | None
+    quarantine_dir: str | None
+    validation: str | None
+    drift: dict[str, Any] | None
+    performance: dict[str, Any] | None
+    failed_steps: list[dict[str, Any]]
+
+
+class RetrainRun(BaseModel):
+    """One governed retraining run of a pass: what it trained on and whether the champion moved."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_key: str
+    dataset: str | None
+    dataset_md5: str | None
+    rows: int | None
+    run_id: str
+    success: bool
+    champion_before: int | None
+    champion_after: int | None
+    refused_by: list[dict[str, Any]]
+    failed_steps: list[dict[str, Any]]
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     if not args.once:
         print("mlgov monitor: pass --once (continuous monitoring is the sensors' job: run `mlgov ui`)", file=sys.stderr)
         return 2
-    from dagster import RunsFilter
+    from mlgov_assets.core.monitoring.landing import plan_landing
+    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
+    from mlgov_assets.core.monitoring.summary import monitoring_status
 
-    from mlgov_assets.core.governance.policy import load_policy
-    from mlgov_assets.core.models.registry import Registry
-    from mlgov_assets.core.monitoring.service import service as mon
-
-    from ..cli import run_job, summarize_run
+    from ..definitions import defs
     from ..instance import get_instance
 
     s = get_settings()
     instance = get_instance(s)
-    paths = mon.MonitoringPaths.of(s)
-    ledger = mon.BatchLedger(paths)
-    plan = mon.plan_landing(s.landing_dir, ledger, None)
+    ledger = BatchLedger(MonitoringPaths.of(s))
+    found = plan_landing(s.landing_dir, ledger, None)  # what the folder holds, for the report
+    batches, labels = _landing_pass(defs, instance, s, ledger)
     report: dict[str, Any] = {
         "landing_dir": str(s.landing_dir),
-        "found": plan.to_dict(),
-        "batches": [],
-        "labels": [],
-        "retraining": {"decision": None, "runs": []},
+        "found": found.to_dict(),
+        "batches": [b.model_dump(mode="json") for b in batches],
+        "labels": [b.model_dump(mode="json") for b in labels],
+        "retraining": _retraining_pass(defs, instance, s),
+        "status": monitoring_status(s).model_dump(mode="json"),
     }
-    for f in plan.new_batches:
-        if not instance.has_dynamic_partition("batches", f.batch_id):
-            instance.add_dynamic_partitions("batches", [f.batch_id])
-        result = run_job(
-            "monitor_batch", {}, tags={PARTITION_TAG: f.batch_id, "mlgov/trigger": TRIGGER, "mlgov/batch_file": f.name}
-        )
-        report["batches"].append(_batch_outcome(f, summarize_run(result), ledger.get(f.batch_id) or {}))
-    for f in plan.new_labels:
-        result = run_job(
-            "batch_labels", {}, tags={PARTITION_TAG: f.batch_id, "mlgov/trigger": TRIGGER, "mlgov/labels_file": f.name}
-        )
-        report["labels"].append(_batch_outcome(f, summarize_run(result), ledger.get(f.batch_id) or {}))
-
-    policy, registry = load_policy(s.policy_path), Registry(s)
-
-    def has_run(key: str) -> bool:
-        return bool(instance.get_runs(filters=RunsFilter(tags={RUN_KEY_TAG: key}), limit=1))
-
-    pending = mon.unlaunched_requests(mon.read_retrain_requests(paths), registry.champion_version(), has_run)
-    decision, record = mon.request_retraining(s, policy, registry, has_run=has_run, trigger=TRIGGER)
-    report["retraining"]["decision"] = decision.to_dict()
-    for rec in pending + ([record] if record else []):
-        before = registry.champion_version()
-        result = run_job("governed_training", rec["run_config"], tags={**rec["tags"], RUN_KEY_TAG: rec["run_key"]})
-        summary = summarize_run(result)
-        report["retraining"]["runs"].append(
-            {
-                "run_key": rec["run_key"],
-                "dataset": rec["dataset"],
-                "dataset_md5": rec.get("dataset_md5"),
-                "rows": rec.get("rows"),
-                "run_id": summary["run_id"],
-                "success": summary["success"],
-                "champion_before": before,
-                "champion_after": registry.champion_version(),
-                "refused_by": [{"check": c["check"], "description": c["description"]} for c in summary["refused_by"]],
-                "failed_steps": summary["failed_steps"],
-            }
-        )
-    report["status"] = mon.monitoring_status(s)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -177,22 +182,95 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return _exit_code(report)
 
 
-def _batch_outcome(f: Any, summary: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+def _landing_pass(
+    defs: Definitions, instance: DagsterInstance, s: Settings, ledger: BatchLedger
+) -> tuple[list[BatchOutcome], list[BatchOutcome]]:
+    """Tick the landing sensor and run what it asks for; a file still settling is waited for."""
+    from ..cli import summarize_run
+    from ..defs.monitoring.once import evaluate_once, launch
+    from ..defs.monitoring.shared import LANDING_SENSOR, LANDING_SETTLE_SECONDS
+
+    batches: list[BatchOutcome] = []
+    labels: list[BatchOutcome] = []
+    for _ in range(MAX_LANDING_TICKS):
+        tick = evaluate_once(defs, instance, LANDING_SENSOR, project_dir=s.project_dir)
+        for request in tick.requests:
+            result = launch(defs, instance, tick, request, tags={"mlgov/trigger": TRIGGER})
+            batch_id = str(request.partition_key)
+            file = request.tags.get("mlgov/batch_file") or request.tags.get("mlgov/labels_file") or batch_id
+            outcome = _batch_outcome(batch_id, file, summarize_run(result), ledger.get(batch_id) or {})
+            (batches if request.job_name == "monitor_batch" else labels).append(outcome)
+        settling = [n for n, seen in json.loads(tick.cursor or "{}").items() if seen.get("outcome") == "settling"]
+        if not settling:
+            break
+        time.sleep(LANDING_SETTLE_SECONDS)
+    return batches, labels
+
+
+def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) -> dict[str, Any]:
+    """Tick the retraining sensor and run the governed training it asks for."""
+    from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.monitoring.ledger import MonitoringPaths
+    from mlgov_assets.core.monitoring.retraining import read_retrain_requests
+
+    from ..cli import summarize_run
+    from ..defs.monitoring.once import evaluate_once, launch
+    from ..defs.monitoring.shared import RETRAIN_SENSOR
+
+    registry = Registry(s)
+    tick = evaluate_once(defs, instance, RETRAIN_SENSOR, project_dir=s.project_dir)
+    recorded = {r.run_key: r for r in read_retrain_requests(MonitoringPaths.of(s))}
+    runs = []
+    for request in tick.requests:
+        rec = recorded.get(str(request.run_key))
+        before = registry.champion_version()
+        summary = summarize_run(launch(defs, instance, tick, request, tags={"mlgov/trigger": TRIGGER}))
+        run = RetrainRun(
+            run_key=str(request.run_key),
+            dataset=rec.dataset if rec else None,
+            dataset_md5=rec.dataset_md5 if rec else None,
+            rows=rec.rows if rec else None,
+            run_id=summary["run_id"],
+            success=summary["success"],
+            champion_before=before,
+            champion_after=registry.champion_version(),
+            refused_by=[{"check": c["check"], "description": c["description"]} for c in summary["refused_by"]],
+            failed_steps=summary["failed_steps"],
+        )
+        runs.append(run.model_dump(mode="json"))
+    requested = [recorded[str(r.run_key)] for r in tick.requests if str(r.run_key) in recorded]
+    return {"decision": _decision(tick.skip_message, requested), "runs": runs}
+
+
+def _decision(skip_message: str | None, requested: list[RetrainRequest]) -> dict[str, Any]:
+    """The retraining decision as the report shows it: the requests the sensor made, or why none."""
+    if not requested:
+        return {"kind": "none", "message": skip_message or "nothing to retrain", "breaches": [], "plan": None}
+    last = requested[-1]
     return {
-        "batch_id": f.batch_id,
-        "file": f.name,
-        "run_id": summary["run_id"],
-        "success": summary["success"],
-        "status": entry.get("status"),
-        "rows": entry.get("rows"),
-        "champion_version": entry.get("champion_version"),
-        "shadow_version": entry.get("shadow_version"),
-        "quarantine_dir": entry.get("quarantine_dir"),
-        "validation": (entry.get("validation") or {}).get("summary"),
-        "drift": entry.get("drift"),
-        "performance": entry.get("performance"),
-        "failed_steps": [x for x in summary["failed_steps"] if "check" not in x["step"]],
+        "kind": "request",
+        "message": "; ".join(r.describe() for r in requested),
+        "breaches": last.trigger_batch_ids,
+        "plan": last.model_dump(mode="json"),
     }
+
+
+def _batch_outcome(batch_id: str, file: str, summary: dict[str, Any], entry: dict[str, Any]) -> BatchOutcome:
+    return BatchOutcome(
+        batch_id=batch_id,
+        file=file,
+        run_id=summary["run_id"],
+        success=summary["success"],
+        status=entry.get("status"),
+        rows=entry.get("rows"),
+        champion_version=entry.get("champion_version"),
+        shadow_version=entry.get("shadow_version"),
+        quarantine_dir=entry.get("quarantine_dir"),
+        validation=(entry.get("validation") or {}).get("summary"),
+        drift=entry.get("drift"),
+        performance=entry.get("performance"),
+        failed_steps=[x for x in summary["failed_steps"] if "check" not in x["step"]],
+    )
 
 
 def _exit_code(report: dict[str, Any]) -> int:
@@ -270,11 +348,11 @@ def _describe(b: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- mlgov status
 
 
-def status_hook(status: dict[str, Any], settings: Any) -> None:
+def status_hook(status: dict[str, Any], settings: Settings) -> None:
     """Add the latest drift and performance verdicts under ``monitoring`` (never fails ``mlgov status``)."""
-    from mlgov_assets.core.monitoring.service import monitoring_status
+    from mlgov_assets.core.monitoring.summary import monitoring_status
 
     try:
-        status["monitoring"] = monitoring_status(settings)
+        status["monitoring"] = monitoring_status(settings).model_dump(mode="json")
     except Exception as exc:
         status["monitoring"] = {"error": f"{type(exc).__name__}: {exc}"}

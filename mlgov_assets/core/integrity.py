@@ -1,14 +1,11 @@
-"""Content hashes for everything an auditor must be able to re-check.
+"""Content hashes for everything an auditor must be able to re-check, and the one atomic write.
 
-Why this module exists: a model registry records *where* an artifact is, not *what* it is. A
-pickled model is code; loading bytes nobody recorded a hash for means executing whatever is on
-disk. So mlgov records a sha256 for every model artifact file at registration (`hash_tree`), and
-the loader re-checks them (`verify_tree`, or better `copy_verified`) before any deserialization.
-The same primitives re-hash the training data held in DVC's cache (`md5_file`,
-`dvc_cache_path`, `verify_dvc_cached`) and give every JSON document a canonical content hash
-(`canonical_json`, `canonical_hash`) that the decision log and the model card reuse.
-
-Pure: stdlib only (numpy is used only to accept numpy scalars in `canonical_json`).
+A registry records *where* an artifact is, not *what* it is, and loading unrecorded bytes means
+executing whatever is on disk. So every model artifact file gets a sha256 at registration
+(`hash_tree`) that the loader re-checks before deserializing (`verify_tree`, `copy_verified`);
+training data in DVC's cache is re-hashed by md5 (`md5_file`, `dvc_cache_path`,
+`verify_dvc_cached`); JSON documents get a canonical content hash (`canonical_json`,
+`canonical_hash`). Pure: stdlib only (numpy only to accept numpy scalars in `canonical_json`).
 """
 
 from __future__ import annotations
@@ -28,6 +25,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+
+from mlgov_assets.core.errors import Refusal
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: streams files of any size in constant memory
 
@@ -53,8 +52,8 @@ __all__ = [
 ]
 
 
-class IntegrityError(Exception):
-    """Bytes on disk differ from what was recorded.
+class IntegrityError(Refusal):
+    """Bytes on disk differ from what was recorded (a verification failure: CLI exit 1).
 
     `problems` lists every finding as a dict (path, problem, expected, actual) so a caller can
     report all of them at once instead of fixing them one at a time.
@@ -131,7 +130,7 @@ def is_sha256(value: object) -> bool:
 # --------------------------------------------------------------------------- file hashes
 
 
-def _hash_file(path: str | os.PathLike[str], hasher: Any) -> str:
+def _hash_file(path: str | os.PathLike[str], hasher: hashlib._Hash) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK_SIZE), b""):
             hasher.update(chunk)
@@ -320,7 +319,12 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], None
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write_with`)."""
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_bytes(data)
+
+    atomic_write_with(path, write)
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
@@ -341,14 +345,8 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
 
 
 def dvc_cache_path(cache_dir: str | os.PathLike[str], md5: str) -> Path:
-    """Where DVC 3 stores the object for a plain file with this md5.
-
-    Layout `<cache>/files/md5/<md5[:2]>/<md5[2:]>`, checked against the installed dvc 3.67.1:
-    `dvc.cachemgr.CacheManager.__init__` opens the repo ODB at prefix
-    `(CacheManager.FILES_DIR, DEFAULT_ALGORITHM)` = ("files", "md5")
-    (`dvc_data.hashfile.hash.DEFAULT_ALGORITHM = "md5"`), and
-    `dvc_objects.db.ObjectDB.oid_to_path` joins `_oid_parts(oid)` = (oid[:2], oid[2:]).
-    `cache_dir` is the cache root (`.dvc/cache` by default, what `dvc cache dir` prints).
+    """Where DVC 3 stores the object for a plain file with this md5:
+    ``<cache>/files/md5/<md5[:2]>/<md5[2:]>`` (``cache_dir`` is the cache root, ``.dvc/cache`` by default).
     """
     if not isinstance(md5, str) or not _MD5_RE.match(md5):
         raise ValueError(f"DVC md5 must be 32 lowercase hex characters (plain-file outputs only), got {md5!r}")

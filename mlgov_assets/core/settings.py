@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 #: The repository root (git + DVC) when mlgov runs from its checkout.
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -33,6 +34,7 @@ QUIET_ENV = {
 
 
 def apply_quiet_env() -> None:
+    """Set :data:`QUIET_ENV` where the environment does not say otherwise."""
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
 
@@ -51,6 +53,12 @@ class Settings:
     def mlflow_model_version_url(self, model_name: str, version: int | str) -> str:
         """The MLflow UI page of one registered model version."""
         return f"{self.mlflow_ui_url.rstrip('/')}/#/models/{model_name}/versions/{version}"
+
+    @property
+    def mlflow_ui_port(self) -> int:
+        """The port of :attr:`mlflow_ui_url` (where `mlgov ui` starts MLflow's UI)."""
+        url = urlparse(self.mlflow_ui_url)
+        return url.port or (443 if url.scheme == "https" else 80)
 
     @property
     def dagster_home(self) -> Path:
@@ -94,6 +102,7 @@ class Settings:
         return self.home / "dvc-site-cache"
 
     def ensure(self) -> Settings:
+        """Create every state directory (idempotent); returns self."""
         for d in (
             self.home,
             self.dagster_home,
@@ -110,11 +119,11 @@ class Settings:
 
 
 def get_settings(
-    home: str | os.PathLike | None = None,
-    project_dir: str | os.PathLike | None = None,
-    policy_path: str | os.PathLike | None = None,
+    home: str | os.PathLike[str] | None = None,
+    project_dir: str | os.PathLike[str] | None = None,
+    policy_path: str | os.PathLike[str] | None = None,
     model_name: str | None = None,
-    landing_dir: str | os.PathLike | None = None,
+    landing_dir: str | os.PathLike[str] | None = None,
 ) -> Settings:
     """Explicit arguments win, then ``MLGOV_*`` environment variables, then the defaults."""
     project = Path(project_dir or os.environ.get("MLGOV_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()

@@ -1,28 +1,16 @@
 """Stage 5 — audit: a model card (evidence bundle) for every registered model version, and the
 champion's lineage verified in the UI.
 
-How "every registered version" is covered: ONE unpartitioned asset, ``model_cards``, downstream of
-``champion``, that rebuilds the evidence bundle of every registered version on each run and
-republishes only the cards whose bundle digest changed (the digest is tagged on the version as
-``mlgov.model_card_sha256``). Why not a dynamic partition per version: a version's card changes
-after the version was registered — a later promotion, a rollback away from it, an override, a
-drift alert while it is champion — so "which cards are stale" must be recomputed from the evidence
-every time anyway, and a bundle is cheap (tags + a few small artifacts, ~0.2 s per version). One
-asset keeps every card consistent with the same decision log, needs no partition-adding sensor,
-and its staleness test is a hash comparison rather than bookkeeping.
-
-Why downstream of ``champion`` and never upstream: a card must never be able to block a
-promotion, and it should describe the promotion the same run made. "Materialize all" in the UI
-includes it. ``mlgov train`` runs the ``governed_training`` job (lead-owned selection: data ..
-governance), so the two ``model_cards_after_*`` run-status sensors launch the ``refresh_model_cards`` job
-after every governed_training / champion_decision run, succeeded or failed (a refused challenger is
-a registered version too and gets its card); without the daemon, ``mlgov audit cards`` runs it.
-
-The Dagster side of the lineage is read here (:func:`read_dagster_lineage`) and handed to the pure
-core (``core.lineage``) as plain data: core modules never import dagster.
+``model_cards`` (one unpartitioned asset, downstream of ``champion`` so a card can never block a
+promotion) rebuilds every version's evidence bundle on each run and republishes only the cards
+whose digest changed (tag ``mlgov.model_card_sha256``). The ``model_cards_after_*`` sensors run
+``refresh_model_cards`` after governance runs. The Dagster side of the lineage is read here
+(:func:`read_dagster_lineage`) and handed to the pure core as plain data. Design notes:
+docs/design-notes.md ("Audit").
 """
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -33,11 +21,15 @@ from dagster import (
     AssetRecordsFilter,
     AssetSelection,
     DagsterEventType,
+    DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    Definitions,
+    EventLogRecord,
     Failure,
     MetadataValue,
     Output,
+    RunRecord,
     RunRequest,
     RunStatusSensorContext,
     SkipReason,
@@ -53,9 +45,11 @@ from ..resources import MlgovResource, TrainingLock
 from .common import json_md, rows_table
 from .governance import champion
 
-CODE_VERSION = source_version(
-    "core/audit/lineage.py", "core/audit/modelcard.py", "core/audit/decision_log.py", "defs/audit.py"
-)
+if TYPE_CHECKING:
+    from mlgov_assets.core.audit.lineage.audit import DagsterReader
+    from mlgov_assets.core.models.registry import Registry
+
+CODE_VERSION = source_version("defs/audit.py")
 CARD_TAG = "mlgov.model_card_sha256"
 CARD_DIR = "model_card"
 POINTER = "dagster/input_event_pointer/"
@@ -70,13 +64,14 @@ def _value(v: Any) -> Any:
     return getattr(v, "value", v)
 
 
-def _node(instance, rec, role: str) -> dict[str, Any]:
+def _node(instance: DagsterInstance, rec: EventLogRecord, role: str) -> dict[str, Any]:
     """One materialization as plain data: what the audit checks and the card cites."""
     mat = rec.asset_materialization
+    assert mat is not None
     meta = {k: _value(v) for k, v in (mat.metadata or {}).items()}
     tags = dict(mat.tags or {})
     schema = meta.get("dagster/column_schema")
-    columns = [{"name": c.name, "dtype": c.type} for c in schema.columns] if hasattr(schema, "columns") else []
+    columns = [{"name": c.name, "dtype": c.type} for c in getattr(schema, "columns", None) or []]
     key = mat.asset_key
     latest = instance.fetch_materializations(key, limit=1).records
     simple = {
@@ -102,10 +97,10 @@ def _node(instance, rec, role: str) -> dict[str, Any]:
     }
 
 
-def _model_records(instance, run_record, version: int) -> list:
+def _model_records(instance: DagsterInstance, run_record: RunRecord, version: int) -> list[EventLogRecord]:
     """The materializations of `version` by this run: challenger_model (which trained it) and/or
     candidate_model (the version proposed for promotion; the same version when mitigation is off)."""
-    from mlgov_assets.core.audit.lineage import MODEL_ASSETS
+    from mlgov_assets.core.audit.lineage.model import MODEL_ASSETS
 
     run_id = run_record.dagster_run.run_id
     after = (run_record.start_time or run_record.create_timestamp.timestamp()) - 1
@@ -118,22 +113,26 @@ def _model_records(instance, run_record, version: int) -> list:
             rec
             for rec in recs
             if rec.run_id == run_id
+            and rec.asset_materialization is not None
             and str(_value((rec.asset_materialization.metadata or {}).get("model_version"))) == str(version)
         ]
     return found
 
 
-def _checks(instance, run_ids: set[str], nodes: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+def _checks(instance: DagsterInstance, run_ids: set[str], nodes: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     """Check evaluations (in the runs involved) that target one of the lineage's materializations."""
     out = []
     for run_id in sorted(run_ids):
         for rec in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records:
-            ev = rec.event_log_entry.dagster_event.event_specific_data
+            ev = rec.event_log_entry.asset_check_evaluation
+            if ev is None:
+                continue
             target = ev.target_materialization_data.storage_id if ev.target_materialization_data else None
             if target not in nodes:
                 continue
             meta = {k: _value(v) for k, v in (ev.metadata or {}).items()}
-            evidence = meta.get("evidence") if isinstance(meta.get("evidence"), dict) else {}
+            found = meta.get("evidence")
+            evidence: dict[str, Any] = found if isinstance(found, dict) else {}
             out.append(
                 {
                     "asset": ev.asset_key.to_user_string(),
@@ -154,8 +153,10 @@ def _checks(instance, run_ids: set[str], nodes: dict[int, dict[str, Any]]) -> li
     return out
 
 
-def read_dagster_lineage(instance, run_id: str, version: int, *, max_nodes: int = 50) -> dict[str, Any]:
-    """The Dagster part of a version's lineage, as plain data for ``core.lineage``.
+def read_dagster_lineage(
+    instance: DagsterInstance, run_id: str, version: int, *, max_nodes: int = 50
+) -> dict[str, Any]:
+    """The Dagster part of a version's lineage, as plain data for ``core.audit.lineage``.
 
     From the run recorded on the version (tag mlgov.dagster_run_id): the challenger_model and/or
     candidate_model materialization of this version, then every materialization they consumed, via the
@@ -206,26 +207,34 @@ def read_dagster_lineage(instance, run_id: str, version: int, *, max_nodes: int 
     return out
 
 
-def dagster_reader(instance):
-    """``core.lineage.audit``'s ``dagster_reader`` bound to an instance."""
-    return lambda run_id, version: read_dagster_lineage(instance, run_id, version)
+def dagster_reader(instance: DagsterInstance) -> "DagsterReader":
+    """The ``dagster_reader`` of ``core.audit.lineage.audit.audit``, bound to an instance."""
+
+    def read(run_id: str, version: int) -> Mapping[str, Any] | None:
+        return read_dagster_lineage(instance, run_id, version)
+
+    return read
 
 
 # --------------------------------------------------------------------------- cards
 
 
-def publish_card(registry, version: int, instance, *, force: bool = False) -> dict[str, Any]:
+def publish_card(
+    registry: "Registry", version: int, instance: DagsterInstance, *, force: bool = False
+) -> dict[str, Any]:
     """Build the version's evidence bundle; if its digest differs from the one published on the
     version (or ``force``), attach Markdown + HTML + the bundle JSON to the version's MLflow run
     under ``model_card/`` and tag the digest. Returns what was (re)published."""
-    from mlgov_assets.core.audit.lineage import build_bundle, gather
-    from mlgov_assets.core.audit.modelcard import bundle_digest, render_html, render_markdown
+    from mlgov_assets.core.audit.lineage.bundle import build_bundle
+    from mlgov_assets.core.audit.lineage.gather import gather
+    from mlgov_assets.core.audit.modelcard.render import render_html, render_markdown
+    from mlgov_assets.core.audit.modelcard.schema import bundle_digest
     from mlgov_assets.core.integrity import canonical_json
 
     info = registry.version_info(version)
     run_id = info["tags"].get("mlgov.dagster_run_id")
     facts = gather(registry, version, dagster=read_dagster_lineage(instance, run_id, version) if run_id else None)
-    bundle = build_bundle(facts)
+    bundle = build_bundle(facts, registry.settings)
     digest = bundle_digest(bundle)
     md = render_markdown(bundle)
     stale = force or info["tags"].get(CARD_TAG) != digest
@@ -234,15 +243,16 @@ def publish_card(registry, version: int, instance, *, force: bool = False) -> di
         client = registry.client
         client.log_text(info["run_id"], md, f"{CARD_DIR}/model_card.md")
         client.log_text(info["run_id"], html, f"{CARD_DIR}/model_card.html")
-        client.log_text(info["run_id"], canonical_json(bundle), f"{CARD_DIR}/evidence_bundle.json")
+        client.log_text(info["run_id"], canonical_json(bundle.to_json()), f"{CARD_DIR}/evidence_bundle.json")
         client.set_model_version_tag(registry.name, str(version), CARD_TAG, digest)
         # the MLflow UI renders a version's description as Markdown: point it at the card
         client.update_model_version(
             registry.name,
             str(version),
             description=(
-                f"Model card: run artifact `{CARD_DIR}/model_card.html` (Markdown: `{CARD_DIR}/model_card.md`) of run "
-                f"{info['run_id']}. Evidence bundle sha256 {digest}; verify with `mlgov audit models:/{registry.name}/{version}`."
+                f"Model card: run artifact `{CARD_DIR}/model_card.html` (Markdown: `{CARD_DIR}/model_card.md`) "
+                f"of run {info['run_id']}. Evidence bundle sha256 {digest}; verify with "
+                f"`mlgov audit models:/{registry.name}/{version}`."
             ),
         )
     return {
@@ -252,7 +262,7 @@ def publish_card(registry, version: int, instance, *, force: bool = False) -> di
         "run_id": info["run_id"],
         "artifact": f"runs:/{info['run_id']}/{CARD_DIR}/model_card.html",
         "markdown": md,
-        "overrides": sum(d["kind"] == "override" for d in bundle["decisions"]),
+        "overrides": sum(d.kind == "override" for d in bundle.decisions),
     }
 
 
@@ -266,7 +276,7 @@ def publish_card(registry, version: int, instance, *, force: bool = False) -> di
     metadata={
         "card_artifacts": f"{CARD_DIR}/model_card.md, {CARD_DIR}/model_card.html, {CARD_DIR}/evidence_bundle.json",
         "staleness_tag": CARD_TAG,
-        "schema": "mlgov_assets/core/modelcard.py",
+        "schema": "mlgov_assets/core/audit/modelcard/schema.py",
     },
     description="A model card for EVERY registered model version: the evidence bundle (intended use and "
     "limitations from the policy, DVC md5s, row counts and schemas, git commit, Dagster code "
@@ -277,10 +287,13 @@ def publish_card(registry, version: int, instance, *, force: bool = False) -> di
     "HTML, attached to the version's MLflow run (model_card/). Only cards whose bundle digest "
     "changed are republished. Downstream of champion: it can never block a promotion.",
 )
-def model_cards(context: AssetExecutionContext, mlgov: MlgovResource, training_lock: TrainingLock) -> Output[dict]:
+def model_cards(
+    context: AssetExecutionContext, mlgov: MlgovResource, training_lock: TrainingLock
+) -> Output[dict[str, Any]]:
     registry = mlgov.registry()
     champ = registry.champion_version()
-    cards, failed = [], {}
+    cards: list[dict[str, Any]] = []
+    failed: dict[int, str] = {}
     for v in registry.versions():  # one broken version must not keep the others' cards stale
         try:
             cards.append(publish_card(registry, v, context.instance))
@@ -328,7 +341,7 @@ def model_cards(context: AssetExecutionContext, mlgov: MlgovResource, training_l
     "Dagster run and materializations, git commit, gates and the hash-chained decision log.",
 )
 def check_model_cards_champion_lineage(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
-    from mlgov_assets.core.audit.lineage import audit
+    from mlgov_assets.core.audit.lineage.audit import audit
 
     registry = mlgov.registry()
     if registry.champion_version() is None:
@@ -358,7 +371,7 @@ model_cards_job = define_asset_job(
 )  # queued behind training: cards read what training writes
 
 
-def _card_request(context: RunStatusSensorContext, jobs=CARD_TRIGGER_JOBS):
+def _card_request(context: RunStatusSensorContext, jobs: frozenset[str] = CARD_TRIGGER_JOBS) -> RunRequest | SkipReason:
     run = context.dagster_run
     if run.job_name not in jobs:
         return SkipReason(f"run {run.run_id[:8]} of {run.job_name}: not a governance job")
@@ -375,8 +388,8 @@ def _card_request(context: RunStatusSensorContext, jobs=CARD_TRIGGER_JOBS):
     description="After a champion_decision run (mlgov promote/rollback) succeeds: refresh the model "
     "cards. (A successful governed_training run builds them itself.)",
 )
-def model_cards_after_success(context: RunStatusSensorContext):
-    return _card_request(context, jobs={"champion_decision"})
+def model_cards_after_success(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+    return _card_request(context, jobs=frozenset({"champion_decision"}))
 
 
 @run_status_sensor(
@@ -387,12 +400,13 @@ def model_cards_after_success(context: RunStatusSensorContext):
     description="After a governed_training or champion_decision run fails (e.g. a refused challenger, "
     "which is still a registered version): refresh the model cards.",
 )
-def model_cards_after_failure(context: RunStatusSensorContext):
+def model_cards_after_failure(context: RunStatusSensorContext) -> RunRequest | SkipReason:
     return _card_request(context)
 
 
-ASSETS: list = [model_cards]
-CHECKS: list = [check_model_cards_champion_lineage]
-JOBS: list = [model_cards_job]
-SENSORS: list = [model_cards_after_success, model_cards_after_failure]
-SCHEDULES: list = []
+defs = Definitions(
+    assets=[model_cards],
+    asset_checks=[check_model_cards_champion_lineage],
+    jobs=[model_cards_job],
+    sensors=[model_cards_after_success, model_cards_after_failure],
+)

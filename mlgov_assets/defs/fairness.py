@@ -7,40 +7,47 @@ a reviewer sees the refused model next to the one that may ship.
 
 import base64
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    Definitions,
     MetadataValue,
     Output,
     asset,
     asset_check,
 )
 
+from mlgov_assets.core.data.lineage import LineagedFrame
+from mlgov_assets.core.governance.fairness.assessment import FairnessAssessment, ModelFairness
+from mlgov_assets.core.governance.fairness.bias import PretrainingBias
+from mlgov_assets.core.governance.policy import Explanations
+
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, json_md, rows_table, table_metadata
 from .governance import _actor, _run_id
-from .training import candidate_model
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.models.registry import Registry
 
 FAIRNESS_CODE = CODE_VERSIONS["fairness"]
 
 
-def _fairness_for(mlgov: MlgovResource, version: int, holdout: pd.DataFrame) -> dict:
+def _fairness_for(mlgov: MlgovResource, version: int, holdout: pd.DataFrame) -> ModelFairness:
     """Fairness report + gate verdict of one registered version on the holdout."""
     from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET
-    from mlgov_assets.core.governance.fairness import (
-        FairnessRule,
-        evaluate_fairness_gate,
-        fairness_report,
-        intersection_key,
-    )
+    from mlgov_assets.core.governance.fairness.gate import evaluate_fairness_gate
+    from mlgov_assets.core.governance.fairness.report import fairness_report
     from mlgov_assets.core.models.scoring import holdout_metrics, score_frame
 
     policy, registry = mlgov.policy(), mlgov.registry()
     fz = policy.fairness
+    assert fz is not None  # the asset checks the section exists
     model = registry.load_governed(version)
     scored = score_frame(model, holdout[MODEL_FEATURES + fz.sensitive_features])
     report = fairness_report(
@@ -53,42 +60,26 @@ def _fairness_for(mlgov: MlgovResource, version: int, holdout: pd.DataFrame) -> 
         n_boot=fz.n_boot,
         ci_level=fz.confidence_level,
         random_state=0,
-        di_band=tuple(fz.four_fifths_band),
+        di_band=(fz.four_fifths_band[0], fz.four_fifths_band[1]),
     )
-    rules = [
-        FairnessRule(
-            feature=intersection_key(r.feature.replace("×", "|").split("|")),
-            metric=r.metric,
-            comparison="min" if r.min is not None else "max",
-            threshold=r.min if r.min is not None else r.max,
-            bound=r.bound,
-        )
-        for r in fz.rules
-    ]
-    verdict = evaluate_fairness_gate(report, rules)
-    return {
-        "version": version,
-        "metrics": holdout_metrics(holdout[TARGET].to_numpy(), scored),
-        "report": report.to_dict(),
-        "verdict": verdict.to_dict(),
-        "_report": report,
-        "_verdict": verdict,
-    }
+    return ModelFairness(
+        version=version,
+        metrics=holdout_metrics(holdout[TARGET].to_numpy(), scored),
+        report=report,
+        verdict=evaluate_fairness_gate(report, fz.rules),
+    )
 
 
-def _log_fairness(registry, version: int, item: dict, tradeoff_md: str) -> None:
-    from mlgov_assets.core.governance.fairness import render_html, render_markdown
+def _log_fairness(registry: "Registry", item: ModelFairness, tradeoff_md: str) -> None:
+    from mlgov_assets.core.governance.fairness.render import render_html, render_markdown
 
-    run_id = registry.version_info(version)["run_id"]
+    run_id = registry.version_info(item.version)["run_id"]
+    evidence = {"report": item.report.to_dict(), "verdict": item.verdict.to_dict(), "metrics": item.metrics}
+    registry.client.log_text(run_id, json.dumps(evidence, indent=1, default=str), "fairness/report.json")
     registry.client.log_text(
-        run_id,
-        json.dumps({k: item[k] for k in ("report", "verdict", "metrics")}, indent=1, default=str),
-        "fairness/report.json",
+        run_id, render_markdown(item.report, item.verdict) + "\n\n" + tradeoff_md, "fairness/report.md"
     )
-    registry.client.log_text(
-        run_id, render_markdown(item["_report"], item["_verdict"]) + "\n\n" + tradeoff_md, "fairness/report.md"
-    )
-    registry.client.log_text(run_id, render_html(item["_report"], item["_verdict"]), "fairness/report.html")
+    registry.client.log_text(run_id, render_html(item.report, item.verdict), "fairness/report.html")
 
 
 @asset(
@@ -107,97 +98,71 @@ def fairness_report(
     challenger_model: dict,
     candidate_model: dict,
     holdout_features: pd.DataFrame,
-) -> Output[dict]:
-    from mlgov_assets.core.governance.fairness import compare_tradeoff
+) -> Output[FairnessAssessment]:
+    from mlgov_assets.core.governance.fairness.render import compare_tradeoff
 
     policy, registry = mlgov.policy(), mlgov.registry()
     if policy.fairness is None:
-        return Output({"configured": False}, metadata={"note": "the policy has no fairness section"})
-    versions = {"candidate": candidate_model["version"], "challenger": challenger_model["version"]}
-    items = {
-        role: _fairness_for(mlgov, v, holdout_features)
-        for role, v in versions.items()
-        if role == "candidate" or v != versions["candidate"]
-    }
-    items.setdefault("challenger", items["candidate"])
-    labels = {f"v{it['version']} ({role})": (it["metrics"], it["_report"]) for role, it in items.items()}
-    tradeoff = compare_tradeoff(labels)
-    for it in {it["version"]: it for it in items.values()}.values():
-        _log_fairness(registry, it["version"], it, tradeoff["markdown"])
-    out = {
-        "configured": True,
-        "policy_sha256": policy.sha256,
-        "tradeoff": tradeoff["rows"],
-        **{role: {k: it[k] for k in ("version", "metrics", "report", "verdict")} for role, it in items.items()},
-    }
-    cand = items["candidate"]
+        return Output(FairnessAssessment(configured=False), metadata={"note": "the policy has no fairness section"})
+    cand = _fairness_for(mlgov, candidate_model["version"], holdout_features)
+    chal = cand
+    if challenger_model["version"] != cand.version:
+        chal = _fairness_for(mlgov, challenger_model["version"], holdout_features)
+    items = {"candidate": cand, "challenger": chal}
+    tradeoff = compare_tradeoff({f"v{it.version} ({role})": (it.metrics, it.report) for role, it in items.items()})
+    for it in {it.version: it for it in items.values()}.values():
+        _log_fairness(registry, it, tradeoff.markdown)
+    first = policy.fairness.sensitive_features[0]
     return Output(
-        out,
+        FairnessAssessment(
+            configured=True, policy_sha256=policy.sha256, tradeoff=tradeoff.rows, candidate=cand, challenger=chal
+        ),
         metadata={
-            "candidate_version": cand["version"],
-            "challenger_version": items["challenger"]["version"],
-            "candidate_passed": cand["verdict"]["passed"],
-            "accuracy_fairness_tradeoff": MetadataValue.md(tradeoff["markdown"]),
-            "candidate_groups": rows_table(cand["report"]["features"][policy.fairness.sensitive_features[0]]["groups"]),
+            "candidate_version": cand.version,
+            "challenger_version": chal.version,
+            "candidate_passed": cand.verdict.passed,
+            "accuracy_fairness_tradeoff": MetadataValue.md(tradeoff.markdown),
+            "candidate_groups": rows_table([g.to_dict() for g in cand.report.features[first].groups]),
             "policy_sha256": policy.sha256,
         },
     )
 
 
-def _fairness_check(context, mlgov: MlgovResource, report: dict, role: str) -> AssetCheckResult:
+_RULE_COLUMNS = ("feature", "metric", "bound", "comparison", "threshold", "value", "lower", "upper", "passed")
+_GROUP_COLUMNS = ("feature", "group", "count", "selection_rate", "tpr", "fpr", "small_group")
+
+
+def _fairness_check(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, assessment: FairnessAssessment, role: str
+) -> AssetCheckResult:
     from mlgov_assets.core.governance.gates import GateResult
     from mlgov_assets.core.governance.promotion import record_gates
 
     policy = mlgov.policy()
-    if not report.get("configured"):
+    if not assessment.configured:
         return AssetCheckResult(passed=True, description="no fairness section in the policy: nothing to gate")
-    item = report[role]
-    verdict = item["verdict"]
-    failed = [f"{r['feature']} {r['metric']} {r['reason']}" for r in verdict["rules"] if not r["passed"]]
-    summary = "all fairness rules met" if verdict["passed"] else "fairness rules breached: " + "; ".join(failed)
+    item = assessment.for_role(role)
+    verdict, summary = item.verdict.to_dict(), item.failed_summary()
     result = GateResult(
-        "fairness",
-        verdict["passed"],
-        summary,
-        policy.sha256,
-        verdict["rules"],
-        {"small_groups": {k: f["small_groups"] for k, f in item["report"]["features"].items()}},
+        gate="fairness",
+        passed=item.verdict.passed,
+        summary=summary,
+        policy_sha256=policy.sha256,
+        rows=verdict["rules"],
+        details={"small_groups": {k: f.small_groups for k, f in item.report.features.items()}},
     )
     record_gates(
-        mlgov.registry(), policy, item["version"], [result], actor=_actor(context), dagster_run_id=_run_id(context)
+        mlgov.registry(), policy, item.version, [result], actor=_actor(context), dagster_run_id=_run_id(context)
     )
     return AssetCheckResult(
-        passed=verdict["passed"],
+        passed=item.verdict.passed,
         severity=AssetCheckSeverity.ERROR,
-        description=f"v{item['version']}: {summary}",
+        description=f"v{item.version}: {summary}",
         metadata={
-            "model_version": item["version"],
+            "model_version": item.version,
             "policy_sha256": policy.sha256,
-            "rules": rows_table(
-                [
-                    {
-                        k: r.get(k)
-                        for k in (
-                            "feature",
-                            "metric",
-                            "bound",
-                            "comparison",
-                            "threshold",
-                            "value",
-                            "lower",
-                            "upper",
-                            "passed",
-                        )
-                    }
-                    for r in verdict["rules"]
-                ]
-            ),
-            "per_group": rows_table(
-                [
-                    {k: g.get(k) for k in ("feature", "group", "count", "selection_rate", "tpr", "fpr", "small_group")}
-                    for g in verdict["groups"]
-                ]
-            ),
+            "rules": rows_table([{k: r.get(k) for k in _RULE_COLUMNS} for r in verdict["rules"]]),
+            "per_group": rows_table([{k: g.get(k) for k in _GROUP_COLUMNS} for g in verdict["groups"]]),
             "evidence": json_md(verdict),
         },
     )
@@ -209,7 +174,9 @@ def _fairness_check(context, mlgov: MlgovResource, report: dict, role: str) -> A
     description="The candidate meets every fairness rule of the policy, judged on the confidence bound the "
     "policy names; groups under the minimum size are reported, not gated.",
 )
-def check_fairness_report_candidate(context, mlgov: MlgovResource, fairness_report: dict) -> AssetCheckResult:
+def check_fairness_report_candidate(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, fairness_report: FairnessAssessment
+) -> AssetCheckResult:
     return _fairness_check(context, mlgov, fairness_report, "candidate")
 
 
@@ -219,7 +186,9 @@ def check_fairness_report_candidate(context, mlgov: MlgovResource, fairness_repo
     description="The same fairness rules applied to the unmitigated challenger, shown for comparison "
     "(ERROR when breached; not blocking because the challenger is promoted only as the candidate).",
 )
-def check_fairness_report_challenger(context, mlgov: MlgovResource, fairness_report: dict) -> AssetCheckResult:
+def check_fairness_report_challenger(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, fairness_report: FairnessAssessment
+) -> AssetCheckResult:
     return _fairness_check(context, mlgov, fairness_report, "challenger")
 
 
@@ -232,22 +201,21 @@ def check_fairness_report_challenger(context, mlgov: MlgovResource, fairness_rep
     "label proportions (DPL) per sensitive group, as SageMaker Clarify defines them. Reported, not gated.",
 )
 def training_data_bias(
-    context: AssetExecutionContext, mlgov: MlgovResource, train_features: pd.DataFrame
-) -> Output[dict]:
+    context: AssetExecutionContext, mlgov: MlgovResource, train_features: LineagedFrame
+) -> Output[PretrainingBias]:
+    from mlgov_assets.core.data.adult import SENSITIVE
     from mlgov_assets.core.data.features import TARGET
-    from mlgov_assets.core.governance.fairness import pretraining_bias
+    from mlgov_assets.core.governance.fairness.bias import pretraining_bias
 
     policy = mlgov.policy()
-    from mlgov_assets.core.data.adult import SENSITIVE
-
     sensitive = policy.fairness.sensitive_features if policy.fairness else SENSITIVE
-    bias = pretraining_bias(train_features, TARGET, 1, sensitive)
-    rows = [{"feature": f, **r} for f, groups in bias.items() if isinstance(groups, list) for r in groups]
+    bias = pretraining_bias(train_features.frame, TARGET, 1, sensitive)
+    rows = [{"feature": f, **r.to_dict()} for f, facets in bias.features.items() for r in facets]
     return Output(
         bias,
         metadata={
-            "bias": rows_table(rows) if rows else json_md(bias),
-            "dataset": str(train_features.attrs.get("source")),
+            "bias": rows_table(rows) if rows else json_md(bias.to_dict()),
+            "dataset": train_features.lineage.source,
         },
     )
 
@@ -266,18 +234,12 @@ def explanations(
     context: AssetExecutionContext, mlgov: MlgovResource, candidate_model: dict, holdout_features: pd.DataFrame
 ) -> Output[pd.DataFrame]:
     from mlgov_assets.core.data.features import MODEL_FEATURES
-    from mlgov_assets.core.governance.explanations import (
-        explain_pipeline,
-        local_reasons_frame,
-        model_raw_output,
-        plot_importance_png,
-    )
-    from mlgov_assets.core.governance.policy import Explanations
+    from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, model_raw_output
     from mlgov_assets.core.models.scoring import explained_pipeline, score_frame
 
     policy, registry = mlgov.policy(), mlgov.registry()
     ex = policy.explanations or Explanations()  # no section: report with the documented defaults
-    version = candidate_model["version"]
+    version = int(candidate_model["version"])
     model = registry.load_governed(version)
     pipeline = explained_pipeline(model)
     X = holdout_features[MODEL_FEATURES]
@@ -286,25 +248,13 @@ def explanations(
     frame = local_reasons_frame(expl)
     cols = [c for c in [*MODEL_FEATURES, "sex", "race"] if c in holdout_features.columns]
     frame["decision"] = score_frame(model, holdout_features[cols].iloc[expl.positions])["decision"].to_numpy()
-    shap = expl.shap_values.add_prefix("shap_").reset_index(drop=True)
+    shap = expl.shap_values.add_prefix(SHAP_PREFIX).reset_index(drop=True)
     out = pd.concat([frame.reset_index(drop=True), shap], axis=1)
     out["base_value"], out["model_raw_output"] = expl.base_values, raw
-    importance = {k: float(v) for k, v in expl.importance.items()}
-    out.attrs = {
-        "model_version": version,
-        "method": expl.method,
-        "method_note": expl.method_note,
-        "importance": importance,
-    }
-    png = plot_importance_png(expl.importance, max_features=15)
-    run_id = registry.version_info(version)["run_id"]
-    registry.client.log_text(
-        run_id,
-        json.dumps({"importance": importance, "method": expl.method_note}, indent=1),
-        "explanations/importance.json",
-    )
-    registry.log_bytes(run_id, png, "explanations/importance.png")
-    img = base64.b64encode(png).decode()
+    # the explained version travels with every row: the checks read it from the stored table
+    out["model_version"] = np.full(len(out), version, dtype=np.int64)
+    importance = {str(k): float(v) for k, v in expl.importance.items()}
+    img = _log_importance(registry, version, importance, expl.method_note)
     return Output(
         out,
         metadata={
@@ -319,20 +269,50 @@ def explanations(
     )
 
 
+SHAP_PREFIX = "shap_"
+
+
+def _log_importance(registry: "Registry", version: int, importance: dict[str, float], method_note: str) -> str:
+    """Log global importance (JSON + PNG) to the version's MLflow run; returns the PNG as base64."""
+    from mlgov_assets.core.governance.explanations import plot_importance_png
+
+    png = plot_importance_png(importance, max_features=15)
+    run_id = registry.version_info(version)["run_id"]
+    registry.client.log_text(
+        run_id, json.dumps({"importance": importance, "method": method_note}, indent=1), "explanations/importance.json"
+    )
+    registry.log_bytes(run_id, png, "explanations/importance.png")
+    return base64.b64encode(png).decode()
+
+
+def _explained_version(explanations: pd.DataFrame) -> int:
+    versions = explanations["model_version"].unique()
+    if len(versions) != 1:
+        raise ValueError(f"explanations table mixes model versions {sorted(versions)}")
+    return int(versions[0])
+
+
+def _importance(explanations: pd.DataFrame) -> dict[str, float]:
+    """Global importance (mean |SHAP| per feature), recomputed from the stored per-row values."""
+    cols = [c for c in explanations.columns if c.startswith(SHAP_PREFIX)]
+    return {c[len(SHAP_PREFIX) :]: float(explanations[c].abs().mean()) for c in cols}
+
+
 @asset_check(
     asset=explanations,
     blocking=True,
     description="SHAP sanity: base value + sum of SHAP values equals the model's raw output (log-odds) on "
     "every explained row, within the policy's tolerance. Recomputed from the stored values.",
 )
-def check_explanations_additivity(context, mlgov: MlgovResource, explanations: pd.DataFrame) -> AssetCheckResult:
+def check_explanations_additivity(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, explanations: pd.DataFrame
+) -> AssetCheckResult:
     from mlgov_assets.core.governance.gates import GateResult
-    from mlgov_assets.core.governance.policy import Explanations
     from mlgov_assets.core.governance.promotion import record_gates
 
     policy = mlgov.policy()
     tol = (policy.explanations or Explanations()).additivity_tolerance
-    shap_cols = [c for c in explanations.columns if c.startswith("shap_")]
+    shap_cols = [c for c in explanations.columns if c.startswith(SHAP_PREFIX)]
     err = np.abs(explanations["base_value"] + explanations[shap_cols].sum(axis=1) - explanations["model_raw_output"])
     bad = explanations.loc[~(err <= tol), "row_id"].tolist()
     passed = not bad
@@ -341,14 +321,14 @@ def check_explanations_additivity(context, mlgov: MlgovResource, explanations: p
         if passed
         else f"{len(bad)} rows break additivity (max error {err.max():.3g} > {tol}), e.g. rows {bad[:10]}"
     )
-    version = int(explanations.attrs.get("model_version"))
+    version = _explained_version(explanations)
     result = GateResult(
-        "explanation_additivity",
-        passed,
-        summary,
-        policy.sha256,
-        [{"rows": len(err), "max_abs_error": float(err.max()), "tolerance": tol, "rows_over": len(bad)}],
-        {"failing_rows": bad[:50]},
+        gate="explanation_additivity",
+        passed=passed,
+        summary=summary,
+        policy_sha256=policy.sha256,
+        rows=[{"rows": len(err), "max_abs_error": float(err.max()), "tolerance": tol, "rows_over": len(bad)}],
+        details={"failing_rows": bad[:50]},
     )
     record_gates(mlgov.registry(), policy, version, [result], actor=_actor(context), dagster_run_id=_run_id(context))
     return AssetCheckResult(
@@ -365,6 +345,20 @@ def check_explanations_additivity(context, mlgov: MlgovResource, explanations: p
     )
 
 
+def _champion_importance(registry: "Registry", champ: int) -> dict[str, float] | None:
+    """The champion's logged global importance, None when it has none."""
+    try:
+        run_id = registry.version_info(champ)["run_id"]
+        text = registry._mlflow.artifacts.load_text(f"runs:/{run_id}/explanations/importance.json")
+        return {str(k): float(v) for k, v in json.loads(text)["importance"].items()}
+    except Exception:
+        return None
+
+
+def _ranking(importance: dict[str, float]) -> list[str]:
+    return [k for k, _ in sorted(importance.items(), key=lambda kv: -kv[1])]
+
+
 @asset_check(
     asset=explanations,
     blocking=False,
@@ -372,57 +366,46 @@ def check_explanations_additivity(context, mlgov: MlgovResource, explanations: p
     "(SageMaker Clarify's attribution drift) must be >= the policy's ndcg_min; WARN otherwise.",
 )
 def check_explanations_attribution_stability(
-    context, mlgov: MlgovResource, explanations: pd.DataFrame
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, explanations: pd.DataFrame
 ) -> AssetCheckResult:
     from mlgov_assets.core.governance.explanations import ndcg_ranking
 
     policy, registry = mlgov.policy(), mlgov.registry()
-    ex = policy.explanations
     champ = registry.champion_version()
-    current = explanations.attrs.get("importance", {})
     if champ is None:
         return AssetCheckResult(
             passed=True, severity=AssetCheckSeverity.WARN, description="no champion to compare with"
         )
-    try:
-        ref = json.loads(
-            registry._mlflow.artifacts.load_text(
-                f"runs:/{registry.version_info(champ)['run_id']}/explanations/importance.json"
-            )
-        )["importance"]
-    except Exception:
+    ref = _champion_importance(registry, champ)
+    if ref is None:
         return AssetCheckResult(
             passed=True,
             severity=AssetCheckSeverity.WARN,
             description=f"champion v{champ} has no stored importance to compare with",
         )
-    from mlgov_assets.core.governance.policy import Explanations
-
-    ex = ex or Explanations()
+    ex = policy.explanations or Explanations()
+    current = _importance(explanations)
     score = ndcg_ranking(current, ref, k=ex.ndcg_top_k)
-    threshold = ex.ndcg_min
-    rank = lambda d: [k for k, _ in sorted(d.items(), key=lambda kv: -kv[1])]
     return AssetCheckResult(
-        passed=score >= threshold,
+        passed=score >= ex.ndcg_min,
         severity=AssetCheckSeverity.WARN,
-        description=f"nDCG {score:.4f} vs champion v{champ} (policy minimum {threshold})",
+        description=f"nDCG {score:.4f} vs champion v{champ} (policy minimum {ex.ndcg_min})",
         metadata={
             "ndcg": score,
-            "threshold": threshold,
+            "threshold": ex.ndcg_min,
             "champion_version": champ,
-            "candidate_ranking": json_md(rank(current)),
-            "champion_ranking": json_md(rank(ref)),
+            "candidate_ranking": json_md(_ranking(current)),
+            "champion_ranking": json_md(_ranking(ref)),
         },
     )
 
 
-ASSETS = [candidate_model, training_data_bias, fairness_report, explanations]
-CHECKS = [
-    check_fairness_report_candidate,
-    check_fairness_report_challenger,
-    check_explanations_additivity,
-    check_explanations_attribution_stability,
-]
-JOBS: list = []
-SENSORS: list = []
-SCHEDULES: list = []
+defs = Definitions(
+    assets=[training_data_bias, fairness_report, explanations],
+    asset_checks=[
+        check_fairness_report_candidate,
+        check_fairness_report_challenger,
+        check_explanations_additivity,
+        check_explanations_attribution_stability,
+    ],
+)

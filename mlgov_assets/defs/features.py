@@ -1,32 +1,40 @@
 """Stage 2 — features: the deterministic modelling table, gated by the feature schema."""
 
-import pandas as pd
-from dagster import AssetExecutionContext, Failure, MetadataValue, Output, asset, asset_check
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    Definitions,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+    asset_check,
+)
+
+from mlgov_assets.core.data.lineage import LineagedFrame
 
 from .common import CODE_VERSIONS, schema_check_result, table_metadata
 
 
-def _features(context: AssetExecutionContext, raw: pd.DataFrame) -> Output[pd.DataFrame]:
-    from mlgov_assets.core.data.features import MODEL_FEATURES, build_features
-    from mlgov_assets.core.data.schemas import RawAdultSchema, validate
+def _features(context: AssetExecutionContext, raw: LineagedFrame) -> Output[LineagedFrame]:
+    from mlgov_assets.core.models.recipe import DataRefused, feature_table
 
     # Defence in depth: the blocking check stops this step in the same run; re-validating here
     # (0.1 s) also refuses bad data when features are materialized on their own.
-    report = validate(raw, RawAdultSchema, source=raw.attrs.get("source", "<unknown>"))
-    if not report.passed:
+    try:
+        table = feature_table(raw)
+    except DataRefused as refused:
         raise Failure(
-            description=report.summary(),
-            metadata={"evidence": MetadataValue.json(report.to_dict()), "mlgov/refused": True},
-        )
-    df = build_features(report.validated)
-    df.attrs = {**raw.attrs, "model_features": MODEL_FEATURES}
+            description=refused.report.summary(),
+            metadata={"evidence": MetadataValue.json(refused.report.to_dict()), "mlgov/refused": True},
+        ) from refused
     return Output(
-        df,
+        table,
         metadata={
-            **table_metadata(df),
-            "source": raw.attrs.get("source"),
-            "source_dvc_md5": raw.attrs.get("dvc_md5"),
-            "model_features": MODEL_FEATURES,
+            **table_metadata(table.frame),
+            "source": table.lineage.source,
+            "source_dvc_md5": table.lineage.dvc_md5,
+            "model_features": list(table.lineage.model_features or ()),
         },
     )
 
@@ -39,7 +47,7 @@ def _features(context: AssetExecutionContext, raw: pd.DataFrame) -> Output[pd.Da
     description="Training modelling table: typed numbers, `?` -> `Unknown`, label 0/1; sex and race "
     "carried for fairness reporting only (never model inputs); fnlwgt and education dropped.",
 )
-def train_features(context: AssetExecutionContext, training_data: pd.DataFrame) -> Output[pd.DataFrame]:
+def train_features(context: AssetExecutionContext, training_data: LineagedFrame) -> Output[LineagedFrame]:
     return _features(context, training_data)
 
 
@@ -50,21 +58,27 @@ def train_features(context: AssetExecutionContext, training_data: pd.DataFrame) 
     owners=["team:ml-platform"],
     description="Holdout modelling table (from the canonical adult.test), same transformations.",
 )
-def holdout_features(context: AssetExecutionContext, holdout_data: pd.DataFrame) -> Output[pd.DataFrame]:
+def holdout_features(context: AssetExecutionContext, holdout_data: LineagedFrame) -> Output[LineagedFrame]:
     return _features(context, holdout_data)
 
 
-def _feature_check(df: pd.DataFrame):
-    from mlgov_assets.core.data.schemas import FeatureSchema, validate
+def _feature_check(table: LineagedFrame) -> AssetCheckResult:
+    from mlgov_assets.core.models.recipe import validate_features
 
-    return schema_check_result(validate(df, FeatureSchema, source=f"features of {df.attrs.get('source', '?')}"))
+    return schema_check_result(validate_features(table))
 
 
 @asset_check(asset=train_features, blocking=True, description="Pandera FeatureSchema on the training table.")
-def check_train_features_schema(train_features: pd.DataFrame):
+def check_train_features_schema(train_features: LineagedFrame) -> AssetCheckResult:
     return _feature_check(train_features)
 
 
 @asset_check(asset=holdout_features, blocking=True, description="Pandera FeatureSchema on the holdout table.")
-def check_holdout_features_schema(holdout_features: pd.DataFrame):
+def check_holdout_features_schema(holdout_features: LineagedFrame) -> AssetCheckResult:
     return _feature_check(holdout_features)
+
+
+defs = Definitions(
+    assets=[train_features, holdout_features],
+    asset_checks=[check_train_features_schema, check_holdout_features_schema],
+)

@@ -1,14 +1,20 @@
 """Stage 4 — governance: blocking model gates and the champion, the only writer of the alias."""
 
 import getpass
+from dataclasses import dataclass
 from typing import Literal
 
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetsDefinition,
     Config,
+    Definitions,
     Failure,
     MetadataValue,
     Output,
@@ -25,37 +31,43 @@ PROMOTION_POOL = "mlgov_promotion"
 REFUSED = "mlgov/refused"
 
 
-def _run_id(context) -> str:
+@dataclass(frozen=True)
+class ModelUnderReview:
+    """A registered version and its holdout metrics, as its model asset's materialization recorded them."""
+
+    version: int
+    metrics: dict[str, float]
+
+
+AnyContext = AssetExecutionContext | AssetCheckExecutionContext
+
+
+def _run_id(context: AnyContext) -> str:
     return context.run.run_id if hasattr(context, "run") else context.run_id
 
 
-def _actor(context) -> str:
+def _actor(context: AnyContext) -> str:
     return f"{getpass.getuser()} (dagster run {_run_id(context)[:8]})"
 
 
 def _gate_check(
-    context: AssetCheckExecutionContext, mlgov: MlgovResource, challenger: dict, gate: str
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, challenger: ModelUnderReview, gate: str
 ) -> AssetCheckResult:
     from mlgov_assets.core.governance.gates import evaluate_model_gates
     from mlgov_assets.core.governance.promotion import record_gates
 
     policy, registry = mlgov.policy(), mlgov.registry()
     champ = registry.champion_version()
-    champ_metrics = registry.version_info(champ)["metrics"] if champ is not None else None
-    result = next(
-        r
-        for r in evaluate_model_gates(policy, challenger["version"], challenger["metrics"], champ, champ_metrics)
-        if r.gate == gate
-    )
-    record_gates(
-        registry, policy, challenger["version"], [result], actor=_actor(context), dagster_run_id=_run_id(context)
-    )
+    champ_metrics = registry.version_info(champ).metrics if champ is not None else None
+    results = evaluate_model_gates(policy, challenger.version, challenger.metrics, champ, champ_metrics)
+    result = next(r for r in results if r.gate == gate)
+    record_gates(registry, policy, challenger.version, [result], actor=_actor(context), dagster_run_id=_run_id(context))
     return AssetCheckResult(
         passed=result.passed,
         severity=AssetCheckSeverity.ERROR,
         description=result.summary,
         metadata={
-            "model_version": challenger["version"],
+            "model_version": challenger.version,
             "policy_sha256": policy.sha256,
             "policy_path": policy.path,
             "champion_version": champ if champ is not None else "none",
@@ -65,7 +77,7 @@ def _gate_check(
     )
 
 
-def _model_gate_checks(asset, blocking: bool, role: str):
+def _model_gate_checks(asset: AssetsDefinition, blocking: bool, role: str) -> list[AssetChecksDefinition]:
     """The metric-floor and champion-comparison gates for one model asset. Blocking on the
     candidate (what can be promoted); shown, not blocking, on the unmitigated challenger."""
     name = asset.key.to_user_string()
@@ -93,7 +105,7 @@ def _model_gate_checks(asset, blocking: bool, role: str):
     return [floors, beats]
 
 
-def _materialization(context, key):
+def _materialization(context: AnyContext, key: AssetKey) -> AssetMaterialization | None:
     """This run's materialization of ``key``; run on its own (a check or the champion alone),
     the latest one. Never another concurrent run's."""
     from dagster import DagsterEventType
@@ -109,13 +121,16 @@ def _materialization(context, key):
     return event.asset_materialization if event is not None else None
 
 
-def _model_of(context, asset) -> dict:
-    """The model dict this run materialized for ``asset`` (from its materialization metadata)."""
-    meta = _materialization(context, asset.key).metadata
-    return {
-        "version": int(meta["model_version"].value),
-        "metrics": {k.split("/", 1)[1]: float(v.value) for k, v in meta.items() if k.startswith("holdout/")},
-    }
+def _model_of(context: AssetCheckExecutionContext, asset: AssetsDefinition) -> ModelUnderReview:
+    """The model this run materialized for ``asset`` (from its materialization metadata)."""
+    mat = _materialization(context, asset.key)
+    if mat is None:
+        raise Failure(description=f"{asset.key.to_user_string()} has not been materialized yet")
+    meta = mat.metadata
+    return ModelUnderReview(
+        version=int(meta["model_version"].value),
+        metrics={k.split("/", 1)[1]: float(v.value) for k, v in meta.items() if k.startswith("holdout/")},
+    )
 
 
 CHALLENGER_CHECKS = _model_gate_checks(challenger_model, blocking=False, role="unmitigated challenger")
@@ -164,10 +179,10 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
     actor = f"{config.actor} via {_actor(context)}" if config.actor else _actor(context)
     try:
         if config.action == "rollback":
-            result = rollback(registry, policy, actor=actor, reason=config.reason, dagster_run_id=context.run_id)
+            decision = rollback(registry, policy, actor=actor, reason=config.reason, dagster_run_id=context.run_id)
         else:
             version = _challenger_version(context) if config.action == "promote_challenger" else config.version
-            result = promote(
+            decision = promote(
                 registry,
                 policy,
                 version,
@@ -178,19 +193,22 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
             )
     except (PromotionRefused, ChampionChanged, ValueError) as exc:
         raise Failure(description=str(exc), metadata={"policy_sha256": policy.sha256, REFUSED: True}) from exc
-    context.log.info(f"champion: {result}")
-    champ = result["champion"]
+    context.log.info(f"champion: {decision}")
+    result, champ = decision.to_dict(), decision.champion
     return Output(
         result | {"model_name": registry.name},
         metadata={
             "champion_version": champ,
-            "previous_version": result["previous"] if result["previous"] is not None else "none",
-            "promoted": result["promoted"],
+            "previous_version": decision.previous if decision.previous is not None else "none",
+            "promoted": decision.promoted,
             "action": config.action,
-            "reason": result["reason"],
+            "reason": decision.reason,
             "policy_sha256": policy.sha256,
             "model_uri": f"models:/{registry.name}@champion",
-            "mlflow_ui": MetadataValue.url(f"http://127.0.0.1:5000/#/models/{registry.name}/versions/{champ}"),
+            "mlflow_ui": MetadataValue.url(mlgov.settings().mlflow_model_version_url(registry.name, champ)),
             "result": json_md(result),
         },
     )
+
+
+defs = Definitions(assets=[champion], asset_checks=[*CHALLENGER_CHECKS, *CANDIDATE_CHECKS])

@@ -1,245 +1,44 @@
 """Stage 3 — training: the challenger (and, per policy, its fairness-mitigated candidate),
-tracked in MLflow and registered as new model versions."""
+tracked in MLflow and registered as new model versions. The recipe is core's
+(:mod:`mlgov_assets.core.models.recipe`, :mod:`mlgov_assets.core.models.registration`)."""
 
 import json
-from typing import Any
 
-import pandas as pd
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, Config, Definitions, MetadataValue, Output, asset
+
+from mlgov_assets.core.data.lineage import LineagedFrame
+from mlgov_assets.core.models.registration import ModelResult
+from mlgov_assets.core.models.training import HyperParams
 
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, json_md
 
 
-class ChallengerConfig(Config):
-    """Hyperparameters (editable in the Launchpad). Same inputs + same values -> same model."""
-
-    learning_rate: float = 0.1
-    max_iter: int = 200
-    max_leaf_nodes: int = 15
-    max_depth: int | None = None
-    min_samples_leaf: int = 20
-    l2_regularization: float = 0.0
-    random_state: int = 0
+class ChallengerConfig(Config, HyperParams):
+    """Hyperparameters (editable in the Launchpad), as :class:`HyperParams` defines them."""
 
 
-def _provenance(
-    mlgov: MlgovResource,
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    *,
-    run_id: str,
-    code_version: str,
-    fingerprint: str,
-    variant: str,
-    flavor: str,
-) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
-    """Tags and text artifacts every registered version carries: where its data, code and policy came from."""
-    from mlgov_assets.core.provenance import environment_info, git_info
-
-    s, policy = mlgov.settings(), mlgov.policy()
-    git = git_info(s.project_dir)
-    tags = {
-        "mlgov.git_commit": str(git["commit"]),
-        "mlgov.git_dirty": str(git["dirty"]).lower(),
-        "mlgov.train_data_md5": train.attrs.get("dvc_md5", "unknown"),
-        "mlgov.train_data_path": str(train.attrs.get("source")),
-        "mlgov.holdout_data_md5": holdout.attrs.get("dvc_md5", "unknown"),
-        "mlgov.dagster_run_id": run_id,
-        "mlgov.code_version": code_version,
-        "mlgov.policy_sha256": policy.sha256,
-        "mlgov.fingerprint": fingerprint,
-        "mlgov.variant": variant,
-        "mlgov.flavor": flavor,
-    }
-    env = environment_info(s.project_dir)
-    texts = {
-        "policy/policy.yaml": s.policy_path.read_text(),
-        "provenance/environment.json": json.dumps(env, indent=2),
-        "provenance/data.json": json.dumps({"train": train.attrs, "holdout": holdout.attrs}, indent=2, default=str),
-    }
-    return tags, texts, env["packages"]
-
-
-def _reuse(registry, fp: str, base: dict[str, Any]) -> dict[str, Any] | None:
-    existing = registry.find_by_fingerprint(fp)
-    if existing is None:
-        return None
-    info = registry.version_info(existing)
-    return base | {"version": existing, "run_id": info["run_id"], "metrics": info["metrics"], "reused": True}
-
-
-def train_and_register(
-    mlgov: MlgovResource,
-    params: Any,
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    *,
-    dagster_run_id: str,
-    code_version: str,
-) -> dict[str, Any]:
-    """Fit, evaluate on the holdout, log to MLflow and register — or reuse the version already
-    registered for exactly these inputs (fingerprint), so identical re-runs mint nothing new."""
-    from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET
-    from mlgov_assets.core.models import training as training
-
-    registry = mlgov.registry()
-    train_md5, holdout_md5 = train.attrs.get("dvc_md5", "unknown"), holdout.attrs.get("dvc_md5", "unknown")
-    fp = training.fingerprint(train_md5=train_md5, holdout_md5=holdout_md5, params=params, code_version=code_version)
-    base = {
-        "fingerprint": fp,
-        "reused": False,
-        "train_data_md5": train_md5,
-        "holdout_data_md5": holdout_md5,
-        "params": params.to_dict(),
-        "model_name": registry.name,
-        "variant": "baseline",
-        "mitigation": None,
-    }
-    if (found := _reuse(registry, fp, base)) is not None:
-        return found
-    pipeline = training.fit(train, params)
-    metrics = training.holdout_metrics(
-        holdout[TARGET].to_numpy(), pipeline.predict_proba(holdout[MODEL_FEATURES])[:, 1]
-    )
-    tags, texts, versions = _provenance(
-        mlgov,
-        train,
-        holdout,
-        run_id=dagster_run_id,
-        code_version=code_version,
-        fingerprint=fp,
-        variant="baseline",
-        flavor="sklearn",
-    )
-    info = registry.log_model_version(
-        model=pipeline,
-        flavor="sklearn",
-        run_name=f"challenger-{dagster_run_id[:8]}",
-        params=params.to_dict(),
-        metrics=metrics,
-        tags=tags,
-        input_example=holdout[MODEL_FEATURES].head(5),
-        text_artifacts=texts,
-        pip_requirements=[
-            f"scikit-learn=={versions['scikit-learn']}",
-            f"pandas=={versions['pandas']}",
-            f"numpy=={versions['numpy']}",
-        ],
-    )
-    return base | {"version": info["version"], "run_id": info["run_id"], "metrics": metrics}
-
-
-def mitigate_and_register(
-    mlgov: MlgovResource,
-    challenger: dict[str, Any],
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    *,
-    dagster_run_id: str,
-    code_version: str,
-) -> dict[str, Any]:
-    """Fairlearn mitigation of the challenger, as the policy configures it, registered as its own
-    version (pyfunc) so it goes through every gate like any other model."""
-    from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET
-    from mlgov_assets.core.models import training as training
-    from mlgov_assets.core.models.mitigation import fit_mitigated
-    from mlgov_assets.core.models.scoring import holdout_metrics, score_frame
-
-    policy, registry = mlgov.policy(), mlgov.registry()
-    fz = policy.fairness
-    mit = fz.mitigation
-    sens = mit.sensitive_features or fz.sensitive_features
-    method = {"threshold_optimizer": "threshold", "exponentiated_gradient": "reductions"}[mit.method]
-    params = training.HyperParams(**challenger["params"])
-    settings = {
-        "method": method,
-        "constraints": mit.constraints,
-        "objective": mit.objective,
-        "sensitive_features": sens,
-        "base_version": challenger["version"],
-    }
-    fp = training.fingerprint(
-        train_md5=challenger["train_data_md5"],
-        holdout_md5=challenger["holdout_data_md5"],
-        params=params,
-        code_version=code_version,
-        variant="mitigated",
-        extra=settings,
-    )
-    base = {
-        "fingerprint": fp,
-        "reused": False,
-        "train_data_md5": challenger["train_data_md5"],
-        "holdout_data_md5": challenger["holdout_data_md5"],
-        "params": challenger["params"],
-        "model_name": registry.name,
-        "variant": "mitigated",
-        "mitigation": settings,
-    }
-    if (found := _reuse(registry, fp, base)) is not None:
-        return found
-    cols = MODEL_FEATURES + list(sens)
-    model = fit_mitigated(
-        registry.load_governed(challenger["version"]),
-        train[cols],
-        train[TARGET].to_numpy(),
-        sensitive_features=list(sens),
-        method=method,
-        constraints=mit.constraints,
-        objective=mit.objective,
-        random_state=params.random_state,
-    )
-    metrics = holdout_metrics(holdout[TARGET].to_numpy(), score_frame(model, holdout[cols]))
-    tags, texts, versions = _provenance(
-        mlgov,
-        train,
-        holdout,
-        run_id=dagster_run_id,
-        code_version=code_version,
-        fingerprint=fp,
-        variant="mitigated",
-        flavor="pyfunc",
-    )
-    tags["mlgov.base_version"] = str(challenger["version"])
-    texts["mitigation/description.json"] = json.dumps(model.describe(), indent=2, default=str)
-    info = registry.log_model_version(
-        model=model,
-        flavor="pyfunc",
-        run_name=f"mitigated-{dagster_run_id[:8]}",
-        params={**challenger["params"], **{f"mitigation_{k}": v for k, v in settings.items()}},
-        metrics=metrics,
-        tags=tags,
-        input_example=holdout[cols].head(5),
-        text_artifacts=texts,
-        pip_requirements=[
-            f"scikit-learn=={versions['scikit-learn']}",
-            f"pandas=={versions['pandas']}",
-            f"numpy=={versions['numpy']}",
-            f"fairlearn=={versions.get('fairlearn') or '0.15.0'}",
-        ],
-    )
-    return base | {"version": info["version"], "run_id": info["run_id"], "metrics": metrics}
-
-
-def model_output(result: dict[str, Any]) -> Output[dict]:
+def model_output(mlgov: MlgovResource, result: ModelResult) -> Output[ModelResult]:
+    """The model asset's value and the metadata the gates and the UI read."""
     meta = {
-        "model_version": result["version"],
-        "mlflow_run_id": result["run_id"],
-        "variant": result["variant"],
-        "model_uri": f"models:/{result['model_name']}/{result['version']}",
-        "mlflow_ui": MetadataValue.url(
-            f"http://127.0.0.1:5000/#/models/{result['model_name']}/versions/{result['version']}"
-        ),
-        "reused_existing_version": result["reused"],
-        "train_data_md5": result["train_data_md5"],
-        "metrics": json_md(result["metrics"]),
-        "params": json_md(result["params"]),
+        "model_version": result.version,
+        "mlflow_run_id": result.run_id,
+        "variant": result.variant,
+        "model_uri": f"models:/{result.model_name}/{result.version}",
+        "mlflow_ui": MetadataValue.url(mlgov.settings().mlflow_model_version_url(result.model_name, result.version)),
+        "reused_existing_version": result.reused,
+        "train_data_md5": result.train_data_md5,
+        "metrics": json_md(result.metrics),
+        "params": json_md(result.params.to_dict()),
     }
-    meta.update({f"holdout/{k}": float(v) for k, v in result["metrics"].items()})
-    if result.get("mitigation"):
-        meta["mitigation"] = json_md(result["mitigation"])
+    meta.update({f"holdout/{k}": float(v) for k, v in result.metrics.items()})
+    if result.mitigation is not None:
+        meta["mitigation"] = json_md(result.mitigation.model_dump(mode="json"))
     return Output(result, metadata=meta)
+
+
+def _rounded(metrics: dict[str, float]) -> str:
+    return json.dumps({k: round(v, 4) for k, v in metrics.items()})
 
 
 @asset(
@@ -257,24 +56,25 @@ def challenger_model(
     context: AssetExecutionContext,
     config: ChallengerConfig,
     mlgov: MlgovResource,
-    train_features: pd.DataFrame,
-    holdout_features: pd.DataFrame,
-) -> Output[dict]:
-    from mlgov_assets.core.models.training import HyperParams
+    train_features: LineagedFrame,
+    holdout_features: LineagedFrame,
+) -> Output[ModelResult]:
+    from mlgov_assets.core.models.registration import train_and_register
 
     result = train_and_register(
-        mlgov,
-        HyperParams(**config.model_dump()),
+        mlgov.registry(),
+        mlgov.policy(),
         train_features,
         holdout_features,
+        HyperParams.model_validate(config.model_dump()),
         dagster_run_id=context.run_id,
         code_version=CODE_VERSIONS["training"],
     )
     context.log.info(
-        f"challenger: version {result['version']} ({'reused' if result['reused'] else 'new'}), "
-        f"holdout {json.dumps({k: round(v, 4) for k, v in result['metrics'].items()})}"
+        f"challenger: version {result.version} ({'reused' if result.reused else 'new'}), "
+        f"holdout {_rounded(result.metrics)}"
     )
-    return model_output(result)
+    return model_output(mlgov, result)
 
 
 @asset(
@@ -291,16 +91,22 @@ def challenger_model(
 def candidate_model(
     context: AssetExecutionContext,
     mlgov: MlgovResource,
-    challenger_model: dict,
-    train_features: pd.DataFrame,
-    holdout_features: pd.DataFrame,
-) -> Output[dict]:
+    challenger_model: ModelResult,
+    train_features: LineagedFrame,
+    holdout_features: LineagedFrame,
+) -> Output[ModelResult]:
+    from mlgov_assets.core.models.recipe import MitigationSpec
+    from mlgov_assets.core.models.registration import mitigate_and_register
+
     policy = mlgov.policy()
-    if policy.fairness is None or not policy.fairness.mitigation.enabled:
+    spec = MitigationSpec.from_policy(policy)
+    if spec is None:
         context.log.info("mitigation disabled by the policy: the candidate is the challenger itself")
-        return model_output(challenger_model)
+        return model_output(mlgov, challenger_model)
     result = mitigate_and_register(
-        mlgov,
+        mlgov.registry(),
+        policy,
+        spec,
         challenger_model,
         train_features,
         holdout_features,
@@ -308,7 +114,10 @@ def candidate_model(
         code_version=CODE_VERSIONS["training"],
     )
     context.log.info(
-        f"mitigated candidate: version {result['version']} of challenger {challenger_model['version']}, "
-        f"holdout {json.dumps({k: round(v, 4) for k, v in result['metrics'].items()})}"
+        f"mitigated candidate: version {result.version} of challenger {challenger_model.version}, "
+        f"holdout {_rounded(result.metrics)}"
     )
-    return model_output(result)
+    return model_output(mlgov, result)
+
+
+defs = Definitions(assets=[challenger_model, candidate_model])

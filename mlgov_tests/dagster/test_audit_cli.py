@@ -37,7 +37,7 @@ from dagster import (
     build_run_status_sensor_context,
 )
 
-from mlgov_assets.core.audit.lineage import LINKS
+from mlgov_assets.core.audit.lineage.model import LINKS
 from mlgov_assets.core.integrity import IntegrityError, dvc_cache_path
 from mlgov_tests.conftest import FAST_PARAMS, REPO, Env, run_path
 
@@ -376,7 +376,7 @@ def _card(world, version: int) -> tuple[str, dict]:
 
 
 def test_override_needs_a_justification_is_recorded_and_shown_in_the_card(world, capsys):
-    from mlgov_assets.core.audit.modelcard import bundle_digest
+    from mlgov_assets.core.audit.modelcard.schema import bundle_digest
 
     first = world.champion
     reg, log = world.registry, world.env.settings().decision_log

@@ -107,3 +107,76 @@ def test_a_malformed_policy_is_a_clear_error_and_trains_nothing(cli_env, capsys)
     out = capsys.readouterr().out
     assert "metric_floors.roc_auc.min" in out
     assert env.registry().versions() == []
+
+
+def test_refusals_and_breakages_are_told_apart_by_type_not_by_message(capsys):
+    """A failed blocking check or a Failure marked refused is exit 1; any other failure is exit 2."""
+    from dagster import (
+        AssetCheckResult,
+        Definitions,
+        Failure,
+        asset,
+        asset_check,
+        define_asset_job,
+        in_process_executor,
+        mem_io_manager,
+    )
+
+    from mlgov_assets.cli import _finish, summarize_run
+
+    @asset
+    def gated():
+        return 1
+
+    @asset_check(asset=gated, blocking=True)
+    def gate_says_no():
+        return AssetCheckResult(passed=False, description="DagsterAssetCheckFailedError in the text changes nothing")
+
+    @asset
+    def refused():
+        raise Failure(description="refused data", metadata={"mlgov/refused": True})
+
+    @asset
+    def broken():
+        raise RuntimeError("DagsterAssetCheckFailedError")  # a message that merely looks like a refusal
+
+    def run(*assets, checks=()):
+        defs = Definitions(
+            assets=list(assets),
+            asset_checks=list(checks),
+            jobs=[define_asset_job("j")],
+            resources={"io_manager": mem_io_manager},
+            executor=in_process_executor,
+        )
+        return summarize_run(defs.resolve_job_def("j").execute_in_process(raise_on_error=False))
+
+    gate = run(gated, checks=[gate_says_no])
+    assert [f["refused"] for f in gate["failed_steps"]] == [True] and gate["refused_by"]
+    assert _finish(gate, as_json=True) == 1
+    assert _finish(run(refused), as_json=True) == 1
+    broke = run(broken)
+    assert [f["refused"] for f in broke["failed_steps"]] == [False]
+    assert _finish(broke, as_json=True) == 2
+    capsys.readouterr()
+
+
+def test_uncaught_errors_map_to_exit_codes_by_type(monkeypatch, capsys):
+    import mlgov_assets.cli as cli
+    from mlgov_assets.core.data.datasets import DatasetError
+    from mlgov_assets.core.integrity import IntegrityError
+
+    for exc, code in ((IntegrityError("bytes changed"), 1), (DatasetError("no file"), 2), (KeyError("x"), 2)):
+
+        def fail(args, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(cli, "cmd_data_pull", fail)
+        assert main(["data", "pull"]) == code
+        assert type(exc).__name__ in capsys.readouterr().err
+
+
+def test_the_mlflow_ui_port_comes_from_settings(monkeypatch):
+    from mlgov_assets.cli import build_parser
+
+    monkeypatch.setenv("MLGOV_MLFLOW_UI_URL", "http://127.0.0.1:5123")
+    assert build_parser().parse_args(["ui"]).mlflow_port == 5123

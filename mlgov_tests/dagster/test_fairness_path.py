@@ -129,6 +129,6 @@ def test_biased_challenger_fails_the_fairness_gate_and_a_broken_explanation_fail
         assert "2 rows break additivity" in add.description
         rows = json.loads(json.dumps(add.metadata["failing_rows"].value))
         assert sorted(rows) == sorted(int(expl.loc[i, "row_id"]) for i in (3, 7))
-        version = int(expl.attrs["model_version"])
+        version = int(expl["model_version"].iloc[0])
         assert reg.gate_records(version)["explanation_additivity"].passed is False
         assert np.isfinite(expl["model_raw_output"]).all()

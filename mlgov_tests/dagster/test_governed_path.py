@@ -3,12 +3,14 @@ repo, all in temporary directories."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from dagster import AssetKey, instance_for_test
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.data.adult import read_adult_csv
-from mlgov_assets.core.integrity import md5_file, verify_dvc_cached
+from mlgov_assets.core.integrity import md5_file, sha256_file, verify_dvc_cached
 from mlgov_tests.conftest import check_results, run_path
 
 SHIPPED_TRAIN_MD5 = "5d7c39d7b8804f071cdd1f2a7c460872"  # data/README.md, shared/README.md
@@ -152,5 +154,8 @@ def test_stored_asset_values_are_data_not_pickles(env):
         assert run_path(env, instance).success
     stored = sorted(p.suffix for p in (env.home / "assets").rglob("*") if p.is_file())
     assert stored and set(stored) <= {".parquet", ".json"}
-    df = pd.read_parquet(env.home / "assets" / "train_features.parquet")
-    assert df.attrs["dvc_md5"] == SHIPPED_TRAIN_MD5
+    # the lineage travels in a JSON sidecar naming the table's bytes, not in DataFrame.attrs
+    table = env.home / "assets" / "train_features.parquet"
+    side = json.loads((env.home / "assets" / "train_features.lineage.json").read_text())
+    assert side["lineage"]["dvc_md5"] == SHIPPED_TRAIN_MD5 and side["table_sha256"] == sha256_file(table)
+    assert len(pd.read_parquet(table)) == 32561

@@ -8,9 +8,10 @@ import json
 import pandas as pd
 
 from mlgov_assets.cli import main
-from mlgov_assets.core.monitoring import service as mon
 from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.monitoring.batches import read_labels
+from mlgov_assets.core.monitoring.ledger import MonitoringPaths
+from mlgov_assets.core.monitoring.retraining import read_retrain_requests
 from mlgov_tests.dagster.test_monitoring_sensors import MEETABLE
 
 
@@ -79,7 +80,7 @@ def test_monitor_once_does_what_the_sensors_do_retraining_included(env, capsys, 
     # a second pass finds nothing new and requests nothing
     rc, out = _run(capsys, ["monitor", "--once"])
     assert rc == 0 and "0 new batch(es)" in out and "3 already done" in out
-    assert len(mon.read_retrain_requests(mon.MonitoringPaths.of(env.settings()))) == 1
+    assert len(read_retrain_requests(MonitoringPaths.of(env.settings()))) == 1
 
     # mlgov status shows the latest verdicts
     rc, out = _run(capsys, ["status", "--json"])

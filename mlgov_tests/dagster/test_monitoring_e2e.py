@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, instance_for_test
 
-from mlgov_assets.core.monitoring import service as mon
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.data.adult import read_adult_csv
-from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
+from mlgov_assets.core.monitoring.batches import labels_filename, retrain_run_key, simulate_batch
+from mlgov_assets.core.monitoring.ledger import MonitoringPaths, read_jsonl
 from mlgov_tests.conftest import check_results, run_path
 from mlgov_tests.dagster.test_monitoring_sensors import (
     IMPOSSIBLE,
@@ -49,7 +49,7 @@ def _land_and_process(defs, instance, landing: Path, files: dict[str, pd.DataFra
 def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, holdout):
     env.write_policy(MEETABLE)
     defs = env.defs()
-    paths = mon.MonitoringPaths.of(env.settings())
+    paths = MonitoringPaths.of(env.settings())
     landing = env.settings().landing_dir
     reg = env.registry()
     with instance_for_test() as instance:
@@ -89,7 +89,7 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         r1 = tick(defs, RETRAIN, instance)
         [request] = r1.run_requests
         key = request.run_key
-        assert key == mon.retrain_run_key(
+        assert key == retrain_run_key(
             {
                 "batch_ids": ["cov-1"],
                 "reference_fingerprint": drift["reference"]["fingerprint"],
@@ -149,7 +149,7 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         assert not tick(defs, RETRAIN, instance, None).run_requests  # refused is final for this breach
 
         # alerts: drift, performance and both retraining requests, each once
-        kinds = [a["kind"] for a in mon.read_jsonl(paths.alerts)]
+        kinds = [a["kind"] for a in read_jsonl(paths.alerts)]
         assert kinds.count("retrain_requested") == 2 and kinds.count("batch_quarantined") == 1
         assert kinds.count("dataset_drift") == 2
         # drift verdicts and retraining requests are governance decisions: in the hash chain too

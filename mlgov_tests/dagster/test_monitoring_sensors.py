@@ -21,9 +21,11 @@ from dagster import (
     instance_for_test,
 )
 
-from mlgov_assets.core.monitoring import service as mon
 from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.integrity import md5_file
 from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
+from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
+from mlgov_assets.core.monitoring.retraining import read_retrain_requests
 from mlgov_tests.conftest import check_results
 
 #: The default policy's thresholds for drift and monitoring, without the fairness section and with
@@ -157,7 +159,7 @@ def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing
         first = tick(defs, LANDING, instance)
         [req] = _requests(first)
         assert (req.job_name, req.partition_key) == ("monitor_batch", "b-1")
-        md5 = mon.md5_file(path)
+        md5 = md5_file(path)
         assert req.run_key == f"batch-b-1-{md5[:12]}"
         [add] = first.dynamic_partitions_requests
         assert (add.partitions_def_name, list(add.partition_keys)) == ("batches", ["b-1"])
@@ -177,9 +179,7 @@ def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing
         assert not restarted.dynamic_partitions_requests  # the partition already exists
 
         # once the ledger has the batch done, even a fresh cursor asks for nothing
-        mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).update(
-            "b-1", md5=md5, status="scored", drift={"breach": False}
-        )
+        BatchLedger(MonitoringPaths.of(env.settings())).update("b-1", md5=md5, status="scored", drift={"breach": False})
         assert not _requests(tick(defs, LANDING, instance, None))
 
 
@@ -191,8 +191,8 @@ def test_delayed_labels_request_only_the_performance_asset(env, holdout):
     with instance_for_test() as instance:
         first = tick(defs, LANDING, instance)
         apply_partitions(instance, first)
-        mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).update(
-            "b-2", md5=mon.md5_file(path), status="scored", drift={"breach": False}
+        BatchLedger(MonitoringPaths.of(env.settings())).update(
+            "b-2", md5=md5_file(path), status="scored", drift={"breach": False}
         )  # its batch run finished
         land(landing, labels_filename("b-2"), labels)
         later = tick(defs, LANDING, instance, first.cursor)
@@ -217,7 +217,7 @@ def test_a_schema_broken_batch_is_quarantined_never_scored_and_triggers_no_retra
         assert "occupation" in check.description and "column_in_dataframe" in check.description
         evidence = check.metadata["evidence"].value
         assert {f["column"] for f in evidence["failures"]} >= {"occupation", "age", "workclass", "hours_per_week"}
-        qdir = mon.MonitoringPaths.of(env.settings()).quarantine_dir("broken-1")
+        qdir = MonitoringPaths.of(env.settings()).quarantine_dir("broken-1")
         assert check.metadata["quarantine_dir"].value == str(qdir)
         report = json.loads((qdir / "failure_report.json").read_text())
         assert report["batch_id"] == "broken-1" and not report["report"]["passed"]
@@ -226,10 +226,68 @@ def test_a_schema_broken_batch_is_quarantined_never_scored_and_triggers_no_retra
         assert materialized_partitions(instance, "batch_data") == {"broken-1"}
         for asset in ("batch_scores", "batch_drift", "batch_performance", "batch_drift_report"):
             assert materialized_partitions(instance, asset) == set()
-        entry = mon.BatchLedger(mon.MonitoringPaths.of(env.settings())).get("broken-1")
+        entry = BatchLedger(MonitoringPaths.of(env.settings())).get("broken-1")
         assert entry["status"] == "quarantined" and "drift" not in entry and entry.get("champion_version") is None
         # and no retraining: nothing to request, now or on later ticks
         retrain = tick(defs, RETRAIN, instance)
-        assert not _requests(retrain) and not mon.read_retrain_requests(mon.MonitoringPaths.of(env.settings()))
+        assert not _requests(retrain) and not read_retrain_requests(MonitoringPaths.of(env.settings()))
         # its file left the landing folder: the next landing tick has nothing to do either
         assert not _requests(tick(defs, LANDING, instance, result.cursor))
+
+
+def test_a_retraining_request_becomes_a_valid_governed_training_run_config(env):
+    """Core records the request; the Dagster layer alone knows the job's op names."""
+    from dagster import validate_run_config
+
+    from mlgov_assets.core.monitoring.retraining import RetrainRequest
+    from mlgov_assets.defs.monitoring.sensors import RETRAIN_JOB, retrain_run_config, retrain_run_tags
+
+    params = {"learning_rate": 0.15, "max_iter": 60, "max_depth": None, "random_state": 0}
+    req = RetrainRequest(
+        at="2026-01-01T00:00:00+00:00",
+        run_key="retrain-" + "a" * 24,
+        champion_version=3,
+        trigger_batch_ids=["drifted"],
+        dataset="data/generated/retrain-" + "a" * 24 + ".csv",
+        params=params,
+        trigger=RETRAIN,
+        policy_sha256="p",
+    )
+    config = retrain_run_config(req)
+    assert config == {
+        "ops": {
+            "training_data": {"config": {"path": req.dataset}},
+            "challenger_model": {"config": params},
+        }
+    }
+    assert retrain_run_config(req.model_copy(update={"params": {}})) == {
+        "ops": {"training_data": {"config": {"path": req.dataset}}}
+    }
+    validate_run_config(env.defs().resolve_job_def(RETRAIN_JOB), config)  # raises if an op name drifted
+    assert retrain_run_tags(req) == {
+        "mlgov/trigger": RETRAIN,
+        "mlgov/retrain_key": req.run_key,
+        "mlgov/retrain_batches": "drifted",
+        "mlgov/retrain_champion": "3",
+    }
+
+
+def test_one_shot_ticks_keep_the_cursor_where_the_daemon_reads_it(env, holdout):
+    """``mlgov monitor --once`` evaluates the real sensor: the cursor lands in the instance's
+    instigator state under the daemon's selector, and the next one-shot tick starts from it."""
+    from dagster._core.definitions.selector import InstigatorSelector
+
+    from mlgov_assets.defs.monitoring.once import evaluate_once
+
+    defs = env.defs()
+    land(env.settings().landing_dir, "b-9.csv", simulate_batch("none", holdout, 300, 9)[0])
+    with instance_for_test() as instance:
+        first = evaluate_once(defs, instance, LANDING, project_dir=env.project)
+        assert [(r.job_name, r.partition_key) for r in first.requests] == [("monitor_batch", "b-9")]
+        assert instance.get_dynamic_partitions("batches") == ["b-9"]
+        selector = InstigatorSelector(location_name="mlgov", repository_name="__repository__", name=LANDING)
+        [state] = [s for s in instance.all_instigator_state() if s.selector_id == selector.get_id()]
+        assert state.instigator_data.cursor == first.cursor
+        assert json.loads(first.cursor)["b-9.csv"]["outcome"] == "requested"
+        again = evaluate_once(defs, instance, LANDING, project_dir=env.project)
+        assert not again.requests and again.skip_message  # the stored cursor was read back

@@ -6,14 +6,14 @@ from dagster import AssetKey, SensorResult, build_sensor_context, instance_for_t
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
-from mlgov_assets.definitions import ASSETS
+from mlgov_assets.definitions import defs
+from mlgov_assets.defs.data import source_files_sensor
 from mlgov_assets.resources import MlgovResource
-from mlgov_assets.sensors import source_files_sensor
 from mlgov_tests.conftest import run_path
 
 
 def _status(instance, key: str) -> StaleStatus:
-    return get_stale_status_resolver(instance, ASSETS).get_status(AssetKey(key))
+    return get_stale_status_resolver(instance, list(defs.assets or [])).get_status(AssetKey(key))
 
 
 def _tick(instance, env, cursor=None):

@@ -1,55 +1,39 @@
 """Rebuild a registered model from its recorded lineage and certify that it reproduces.
 
-What is reproduced, exactly (the certificate states each point):
-
-- **Data**: the training and holdout bytes are taken from the DVC cache *by the md5 recorded on the
-  version*, copied into a private temporary directory and re-hashed while they are copied; a cache
-  object whose bytes no longer match is refused, never trained on.
-- **Parameters and seed**: the MLflow run's params, converted back to ``training.HyperParams``
-  (``random_state`` included), plus ``mitigation_*`` params for a fairness-mitigated version. A run
-  param that neither knows is refused rather than silently ignored.
-- **Model**: a baseline version is the fitted pipeline. A mitigated version (``mlgov.variant`` =
-  mitigated) is rebuilt the way ``mitigate_and_register`` builds it: the base pipeline is refitted
-  from the data, then ``mitigation.fit_mitigated`` with the recorded method, constraints,
-  objective, sensitive features and seed.
-- **Code**: the code of the current checkout. It *is* the recorded code only if the recorded commit
-  equals HEAD, the tree is clean now and was clean at training time, and (when given) the training
-  ``code_version`` is unchanged. Otherwise the report says how the code differs, the reproduction
-  still runs, and the certificate is marked ``code_identity: "differs"``.
-- **Execution**: in-process, not as a Dagster job: the same chain of functions the assets call
-  (``read_adult_csv`` -> Parquet round trip as the IO manager stores it -> ``RawAdultSchema``
-  validation -> ``build_features`` -> Parquet round trip -> ``training.fit``), in a temporary
-  directory that plays the isolated MLGOV_HOME: nothing is written to the original home except the
-  certificate. A Dagster job in a temporary instance would add a temporary MLflow store and a second
-  registration (~4 s here) and re-run the gates, none of which changes the predictions compared.
-- **Comparison**: the registered model is loaded with ``Registry.load_governed`` (its artifact
-  bytes verified against the sha256 manifest first), both models score the recorded holdout with
-  ``scoring.score_frame`` and the outputs are compared: the score (positive-class probability of
-  the pipeline), the decision, and for a mitigated model its decision probability P(decision=1). Default tolerance 0: bitwise identical, which is what a
-  seeded HistGradientBoosting on the same bytes, library versions and CPU gives. A non-zero
-  ``tolerance`` is for a different machine, where OpenMP reductions may sum in another order
-  (differences of ~1e-15 in a probability); it is recorded in the certificate. A difference is
-  reported with its size (max absolute difference, number and share of changed decisions).
+The training and holdout bytes come from the DVC cache by the md5s recorded on the version
+(re-hashed while copied; altered bytes are refused), the hyperparameters and mitigation from the
+MLflow run's params (parsed strictly), and the model is rebuilt by the training recipe
+(:mod:`mlgov_assets.core.models.recipe`) in a temporary directory. Both models score the holdout;
+a certificate is appended to the decision log when every decision is equal and the scores are
+identical (or within a stated ``tolerance``). The code is the current checkout: the report says
+whether it is the recorded code (same commit, clean trees, same training ``code_version``).
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import hashlib
 import json
 import shutil
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlgov_assets.core.data.lineage import DataLineage, LineagedFrame
+from mlgov_assets.core.errors import Refusal
 from mlgov_assets.core.integrity import CHUNK_SIZE, IntegrityError, dvc_cache_path
+from mlgov_assets.core.models.registration import MitigationSettings
+from mlgov_assets.core.models.training import HyperParams
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.models.registry import Registry, VersionInfo
 
 __all__ = [
     "METHOD",
@@ -66,21 +50,24 @@ __all__ = [
 
 METHOD = (
     "in-process: read_adult_csv -> Parquet -> RawAdultSchema -> build_features -> Parquet -> "
-    "training.fit (the functions the governed assets call), data from the DVC cache by md5"
+    "training.fit (the recipe the governed assets call), data from the DVC cache by md5"
 )
 
+Predictions = dict[str, np.ndarray[Any, Any]]
 
-class ReproduceError(RuntimeError):
+
+class ReproduceError(Refusal):
     """The version cannot be reproduced as recorded (missing lineage, unsupported variant, ...)."""
 
 
-@dataclass
-class ReproductionReport:
+class ReproductionReport(BaseModel):
     """What was rebuilt, from what, and how its holdout predictions compare with the registered model's."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model_name: str
     version: int
-    run_id: str
+    run_id: str | None
     rows: int
     identical: bool
     within_tolerance: bool
@@ -88,63 +75,49 @@ class ReproductionReport:
     max_abs_diff: float
     differing_decisions: int
     differing_share: float
-    code_identity: str
+    code_identity: Literal["identical", "differs"]
     code_notes: list[str]
     recorded_code: dict[str, Any]
     current_code: dict[str, Any]
-    data: dict[str, Any]
+    data: dict[str, dict[str, Any]]
     params: dict[str, Any]
     metrics_recorded: dict[str, float]
     metrics_reproduced: dict[str, float]
     predictions_sha256: dict[str, str]
     timings: dict[str, float | None]
     method: str = METHOD
-    variant: str = "baseline"
+    variant: Literal["baseline", "mitigated"] = "baseline"
     certificate: dict[str, Any] | None = None
     workdir: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
 
     @property
     def reproduced(self) -> bool:
         return self.identical or self.within_tolerance
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"reproduced": self.reproduced}
+        return self.model_dump() | {"reproduced": self.reproduced}
 
 
 # --------------------------------------------------------------------------- inputs
 
 
-def recorded_params(params: Mapping[str, str]):
+def recorded_params(params: Mapping[str, str]) -> HyperParams:
     """The run's params (MLflow stores strings) back as ``HyperParams``, every field required."""
-    from mlgov_assets.core.models.training import HyperParams
-
-    fields = {f.name: f for f in dataclasses.fields(HyperParams)}
-    unknown = sorted(set(params) - set(fields))
-    missing = sorted(set(fields) - set(params))
+    fields = set(HyperParams.model_fields)
+    unknown, missing = sorted(set(params) - fields), sorted(fields - set(params))
     if unknown or missing:
         raise ReproduceError(f"run params do not match training.HyperParams: unknown {unknown}, missing {missing}")
-    values: dict[str, Any] = {}
-    for name, f in fields.items():
-        raw, kind = params[name], str(f.type)
-        try:
-            if raw == "None" and ("Optional" in kind or "None" in kind):
-                values[name] = None
-            elif "float" in kind:
-                values[name] = float(raw)
-            elif "int" in kind:
-                values[name] = int(raw)
-            else:
-                values[name] = raw
-        except ValueError as exc:
-            raise ReproduceError(f"run param {name}={raw!r} is not a valid {kind}") from exc
-    return HyperParams(**values)
+    try:
+        return HyperParams.from_recorded(params)
+    except ValidationError as exc:
+        raise ReproduceError(f"run params are not valid HyperParams: {exc}") from exc
 
 
-MITIGATION_KEYS = ("method", "constraints", "objective", "sensitive_features")
+MITIGATION_KEYS = ("method", "constraints", "objective", "sensitive_features", "base_version")
 
 
-def split_params(params: Mapping[str, str]) -> tuple[Any, dict[str, Any] | None]:
+def split_params(params: Mapping[str, str]) -> tuple[HyperParams, MitigationSettings | None]:
     """(HyperParams, mitigation settings or None) from a run's params (``mitigation_*`` prefixed)."""
     base = {k: v for k, v in params.items() if not k.startswith("mitigation_")}
     mit = {k[len("mitigation_") :]: v for k, v in params.items() if k.startswith("mitigation_")}
@@ -160,13 +133,10 @@ def split_params(params: Mapping[str, str]) -> tuple[Any, dict[str, Any] | None]
         raise ReproduceError(f"mitigation_sensitive_features={mit['sensitive_features']!r} is not a list") from exc
     if not isinstance(sens, (list, tuple)) or not all(isinstance(x, str) for x in sens):
         raise ReproduceError(f"mitigation_sensitive_features must be a list of column names, got {sens!r}")
-    return hyper, {
-        "method": mit["method"],
-        "constraints": mit["constraints"],
-        "objective": mit["objective"],
-        "sensitive_features": list(sens),
-        "base_version": mit.get("base_version"),
-    }
+    try:
+        return hyper, MitigationSettings.model_validate(mit | {"sensitive_features": list(sens)})
+    except ValidationError as exc:
+        raise ReproduceError(f"mitigation params are not valid: {exc}") from exc
 
 
 def copy_from_dvc_cache(cache_dir: str | Path, md5: str, dest: Path) -> Path:
@@ -188,26 +158,25 @@ def copy_from_dvc_cache(cache_dir: str | Path, md5: str, dest: Path) -> Path:
     return dest
 
 
-def _parquet_round_trip(df: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """As MlgovIOManager stores an asset value between steps (Parquet, no index)."""
-    df.to_parquet(path, index=False)
-    return pd.read_parquet(path)
+def _parquet_round_trip(data: LineagedFrame, path: Path) -> LineagedFrame:
+    """As MlgovIOManager stores a table between steps (Parquet, no index)."""
+    data.frame.to_parquet(path, index=False)
+    return LineagedFrame(frame=pd.read_parquet(path), lineage=data.lineage)
 
 
-def features_from_file(path: Path, workdir: Path, role: str) -> pd.DataFrame:
+def features_from_file(path: Path, workdir: Path, lineage: DataLineage) -> LineagedFrame:
     """The governed chain from raw file to modelling table (data asset -> features asset)."""
-    from mlgov_assets.core.data.adult import read_adult_csv
-    from mlgov_assets.core.data.features import build_features
-    from mlgov_assets.core.data.schemas import RawAdultSchema, validate
+    from mlgov_assets.core.models.recipe import DataRefused, feature_table, read_dataset
 
-    raw = _parquet_round_trip(read_adult_csv(path), workdir / f"{role}_data.parquet")
-    report = validate(raw, RawAdultSchema, source=f"{role} data from the DVC cache")
-    if not report.passed:
-        raise ReproduceError(f"recorded {role} data fails RawAdultSchema: {report.summary()}")
-    return _parquet_round_trip(build_features(report.validated), workdir / f"{role}_features.parquet")
+    raw = _parquet_round_trip(read_dataset(path, lineage), workdir / f"{lineage.role}_data.parquet")
+    try:
+        table = feature_table(raw)
+    except DataRefused as exc:
+        raise ReproduceError(f"recorded {lineage.role} data fails RawAdultSchema: {exc}") from exc
+    return _parquet_round_trip(table, workdir / f"{lineage.role}_features.parquet")
 
 
-def predictions(model: Any, X: pd.DataFrame) -> dict[str, np.ndarray]:
+def predictions(model: Any, X: pd.DataFrame) -> Predictions:
     """What a governed model outputs on X: score, decision, and (mitigated) P(decision=1)."""
     from mlgov_assets.core.models.scoring import is_mitigated, score_frame
 
@@ -218,7 +187,7 @@ def predictions(model: Any, X: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def predictions_sha256(preds: Mapping[str, np.ndarray]) -> str:
+def predictions_sha256(preds: Mapping[str, np.ndarray[Any, Any]]) -> str:
     """sha256 over the float64 little-endian bytes of score, decision, then p_decision if present."""
     h = hashlib.sha256()
     for key in ("score", "decision", "p_decision"):
@@ -232,7 +201,7 @@ def predictions_sha256(preds: Mapping[str, np.ndarray]) -> str:
 
 def code_identity(
     tags: Mapping[str, str], current_git: Mapping[str, Any], current_code_version: str | None
-) -> tuple[str, list[str]]:
+) -> tuple[Literal["identical", "differs"], list[str]]:
     """("identical" | "differs", reasons): is the current checkout the code that trained the version?"""
     notes = []
     commit = tags.get("mlgov.git_commit", "unknown")
@@ -251,7 +220,15 @@ def code_identity(
 # --------------------------------------------------------------------------- the reproduction
 
 
-def _compare(registered: Mapping[str, np.ndarray], reproduced: Mapping[str, np.ndarray]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Comparison:
+    identical: bool
+    max_abs_diff: float
+    differing_decisions: int
+    differing_share: float
+
+
+def _compare(registered: Predictions, reproduced: Predictions) -> _Comparison:
     keys = sorted(set(registered) | set(reproduced))
     same = all(k in registered and k in reproduced and np.array_equal(registered[k], reproduced[k]) for k in keys)
     diffs = [
@@ -261,16 +238,82 @@ def _compare(registered: Mapping[str, np.ndarray], reproduced: Mapping[str, np.n
     ]
     changed = int(np.sum(registered["decision"] != reproduced["decision"]))
     n = len(registered["decision"])
-    return {
-        "identical": bool(same),
-        "max_abs_diff": max(diffs, default=0.0),
-        "differing_decisions": changed,
-        "differing_share": changed / n if n else 0.0,
-    }
+    return _Comparison(bool(same), max(diffs, default=0.0), changed, changed / n if n else 0.0)
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What the version records about its own making."""
+
+    info: VersionInfo
+    variant: Literal["baseline", "mitigated"]
+    lineage: dict[str, DataLineage]
+    params: HyperParams
+    mitigation: MitigationSettings | None
+
+
+def _recorded(registry: Registry, version: int) -> _Recorded:
+    info = registry.version_info(version)
+    tags = info.tags
+    variant = tags.get("mlgov.variant", "baseline")
+    if variant not in ("baseline", "mitigated"):
+        raise ReproduceError(
+            f"version {version} is variant {variant!r}: only baseline and mitigated versions can be reproduced"
+        )
+    md5s = {"training": tags.get("mlgov.train_data_md5"), "holdout": tags.get("mlgov.holdout_data_md5")}
+    absent = [role for role, md5 in md5s.items() if not md5]
+    if absent:
+        raise ReproduceError(f"version {version} records no DVC md5 for {absent}")
+    try:
+        lineage = {
+            role: DataLineage(role=role, source=f"{role} data from the DVC cache", dvc_md5=str(md5))
+            for role, md5 in md5s.items()
+        }
+    except ValidationError as exc:
+        raise ReproduceError(f"version {version}: recorded data md5s are not valid: {exc}") from exc
+    params, mitigation = split_params(info.params)
+    if (variant == "mitigated") != (mitigation is not None):
+        raise ReproduceError(
+            f"version {version}: variant {variant!r} but mitigation params {'present' if mitigation else 'absent'}"
+        )
+    return _Recorded(info, "mitigated" if variant == "mitigated" else "baseline", lineage, params, mitigation)
+
+
+@dataclass(frozen=True)
+class _Rebuilt:
+    holdout: pd.DataFrame
+    rows: dict[str, int]
+    reproduced: Predictions
+    registered: Predictions
+    fit_seconds: float
+
+
+def _rebuild(registry: Registry, rec: _Recorded, workdir: Path) -> _Rebuilt:
+    """Copy the recorded data out of the DVC cache, run the recipe, score both models on the holdout."""
+    from mlgov_assets.core.data.datasets import cache_dir
+    from mlgov_assets.core.models.recipe import fit_recipe, model_columns
+
+    cache = cache_dir(registry.settings.project_dir)
+    tables = {}
+    for role, lineage in rec.lineage.items():
+        raw = copy_from_dvc_cache(cache, lineage.dvc_md5, workdir / "data" / f"{role}.csv")
+        tables[role] = features_from_file(raw, workdir, lineage).frame
+    train, holdout = tables["training"], tables["holdout"]
+    t_fit = time.perf_counter()
+    fitted = fit_recipe(train, holdout, rec.params, rec.mitigation)
+    fit_seconds = time.perf_counter() - t_fit
+    columns = model_columns(rec.mitigation)
+    return _Rebuilt(
+        holdout=holdout,
+        rows={role: len(df) for role, df in tables.items()},
+        reproduced=predictions(fitted.model, holdout[columns]),
+        registered=predictions(registry.load_governed(rec.info.version), holdout[columns]),
+        fit_seconds=fit_seconds,
+    )
 
 
 def reproduce(
-    registry: Any,
+    registry: Registry,
     version: int,
     *,
     actor: str,
@@ -280,83 +323,69 @@ def reproduce(
     write_certificate: bool = True,
     keep_workdir: bool = False,
 ) -> ReproductionReport:
-    """Retrain ``version`` from its recorded lineage in a temporary directory and compare holdout
-    predictions with the registered model; append a ``reproducibility_certificate`` to the decision
-    log of ``registry``'s home when they are identical (or within ``tolerance``, which is stated).
+    """Retrain ``version`` from its recorded lineage and compare holdout predictions with the
+    registered model; append a ``reproducibility_certificate`` to the decision log when every
+    decision is equal and the scores are identical or within ``tolerance``.
 
-    Decisions are the model's own (``scoring.score_frame``: score >= 0.5 for a pipeline, the
-    group-specific thresholds for a mitigated model); a certificate needs every decision equal. ``current_code_version`` (the training asset's code_version
-    now) and ``original_training_seconds`` (the challenger_model step's duration) come from the
-    Dagster layer. Raises IntegrityError if the recorded data or the model artifacts no longer hash
-    to what was recorded.
+    ``current_code_version`` (the training asset's code_version now) and
+    ``original_training_seconds`` come from the Dagster layer. Raises ``ReproduceError`` when the
+    version cannot be rebuilt as recorded, ``IntegrityError`` when the recorded data or the model
+    artifacts no longer hash to what was recorded.
     """
-    from mlgov_assets.core.data.datasets import cache_dir
-    from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET
-    from mlgov_assets.core.models.scoring import holdout_metrics
-    from mlgov_assets.core.models.training import fit
     from mlgov_assets.core.provenance import git_info
 
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     started = time.perf_counter()
-    info = registry.version_info(version)
-    tags = info["tags"]
-    variant = tags.get("mlgov.variant", "baseline")
-    if variant not in ("baseline", "mitigated"):
-        raise ReproduceError(
-            f"version {version} is variant {variant!r}: only baseline and mitigated versions can be reproduced"
-        )
-    md5s = {"training": tags.get("mlgov.train_data_md5"), "holdout": tags.get("mlgov.holdout_data_md5")}
-    if not all(md5s.values()):
-        raise ReproduceError(f"version {version} records no DVC md5 for {[k for k, v in md5s.items() if not v]}")
-    params, mitigation = split_params(info["params"])
-    if (variant == "mitigated") != (mitigation is not None):
-        raise ReproduceError(
-            f"version {version}: variant {variant!r} but mitigation params {'present' if mitigation else 'absent'}"
-        )
-    s = registry.settings
-    identity, code_notes = code_identity(tags, git_info(s.project_dir), current_code_version)
-    columns = MODEL_FEATURES + (mitigation["sensitive_features"] if mitigation else [])
+    rec = _recorded(registry, version)
+    identity, code_notes = code_identity(rec.info.tags, git_info(registry.settings.project_dir), current_code_version)
     workdir = Path(tempfile.mkdtemp(prefix="mlgov-reproduce-"))
     try:
-        cache = cache_dir(s.project_dir)
-        files = {role: copy_from_dvc_cache(cache, md5, workdir / "data" / f"{role}.csv") for role, md5 in md5s.items()}
-        train = features_from_file(files["training"], workdir, "training")
-        holdout = features_from_file(files["holdout"], workdir, "holdout")
-        t_fit = time.perf_counter()
-        model = fit(train, params)
-        if mitigation:
-            from mlgov_assets.core.models.mitigation import fit_mitigated
-
-            model = fit_mitigated(
-                model,
-                train[columns],
-                train[TARGET].to_numpy(),
-                sensitive_features=mitigation["sensitive_features"],
-                method=mitigation["method"],
-                constraints=mitigation["constraints"],
-                objective=mitigation["objective"],
-                random_state=params.random_state,
-            )
-        fit_seconds = time.perf_counter() - t_fit
-        reproduced = predictions(model, holdout[columns])
-        registered = predictions(registry.load_governed(version), holdout[columns])
+        rebuilt = _rebuild(registry, rec, workdir)
     finally:
         if not keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    cmp = _compare(registered, reproduced)
-    scored = pd.DataFrame({"score": reproduced["score"], "decision": reproduced["decision"].astype(int)})
-    report = ReproductionReport(
+    report = _report(registry, rec, rebuilt, tolerance=tolerance, identity=identity, code_notes=code_notes)
+    report.current_code["code_version"] = current_code_version
+    report.timings = {
+        "original_training_seconds": original_training_seconds,
+        "fit_seconds": rebuilt.fit_seconds,
+        "reproduce_seconds": time.perf_counter() - started,
+    }
+    report.workdir = str(workdir) if keep_workdir else None
+    if write_certificate and report.reproduced:
+        report.certificate = _certify(registry, report, rec.info.tags, actor)
+    return report
+
+
+def _report(
+    registry: Registry,
+    rec: _Recorded,
+    rebuilt: _Rebuilt,
+    *,
+    tolerance: float,
+    identity: Literal["identical", "differs"],
+    code_notes: list[str],
+) -> ReproductionReport:
+    from mlgov_assets.core.data.features import TARGET
+    from mlgov_assets.core.models.scoring import holdout_metrics
+    from mlgov_assets.core.provenance import git_info
+
+    cmp = _compare(rebuilt.registered, rebuilt.reproduced)
+    repro = rebuilt.reproduced
+    scored = pd.DataFrame({"score": repro["score"], "decision": repro["decision"].astype(int)})
+    tags = rec.info.tags
+    return ReproductionReport(
         model_name=registry.name,
-        version=int(version),
-        run_id=info["run_id"],
-        rows=len(holdout),
-        identical=cmp["identical"],
-        within_tolerance=cmp["max_abs_diff"] <= tolerance and cmp["differing_decisions"] == 0,
+        version=rec.info.version,
+        run_id=rec.info.run_id,
+        rows=len(rebuilt.holdout),
+        identical=cmp.identical,
+        within_tolerance=cmp.max_abs_diff <= tolerance and cmp.differing_decisions == 0,
         tolerance=tolerance,
-        max_abs_diff=cmp["max_abs_diff"],
-        differing_decisions=cmp["differing_decisions"],
-        differing_share=cmp["differing_share"],
+        max_abs_diff=cmp.max_abs_diff,
+        differing_decisions=cmp.differing_decisions,
+        differing_share=cmp.differing_share,
         code_identity=identity,
         code_notes=code_notes,
         recorded_code={
@@ -364,26 +393,21 @@ def reproduce(
             "dirty": tags.get("mlgov.git_dirty"),
             "code_version": tags.get("mlgov.code_version"),
         },
-        current_code={**git_info(s.project_dir), "code_version": current_code_version},
-        data={role: {"md5": md5, "rows": len(df)} for (role, md5), df in zip(md5s.items(), (train, holdout), strict=False)},
-        params=params.to_dict() | ({"mitigation": mitigation} if mitigation else {}),
-        metrics_recorded=dict(info["metrics"]),
-        metrics_reproduced=holdout_metrics(holdout[TARGET].to_numpy(), scored),
-        predictions_sha256={"registered": predictions_sha256(registered), "reproduced": predictions_sha256(reproduced)},
-        timings={
-            "original_training_seconds": original_training_seconds,
-            "fit_seconds": fit_seconds,
-            "reproduce_seconds": time.perf_counter() - started,
+        current_code=dict(git_info(registry.settings.project_dir)),
+        data={role: {"md5": lin.dvc_md5, "rows": rebuilt.rows[role]} for role, lin in rec.lineage.items()},
+        params=rec.params.to_dict() | ({"mitigation": rec.mitigation.model_dump()} if rec.mitigation else {}),
+        metrics_recorded=dict(rec.info.metrics),
+        metrics_reproduced=holdout_metrics(rebuilt.holdout[TARGET].to_numpy(), scored),
+        predictions_sha256={
+            "registered": predictions_sha256(rebuilt.registered),
+            "reproduced": predictions_sha256(repro),
         },
-        workdir=str(workdir) if keep_workdir else None,
-        variant=variant,
+        timings={},
+        variant=rec.variant,
     )
-    if write_certificate and report.reproduced:
-        report.certificate = _certify(registry, report, tags, actor)
-    return report
 
 
-def _certify(registry: Any, report: ReproductionReport, tags: Mapping[str, str], actor: str) -> dict[str, Any]:
+def _certify(registry: Registry, report: ReproductionReport, tags: Mapping[str, str], actor: str) -> dict[str, Any]:
     """Append the certificate to the original home's decision log and witness the new head on the version."""
     from mlgov_assets.core.audit.decision_log import DecisionLog
     from mlgov_assets.core.governance.promotion import HEAD_TAG

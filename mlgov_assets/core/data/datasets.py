@@ -14,15 +14,18 @@ from pathlib import Path
 
 import yaml
 
+from mlgov_assets.core.errors import InputError
 from mlgov_assets.core.integrity import dvc_cache_path, md5_file, verify_dvc_cached
 
 
-class DatasetError(RuntimeError):
-    pass
+class DatasetError(InputError):
+    """A dataset file is missing, outside the DVC repository, or DVC disagrees with its bytes."""
 
 
 @dataclass(frozen=True)
 class TrackedDataset:
+    """A dataset file at bytes DVC tracks and caches (``md5`` is DVC's md5 of those bytes)."""
+
     path: Path
     md5: str
     size: int
@@ -30,9 +33,9 @@ class TrackedDataset:
     cache_object: Path
     added_now: bool
 
-    def to_dict(self) -> dict[str, object]:
-        return {"path": str(self.path), "md5": self.md5, "size": self.size, "dvc_file": str(self.dvc_file),
-                "cache_object": str(self.cache_object), "added_now": self.added_now}
+    def relative_to(self, project_dir: Path) -> str:
+        """The file's path inside the project, as recorded on model versions."""
+        return str(self.path.relative_to(project_dir))
 
 
 def _dvc_env(site_cache: Path | None) -> None:
@@ -61,11 +64,13 @@ def cache_dir(repo_root: Path) -> Path:
 
 
 def recorded_md5(path: Path) -> str | None:
+    """The md5 the ``.dvc`` file beside ``path`` records (None when untracked)."""
     dvc_file = path.with_name(path.name + ".dvc")
     if not dvc_file.exists():
         return None
     outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or []
-    return outs[0].get("md5") if outs else None
+    md5 = outs[0].get("md5") if outs else None
+    return str(md5) if md5 is not None else None
 
 
 def ensure_tracked(repo_root: str | Path, path: str | Path, *, site_cache: Path | None = None) -> TrackedDataset:
@@ -91,9 +96,14 @@ def ensure_tracked(repo_root: str | Path, path: str | Path, *, site_cache: Path 
         added = True
         if recorded_md5(abs_path) != md5:
             raise DatasetError(f"{abs_path}: DVC recorded {recorded_md5(abs_path)}, bytes hash to {md5}")
-    return TrackedDataset(path=abs_path, md5=md5, size=abs_path.stat().st_size,
-                          dvc_file=abs_path.with_name(abs_path.name + ".dvc"),
-                          cache_object=dvc_cache_path(cache, md5), added_now=added)
+    return TrackedDataset(
+        path=abs_path,
+        md5=md5,
+        size=abs_path.stat().st_size,
+        dvc_file=abs_path.with_name(abs_path.name + ".dvc"),
+        cache_object=dvc_cache_path(cache, md5),
+        added_now=added,
+    )
 
 
 def pull(repo_root: str | Path, targets: list[str] | None = None, *, site_cache: Path | None = None) -> list[str]:

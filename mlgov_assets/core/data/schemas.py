@@ -117,8 +117,13 @@ class ValidationReport:
         return f"{self.source}: {self.schema} refused the data: " + "; ".join(parts) + "."
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "schema": self.schema, "rows": self.rows, "passed": self.passed,
-                "failures": [f.to_dict() for f in self.failures]}
+        return {
+            "source": self.source,
+            "schema": self.schema,
+            "rows": self.rows,
+            "passed": self.passed,
+            "failures": [f.to_dict() for f in self.failures],
+        }
 
 
 def _clean(value: Any) -> Any:
@@ -135,7 +140,9 @@ def _short_check(check: str) -> str:
     return check
 
 
-def validate(df: pd.DataFrame, schema: type[pa.DataFrameModel], *, source: str, max_examples: int = 5) -> ValidationReport:
+def validate(
+    df: pd.DataFrame, schema: type[pa.DataFrameModel], *, source: str, max_examples: int = 5
+) -> ValidationReport:
     """Validate lazily (every rule, not just the first) and summarize the failures per rule."""
     try:
         out = schema.validate(df, lazy=True)
@@ -154,6 +161,9 @@ def validate(df: pd.DataFrame, schema: type[pa.DataFrameModel], *, source: str, 
     echo = cases["column"].isin(uncoercible) & cases["failure_case"].astype(str).str.startswith("TypeError(")
     cases = cases[~echo]
     for (column, check), grp in cases.groupby(["column", "check"], sort=False, dropna=False):
-        examples = [{"row": _clean(r["index"]), "value": _clean(r["failure_case"])} for _, r in grp.head(max_examples).iterrows()]
+        examples = [
+            {"row": _clean(r["index"]), "value": _clean(r["failure_case"])}
+            for _, r in grp.head(max_examples).iterrows()
+        ]
         failures.append(RuleFailure(column=str(column), check=str(check), count=len(grp), examples=examples))
     return ValidationReport(source=source, schema=schema.__name__, rows=len(df), passed=False, failures=failures)

@@ -1,46 +1,37 @@
-"""SHAP explanations of a fitted sklearn pipeline, their sanity gate and stability measure.
+"""SHAP explanations of a fitted sklearn pipeline, their additivity gate and stability measure.
 
-Why: a decision that cannot be explained must not be made by the champion. This module turns a
-fitted ``Pipeline(preprocessing..., tree_model)`` into per-row SHAP values on the *original*
-features (encoded columns folded back), a global importance ranking, adverse-action style
-reasons per decision, an additivity check (the blocking sanity gate) and the nDCG attribution
-stability measure (a warning against the champion).
-
-Trust boundaries (from STACK-NOTES, verified on this stack):
-
-* ``shap.TreeExplainer`` is exact (1e-14) on HGB over ordinal codes, but *silently wrong* on
-  HGB with native categorical splits. Such a model is never given to TreeExplainer: with
-  ``method="auto"`` it goes to the fallback explainer, with ``method="tree"`` it is refused.
-* TreeExplainer is used only where its raw output is log-odds (HGB, GradientBoosting, ...);
-  a tree model whose raw output is a probability (RandomForest) also goes to the fallback, so
-  every explanation is in the same units as :func:`model_raw_output`.
-* The fallback for non-tree models is ``shap.PermutationExplainer`` on the model's raw output
-  (decision function / log-odds) in the encoded space, with an ``Independent`` masker. It is
-  **bounded**: at most ``fallback_max_rows`` rows are explained (a seeded sample), the
-  background has at most ``fallback_background`` rows, and each row costs ``fallback_max_evals``
-  masked evaluations (default ``2 * (2M + 1)``: two antithetic permutations, M = encoded
-  features), i.e. at most rows x evals x background model rows in total. Its values are exactly
-  additive w.r.t. its per-row base value (the background mean), so the same gate applies.
-
-Heavy imports (shap, sklearn, matplotlib) are inside functions so the code location loads fast.
+A fitted ``Pipeline(preprocessing..., model)`` becomes per-row SHAP values on the *original*
+features (encoded columns folded back), a global importance ranking, adverse-action reasons per
+decision, the additivity check (the blocking sanity gate) and nDCG attribution stability (a
+warning against the champion). ``shap.TreeExplainer`` is used only where it is exact and its raw
+output is log-odds; anything else goes to a bounded ``PermutationExplainer`` on the model's raw
+output. Heavy imports (shap, sklearn, matplotlib) are inside functions.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
+from mlgov_assets.core.errors import InputError
 from mlgov_assets.core.integrity import atomic_write_bytes
 
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+#: A fitted sklearn Pipeline (or bare estimator); sklearn ships no type information.
+FittedModel = Any
 
-@dataclass
+
+@dataclass(frozen=True)
 class Explanation:
     """SHAP values on original features for the explained rows, plus derived views.
 
@@ -50,8 +41,8 @@ class Explanation:
     """
 
     shap_values: pd.DataFrame
-    base_values: np.ndarray
-    positions: np.ndarray
+    base_values: FloatArray
+    positions: IntArray
     method: str
     method_note: str
     feature_map: dict[str, str]
@@ -67,26 +58,13 @@ class Explanation:
         return float(np.mean(self.base_values))
 
     @property
-    def raw_prediction(self) -> np.ndarray:
+    def raw_prediction(self) -> FloatArray:
         """base value + sum of SHAP values: what the model's raw output should be."""
-        return self.base_values + self.shap_values.to_numpy().sum(axis=1)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Summary (not the full matrix): JSON-serialisable for metadata and MLflow."""
-        return {
-            "method": self.method,
-            "method_note": self.method_note,
-            "n_rows": len(self),
-            "base_value": self.base_value,
-            "top_k": self.top_k,
-            "importance": {str(k): float(v) for k, v in self.importance.items()},
-            "feature_map": dict(self.feature_map),
-        }
+        total: FloatArray = self.base_values + self.shap_values.to_numpy(dtype=float).sum(axis=1)
+        return total
 
 
-# --------------------------------------------------------------------------------------------
-# Folding encoded columns back to original features
-# --------------------------------------------------------------------------------------------
+# -------------------- Folding encoded columns back to original features
 def _is_str(obj: Any, value: str) -> bool:
     return isinstance(obj, str) and obj == value
 
@@ -146,7 +124,7 @@ def _output_origins(transformer: Any, input_names: list[str]) -> list[int]:
     return origins
 
 
-def _split_pipeline(pipeline: Any) -> tuple[Any | None, Any]:
+def _split_pipeline(pipeline: FittedModel) -> tuple[Any | None, Any]:
     """(preprocessing or None, final estimator)."""
     if hasattr(pipeline, "steps"):
         pre = pipeline[:-1] if len(pipeline.steps) > 1 else None
@@ -155,8 +133,8 @@ def _split_pipeline(pipeline: Any) -> tuple[Any | None, Any]:
 
 
 def _encode(
-    pipeline: Any, X_raw: pd.DataFrame, feature_map: Mapping[str, str] | None
-) -> tuple[np.ndarray, list[str], list[str]]:
+    pipeline: FittedModel, X_raw: pd.DataFrame, feature_map: Mapping[str, str] | None
+) -> tuple[FloatArray, list[str], list[str]]:
     """(encoded matrix, encoded column names, original feature per encoded column)."""
     pre, _ = _split_pipeline(pipeline)
     if pre is None:
@@ -171,22 +149,22 @@ def _encode(
         Z = np.asarray(Z, dtype=float)
         in_names = [str(c) for c in getattr(pre, "feature_names_in_", X_raw.columns)]
         enc_names = [str(n) for n in pre.get_feature_names_out()]
-        origins = None if feature_map else _output_origins(pre, in_names)
     if feature_map:
         missing = [n for n in enc_names if n not in feature_map]
         if missing:
             raise ValueError(f"feature_map does not cover encoded columns {missing}")
-        original = [str(feature_map[n]) for n in enc_names]
-    else:
-        original = [in_names[i] for i in origins]
-    return Z, enc_names, original
+        return Z, enc_names, [str(feature_map[n]) for n in enc_names]
+    if pre is not None:
+        origins = _output_origins(pre, in_names)
+    return Z, enc_names, [in_names[i] for i in origins]
 
 
-def model_raw_output(pipeline: Any, X_raw: pd.DataFrame) -> np.ndarray:
+def model_raw_output(pipeline: FittedModel, X_raw: pd.DataFrame) -> FloatArray:
     """The model's raw output (``decision_function``, else log-odds of ``predict_proba``).
 
     This is the quantity SHAP values add up to; the additivity gate compares against it.
     """
+    out: FloatArray
     if hasattr(pipeline, "decision_function"):
         out = np.asarray(pipeline.decision_function(X_raw), dtype=float)
     else:
@@ -197,11 +175,27 @@ def model_raw_output(pipeline: Any, X_raw: pd.DataFrame) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Explaining
-# --------------------------------------------------------------------------------------------
+# -------------------- Explaining
+def _sample(n: int, max_rows: int | None, rng: np.random.Generator) -> IntArray:
+    """Sorted positions of a seeded sample of at most ``max_rows`` of ``n`` rows (all if None)."""
+    if max_rows is None or n <= max_rows:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(rng.choice(n, size=max_rows, replace=False)).astype(np.int64)
+
+
+def _check_request(X_raw: pd.DataFrame, top_k_reasons: int, method: str) -> None:
+    if not isinstance(X_raw, pd.DataFrame):
+        raise TypeError("X_raw must be a pandas DataFrame")
+    if len(X_raw) == 0:
+        raise InputError("explain_pipeline needs at least one row")
+    if top_k_reasons < 1:
+        raise ValueError("top_k_reasons must be >= 1")
+    if method not in ("auto", "tree", "permutation"):
+        raise ValueError(f"unknown explanation method {method!r}")
+
+
 def explain_pipeline(
-    pipeline: Any,
+    pipeline: FittedModel,
     X_raw: pd.DataFrame,
     *,
     top_k_reasons: int = 3,
@@ -217,27 +211,17 @@ def explain_pipeline(
 
     ``method="auto"`` uses TreeExplainer (raw = log-odds, tree-path-dependent, exact) when the
     final estimator is a supported tree model without native categorical splits, otherwise the
-    bounded permutation fallback (see module docstring). ``feature_map`` (encoded column name
-    -> original feature) overrides the automatic folding.
+    permutation fallback, bounded by ``fallback_max_rows`` rows, ``fallback_background``
+    background rows and ``fallback_max_evals`` evaluations per row (default ``2 * (2M + 1)``).
+    ``feature_map`` (encoded column -> original feature) overrides the automatic folding.
     """
-    if not isinstance(X_raw, pd.DataFrame):
-        raise TypeError("X_raw must be a pandas DataFrame")
-    if len(X_raw) == 0:
-        raise ValueError("explain_pipeline needs at least one row")
-    if top_k_reasons < 1:
-        raise ValueError("top_k_reasons must be >= 1")
-    if method not in ("auto", "tree", "permutation"):
-        raise ValueError(f"unknown explanation method {method!r}")
+    _check_request(X_raw, top_k_reasons, method)
     rng = np.random.default_rng(random_state)
-    positions = np.arange(len(X_raw))
-    if max_rows is not None and len(X_raw) > max_rows:
-        positions = np.sort(rng.choice(len(X_raw), size=max_rows, replace=False))
-
+    positions = _sample(len(X_raw), max_rows, rng)
     _, est = _split_pipeline(pipeline)
     tree, note = _tree_explainer(est) if method in ("auto", "tree") else (None, "permutation requested")
     if tree is None and method == "tree":
         raise ValueError(f"TreeExplainer refused for {type(est).__name__}: {note}")
-
     if tree is not None:
         Z, enc_names, original = _encode(pipeline, X_raw.iloc[positions], feature_map)
         values = np.asarray(tree.shap_values(Z, check_additivity=False), dtype=float)
@@ -247,26 +231,23 @@ def explain_pipeline(
         if len(positions) > fallback_max_rows:
             positions = np.sort(rng.choice(positions, size=fallback_max_rows, replace=False))
         Z_all, enc_names, original = _encode(pipeline, X_raw, feature_map)
-        values, base, used_note = _permutation_values(
-            est, Z_all, positions, rng, random_state, fallback_background, fallback_max_evals
-        )
+        bounds = (fallback_background, fallback_max_evals)
+        values, base, used_note = _permutation_values(est, Z_all, positions, rng, random_state, *bounds)
         used, used_note = "permutation", f"{used_note}; reason: {note}"
-
     if values.ndim != 2 or values.shape[1] != len(enc_names):
         raise ValueError(
             f"explainer returned shape {values.shape}, expected (n, {len(enc_names)}) (binary classifiers only)"
         )
     folded = _fold(values, original)
     folded.index = X_raw.index[positions]
-    importance = folded.abs().mean(axis=0).sort_values(ascending=False, kind="mergesort")
     return Explanation(
         shap_values=folded,
         base_values=base,
         positions=positions,
         method=used,
         method_note=used_note,
-        feature_map=dict(zip(enc_names, original, strict=False)),
-        importance=importance,
+        feature_map=dict(zip(enc_names, original, strict=True)),
+        importance=folded.abs().mean(axis=0).sort_values(ascending=False, kind="mergesort"),
         top_k=int(top_k_reasons),
     )
 
@@ -292,24 +273,33 @@ def _tree_explainer(est: Any) -> tuple[Any | None, str]:
     return tree, ""
 
 
-def _raw_fn(est: Any):
+def _raw_fn(est: Any) -> Callable[[FloatArray], FloatArray]:
     """Raw-output function of the final estimator over the encoded matrix (log-odds)."""
     names = getattr(est, "feature_names_in_", None)
 
-    def frame(Z):  # shap passes arrays; an estimator fitted on a frame wants its names back
+    def frame(Z: FloatArray) -> Any:  # shap passes arrays; an estimator fitted on a frame wants its names
         return Z if names is None else pd.DataFrame(Z, columns=names)
 
-    if hasattr(est, "decision_function"):
-        return lambda Z: np.asarray(est.decision_function(frame(Z)), dtype=float)
+    def raw(Z: FloatArray) -> FloatArray:
+        if hasattr(est, "decision_function"):
+            return np.asarray(est.decision_function(frame(Z)), dtype=float)
+        p = np.clip(np.asarray(est.predict_proba(frame(Z)), dtype=float)[:, 1], 1e-15, 1 - 1e-15)
+        logit: FloatArray = np.log(p / (1 - p))
+        return logit
 
-    def logit(Z):
-        p = np.clip(np.asarray(est.predict_proba(frame(Z)))[:, 1], 1e-15, 1 - 1e-15)
-        return np.log(p / (1 - p))
-
-    return logit
+    return raw
 
 
-def _permutation_values(est, Z_all, positions, rng, random_state, n_background, max_evals):
+def _permutation_values(
+    est: Any,
+    Z_all: FloatArray,
+    positions: IntArray,
+    rng: np.random.Generator,
+    random_state: int,
+    n_background: int,
+    max_evals: int | None,
+) -> tuple[FloatArray, FloatArray, str]:
+    """(SHAP values, per-row base values, note) of the bounded permutation fallback."""
     import shap
 
     bg_idx = rng.choice(len(Z_all), size=min(n_background, len(Z_all)), replace=False)
@@ -325,7 +315,7 @@ def _permutation_values(est, Z_all, positions, rng, random_state, n_background, 
     return np.asarray(res.values, dtype=float), np.asarray(res.base_values, dtype=float).ravel(), note
 
 
-def _fold(values: np.ndarray, original: list[str]) -> pd.DataFrame:
+def _fold(values: FloatArray, original: list[str]) -> pd.DataFrame:
     """Sum encoded-column SHAP values into their original features (order of first appearance)."""
     feats = list(dict.fromkeys(original))
     col = {f: i for i, f in enumerate(feats)}
@@ -335,22 +325,23 @@ def _fold(values: np.ndarray, original: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=feats)
 
 
-# --------------------------------------------------------------------------------------------
-# Local reasons (adverse action style)
-# --------------------------------------------------------------------------------------------
-def _top(values: np.ndarray, names: np.ndarray, k: int, negative: bool) -> tuple[np.ndarray, np.ndarray]:
+# -------------------- Local reasons (adverse action style)
+def _top(
+    values: FloatArray, names: npt.NDArray[np.object_], k: int, negative: bool
+) -> tuple[npt.NDArray[np.object_], FloatArray]:
     """Per row, the k most negative (or positive) contributions; None/NaN where fewer exist."""
     v = values if negative else -values
     order = np.argsort(v, axis=1, kind="stable")[:, :k]
     picked = np.take_along_axis(values, order, axis=1)
     valid = picked < 0 if negative else picked > 0
-    feat = np.where(valid, names[order], None).astype(object)
+    feat = names[order].copy()
+    feat[~valid] = None
     return feat, np.where(valid, picked, np.nan)
 
 
 def local_reasons_frame(
     explanation: Explanation,
-    ids: Sequence[Any] | pd.Series | np.ndarray | None = None,
+    ids: Sequence[Any] | pd.Series | npt.NDArray[Any] | None = None,
     *,
     decision_threshold_logodds: float = 0.0,
 ) -> pd.DataFrame:
@@ -370,7 +361,7 @@ def local_reasons_frame(
         row_id = np.asarray(ids)
         if row_id.shape[0] != n:
             raise ValueError(f"ids has {row_id.shape[0]} entries, explanation has {n} rows")
-    values = explanation.shap_values.to_numpy()
+    values = explanation.shap_values.to_numpy(dtype=float)
     names = np.asarray(explanation.shap_values.columns, dtype=object)
     raw = explanation.raw_prediction
     out: dict[str, Any] = {
@@ -390,10 +381,22 @@ def local_reasons_frame(
     return pd.DataFrame(out)
 
 
-# --------------------------------------------------------------------------------------------
-# Sanity gate and stability
-# --------------------------------------------------------------------------------------------
-def check_additivity(explanation: Explanation, raw_output: np.ndarray, tolerance: float) -> dict[str, Any]:
+# -------------------- Sanity gate and stability
+class AdditivityResult(BaseModel):
+    """The additivity check's verdict and error statistics (NaN errors count as misses)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    passed: bool
+    tolerance: float
+    n_rows: int
+    max_abs_error: float
+    mean_abs_error: float
+    n_over_tolerance: int
+    rows_over_tolerance: list[str]
+
+
+def check_additivity(explanation: Explanation, raw_output: npt.ArrayLike, tolerance: float) -> AdditivityResult:
     """Does base value + sum(SHAP) equal the model's raw output on every explained row?
 
     ``raw_output`` must be the model's raw output on exactly the explained rows, in order
@@ -410,15 +413,16 @@ def check_additivity(explanation: Explanation, raw_output: np.ndarray, tolerance
     err = np.abs(explanation.raw_prediction - raw)
     bad = ~(err <= tolerance)
     ids = explanation.shap_values.index[bad]
-    return {
-        "passed": bool(not bad.any()),
-        "tolerance": float(tolerance),
-        "n_rows": int(raw.size),
-        "max_abs_error": float(np.nanmax(err)) if not np.isnan(err).all() else float("nan"),
-        "mean_abs_error": float(np.nanmean(err)) if not np.isnan(err).all() else float("nan"),
-        "n_over_tolerance": int(bad.sum()),
-        "rows_over_tolerance": [str(i) for i in ids[:20]],
-    }
+    defined = not np.isnan(err).all()
+    return AdditivityResult(
+        passed=bool(not bad.any()),
+        tolerance=float(tolerance),
+        n_rows=int(raw.size),
+        max_abs_error=float(np.nanmax(err)) if defined else float("nan"),
+        mean_abs_error=float(np.nanmean(err)) if defined else float("nan"),
+        n_over_tolerance=int(bad.sum()),
+        rows_over_tolerance=[str(i) for i in ids[:20]],
+    )
 
 
 def ndcg_ranking(
@@ -428,13 +432,9 @@ def ndcg_ranking(
 ) -> float:
     """Attribution-drift nDCG (SageMaker Clarify's definition); 1.0 = same ranking.
 
-    Let ``F(f)`` be the reference (e.g. champion) importance of feature ``f`` (the relevance),
-    ``b_1..b_n`` the features ordered by the current (challenger) importance and ``a_1..a_n``
-    ordered by the reference importance. Then
-    ``nDCG@k = DCG/iDCG`` with ``DCG = sum_{i<=k} F(b_i)/log2(i+1)`` and
-    ``iDCG = sum_{i<=k} F(a_i)/log2(i+1)``. ``k=None`` uses all features. Features present in
-    only one ranking get importance 0 in the other; ties are broken by feature name so the value
-    is deterministic. Importances must be non-negative (mean |SHAP|).
+    Relevance = the reference importance ``F``; ``DCG = sum_{i<=k} F(b_i)/log2(i+1)`` over the
+    current ranking ``b``, divided by the same sum over the reference ranking. ``k=None``: all
+    features. A feature missing from one side has importance 0 there; ties break by name.
     """
     cur, ref = pd.Series(current_importance, dtype=float), pd.Series(reference_importance, dtype=float)
     for name, s in (("current", cur), ("reference", ref)):
@@ -459,9 +459,7 @@ def ndcg_ranking(
     return dcg / idcg
 
 
-# --------------------------------------------------------------------------------------------
-# Plot
-# --------------------------------------------------------------------------------------------
+# -------------------- Plot
 def plot_importance_png(
     importance: Mapping[str, float] | pd.Series,
     path: str | Path | None = None,

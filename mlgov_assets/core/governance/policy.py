@@ -1,25 +1,29 @@
 """The governance policy: one YAML file, validated strictly on load, identified by its hash.
 
-The policy is the only place thresholds live. Loading it rejects unknown keys, wrong types and
-impossible thresholds with an error naming the offending key (``champion_comparison.roc_auc.
+The policy is the only place thresholds live. Loading refuses unknown keys, wrong types and
+impossible thresholds with an error naming the key (``champion_comparison.roc_auc.
 min_absolute_change: must be > 0``), so a typo can never silently disable a gate. Its SHA-256 (of
 the file's bytes, so ``sha256sum`` reproduces it) is recorded with every gate result.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import math
 import types
 import typing
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from mlgov_assets.core.errors import ConfigError
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigError):
     """The policy file is malformed; the message names the file and the key."""
 
 
@@ -33,109 +37,321 @@ METRICS: dict[str, tuple[bool, float, float]] = {
     "log_loss": (False, 0.0, float("inf")),
 }
 
+#: Fairness summary metrics a rule may name. ``disparate_impact_min`` equals the demographic
+#: parity ratio (reference = most favoured group); both names are accepted.
+SUMMARY_METRICS: tuple[str, ...] = (
+    "demographic_parity_ratio",
+    "demographic_parity_difference",
+    "disparate_impact_min",
+    "equalized_odds_ratio",
+    "equalized_odds_difference",
+    "tpr_ratio",
+    "tpr_difference",
+    "fpr_ratio",
+    "fpr_difference",
+)
 
-@dataclass(frozen=True)
-class MetricFloor:
+#: Separator of intersection keys ("sex|race"); the policy file may also write "sex×race".
+INTERSECTION_SEP = "|"
+
+#: Filled by :func:`load_policy` / :func:`parse_policy`, never read from the file.
+_NOT_FROM_FILE = frozenset({"sha256", "path"})
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+class _Invalid(ValueError):
+    """A validator's refusal of a key below the one being validated (``key`` is relative)."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"{key}: {why}")
+        self.key, self.why = key, why
+
+
+def _refuse(key: str, why: str) -> NoReturn:
+    raise _Invalid(key, why)
+
+
+def _rule(ok: Callable[[Any], bool], why: str) -> AfterValidator:
+    """A field constraint with mlgov's message (e.g. ``must be > 0``)."""
+
+    def check(value: Any) -> Any:
+        if not ok(value):
+            raise ValueError(why)
+        return value
+
+    return AfterValidator(check)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --------------------------------------------------------------------------- model gates
+
+
+class MetricFloor(_Model):
     """An absolute bound on a holdout metric: ``min`` for greater-is-better, ``max`` otherwise."""
 
     min: float | None = None
     max: float | None = None
 
+    @model_validator(mode="after")
+    def _one_bound(self) -> MetricFloor:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("give exactly one of min (greater is better) or max")
+        return self
 
-@dataclass(frozen=True)
-class ChampionThreshold:
-    """MLflow ``MetricThreshold`` semantics (mlflow.models.MetricThreshold), evaluated by
-    :func:`mlgov_assets.core.governance.gates.champion_comparison` and tested against MLflow's own validator."""
+
+class ChampionThreshold(_Model):
+    """MLflow ``MetricThreshold`` semantics, evaluated by :func:`~mlgov_assets.core.governance.gates.
+    champion_comparison`. MLflow refuses non-positive changes too: 0 would mean "no gate"."""
 
     greater_is_better: bool
     threshold: float | None = None
-    min_absolute_change: float | None = None
-    min_relative_change: float | None = None
+    min_absolute_change: (
+        Annotated[float, _rule(lambda v: v > 0, "must be > 0 (omit it for no absolute-change requirement)")] | None
+    ) = None
+    min_relative_change: Annotated[float, _rule(lambda v: 0 < v <= 1, "must be in (0, 1]")] | None = None
 
 
-@dataclass(frozen=True)
-class FairnessRule:
+def _known_metric(name: str) -> tuple[bool, float, float]:
+    if name not in METRICS:
+        _refuse(name, f"unknown metric; known: {sorted(METRICS)}")
+    return METRICS[name]
+
+
+def _check_floor(name: str, floor: MetricFloor) -> None:
+    greater, lo, hi = _known_metric(name)
+    if greater and floor.min is None:
+        _refuse(name, f"{name} is greater-is-better: use min, not max")
+    if not greater and floor.max is None:
+        _refuse(name, f"{name} is lower-is-better: use max, not min")
+    value = floor.min if floor.min is not None else floor.max
+    if value is not None and not lo <= value <= hi:
+        _refuse(f"{name}.{'min' if greater else 'max'}", f"{value} is impossible for {name} (range [{lo}, {hi}])")
+
+
+def _check_threshold(name: str, t: ChampionThreshold) -> None:
+    greater, lo, hi = _known_metric(name)
+    if t.greater_is_better != greater:
+        _refuse(f"{name}.greater_is_better", f"{name} is {'greater' if greater else 'lower'}-is-better")
+    if t.threshold is None and t.min_absolute_change is None and t.min_relative_change is None:
+        _refuse(name, "set at least one of threshold, min_absolute_change, min_relative_change")
+    if t.threshold is not None and not lo <= t.threshold <= hi:
+        _refuse(f"{name}.threshold", f"{t.threshold} is impossible for {name}")
+
+
+# --------------------------------------------------------------------------- fairness
+
+
+class FairnessRule(_Model):
+    """``metric`` of ``feature`` must be >= ``min`` (or <= ``max``), judged on the ``bound`` of its
+    confidence interval. ``feature`` is a sensitive column or an intersection (``sex|race``)."""
+
     feature: str
     metric: str
     bound: Literal["point", "lower", "upper"] = "point"
     min: float | None = None
     max: float | None = None
 
+    @field_validator("metric")
+    @classmethod
+    def _known(cls, metric: str) -> str:
+        if metric not in SUMMARY_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; known: {list(SUMMARY_METRICS)}")
+        return metric
 
-@dataclass(frozen=True)
-class Mitigation:
+    @model_validator(mode="after")
+    def _one_finite_bound(self) -> FairnessRule:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("give exactly one of min or max")
+        key, value = ("min", self.min) if self.min is not None else ("max", self.max)
+        assert value is not None
+        if not math.isfinite(value):
+            _refuse(key, "must be a finite number")
+        for suffix in ("_ratio", "_difference"):
+            if self.metric.endswith(suffix) and not 0 <= value <= 1:
+                _refuse(key, f"{value} is impossible for a {suffix[1:]} in [0, 1]")
+        return self
+
+    @property
+    def comparison(self) -> Literal["min", "max"]:
+        return "min" if self.min is not None else "max"
+
+    @property
+    def threshold(self) -> float:
+        value = self.min if self.min is not None else self.max
+        assert value is not None  # the validator guarantees exactly one
+        return value
+
+    @property
+    def feature_key(self) -> str:
+        """The report key of ``feature`` (``sex×race`` and ``sex|race`` both give ``sex|race``)."""
+        return self.feature.replace("×", INTERSECTION_SEP)
+
+
+class Mitigation(_Model):
     enabled: bool = False
     method: Literal["threshold_optimizer", "exponentiated_gradient"] = "threshold_optimizer"
     constraints: Literal["demographic_parity", "equalized_odds", "true_positive_rate_parity"] = "demographic_parity"
     objective: Literal["accuracy_score", "balanced_accuracy_score"] = "accuracy_score"
     #: groups the mitigation equalizes (default: every fairness.sensitive_features column)
-    sensitive_features: list[str] = field(default_factory=list)
+    sensitive_features: list[str] = Field(default_factory=list)
     justification: str = ""
 
 
-@dataclass(frozen=True)
-class Fairness:
-    sensitive_features: list[str] = field(default_factory=lambda: ["sex", "race"])
-    intersections: list[list[str]] = field(default_factory=lambda: [["sex", "race"]])
+def _sensitive_columns(features: list[str]) -> list[str]:
+    from mlgov_assets.core.data.adult import SENSITIVE
+
+    if not features:
+        raise ValueError("list at least one sensitive feature")
+    for feat in features:
+        if feat not in SENSITIVE:
+            raise ValueError(f"{feat!r} is not a sensitive column of the data ({SENSITIVE})")
+    return features
+
+
+def _four_fifths(band: list[float]) -> bool:
+    return len(band) == 2 and 0 < band[0] <= 1 <= band[1]
+
+
+class Fairness(_Model):
+    sensitive_features: Annotated[list[str], AfterValidator(_sensitive_columns)] = Field(
+        default_factory=lambda: ["sex", "race"]
+    )
+    intersections: list[list[str]] = Field(default_factory=lambda: [["sex", "race"]])
     reference_group: Literal["most_favoured"] = "most_favoured"
-    min_group_size: int = 100
-    confidence_level: float = 0.95
-    n_boot: int = 100
-    four_fifths_band: list[float] = field(default_factory=lambda: [0.8, 1.25])
-    rules: list[FairnessRule] = field(default_factory=list)
-    mitigation: Mitigation = field(default_factory=Mitigation)
+    min_group_size: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 100
+    confidence_level: Annotated[float, _rule(lambda v: 0 < v < 1, "must be in (0, 1)")] = 0.95
+    n_boot: Annotated[int, _rule(lambda v: v >= 0, "must be >= 0")] = 100
+    four_fifths_band: Annotated[list[float], _rule(_four_fifths, "must be [low <= 1, high >= 1], e.g. [0.8, 1.25]")] = (
+        Field(default_factory=lambda: [0.8, 1.25])
+    )
+    rules: list[FairnessRule] = Field(default_factory=list)
+    mitigation: Mitigation = Field(default_factory=Mitigation)
     justification: str = ""
 
+    @model_validator(mode="after")
+    def _features_are_declared(self) -> Fairness:
+        declared = set(self.sensitive_features)
+        for feat in self.mitigation.sensitive_features:
+            if feat not in declared:
+                _refuse("mitigation.sensitive_features", f"{feat!r} is not in fairness.sensitive_features")
+        for i, inter in enumerate(self.intersections):
+            for feat in inter:
+                if feat not in declared:
+                    _refuse(f"intersections[{i}]", f"{feat!r} is not in fairness.sensitive_features")
+        known = declared | {INTERSECTION_SEP.join(x) for x in self.intersections}
+        for i, rule in enumerate(self.rules):
+            if rule.feature_key not in known:
+                _refuse(
+                    f"rules[{i}].feature",
+                    f"{rule.feature!r} is not a sensitive feature or intersection ({sorted(known)})",
+                )
+        return self
 
-@dataclass(frozen=True)
-class Explanations:
-    additivity_tolerance: float = 1e-6
-    ndcg_min: float = 0.9
-    ndcg_top_k: int | None = None
-    top_k_reasons: int = 3
-    max_rows: int | None = None
+
+# --------------------------------------------------------------------------- explanations, drift, monitoring
 
 
-@dataclass(frozen=True)
-class Drift:
-    bins: int = 10
+class Explanations(_Model):
+    additivity_tolerance: Annotated[float, _rule(lambda v: v > 0, "must be > 0")] = 1e-6
+    ndcg_min: Annotated[float, _rule(lambda v: 0 <= v <= 1, "must be in [0, 1]")] = 0.9
+    ndcg_top_k: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1 (or omitted for all features)")] | None = None
+    top_k_reasons: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 3
+    max_rows: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1 (or omitted for the whole holdout)")] | None = None
+
+
+class Drift(_Model):
+    """Per-column drift statistics and thresholds (verdicts gate on effect sizes, not p-values)."""
+
+    bins: Annotated[int, _rule(lambda v: v >= 2, "must be >= 2")] = 10
     numeric_method: Literal["psi", "wasserstein", "ks"] = "psi"
     categorical_method: Literal["psi", "jensenshannon", "chisquare"] = "psi"
     psi_warn: float = 0.1
     psi_act: float = 0.25
-    wasserstein_threshold: float = 0.1
-    jensenshannon_threshold: float = 0.1
-    p_value: float = 0.05
-    dataset_drift_share: float = 0.5
-    prediction_psi_act: float = 0.25
+    wasserstein_threshold: Annotated[float, _rule(lambda v: v > 0, "must be > 0")] = 0.1
+    jensenshannon_threshold: Annotated[float, _rule(lambda v: 0 < v <= 1, "must be in (0, 1]")] = 0.1
+    p_value: Annotated[float, _rule(lambda v: 0 < v < 1, "must be in (0, 1)")] = 0.05
+    dataset_drift_share: Annotated[float, _rule(lambda v: 0 < v <= 1, "must be in (0, 1]")] = 0.5
+    prediction_psi_act: Annotated[float, _rule(lambda v: v > 0, "must be > 0")] = 0.25
+
+    @model_validator(mode="after")
+    def _warn_before_act(self) -> Drift:
+        if not 0 < self.psi_warn <= self.psi_act:
+            _refuse("psi_warn", f"must be > 0 and <= drift.psi_act ({self.psi_act})")
+        return self
 
 
-@dataclass(frozen=True)
-class Monitoring:
-    performance_tolerance: dict[str, float] = field(default_factory=lambda: {"accuracy": 0.05, "roc_auc": 0.05})
-    min_batch_rows: int = 200
-    summary_last_n_batches: int = 20
-    retrain_on: list[Literal["dataset_drift", "performance"]] = field(
-        default_factory=lambda: ["dataset_drift", "performance"]
+def _tolerances(tolerance: dict[str, float]) -> dict[str, float]:
+    for name, tol in tolerance.items():
+        _known_metric(name)
+        if not 0 <= tol <= 1:
+            _refuse(name, "must be in [0, 1]")
+    return tolerance
+
+
+def _http_url(url: str | None) -> bool:
+    return url is None or url.startswith(("http://", "https://"))
+
+
+RetrainTrigger = Literal["dataset_drift", "performance"]
+
+
+def _all_triggers() -> list[RetrainTrigger]:
+    return ["dataset_drift", "performance"]
+
+
+class Monitoring(_Model):
+    performance_tolerance: Annotated[dict[str, float], AfterValidator(_tolerances)] = Field(
+        default_factory=lambda: {"accuracy": 0.05, "roc_auc": 0.05}
     )
-    webhook_url: str | None = None
+    min_batch_rows: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 200
+    summary_last_n_batches: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 20
+    retrain_on: list[RetrainTrigger] = Field(default_factory=_all_triggers)
+    webhook_url: Annotated[str | None, _rule(_http_url, "must be an http:// or https:// URL")] = None
 
 
-@dataclass(frozen=True)
-class Policy:
+# --------------------------------------------------------------------------- the policy
+
+
+class Policy(_Model):
     policy_version: int
     description: str = ""
     intended_use: str = ""
     limitations: str = ""
-    metric_floors: dict[str, MetricFloor] = field(default_factory=dict)
-    champion_comparison: dict[str, ChampionThreshold] = field(default_factory=dict)
+    metric_floors: dict[str, MetricFloor] = Field(default_factory=dict)
+    champion_comparison: dict[str, ChampionThreshold] = Field(default_factory=dict)
     fairness: Fairness | None = None
     explanations: Explanations | None = None
-    drift: Drift = field(default_factory=Drift)
-    monitoring: Monitoring = field(default_factory=Monitoring)
+    drift: Drift = Field(default_factory=Drift)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
     # filled by load_policy, not read from the file
     sha256: str = ""
     path: str = ""
+
+    @field_validator("policy_version")
+    @classmethod
+    def _supported(cls, version: int) -> int:
+        if version != 1:
+            raise ValueError(f"unsupported version {version} (this mlgov reads 1)")
+        return version
+
+    @field_validator("metric_floors")
+    @classmethod
+    def _floors(cls, floors: dict[str, MetricFloor]) -> dict[str, MetricFloor]:
+        for name, floor in floors.items():
+            _check_floor(name, floor)
+        return floors
+
+    @field_validator("champion_comparison")
+    @classmethod
+    def _thresholds(cls, thresholds: dict[str, ChampionThreshold]) -> dict[str, ChampionThreshold]:
+        for name, t in thresholds.items():
+            _check_threshold(name, t)
+        return thresholds
 
     def required_model_gates(self) -> list[str]:
         """Every gate a model version must have passed, under this policy, to become champion."""
@@ -147,219 +363,107 @@ class Policy:
         return gates
 
 
-# --------------------------------------------------------------------------- strict conversion
-
-_NOT_FROM_FILE = {"sha256", "path"}
+# --------------------------------------------------------------------------- error messages
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+def _key(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
-def _convert(tp: Any, value: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, key)
-    if origin is Literal:
-        if value not in args:
-            raise PolicyError(f"{key}: must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise PolicyError(f"{key}: must be a list, got {type(value).__name__}")
-        return [_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise PolicyError(f"{key}: must be a mapping, got {type(value).__name__}")
-        return {str(k): _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise PolicyError(f"{key}: must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PolicyError(f"{key}: must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise PolicyError(f"{key}: must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise PolicyError(f"{key}: must be a string, got {value!r}")
-        return value
-    raise PolicyError(f"{key}: unsupported type {_type_name(tp)}")  # pragma: no cover
+def _join(parent: str, child: str) -> str:
+    if not parent:
+        return child
+    return parent + child if child.startswith("[") else f"{parent}.{child}"
 
 
-def _build(cls: type, data: Any, key: str) -> Any:
-    where = key or "policy"
-    if not isinstance(data, dict):
-        raise PolicyError(f"{where}: must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _NOT_FROM_FILE}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise PolicyError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        sub = f"{key}.{name}" if key else name
-        if name in data:
-            kwargs[name] = _convert(hints[name], data[name], sub)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise PolicyError(f"{sub}: required key is missing")
-    return cls(**kwargs)
+def _strip(tp: Any) -> Any:
+    """``X | None`` and ``Annotated[X, ...]`` -> ``X``."""
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) in (typing.Union, types.UnionType):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        else:
+            return tp
 
 
-# --------------------------------------------------------------------------- semantic checks
+def _allowed_keys(loc: Sequence[int | str]) -> list[str]:
+    """The keys the file may set at ``loc`` (the model found by walking the policy's fields)."""
+    tp: Any = Policy
+    for part in loc:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            tp = _strip(tp.model_fields[str(part)].annotation)
+        else:  # list item or mapping value
+            tp = _strip(typing.get_args(tp)[-1])
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return sorted(set(tp.model_fields) - (_NOT_FROM_FILE if tp is Policy else set()))
+    return []
 
 
-def _check(policy: Policy) -> None:
-    def bad(key: str, why: str) -> None:
-        raise PolicyError(f"{key}: {why}")
+_TYPE_MESSAGES = {
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+}
 
-    if policy.policy_version != 1:
-        bad("policy_version", f"unsupported version {policy.policy_version} (this mlgov reads 1)")
-    for name, floor in policy.metric_floors.items():
-        key = f"metric_floors.{name}"
-        if name not in METRICS:
-            bad(key, f"unknown metric; known: {sorted(METRICS)}")
-        greater, lo, hi = METRICS[name]
-        if (floor.min is None) == (floor.max is None):
-            bad(key, "give exactly one of min (greater is better) or max")
-        if greater and floor.min is None:
-            bad(key, f"{name} is greater-is-better: use min, not max")
-        if not greater and floor.max is None:
-            bad(key, f"{name} is lower-is-better: use max, not min")
-        value = floor.min if floor.min is not None else floor.max
-        if not lo <= value <= hi:
-            bad(f"{key}.{'min' if greater else 'max'}", f"{value} is impossible for {name} (range [{lo}, {hi}])")
-    for name, t in policy.champion_comparison.items():
-        key = f"champion_comparison.{name}"
-        if name not in METRICS:
-            bad(key, f"unknown metric; known: {sorted(METRICS)}")
-        if t.greater_is_better != METRICS[name][0]:
-            bad(f"{key}.greater_is_better", f"{name} is {'greater' if METRICS[name][0] else 'lower'}-is-better")
-        if t.threshold is None and t.min_absolute_change is None and t.min_relative_change is None:
-            bad(key, "set at least one of threshold, min_absolute_change, min_relative_change")
-        if t.threshold is not None and not METRICS[name][1] <= t.threshold <= METRICS[name][2]:
-            bad(f"{key}.threshold", f"{t.threshold} is impossible for {name}")
-        # MLflow's MetricThreshold refuses non-positive changes too: 0 would be "no gate"
-        if t.min_absolute_change is not None and t.min_absolute_change <= 0:
-            bad(f"{key}.min_absolute_change", "must be > 0 (omit it for no absolute-change requirement)")
-        if t.min_relative_change is not None and not 0 < t.min_relative_change <= 1:
-            bad(f"{key}.min_relative_change", "must be in (0, 1]")
-    if policy.fairness is not None:
-        fz = policy.fairness
-        from mlgov_assets.core.data.adult import SENSITIVE
-        from mlgov_assets.core.governance.fairness import SUMMARY_METRICS
 
-        if not fz.sensitive_features:
-            bad("fairness.sensitive_features", "list at least one sensitive feature")
-        for feat in fz.sensitive_features:
-            if feat not in SENSITIVE:
-                bad("fairness.sensitive_features", f"{feat!r} is not a sensitive column of the data ({SENSITIVE})")
-        for i, rule in enumerate(fz.rules):
-            if rule.metric not in SUMMARY_METRICS:
-                bad(f"fairness.rules[{i}].metric", f"unknown metric {rule.metric!r}; known: {list(SUMMARY_METRICS)}")
-        if not 0 < fz.confidence_level < 1:
-            bad("fairness.confidence_level", "must be in (0, 1)")
-        if fz.min_group_size < 1:
-            bad("fairness.min_group_size", "must be >= 1")
-        if fz.n_boot < 0:
-            bad("fairness.n_boot", "must be >= 0")
-        if len(fz.four_fifths_band) != 2 or not 0 < fz.four_fifths_band[0] <= 1 <= fz.four_fifths_band[1]:
-            bad("fairness.four_fifths_band", "must be [low <= 1, high >= 1], e.g. [0.8, 1.25]")
-        for feat in fz.mitigation.sensitive_features:
-            if feat not in fz.sensitive_features:
-                bad("fairness.mitigation.sensitive_features", f"{feat!r} is not in fairness.sensitive_features")
-        for i, inter in enumerate(fz.intersections):
-            for feat in inter:
-                if feat not in fz.sensitive_features:
-                    bad(f"fairness.intersections[{i}]", f"{feat!r} is not in fairness.sensitive_features")
-        for i, rule in enumerate(fz.rules):
-            key = f"fairness.rules[{i}]"
-            known = (
-                set(fz.sensitive_features)
-                | {"|".join(x) for x in fz.intersections}
-                | {"×".join(x) for x in fz.intersections}
-            )
-            if rule.feature not in known:
-                bad(f"{key}.feature", f"{rule.feature!r} is not a sensitive feature or intersection ({sorted(known)})")
-            if (rule.min is None) == (rule.max is None):
-                bad(key, "give exactly one of min or max")
-            value = rule.min if rule.min is not None else rule.max
-            if rule.metric.endswith("_ratio") or rule.metric.startswith("disparate_impact"):
-                if not 0 <= value <= 1 and rule.metric.endswith("_ratio"):
-                    bad(
-                        f"{key}.{'min' if rule.min is not None else 'max'}",
-                        f"{value} is impossible for a ratio in [0, 1]",
-                    )
-            if rule.metric.endswith("_difference") and not 0 <= value <= 1:
-                bad(
-                    f"{key}.{'min' if rule.min is not None else 'max'}",
-                    f"{value} is impossible for a difference in [0, 1]",
-                )
-    if policy.explanations is not None:
-        ex = policy.explanations
-        if ex.additivity_tolerance <= 0:
-            bad("explanations.additivity_tolerance", "must be > 0")
-        if not 0 <= ex.ndcg_min <= 1:
-            bad("explanations.ndcg_min", "must be in [0, 1]")
-        if ex.top_k_reasons < 1:
-            bad("explanations.top_k_reasons", "must be >= 1")
-    if policy.explanations is not None:
-        ex = policy.explanations
-        if ex.ndcg_top_k is not None and ex.ndcg_top_k < 1:
-            bad("explanations.ndcg_top_k", "must be >= 1 (or omitted for all features)")
-        if ex.max_rows is not None and ex.max_rows < 1:
-            bad("explanations.max_rows", "must be >= 1 (or omitted for the whole holdout)")
-    d = policy.drift
-    if not d.wasserstein_threshold > 0:
-        bad("drift.wasserstein_threshold", "must be > 0")
-    if not 0 < d.jensenshannon_threshold <= 1:
-        bad("drift.jensenshannon_threshold", "must be in (0, 1]")
-    if not d.prediction_psi_act > 0:
-        bad("drift.prediction_psi_act", "must be > 0")
-    mon = policy.monitoring
-    if mon.min_batch_rows < 1:
-        bad("monitoring.min_batch_rows", "must be >= 1")
-    if mon.summary_last_n_batches < 1:
-        bad("monitoring.summary_last_n_batches", "must be >= 1")
-    if mon.webhook_url is not None and not mon.webhook_url.startswith(("http://", "https://")):
-        bad("monitoring.webhook_url", "must be an http:// or https:// URL")
-    if not 0 < d.psi_warn <= d.psi_act:
-        bad("drift.psi_warn", f"must be > 0 and <= drift.psi_act ({d.psi_act})")
-    if not 0 < d.dataset_drift_share <= 1:
-        bad("drift.dataset_drift_share", "must be in (0, 1]")
-    if d.bins < 2:
-        bad("drift.bins", "must be >= 2")
-    if not 0 < d.p_value < 1:
-        bad("drift.p_value", "must be in (0, 1)")
-    for name, tol in policy.monitoring.performance_tolerance.items():
-        if name not in METRICS:
-            bad(f"monitoring.performance_tolerance.{name}", f"unknown metric; known: {sorted(METRICS)}")
-        if not 0 <= tol <= 1:
-            bad(f"monitoring.performance_tolerance.{name}", "must be in [0, 1]")
+def _describe(err: ErrorDetails) -> tuple[str, str]:
+    """(key, why) of one pydantic error, in the policy's vocabulary."""
+    loc, kind, value = err["loc"], err["type"], err.get("input")
+    cause = err.get("ctx", {}).get("error")
+    if isinstance(cause, _Invalid):
+        return _join(_key(loc), cause.key), cause.why
+    if kind in _TYPE_MESSAGES:
+        return _key(loc), f"{_TYPE_MESSAGES[kind]}, got {value!r}"
+    if kind == "literal_error":
+        return _key(loc), f"must be one of {err.get('ctx', {}).get('expected')}, got {value!r}"
+    if kind == "list_type":
+        return _key(loc), f"must be a list, got {type(value).__name__}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return _key(loc) or "policy", f"must be a mapping, got {type(value).__name__}"
+    if kind == "missing":
+        return _key(loc), "required key is missing"
+    return _key(loc), str(cause) if cause is not None else err["msg"]
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    """One message per refused key; unknown keys grouped per parent, with the allowed ones."""
+    unknown: dict[tuple[int | str, ...], list[str]] = {}
+    out: list[str] = []
+    for err in exc.errors():
+        if err["type"] == "extra_forbidden":
+            unknown.setdefault(tuple(err["loc"][:-1]), []).append(str(err["loc"][-1]))
+            continue
+        key, why = _describe(err)
+        out.append(f"{key}: {why}")
+    for parent, names in unknown.items():
+        where = _key(parent) or "policy"
+        out.insert(0, f"{where}: unknown key(s) {sorted(names)}; allowed: {_allowed_keys(parent)}")
+    return out
+
+
+# --------------------------------------------------------------------------- loading
 
 
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
+    """Validate policy YAML ``text``; raises :class:`PolicyError` naming ``source`` and the key."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyError(f"{source}: not valid YAML: {exc}") from None
+    if isinstance(data, dict) and _NOT_FROM_FILE & set(data):
+        keys = sorted(_NOT_FROM_FILE & set(data))
+        raise PolicyError(f"{source}: policy: unknown key(s) {keys}; allowed: {_allowed_keys(())}")
     try:
-        policy = _build(Policy, data, "")
-        _check(policy)
-    except PolicyError as exc:
-        raise PolicyError(f"{source}: {exc}") from None
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(f"{source}: " + "; ".join(_messages(exc))) from None
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return dataclasses.replace(policy, sha256=digest, path=source)
+    return policy.model_copy(update={"sha256": digest, "path": source})
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -371,8 +475,9 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(f"{path}: policy file not found") from None
     policy = parse_policy(raw.decode("utf-8"), source=str(path))
     # hash the bytes exactly as stored (sha256sum reproduces it)
-    return dataclasses.replace(policy, sha256=hashlib.sha256(raw).hexdigest())
+    return policy.model_copy(update={"sha256": hashlib.sha256(raw).hexdigest()})
 
 
 def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (what ``sha256sum`` prints)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -9,18 +9,50 @@ every alias move is also a Dagster materialization with its run id.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.governance.gates import GateResult
 from mlgov_assets.core.governance.policy import Policy
 from mlgov_assets.core.integrity import canonical_hash
-from mlgov_assets.core.models.registry import ChampionChanged, PromotionRefused, Registry
+from mlgov_assets.core.models.registry import ChampionChanged, PromotionRefused
 
-__all__ = ["ChampionChanged", "PromotionRefused", "promote", "record_gates", "rollback", "status"]
+if TYPE_CHECKING:
+    from mlgov_assets.core.models.registry import Registry
+
+__all__ = [
+    "ChampionChanged",
+    "PromotionDecision",
+    "PromotionRefused",
+    "promote",
+    "record_gates",
+    "rollback",
+    "status",
+]
 
 
 HEAD_TAG = "mlgov.decision_log_head"
+
+
+class PromotionDecision(BaseModel):
+    """What a promotion or rollback did: ``promoted`` False means nothing moved."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    promoted: bool
+    champion: int
+    previous: int | None
+    reason: str
+    kind: Literal["promotion", "override", "rollback"] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``kind`` only when the alias moved)."""
+        out = self.model_dump()
+        if self.kind is None:
+            del out["kind"]
+        return out
 
 
 def _log(registry: Registry) -> DecisionLog:
@@ -28,9 +60,8 @@ def _log(registry: Registry) -> DecisionLog:
 
 
 def _publish_head(registry: Registry, version: int) -> None:
-    """Witness the decision log's head on the model version (see core/audit.py): `mlgov audit
-    verify` checks the log still extends every published head, so a consistent rewrite of log +
-    head file (e.g. dropping this decision) is detected from the registry."""
+    """Witness the decision log's head on the model version: ``mlgov audit verify`` checks the log
+    still extends every published head, so a consistent rewrite of log + head file is detected."""
     registry.client.set_model_version_tag(
         registry.name, str(version), HEAD_TAG, json.dumps(_log(registry).head(), sort_keys=True)
     )
@@ -46,6 +77,7 @@ def record_gates(
     severity: str = "ERROR",
     dagster_run_id: str | None = None,
 ) -> None:
+    """Write each gate verdict onto the model version and append it to the decision log."""
     for r in results:
         evidence = r.to_dict() | {"dagster_run_id": dagster_run_id}
         registry.record_gate(
@@ -116,6 +148,81 @@ def _recompare(
     record_gates(registry, policy, version, [result], actor=actor, dagster_run_id=dagster_run_id)
 
 
+def _ensure_compared_with_current(
+    registry: Registry,
+    policy: Policy,
+    version: int,
+    current: int | None,
+    *,
+    reevaluate: bool,
+    overriding: bool,
+    actor: str,
+    dagster_run_id: str | None,
+) -> None:
+    """The champion comparison must be against today's champion: re-run it or raise ChampionChanged."""
+    compared = (registry.gate_details(version, "champion_comparison") or {}).get("compared_champion_version", "never")
+    if compared == current or "champion_comparison" not in policy.required_model_gates():
+        return
+    if not reevaluate and not overriding:
+        raise ChampionChanged(
+            f"version {version} was compared with champion {compared}, but the champion is now "
+            f"{current}: re-evaluate it against the new champion (re-run the path, or "
+            f"`mlgov promote --version {version}`)"
+        )
+    _recompare(registry, policy, version, current, actor=actor, dagster_run_id=dagster_run_id)
+
+
+def _reject(
+    registry: Registry, policy: Policy, version: int, blockers: list[str], *, actor: str, dagster_run_id: str | None
+) -> PromotionRefused:
+    """Log a refused promotion; returns the exception for the caller to raise."""
+    _log(registry).append(
+        "rejection",
+        actor=actor,
+        reason="; ".join(blockers),
+        model_name=registry.name,
+        model_version=version,
+        payload={"blockers": blockers, "dagster_run_id": dagster_run_id},
+        evidence_hashes={"policy_sha256": policy.sha256},
+    )
+    return PromotionRefused(f"version {version} may not become champion: " + "; ".join(blockers))
+
+
+def _record_move(
+    registry: Registry,
+    policy: Policy,
+    decision: PromotionDecision,
+    *,
+    blockers: list[str],
+    actor: str,
+    request_reason: str,
+    dagster_run_id: str | None,
+) -> None:
+    """Decision log, published head and version tags for an alias move that happened."""
+    version = decision.champion
+    _append_after_move(
+        registry,
+        str(decision.kind),
+        actor=actor,
+        reason=decision.reason,
+        model_name=registry.name,
+        model_version=version,
+        payload={
+            "previous": decision.previous,
+            "blockers_overridden": blockers,
+            "request_reason": request_reason,
+            "dagster_run_id": dagster_run_id,
+        },
+        evidence_hashes={"policy_sha256": policy.sha256},
+    )
+    _publish_head(registry, version)
+    registry.client.set_model_version_tag(registry.name, str(version), "mlgov.promoted_by", actor)
+    if blockers:
+        registry.client.set_model_version_tag(
+            registry.name, str(version), "mlgov.override_justification", decision.reason[:4000]
+        )
+
+
 def promote(
     registry: Registry,
     policy: Policy,
@@ -126,81 +233,62 @@ def promote(
     reevaluate: bool = False,
     override_justification: str = "",
     dagster_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> PromotionDecision:
     """Make ``version`` champion if it passed every gate the current policy requires.
 
-    The champion comparison must have been made against the champion that is champion *now*.
-    If the champion moved since, a run's own promotion aborts (``ChampionChanged``: re-run the
-    path), while ``reevaluate=True`` (``mlgov promote --version N``) re-runs the comparison against
-    the current champion first. The alias move is compare-and-set under the promotion lock.
-    A refusal is logged and raised; nothing about the registry changes. An override (failed gates
-    promoted anyway) needs a written justification and is recorded as such.
+    The champion comparison must be against today's champion: otherwise ``reevaluate=True``
+    re-runs it, else :class:`ChampionChanged` is raised. The move is compare-and-set under the
+    promotion lock. A refusal is logged and raised as :class:`PromotionRefused`; an override
+    (failed gates promoted anyway) needs ``override_justification`` and is recorded as such.
     """
     if version < 1 or version not in registry.versions():
         raise PromotionRefused(f"version {version} of {registry.name} is not registered (have {registry.versions()})")
     _require_log_ok(registry)
     current = registry.champion_version()
-    base = {"actor": actor, "model_name": registry.name, "model_version": version}
-    hashes = {"policy_sha256": policy.sha256}
     if current == version:
-        return {
-            "promoted": False,
-            "champion": version,
-            "previous": current,
-            "reason": f"version {version} is already champion (nothing to do)",
-        }
-    compared = (registry.gate_details(version, "champion_comparison") or {}).get("compared_champion_version", "never")
-    if compared != current and "champion_comparison" in policy.required_model_gates():
-        if not reevaluate and not override_justification.strip():
-            raise ChampionChanged(
-                f"version {version} was compared with champion {compared}, but the champion is now "
-                f"{current}: re-evaluate it against the new champion (re-run the path, or "
-                f"`mlgov promote --version {version}`)"
-            )
-        _recompare(registry, policy, version, current, actor=actor, dagster_run_id=dagster_run_id)
-    blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
-    if blockers and not override_justification.strip():
-        _log(registry).append(
-            "rejection",
-            reason="; ".join(blockers),
-            payload={"blockers": blockers, "dagster_run_id": dagster_run_id},
-            evidence_hashes=hashes,
-            **base,
+        return PromotionDecision(
+            promoted=False,
+            champion=version,
+            previous=current,
+            reason=f"version {version} is already champion (nothing to do)",
         )
-        raise PromotionRefused(f"version {version} may not become champion: " + "; ".join(blockers))
-    previous = registry.move_champion(version, expected_current=current, history_op="push")
-    kind = "override" if blockers else "promotion"
-    _append_after_move(
+    justification = override_justification.strip()
+    _ensure_compared_with_current(
         registry,
-        kind,
-        reason=override_justification.strip() if blockers else reason,
-        payload={
-            "previous": previous,
-            "blockers_overridden": blockers,
-            "request_reason": reason,
-            "dagster_run_id": dagster_run_id,
-        },
-        evidence_hashes=hashes,
-        **base,
+        policy,
+        version,
+        current,
+        reevaluate=reevaluate,
+        overriding=bool(justification),
+        actor=actor,
+        dagster_run_id=dagster_run_id,
     )
-    _publish_head(registry, version)
-    registry.client.set_model_version_tag(registry.name, str(version), "mlgov.promoted_by", actor)
-    if blockers:
-        registry.client.set_model_version_tag(
-            registry.name, str(version), "mlgov.override_justification", override_justification.strip()[:4000]
-        )
-    return {
-        "promoted": True,
-        "champion": version,
-        "previous": previous,
-        "kind": kind,
-        "reason": override_justification.strip() if blockers else reason,
-    }
+    blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
+    if blockers and not justification:
+        raise _reject(registry, policy, version, blockers, actor=actor, dagster_run_id=dagster_run_id)
+    previous = registry.move_champion(version, expected_current=current, history_op="push")
+    decision = PromotionDecision(
+        promoted=True,
+        champion=version,
+        previous=previous,
+        kind="override" if blockers else "promotion",
+        reason=justification if blockers else reason,
+    )
+    _record_move(
+        registry,
+        policy,
+        decision,
+        blockers=blockers,
+        actor=actor,
+        request_reason=reason,
+        dagster_run_id=dagster_run_id,
+    )
+    return decision
 
 
 def rollback(
     registry: Registry, policy: Policy, *, actor: str, reason: str, dagster_run_id: str | None = None
-) -> dict[str, Any]:
+) -> PromotionDecision:
     """Champion back to the one before it (the promotion history's previous entry)."""
     if not reason.strip():
         raise ValueError("rollback needs a reason (it is recorded in the decision log)")
@@ -227,7 +315,7 @@ def rollback(
         evidence_hashes={"policy_sha256": policy.sha256},
     )
     _publish_head(registry, target)
-    return {"promoted": True, "champion": target, "previous": current, "kind": "rollback", "reason": reason}
+    return PromotionDecision(promoted=True, champion=target, previous=current, kind="rollback", reason=reason)
 
 
 def status(registry: Registry, policy: Policy) -> dict[str, Any]:

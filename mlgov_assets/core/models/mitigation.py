@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 METHODS = ("threshold", "reductions")
 #: ThresholdOptimizer constraint names we accept (Fairlearn's own vocabulary).
@@ -47,6 +48,9 @@ REDUCTION_CONSTRAINTS = (
     "true_positive_rate_parity",
     "false_positive_rate_parity",
 )
+
+#: The sensitive column (one attribute) or columns (intersections) a mitigator conditions on.
+Sensitive = pd.Series | pd.DataFrame
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -133,7 +137,7 @@ class MitigatedModel:
     def base_score(self, X: pd.DataFrame) -> np.ndarray:
         """The unmitigated pipeline's positive-class probability (what SHAP explains)."""
         Xb, _ = self._split(X)
-        return self.base_pipeline.predict_proba(Xb)[:, 1]
+        return np.asarray(self.base_pipeline.predict_proba(Xb)[:, 1], dtype=float)
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description (method, constraint, per-group thresholds)."""
@@ -164,7 +168,7 @@ def _describe_thresholds(to: Any) -> dict[str, Any]:
     return out
 
 
-def _validate_fit_inputs(X: pd.DataFrame, y, sensitive_features: Sequence[str]) -> np.ndarray:
+def _validate_fit_inputs(X: pd.DataFrame, y: ArrayLike, sensitive_features: Sequence[str]) -> np.ndarray:
     if not isinstance(X, pd.DataFrame):
         raise TypeError("X_train must be a pandas DataFrame")
     if not sensitive_features:
@@ -187,7 +191,7 @@ def _validate_fit_inputs(X: pd.DataFrame, y, sensitive_features: Sequence[str]) 
 def fit_mitigated(
     base_pipeline: Any,
     X_train: pd.DataFrame,
-    y_train,
+    y_train: ArrayLike,
     *,
     sensitive_features: list[str],
     method: Literal["threshold", "reductions"] = "threshold",
@@ -238,7 +242,9 @@ def fit_mitigated(
     )
 
 
-def _fit_threshold(base, Xb, y, s, constraints: str, objective: str, grid_size: int):
+def _fit_threshold(
+    base: Any, Xb: pd.DataFrame, y: np.ndarray, s: Sensitive, constraints: str, objective: str, grid_size: int
+) -> Any:
     from fairlearn.postprocessing import ThresholdOptimizer
     from sklearn.utils.validation import check_is_fitted
 
@@ -258,7 +264,16 @@ def _fit_threshold(base, Xb, y, s, constraints: str, objective: str, grid_size: 
     return to.fit(Xb, y, sensitive_features=s)
 
 
-def _fit_reductions(base, Xb, y, s, constraints: str, eps: float, max_iter: int, random_state: int):
+def _fit_reductions(
+    base: Any,
+    Xb: pd.DataFrame,
+    y: np.ndarray,
+    s: Sensitive,
+    constraints: str,
+    eps: float,
+    max_iter: int,
+    random_state: int,
+) -> Any:
     from fairlearn.reductions import (
         DemographicParity,
         EqualizedOdds,

@@ -1,18 +1,14 @@
 """The MLflow registry, governed: registration with artifact hashes, gate verdicts on each
 version, and the only functions that move the ``champion`` alias.
 
-Why not dagster-mlflow's resource: it shares one MLflow run per Dagster run through MLflow's
-process-global active run (a second Dagster run in the same process logs into the first), and
-importing it imports mlflow at code-location load (+2 s per code server and run worker). Here
-every call names its run and store explicitly, and mlflow is imported only when used.
-
-Promotion safety: MLflow aliases are last-writer-wins, so every alias move holds an exclusive
-file lock (serialized across processes and runs) and is compare-and-set: the caller states which
-champion it evaluated against, and the move aborts if the champion changed in between.
+Every call names its MLflow run and store explicitly; mlflow is imported only when used.
+Alias moves hold an exclusive file lock and are compare-and-set: the caller states which champion
+it evaluated against, and the move aborts (:class:`ChampionChanged`) if it changed in between.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlgov_assets.core.errors import Refusal
 from mlgov_assets.core.integrity import copy_verified, file_lock, hash_tree, manifest_digest, verify_tree
 from mlgov_assets.core.settings import Settings
 
@@ -42,12 +41,40 @@ SKOPS_TRUSTED = [
 ]
 
 
-class PromotionRefused(RuntimeError):
+class PromotionRefused(Refusal):
     """The version did not pass every gate required by the current policy."""
 
 
-class ChampionChanged(RuntimeError):
+class ChampionChanged(Refusal):
     """Compare-and-set failed: the champion moved after the challenger was compared with it."""
+
+
+class VersionInfo(BaseModel):
+    """One registered model version as the registry records it (version tags, run params/metrics).
+
+    ``info["tags"]`` and ``info.get("tags")`` still work for callers written against the former
+    dict; new code reads attributes.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int
+    run_id: str | None
+    source: str | None = None
+    created: int | None = None
+    aliases: list[str] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in type(self).model_fields else default
 
 
 def _uri_to_path(uri: str) -> Path:
@@ -133,12 +160,10 @@ class Registry:
         try:
             self.client.get_registered_model(self.name)
         except MlflowException:
-            try:
+            with contextlib.suppress(MlflowException):  # created concurrently
                 self.client.create_registered_model(
                     self.name, description="Governed by mlgov: promoted only through the champion asset."
                 )
-            except MlflowException:
-                pass  # created concurrently
 
     def log_model_version(
         self,
@@ -152,9 +177,9 @@ class Registry:
         input_example: Any,
         text_artifacts: dict[str, str],
         pip_requirements: list[str],
-    ) -> dict[str, Any]:
+    ) -> VersionInfo:
         """Log a model in a new MLflow run, record the sha256 of every artifact file, and
-        register it as a new version. Returns the version's description (see :meth:`version_info`)."""
+        register it as a new version."""
         mlflow = self._mlflow
         from mlflow.models import infer_signature
 
@@ -199,23 +224,23 @@ class Registry:
             }
             mlflow.set_tags(integrity)
             mv = mlflow.register_model(info.model_uri, self.name, tags={**tags, **integrity})
-        return self.version_info(int(mv.version)) | {"run_id": run.info.run_id}
+        return self.version_info(int(mv.version)).model_copy(update={"run_id": run.info.run_id})
 
     # ------------------------------------------------------------------ reading
-    def version_info(self, version: int) -> dict[str, Any]:
+    def version_info(self, version: int) -> VersionInfo:
         mv = self.client.get_model_version(self.name, str(version))
         run = self.client.get_run(mv.run_id) if mv.run_id else None
-        return {
-            "name": self.name,
-            "version": int(mv.version),
-            "run_id": mv.run_id,
-            "source": mv.source,
-            "created": mv.creation_timestamp,
-            "aliases": list(mv.aliases or []),
-            "tags": dict(mv.tags or {}),
-            "metrics": dict(run.data.metrics) if run else {},
-            "params": dict(run.data.params) if run else {},
-        }
+        return VersionInfo(
+            name=self.name,
+            version=int(mv.version),
+            run_id=mv.run_id,
+            source=mv.source,
+            created=mv.creation_timestamp,
+            aliases=list(mv.aliases or []),
+            tags=dict(mv.tags or {}),
+            metrics=dict(run.data.metrics) if run else {},
+            params=dict(run.data.params) if run else {},
+        )
 
     def find_by_fingerprint(self, fp: str) -> int | None:
         from mlflow.exceptions import MlflowException
@@ -276,7 +301,7 @@ class Registry:
             )
 
     def gate_records(self, version: int) -> dict[str, GateRecord]:
-        tags = self.version_info(version)["tags"]
+        tags = self.version_info(version).tags
         out = {}
         for key, value in tags.items():
             if key.startswith(GATE) and key.count(".") == 2:
@@ -304,7 +329,8 @@ class Registry:
             text = self._mlflow.artifacts.load_text(f"runs:/{run_id}/gates/{name}.json")
         except Exception:
             return {}
-        return json.loads(text).get("details", {})
+        details: dict[str, Any] = json.loads(text).get("details", {})
+        return details
 
     def promotion_blockers(self, version: int, required: list[str], policy_sha256: str) -> list[str]:
         """Why ``version`` may not be champion under the policy with hash ``policy_sha256``
@@ -358,7 +384,7 @@ class Registry:
         model directory it describes."""
         from mlgov_assets.core.integrity import IntegrityError
 
-        tags = self.version_info(version)["tags"]
+        tags = self.version_info(version).tags
         if TAG + "artifact_manifest" not in tags:
             raise IntegrityError(f"version {version} has no recorded artifact manifest: refusing to load it")
         try:
@@ -378,7 +404,7 @@ class Registry:
         verify_tree(model_dir, manifest)
         return manifest
 
-    def load_model(self, version: int, *, flavor: str = "auto"):
+    def load_model(self, version: int, *, flavor: str = "auto") -> Any:
         """Load a registered model from bytes that were verified: the artifact tree is copied to a
         private temporary directory, hashed on the way in (``integrity.copy_verified``), and the
         model is deserialized from that copy. Verifying the registry's files and then loading them
@@ -392,7 +418,7 @@ class Registry:
         try:
             local = copy_verified(model_dir, manifest, workdir / "model")
             pyfunc = flavor == "pyfunc" or (
-                flavor == "auto" and self.version_info(version)["tags"].get(TAG + "flavor") == "pyfunc"
+                flavor == "auto" and self.version_info(version).tags.get(TAG + "flavor") == "pyfunc"
             )
             loader = self._mlflow.pyfunc.load_model if pyfunc else self._mlflow.sklearn.load_model
             model = loader(str(local))
@@ -405,7 +431,7 @@ class Registry:
             shutil.rmtree(workdir, ignore_errors=True)
         return model
 
-    def load_governed(self, version: int):
+    def load_governed(self, version: int) -> Any:
         """The verified model as the object mlgov scores (:mod:`.scoring`): an sklearn pipeline,
         or for pyfunc versions the governed object inside (e.g. a ``MitigatedModel``)."""
         model = self.load_model(version)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
+from mlflow.pyfunc.model import PythonModel
 
 
-class MitigatedPyfunc(mlflow.pyfunc.PythonModel):
+class MitigatedPyfunc(PythonModel):
+    """The pyfunc wrapper: ``predict`` returns the wrapped model's 0/1 decisions."""
+
     def __init__(self, model: Any):
         self.model = model
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
         return np.asarray(self.model.predict(model_input), dtype=np.int64)

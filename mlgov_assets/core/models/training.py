@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.data.features import MODEL_CATEGORICAL, MODEL_FEATURES, MODEL_NUMERIC, TARGET
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
-@dataclass(frozen=True)
-class HyperParams:
+
+class HyperParams(BaseModel):
+    """The model's hyperparameters: the one definition (the Dagster config derives from it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     learning_rate: float = 0.1
     max_iter: int = 200
     max_leaf_nodes: int = 15
@@ -31,10 +38,16 @@ class HyperParams:
     random_state: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
+
+    @classmethod
+    def from_recorded(cls, params: Mapping[str, str]) -> HyperParams:
+        """Parse the strings MLflow stored (``"None"`` is None); unknown keys and bad values raise
+        ``pydantic.ValidationError``."""
+        return cls.model_validate({k: None if v == "None" else v for k, v in params.items()})
 
 
-def build_pipeline(params: HyperParams):
+def build_pipeline(params: HyperParams) -> Pipeline:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
@@ -68,13 +81,16 @@ def build_pipeline(params: HyperParams):
     return Pipeline([("encode", encode), ("model", model)])
 
 
-def fit(train: pd.DataFrame, params: HyperParams):
+def fit(train: pd.DataFrame, params: HyperParams) -> Pipeline:
+    """The pipeline fitted on ``train``'s model features and target."""
     pipeline = build_pipeline(params)
     pipeline.fit(train[MODEL_FEATURES], train[TARGET].to_numpy())
     return pipeline
 
 
-def holdout_metrics(y_true: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def holdout_metrics(
+    y_true: np.ndarray[Any, Any], proba: np.ndarray[Any, Any], threshold: float = 0.5
+) -> dict[str, float]:
     """The metrics the policy gates on, for a plain classifier's scores (decision = score >= 0.5)."""
     from mlgov_assets.core.models.scoring import holdout_metrics as metrics
 
@@ -90,9 +106,8 @@ def fingerprint(
     variant: str = "baseline",
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """Identity of a training run's inputs: same data bytes + params + code -> same model, so a
-    re-materialization with identical inputs reuses the registered version instead of minting
-    (and possibly promoting) a duplicate."""
+    """sha256 identity of a training run's inputs (data bytes, params, code, variant): identical
+    inputs reuse the registered version instead of minting (and maybe promoting) a duplicate."""
     blob = json.dumps(
         {
             "train_md5": train_md5,

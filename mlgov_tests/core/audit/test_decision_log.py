@@ -307,7 +307,13 @@ def test_append_refuses_to_extend_a_truncated_log(log_path: Path) -> None:
 )
 def test_bad_appends_are_refused(tmp_path: Path, kwargs: dict, match: str) -> None:
     args = {
-        "kind": "promotion", "actor": "alice", "reason": "ok", "model_name": "m", "model_version": 1, "payload": {}, "evidence_hashes": {}
+        "kind": "promotion",
+        "actor": "alice",
+        "reason": "ok",
+        "model_name": "m",
+        "model_version": 1,
+        "payload": {},
+        "evidence_hashes": {},
     }
     args.update(kwargs)
     kind = args.pop("kind")

@@ -10,6 +10,7 @@ an independent computation.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -18,24 +19,21 @@ from typing import Any
 import pytest
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
-from mlgov_assets.core.audit.lineage import (
-    LINKS,
-    ModelRefError,
-    build_bundle,
-    check_dagster_run,
-    check_decision_log,
-    check_gates,
-    check_materializations,
-    check_policy,
-    parse_model_ref,
-    verify_lineage,
-    verify_with_witnesses,
-)
+from mlgov_assets.core.audit.lineage.audit import check_decision_log, verify_lineage, verify_with_witnesses
+from mlgov_assets.core.audit.lineage.bundle import build_bundle
+from mlgov_assets.core.audit.lineage.gates import check_gates
+from mlgov_assets.core.audit.lineage.model import LINKS, ModelRefError
+from mlgov_assets.core.audit.lineage.refs import parse_model_ref
+from mlgov_assets.core.audit.lineage.verify import check_dagster_run, check_materializations, check_policy
 from mlgov_assets.core.audit.modelcard import render_html, render_markdown, validate_bundle
+from mlgov_assets.core.settings import get_settings
 from mlgov_tests.conftest import dvc_cache_put
 
 DATA = Path(__file__).resolve().parents[3] / "data"
-POLICY_TEXT = "policy_version: 1\nintended_use: Screening demo.\nlimitations: Dated census data.\nmetric_floors:\n  roc_auc: {min: 0.9}\n"
+POLICY_TEXT = (
+    "policy_version: 1\nintended_use: Screening demo.\nlimitations: Dated census data.\n"
+    "metric_floors:\n  roc_auc: {min: 0.9}\n"
+)
 
 
 def _sha(data: bytes) -> str:
@@ -263,8 +261,8 @@ def _ledger_batches(home: Path) -> list[dict[str, Any]]:
     """Batches written with core.monitoring's own ledger, read back by the lineage gatherer."""
     from types import SimpleNamespace
 
-    from mlgov_assets.core.audit.lineage import _monitoring_batches
-    from mlgov_assets.core.monitoring.service import BatchLedger, MonitoringPaths
+    from mlgov_assets.core.audit.lineage.gather import monitoring_batches
+    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
 
     ledger = BatchLedger(MonitoringPaths(home / "monitoring"))
     ledger.update(
@@ -275,7 +273,7 @@ def _ledger_batches(home: Path) -> list[dict[str, Any]]:
     )
     ledger.update("b002", champion_version=2, drift={"dataset_drift": False, "drifted_columns": []})  # another champion
     ledger.update("b003", champion_version=3)  # accepted, not yet scored: no drift verdict
-    return _monitoring_batches(SimpleNamespace(home=home), 3)
+    return monitoring_batches(SimpleNamespace(home=home), 3)
 
 
 def _status(links) -> dict[str, str]:
@@ -439,9 +437,9 @@ def test_decision_log_truncation_with_a_rewritten_head_is_caught_by_the_publishe
     Path(f"{log}.head").write_text(
         json.dumps({"count": 2, "last_hash": json.loads(lines[1])["hash"]})
     )  # ...and re-anchor
-    assert verify_with_witnesses(log, [])["ok"]  # consistent with its own head: invisible locally
+    assert verify_with_witnesses(log, []).ok  # consistent with its own head: invisible locally
     res = verify_with_witnesses(log, facts["witnesses"])
-    assert (res["ok"], res["first_bad_index"]) == (False, 2) and "version 3" in res["problem"]
+    assert (res.ok, res.first_bad_index) == (False, 2) and "version 3" in str(res.problem)
     assert check_decision_log(facts).status == "fail"
 
 
@@ -492,8 +490,12 @@ def test_bundle_from_facts_is_valid_cites_sources_and_degrades(facts):
         evidence_hashes={},
     )
     facts["decisions"] = log.records()
-    bundle = build_bundle(facts)
+    settings = dataclasses.replace(get_settings(), mlflow_ui_url="https://mlflow.example:8443/")
+    bundle = build_bundle(facts, settings).to_json()
     assert validate_bundle(bundle) == []
+    # MLflow links point at the configured UI
+    assert bundle["model"]["source"]["url"] == "https://mlflow.example:8443/#/models/m/versions/3"
+    assert bundle["hyperparameters"]["source"]["url"] == "https://mlflow.example:8443/#/experiments/1/runs/mlflow-run"
     # data rows: from the Dagster materialization metadata; provenance names the source
     assert [d["rows"] for d in bundle["data"]] == [32561, 16281]
     assert bundle["data"][0]["source"]["sha256"] == facts["dagster"]["materializations"][0]["sha256"]
@@ -523,11 +525,11 @@ def test_bundle_from_facts_is_valid_cites_sources_and_degrades(facts):
     facts["dagster"] = None
     for rel in ("fairness/report.json", "explanations/importance.json"):
         del facts["artifacts"][rel]
-    bare = build_bundle(facts)
+    bare = build_bundle(facts, settings).to_json()
     assert validate_bundle(bare) == []
     independent_rows = sum(1 for line in (DATA / "adult.data").read_text().splitlines() if line.strip())
     assert bare["data"][0]["rows"] == independent_rows and bare["data"][0]["source"]["kind"] == "dvc"
     assert "not_available" in bare["fairness"] and "not_available" in bare["explanations"]
     assert "Not available" in render_markdown(bare)
     facts["model"]["aliases"], facts["champion_history"] = [], []
-    assert "never been champion" in build_bundle(facts)["drift"]["not_available"]
+    assert "never been champion" in build_bundle(facts, settings).to_json()["drift"]["not_available"]

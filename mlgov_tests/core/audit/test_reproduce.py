@@ -42,6 +42,35 @@ def _typed(path: Path) -> pd.DataFrame:
     return df
 
 
+def _register(registry, pipeline, metrics, holdout, md5: dict, commit: str, recorded_params: dict) -> int:
+    """Register ``pipeline`` as the governed path would, with ``recorded_params`` as its run params."""
+    from mlgov_assets.core.data.features import MODEL_FEATURES
+
+    tags = {
+        "mlgov.train_data_md5": md5["train"],
+        "mlgov.holdout_data_md5": md5["holdout"],
+        "mlgov.git_commit": commit,
+        "mlgov.git_dirty": "false",
+        "mlgov.code_version": "cv-test",
+        "mlgov.variant": "baseline",
+        "mlgov.flavor": "sklearn",
+        "mlgov.dagster_run_id": "none",
+        "mlgov.policy_sha256": "0" * 64,
+    }
+    info = registry.log_model_version(
+        model=pipeline,
+        flavor="sklearn",
+        run_name="repro",
+        params=recorded_params,
+        metrics=metrics,
+        tags=tags,
+        input_example=holdout[MODEL_FEATURES].head(5),
+        text_artifacts={},
+        pip_requirements=["scikit-learn==1.9.1"],
+    )
+    return info.version
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A clean git checkout whose DVC cache holds the Adult files, and one registered version."""
@@ -75,29 +104,7 @@ def world(tmp_path_factory):
     commit = _git(project, "rev-parse", "HEAD")
 
     def register(recorded_params: dict) -> int:
-        tags = {
-            "mlgov.train_data_md5": md5["train"],
-            "mlgov.holdout_data_md5": md5["holdout"],
-            "mlgov.git_commit": commit,
-            "mlgov.git_dirty": "false",
-            "mlgov.code_version": "cv-test",
-            "mlgov.variant": "baseline",
-            "mlgov.flavor": "sklearn",
-            "mlgov.dagster_run_id": "none",
-            "mlgov.policy_sha256": "0" * 64,
-        }
-        info = registry.log_model_version(
-            model=pipeline,
-            flavor="sklearn",
-            run_name="repro",
-            params=recorded_params,
-            metrics=metrics,
-            tags=tags,
-            input_example=holdout[MODEL_FEATURES].head(5),
-            text_artifacts={},
-            pip_requirements=["scikit-learn==1.9.1"],
-        )
-        return info["version"]
+        return _register(registry, pipeline, metrics, holdout, md5, commit, recorded_params)
 
     honest = register(params.to_dict())
     # a version whose recorded params do not describe its model (max_iter 21 recorded, 20 trained)
@@ -224,14 +231,19 @@ def test_recorded_params_are_parsed_strictly():
         }
     )
     assert (hyper.learning_rate, hyper.max_iter, hyper.max_depth, hyper.random_state) == (0.2, 20, None, 7)
-    assert mit == {
+    assert mit is not None and mit.model_dump() == {
         "method": "threshold",
         "constraints": "demographic_parity",
         "objective": "accuracy_score",
         "sensitive_features": ["sex", "race"],
-        "base_version": "4",
+        "base_version": 4,
     }
     with pytest.raises(ReproduceError, match="unknown \\['n_estimators'\\]"):
         split_params({"n_estimators": "5"})
     with pytest.raises(ReproduceError, match="missing"):
         split_params({"learning_rate": "0.2"})
+    recorded = {k: str(v) for k, v in hyper.to_dict().items()}
+    with pytest.raises(ReproduceError, match="max_iter"):  # a value that is not an int is refused, not truncated
+        split_params({**recorded, "max_iter": "2.5"})
+    with pytest.raises(ReproduceError, match="mitigation_base_version"):
+        split_params({**recorded, "mitigation_method": "threshold"})

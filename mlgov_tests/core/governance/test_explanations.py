@@ -44,15 +44,15 @@ def test_tree_shap_additivity_holds_on_real_model_and_broken_values_fail(explain
     raw = model_raw_output(pipe, Xt.iloc[ex.positions])
     np.testing.assert_allclose(raw, pipe.decision_function(Xt.iloc[ex.positions]))
     ok = check_additivity(ex, raw, tolerance=1e-6)
-    assert ok["passed"] and ok["max_abs_error"] < 1e-9 and ok["n_over_tolerance"] == 0
+    assert ok.passed and ok.max_abs_error < 1e-9 and ok.n_over_tolerance == 0
     # A broken explainer output: 7 rows get a spurious contribution.
     broken_values = ex.shap_values.copy()
     broken_values.iloc[:7, 0] += 0.01
     broken = dataclasses.replace(ex, shap_values=broken_values)
     bad = check_additivity(broken, raw, tolerance=1e-6)
-    assert not bad["passed"] and bad["n_over_tolerance"] == 7
-    assert bad["max_abs_error"] == pytest.approx(0.01, rel=1e-6)
-    assert bad["rows_over_tolerance"] == [str(i) for i in ex.shap_values.index[:7]]
+    assert not bad.passed and bad.n_over_tolerance == 7
+    assert bad.max_abs_error == pytest.approx(0.01, rel=1e-6)
+    assert bad.rows_over_tolerance == [str(i) for i in ex.shap_values.index[:7]]
     with pytest.raises(ValueError, match="raw_output has"):
         check_additivity(ex, pipe.decision_function(Xt), tolerance=1e-6)
 
@@ -121,7 +121,8 @@ def test_one_hot_columns_fold_back_to_their_feature():
     # (categories minus those merged into one "infrequent" column), not from column names.
     enc = pipe[0].named_transformers_["oh"]
     widths = [
-        len(cat) - (0 if inf is None else len(inf) - 1) for cat, inf in zip(enc.categories_, enc.infrequent_categories_, strict=False)
+        len(cat) - (0 if inf is None else len(inf) - 1)
+        for cat, inf in zip(enc.categories_, enc.infrequent_categories_, strict=False)
     ]
     assert sum(widths) == pipe[0].output_indices_["oh"].stop
     assert any(inf is not None for inf in enc.infrequent_categories_)  # the many-to-one case
@@ -130,7 +131,7 @@ def test_one_hot_columns_fold_back_to_their_feature():
     for c, w in zip(cats, widths, strict=False):
         np.testing.assert_allclose(ex.shap_values[c].to_numpy(), direct[:, start : start + w].sum(axis=1))
         start += w
-    assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6)["passed"]
+    assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6).passed
 
 
 def test_native_categorical_hgb_is_not_given_to_tree_explainer():
@@ -168,7 +169,7 @@ def test_native_categorical_hgb_is_not_given_to_tree_explainer():
         ex = explain_pipeline(pipe, Xt.iloc[:300], max_rows=None, fallback_max_rows=15, fallback_background=20)
     assert ex.method == "permutation" and len(ex) == 15 and "native categorical" in ex.method_note
     rows = Xt.iloc[ex.positions]
-    assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6)["passed"]
+    assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6).passed
 
 
 def test_non_tree_model_uses_bounded_permutation_fallback():
@@ -199,7 +200,7 @@ def test_non_tree_model_uses_bounded_permutation_fallback():
     assert "background 25" in ex.method_note
     assert list(ex.shap_values.columns) == ["relationship", "age", "education_num"]
     rows = Xt.iloc[:500].iloc[ex.positions]
-    assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6)["passed"]
+    assert check_additivity(ex, model_raw_output(pipe, rows), 1e-6).passed
 
 
 def test_probability_unit_tree_model_falls_back_to_log_odds_permutation():
@@ -213,7 +214,7 @@ def test_probability_unit_tree_model_falls_back_to_log_odds_permutation():
     pipe.fit(X[cols].iloc[:3000], y.iloc[:3000])
     ex = explain_pipeline(pipe, Xt[cols].iloc[:100], fallback_max_rows=10, fallback_background=20)
     assert ex.method == "permutation" and "'probability'" in ex.method_note
-    assert check_additivity(ex, model_raw_output(pipe, Xt[cols].iloc[ex.positions]), 1e-6)["passed"]
+    assert check_additivity(ex, model_raw_output(pipe, Xt[cols].iloc[ex.positions]), 1e-6).passed
 
 
 def test_ndcg_identical_swapped_and_hand_computed():

@@ -11,19 +11,12 @@ import pandas as pd
 import pytest
 
 from mlgov_assets.core.data.adult import LABEL, POSITIVE_LABEL, SENSITIVE, read_adult_csv
-from mlgov_assets.core.governance.fairness import (
-    SUMMARY_METRICS,
-    FairnessRule,
-    _cell_counts,
-    _rates,
-    _summaries,
-    compare_tradeoff,
-    evaluate_fairness_gate,
-    fairness_report,
-    pretraining_bias,
-    render_html,
-    render_markdown,
-)
+from mlgov_assets.core.governance.fairness.bias import pretraining_bias
+from mlgov_assets.core.governance.fairness.bootstrap import _cell_counts, _rates, _summaries
+from mlgov_assets.core.governance.fairness.gate import evaluate_fairness_gate
+from mlgov_assets.core.governance.fairness.render import compare_tradeoff, render_html, render_markdown
+from mlgov_assets.core.governance.fairness.report import fairness_report
+from mlgov_assets.core.governance.policy import SUMMARY_METRICS, FairnessRule
 from mlgov_tests.core._adult_fixtures import (
     DATA_DIR,
     adult_test,
@@ -82,7 +75,7 @@ def test_group_rates_match_pandas_groupby_on_adult_holdout(holdout_predictions):
     df["sex|race"] = df["sex"] + "|" + df["race"]
     for feature in ["sex", "race", "sex|race"]:
         expected = _pandas_rates(df, feature)
-        got = pd.DataFrame(rep.features[feature].groups).set_index("group")
+        got = pd.DataFrame([g.to_dict() for g in rep.features[feature].groups]).set_index("group")
         assert sorted(got.index) == sorted(expected.index)
         for metric in expected.columns:
             np.testing.assert_allclose(
@@ -114,18 +107,18 @@ def _synthetic(n_a=2000, n_b=2000, n_c=30, sel=(0.5, 0.45, 0.0), seed=0):
 
 def test_small_group_is_flagged_and_does_not_decide_the_gate():
     yt, yp, sens = _synthetic()
-    rule = FairnessRule(feature="g", metric="demographic_parity_ratio", comparison="min", threshold=0.8, bound="point")
+    rule = FairnessRule(feature="g", metric="demographic_parity_ratio", min=0.8, bound="point")
     gated = fairness_report(
         yt, yp, sens, features=["g"], intersections=[], min_group_size=100, n_boot=0, ci_level=0.95, random_state=0
     )
-    c_row = next(r for r in gated.features["g"].groups if r["group"] == "C")
-    assert c_row["small_group"] is True and c_row["count"] == 30 and c_row["selection_rate"] == 0.0
+    c_row = next(r for r in gated.features["g"].groups if r.group == "C")
+    assert c_row.small_group is True and c_row.count == 30 and c_row.selection_rate == 0.0
     verdict = evaluate_fairness_gate(gated, [rule])
     assert verdict.passed, verdict.rules
-    assert verdict.rules[0]["small_groups_ignored"] == ["C"]
+    assert verdict.rules[0].small_groups_ignored == ["C"]
     # Independent value: min/max of the two adequate groups' selection rates.
     rates = pd.Series(yp).groupby(sens["g"].to_numpy()).mean()
-    assert verdict.rules[0]["value"] == pytest.approx(rates[["A", "B"]].min() / rates[["A", "B"]].max())
+    assert verdict.rules[0].value == pytest.approx(rates[["A", "B"]].min() / rates[["A", "B"]].max())
     # The same tiny group, if counted, fails the rule: that is exactly what the flag prevents.
     counted = fairness_report(
         yt, yp, sens, features=["g"], intersections=[], min_group_size=10, n_boot=0, ci_level=0.95, random_state=0
@@ -135,15 +128,22 @@ def test_small_group_is_flagged_and_does_not_decide_the_gate():
 
 def test_bootstrap_ci_brackets_point_is_reproducible_and_matches_independent_bootstrap():
     yt, yp, sens = _synthetic(n_a=1500, n_b=1500, n_c=0, sel=(0.5, 0.35, 0.0), seed=1)
-    kw = {"features": ["g"], "intersections": [], "min_group_size": 100, "n_boot": 40, "ci_level": 0.9, "random_state": 3}
+    kw = {
+        "features": ["g"],
+        "intersections": [],
+        "min_group_size": 100,
+        "n_boot": 40,
+        "ci_level": 0.9,
+        "random_state": 3,
+    }
     rep = fairness_report(yt, yp, sens, **kw)
     dp = rep.features["g"].summary["demographic_parity_ratio"]
     assert dp.lower <= dp.value <= dp.upper
     eo = rep.features["g"].summary["equalized_odds_difference"]
     assert eo.lower <= eo.upper
     row = rep.features["g"].groups[0]
-    assert row["selection_rate_lower"] <= row["selection_rate"] <= row["selection_rate_upper"]
-    assert row["fnr_lower"] == pytest.approx(1 - row["tpr_upper"])
+    assert row.selection_rate_lower <= row.selection_rate <= row.selection_rate_upper
+    assert row.fnr_lower == pytest.approx(1 - row.tpr_upper)
     assert fairness_report(yt, yp, sens, **kw).to_dict() == rep.to_dict()
     # An independent numpy bootstrap of the same statistic gives a similar interval.
     rng = np.random.default_rng(0)
@@ -286,7 +286,7 @@ def test_bootstrap_intervals_agree_with_slow_row_bootstrap(holdout_predictions):
 
     q = (1 - ci_level) / 2
     density = math.exp(-0.5 * 1.6448536**2) / math.sqrt(2 * math.pi)  # N(0,1) pdf at z_{0.95}
-    rows = {r["group"]: r for r in ff.groups}
+    rows = {r.group: r.to_dict() for r in ff.groups}
     checked = 0
     for key in ref.columns:
         if ":" in key:
@@ -338,8 +338,8 @@ def test_undefined_rate_in_a_gated_group_is_skipped_not_fatal():
     )
     json.dumps(rep.to_dict(), allow_nan=False)
     ff = rep.features["g"]
-    b = next(r for r in ff.groups if r["group"] == "B")
-    assert b["tpr"] is None and b["tpr_lower"] is None and b["fpr"] is not None
+    b = next(r for r in ff.groups if r.group == "B")
+    assert b.tpr is None and b.tpr_lower is None and b.fpr is not None
     assert ff.summary["tpr_ratio"].value == 1.0 and ff.summary["tpr_difference"].value == 0.0
     rates = pd.Series(yp).groupby(sens["g"].to_numpy()).mean()
     dp = ff.summary["demographic_parity_ratio"]
@@ -353,21 +353,28 @@ def test_biased_model_fails_gate_and_reference_model_passes(holdout_predictions)
     biased = fit_single_thread(make_pipeline(max_iter=60), X, flip_labels_for_group(y, X["sex"] == "Female"))
     yp_biased = biased.predict(Xt)
     rules = [
-        FairnessRule("sex", "demographic_parity_ratio", "min", 0.2, "lower"),
-        FairnessRule("sex", "equalized_odds_difference", "max", 0.3, "upper"),
+        FairnessRule(feature="sex", metric="demographic_parity_ratio", min=0.2, bound="lower"),
+        FairnessRule(feature="sex", metric="equalized_odds_difference", max=0.3, bound="upper"),
     ]
-    kw = {"features": ["sex"], "intersections": [], "min_group_size": 100, "n_boot": 15, "ci_level": 0.95, "random_state": 0}
+    kw = {
+        "features": ["sex"],
+        "intersections": [],
+        "min_group_size": 100,
+        "n_boot": 15,
+        "ci_level": 0.95,
+        "random_state": 0,
+    }
     fair_verdict = evaluate_fairness_gate(fairness_report(yt, yp, Xt[["sex"]], **kw), rules)
     biased_verdict = evaluate_fairness_gate(fairness_report(yt, yp_biased, Xt[["sex"]], **kw), rules)
     assert fair_verdict.passed, fair_verdict.rules
     assert not biased_verdict.passed
-    assert {r["metric"] for r in biased_verdict.failed_rules} == {
+    assert {r.metric for r in biased_verdict.failed_rules} == {
         "demographic_parity_ratio",
         "equalized_odds_difference",
     }
     # The gate's evidence carries the per-group table and the judged bound.
-    assert {g["group"] for g in biased_verdict.groups} == {"Female", "Male"}
-    assert biased_verdict.rules[0]["judged_value"] == biased_verdict.rules[0]["lower"]
+    assert {g.group for g in biased_verdict.groups} == {"Female", "Male"}
+    assert biased_verdict.rules[0].judged_value == biased_verdict.rules[0].lower
     json.dumps(biased_verdict.to_dict(), allow_nan=False)
 
 
@@ -376,7 +383,7 @@ def test_insufficient_groups_fail_closed_unless_policy_opts_out():
     rep = fairness_report(
         yt, yp, sens, features=["g"], intersections=[], min_group_size=100, n_boot=0, ci_level=0.95, random_state=0
     )
-    rule = FairnessRule("g", "demographic_parity_ratio", "min", 0.8)
+    rule = FairnessRule(feature="g", metric="demographic_parity_ratio", min=0.8)
     assert rep.features["g"].summary["demographic_parity_ratio"].value is None
     assert not evaluate_fairness_gate(rep, [rule]).passed
     assert evaluate_fairness_gate(rep, [rule], on_insufficient_groups="pass").passed
@@ -387,20 +394,18 @@ def test_rule_on_missing_bound_fails_and_bad_rules_raise():
     rep = fairness_report(
         yt, yp, sens, features=["g"], intersections=[], min_group_size=100, n_boot=0, ci_level=0.95, random_state=0
     )
-    v = evaluate_fairness_gate(rep, [FairnessRule("g", "fpr_ratio", "min", 0.1, "lower")])
-    assert not v.passed and "not available" in v.rules[0]["reason"]
+    v = evaluate_fairness_gate(rep, [FairnessRule(feature="g", metric="fpr_ratio", min=0.1, bound="lower")])
+    assert not v.passed and "not available" in v.rules[0].reason
     with pytest.raises(ValueError, match="unknown metric"):
-        FairnessRule("g", "dp_ratio", "min", 0.8)
+        FairnessRule(feature="g", metric="dp_ratio", min=0.8)
     with pytest.raises(ValueError, match="bound"):
-        FairnessRule("g", "fpr_ratio", "min", 0.8, "median")
+        FairnessRule(feature="g", metric="fpr_ratio", min=0.8, bound="median")
     with pytest.raises(ValueError, match="not in report"):
-        evaluate_fairness_gate(rep, [FairnessRule("sex", "fpr_ratio", "min", 0.8)])
-    assert (
-        FairnessRule.from_dict(
-            {"feature": ["sex", "race"], "metric": "fpr_ratio", "comparison": "min", "threshold": 0.5}
-        ).feature
-        == "sex|race"
-    )
+        evaluate_fairness_gate(rep, [FairnessRule(feature="sex", metric="fpr_ratio", min=0.8)])
+    assert FairnessRule(feature="sex×race", metric="fpr_ratio", min=0.5).feature_key == "sex|race"
+    assert FairnessRule(feature="sex|race", metric="fpr_ratio", max=0.5).comparison == "max"
+    with pytest.raises(ValueError, match="exactly one of min or max"):
+        FairnessRule(feature="g", metric="fpr_ratio", min=0.5, max=0.9)
 
 
 def test_bad_input_names_the_column_and_rows():
@@ -439,25 +444,25 @@ def test_bad_input_names_the_column_and_rows():
 def test_pretraining_bias_equals_direct_pandas():
     df = read_adult_csv(DATA_DIR / "adult.data")
     out = pretraining_bias(df, LABEL, POSITIVE_LABEL, SENSITIVE)
-    json.dumps(out, allow_nan=False)
+    json.dumps(out.to_dict(), allow_nan=False)
     pos = df[LABEL] == POSITIVE_LABEL
     for col in SENSITIVE:
-        facets = {r["facet"]: r for r in out["features"][col]}
+        facets = {r.facet: r for r in out.features[col]}
         assert set(facets) == set(df[col].unique())
         for value, r in facets.items():
             d = df[col] == value
             n_d, n_a = d.sum(), (~d).sum()
-            assert r["class_imbalance"] == pytest.approx((n_a - n_d) / (n_a + n_d))
-            assert r["dpl"] == pytest.approx(pos[~d].mean() - pos[d].mean())
+            assert r.class_imbalance == pytest.approx((n_a - n_d) / (n_a + n_d))
+            assert r.dpl == pytest.approx(pos[~d].mean() - pos[d].mean())
     # Adult's known skew: women are under-represented and receive ">50K" far less often.
-    female = next(r for r in out["features"]["sex"] if r["facet"] == "Female")
-    assert female["class_imbalance"] > 0.3 and female["dpl"] > 0.15
+    female = next(r for r in out.features["sex"] if r.facet == "Female")
+    assert female.class_imbalance > 0.3 and female.dpl > 0.15
 
 
 def test_render_json_and_tradeoff(holdout_predictions):
     Xt, yt, yp = holdout_predictions
     rep = _report(yt, yp, Xt[SENSITIVE], n_boot=5)
-    verdict = evaluate_fairness_gate(rep, [FairnessRule("sex", "demographic_parity_ratio", "min", 0.8)])
+    verdict = evaluate_fairness_gate(rep, [FairnessRule(feature="sex", metric="demographic_parity_ratio", min=0.8)])
     doc = json.loads(json.dumps(rep.to_dict(), allow_nan=False))
     assert doc["features"]["sex|race"]["small_groups"] == rep.features["sex|race"].small_groups
     md = render_markdown(rep, verdict)
@@ -472,12 +477,12 @@ def test_render_json_and_tradeoff(holdout_predictions):
             "inverted": ({"accuracy": float((yp != yt).mean())}, other),
         }
     )
-    assert [r["challenger"] for r in table["rows"]] == ["unmitigated", "inverted"]
+    assert [r["challenger"] for r in table.rows] == ["unmitigated", "inverted"]
     assert (
-        table["rows"][0]["sex:demographic_parity_ratio"]["value"]
+        table.rows[0]["sex:demographic_parity_ratio"]["value"]
         == rep.features["sex"].summary["demographic_parity_ratio"].value
     )
-    assert table["rows"][1]["accuracy"] == pytest.approx(1 - table["rows"][0]["accuracy"])
-    assert "| unmitigated |" in table["markdown"]
-    json.dumps(table["rows"], allow_nan=False)
-    assert not math.isnan(table["rows"][1]["sex:fpr_ratio"]["value"])
+    assert table.rows[1]["accuracy"] == pytest.approx(1 - table.rows[0]["accuracy"])
+    assert "| unmitigated |" in table.markdown
+    json.dumps(table.to_dict(), allow_nan=False)
+    assert not math.isnan(table.rows[1]["sex:fpr_ratio"]["value"])

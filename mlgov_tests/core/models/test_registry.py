@@ -30,7 +30,7 @@ def _tiny_version(reg: Registry, seed: int) -> int:
         text_artifacts={},
         pip_requirements=["scikit-learn"],
     )
-    return info["version"]
+    return info.version
 
 
 @pytest.fixture(scope="module")

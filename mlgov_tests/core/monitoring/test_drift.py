@@ -4,7 +4,6 @@ detection of a covariate-shifted batch, and the profile's save/load contract."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -13,21 +12,18 @@ import pandas as pd
 import pytest
 
 from mlgov_assets.core.data.adult import CATEGORICAL, NUMERIC, read_adult_csv
+from mlgov_assets.core.governance.policy import Drift
 from mlgov_assets.core.monitoring.batches import simulate_batch
-from mlgov_assets.core.monitoring.drift import (
-    DriftThresholds,
-    ReferenceProfile,
-    compute_drift,
-    evidently_column_details,
-    evidently_column_verdicts,
-)
+from mlgov_assets.core.monitoring.drift import compute_drift, evidently_compatible
+from mlgov_assets.core.monitoring.evidently_preset import evidently_column_details, evidently_column_verdicts
+from mlgov_assets.core.monitoring.profile import ReferenceProfile
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 COLUMNS = NUMERIC + CATEGORICAL
 
 
 def typed(raw: pd.DataFrame) -> pd.DataFrame:
-    """Raw strings -> typed frame the way COMMON.md prescribes (numbers parsed, ? -> Unknown)."""
+    """Raw strings -> typed frame as monitoring types them (numbers parsed, ? -> Unknown)."""
     out = raw.copy()
     for col in NUMERIC:
         out[col] = pd.to_numeric(out[col])
@@ -70,8 +66,8 @@ def test_no_false_alarm_on_20_no_drift_resamples(profile, holdout):
     for seed in range(20):
         b = batch("none", holdout, 5000, seed)
         for name, th in (
-            ("policy_psi", DriftThresholds()),
-            ("evidently_compatible", DriftThresholds.evidently_compatible()),
+            ("policy_psi", Drift()),
+            ("evidently_compatible", evidently_compatible()),
         ):
             report = compute_drift(profile, b, th)
             flagged[name] += report.dataset_drift
@@ -87,12 +83,12 @@ def test_covariate_shift_is_flagged_and_named(profile, holdout):
     raw_holdout = typed(holdout)
     assert b["age"].mean() > raw_holdout["age"].mean() + 5  # the simulation did shift the population
 
-    ev = compute_drift(profile, b, DriftThresholds.evidently_compatible())
+    ev = compute_drift(profile, b, evidently_compatible())
     assert ev.dataset_drift and ev.verdict == "drift"
     assert {"age", "hours_per_week"} <= set(ev.drifted_columns)
     assert ev.drifted_share == pytest.approx(len(ev.drifted_columns) / 14)
 
-    psi = compute_drift(profile, b, DriftThresholds())
+    psi = compute_drift(profile, b, Drift())
     assert {"age", "hours_per_week"} <= set(psi.drifted_columns)
     assert psi.verdict in ("warn", "drift")
     # a column the tilt does not touch stays quiet under both policies
@@ -105,7 +101,7 @@ def test_prediction_drift(profile, holdout):
     r_none = compute_drift(profile, none, current_prediction=toy_score(none))
     r_cov = compute_drift(profile, cov, current_prediction=toy_score(cov))
     assert r_none.prediction.verdict == "ok" and r_cov.prediction.verdict == "drift"
-    assert r_cov.prediction.method == "psi" and r_cov.prediction.threshold == DriftThresholds().prediction_psi_act
+    assert r_cov.prediction.method == "psi" and r_cov.prediction.threshold == Drift().prediction_psi_act
     # prediction drift never counts toward the drifted share
     assert r_cov.n_columns == 14 and "prediction" not in r_cov.drifted_columns
     # PSI on the profile's bins, recomputed with np.digitize
@@ -133,7 +129,7 @@ def test_p_values_report_but_do_not_decide_by_default(profile, holdout):
     small_p = [r.column for r in default.columns if (r.ks_pvalue if r.ks_pvalue is not None else r.chi2_pvalue) < 0.05]
     assert len(small_p) >= 3, small_p
     assert default.n_drifted == 0 and not default.dataset_drift
-    by_p = compute_drift(profile, big, DriftThresholds(numeric_method="ks", categorical_method="chisquare"))
+    by_p = compute_drift(profile, big, Drift(numeric_method="ks", categorical_method="chisquare"))
     assert set(by_p.drifted_columns) == set(small_p)
 
 
@@ -150,7 +146,7 @@ def test_engine_agrees_with_evidently(reference, holdout, kind):
     cur["n_children"] = i % 3 if kind == "none" else np.where(i % 10 < 6, 0, np.where(i % 10 < 9, 1, 2))
     numeric = [*NUMERIC, "n_children"]
     prof = ReferenceProfile.build(ref, numeric, CATEGORICAL, bins=10)
-    ours = compute_drift(prof, cur, DriftThresholds.evidently_compatible())
+    ours = compute_drift(prof, cur, evidently_compatible())
     theirs = evidently_column_details(ref, cur, numeric, CATEGORICAL)
     assert {c: d["drifted"] for c, d in theirs.items()} == {r.column: r.verdict == "drift" for r in ours.columns}
     for row in ours.columns:
@@ -291,23 +287,44 @@ def test_bad_input_raises_clear_errors(profile, holdout):
     with pytest.raises(ValueError, match="without a prediction"):
         compute_drift(no_pred, cur, current_prediction=np.zeros(len(cur)))
     with pytest.raises(ValueError, match="psi_warn"):
-        DriftThresholds(psi_warn=0.3, psi_act=0.2)
+        Drift(psi_warn=0.3, psi_act=0.2)
     with pytest.raises(ValueError, match="numeric_method"):
-        DriftThresholds(numeric_method="jensenshannon")
+        Drift(numeric_method="jensenshannon")
     with pytest.raises(ValueError, match="both numeric and categorical"):
         ReferenceProfile.build(cur, ["age"], ["age"], bins=10)
 
 
-def test_thresholds_follow_policy_field_names():
-    from mlgov_assets.core.governance import policy
+def test_the_engine_consumes_the_policy_drift_section_itself(profile, holdout):
+    """No mirrored threshold type: the engine takes ``policy.Drift`` as loaded, records it as it
+    was, and every setting it reads changes the verdict (a renamed key cannot be silently ignored)."""
+    from mlgov_assets.core.governance.policy import load_policy
+    from mlgov_assets.core.settings import DEFAULT_POLICY
 
-    policy_fields = {f.name for f in dataclasses.fields(policy.Drift)} - {"bins"}
-    ours = {f.name for f in dataclasses.fields(DriftThresholds)}
-    assert policy_fields <= ours, policy_fields - ours
-    th = DriftThresholds.from_policy(policy.Drift())
-    for name in policy_fields:
-        assert getattr(th, name) == getattr(policy.Drift(), name)
-    assert DriftThresholds.from_policy({"numeric_method": "wasserstein", "bins": 7}).numeric_method == "wasserstein"
+    policy = load_policy(DEFAULT_POLICY)
+    assert isinstance(policy.drift, Drift) and isinstance(evidently_compatible(), Drift)
+    b = batch("covariate", holdout, 5000, 7)
+    report = compute_drift(profile, b, policy.drift, current_prediction=toy_score(b))
+    assert report.thresholds is policy.drift
+    assert report.to_dict()["thresholds"] == policy.drift.model_dump()
+    methods = {policy.drift.numeric_method, policy.drift.categorical_method}
+    assert {r.method for r in report.columns} <= methods | {"jensenshannon"}  # low-cardinality numerics: JS
+    # each field the engine reads moves the outcome when the policy moves it
+    psi = policy.drift.model_copy(update={"numeric_method": "psi", "categorical_method": "psi"})
+    age = compute_drift(profile, b, psi).column("age")
+    assert (age.method, age.threshold, age.verdict) == ("psi", psi.psi_act, "drift")
+    stricter = psi.model_copy(update={"psi_act": age.psi * 2, "psi_warn": age.psi * 1.5})
+    assert compute_drift(profile, b, stricter).column("age").verdict == "ok"
+    warn_only = psi.model_copy(update={"psi_act": age.psi * 2, "psi_warn": age.psi / 2})
+    assert compute_drift(profile, b, warn_only).column("age").verdict == "warn"
+    assert report.dataset_drift
+    assert not compute_drift(profile, b, policy.drift.model_copy(update={"dataset_drift_share": 1.0})).dataset_drift
+    quiet = policy.drift.model_copy(update={"prediction_psi_act": 1e6, "psi_warn": 1e5})
+    assert compute_drift(profile, b, quiet, current_prediction=toy_score(b)).prediction.verdict == "ok"
+    assert report.prediction.verdict == "drift"
+    wass = policy.drift.model_copy(update={"numeric_method": "wasserstein"})
+    assert compute_drift(profile, b, wass).column("age").method == "wasserstein"
+    loose = wass.model_copy(update={"wasserstein_threshold": 100.0})
+    assert compute_drift(profile, b, loose).column("age").verdict != "drift"
 
 
 def test_with_prediction_equals_building_with_it(reference, holdout):
@@ -320,17 +337,17 @@ def test_with_prediction_equals_building_with_it(reference, holdout):
     assert attached.fingerprint == direct.fingerprint != bare.fingerprint
     assert attached.data_fingerprint == bare.fingerprint == direct.data_fingerprint
     b = batch("covariate", holdout, 3000, 1)
-    a_rep = compute_drift(attached, b, DriftThresholds.evidently_compatible(), current_prediction=toy_score(b))
-    d_rep = compute_drift(direct, b, DriftThresholds.evidently_compatible(), current_prediction=toy_score(b))
+    a_rep = compute_drift(attached, b, evidently_compatible(), current_prediction=toy_score(b))
+    d_rep = compute_drift(direct, b, evidently_compatible(), current_prediction=toy_score(b))
     assert a_rep.prediction.psi == d_rep.prediction.psi and a_rep.drifted_columns == d_rep.drifted_columns
     with pytest.raises(ValueError, match="rows"):
         bare.with_prediction(scores[:-1])
 
 
 def test_evidently_options_follow_the_policy():
-    from mlgov_assets.core.monitoring.drift import evidently_options
+    from mlgov_assets.core.monitoring.evidently_preset import evidently_options
 
-    th = DriftThresholds(
+    th = Drift(
         numeric_method="wasserstein",
         categorical_method="jensenshannon",
         wasserstein_threshold=0.15,
@@ -342,7 +359,7 @@ def test_evidently_options_follow_the_policy():
         "num_threshold": 0.15,
         "cat_threshold": 0.2,
     }
-    th = DriftThresholds(numeric_method="ks", categorical_method="psi", p_value=0.01, psi_act=0.3)
+    th = Drift(numeric_method="ks", categorical_method="psi", p_value=0.01, psi_act=0.3)
     assert evidently_options(th) == {
         "num_method": "ks",
         "cat_method": "psi",

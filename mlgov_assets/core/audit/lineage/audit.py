@@ -1,0 +1,149 @@
+"""The audit: resolve a MODEL_REF, gather its lineage, verify every link in ``LINKS`` order; and the
+decision log verified against every head published on a model version.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlgov_assets.core.audit.decision_log.verify import verify as verify_log
+from mlgov_assets.core.audit.lineage.gates import check_gates
+from mlgov_assets.core.audit.lineage.gather import gather
+from mlgov_assets.core.audit.lineage.model import (
+    LINKS,
+    AuditReport,
+    Facts,
+    Link,
+    PublishedHead,
+    WitnessedLog,
+    make_link,
+)
+from mlgov_assets.core.audit.lineage.refs import resolve_version
+from mlgov_assets.core.audit.lineage.verify import (
+    check_dagster_run,
+    check_git_commit,
+    check_materializations,
+    check_mlflow_run,
+    check_model_artifacts,
+    check_model_version,
+    check_policy,
+    check_training_data,
+)
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.models.registry import Registry
+
+__all__ = ["DagsterReader", "audit", "check_decision_log", "verify_lineage", "verify_with_witnesses"]
+
+#: ``reader(dagster_run_id, version)`` -> the plain-data Dagster view of the run, or None to skip.
+DagsterReader = Callable[[str, int], Mapping[str, Any] | None]
+
+
+def _witnesses(witnesses: Iterable[PublishedHead | Mapping[str, Any]]) -> list[PublishedHead]:
+    out = []
+    for w in witnesses:
+        if isinstance(w, PublishedHead):
+            out.append(w)
+        else:
+            head = w.get("head")
+            out.append(
+                PublishedHead(version=w["version"], head=head if isinstance(head, dict) else None, raw=w.get("raw"))
+            )
+    return out
+
+
+def verify_with_witnesses(
+    path: str | os.PathLike[str], witnesses: Iterable[PublishedHead | Mapping[str, Any]]
+) -> WitnessedLog:
+    """Verify the log's chain and head anchor, then that it still extends every published head.
+
+    Names the first bad record index (None if the problem is not a record, e.g. a missing anchor).
+    """
+    heads = _witnesses(witnesses)
+    problems = [f"unreadable head witness on version {w.version}: {w.raw!r}" for w in heads if w.head is None]
+    result = verify_log(path)
+    problem, checked = result.problem, 0
+    for w in heads:
+        if not result.ok or w.head is None:
+            continue
+        try:
+            result = verify_log(path, expected_head=w.head)
+        except ValueError as exc:
+            problems.append(f"head witness on version {w.version} is malformed: {exc}")
+            continue
+        checked += 1
+        problem = f"{result.problem} (head published on version {w.version}: {w.head})" if not result.ok else None
+    return WitnessedLog(
+        path=str(path),
+        ok=result.ok and not problems,
+        count=result.count,
+        first_bad_index=result.first_bad_index,
+        problem=problem if not result.ok else None,
+        last_hash=result.last_hash,
+        witnesses_checked=checked,
+        witness_problems=problems,
+    )
+
+
+def check_decision_log(facts: Facts) -> Link:
+    """The whole hash chain, its head anchor, and every head published on a model version."""
+    res = verify_with_witnesses(facts["log"]["path"], facts["witnesses"])
+    problems = list(res.witness_problems)
+    if res.problem:
+        at = "" if res.first_bad_index is None else f"first bad record index {res.first_bad_index}: "
+        problems.insert(0, f"decision log {res.path}: {at}{res.problem}")
+    return make_link(
+        "decision_log",
+        f"{res.count} record(s) chain correctly, head anchor matches, "
+        f"{res.witnesses_checked} published head(s) extended; {len(facts['decisions'])} record(s) "
+        "concern this version",
+        problems,
+        evidence=res.to_dict(),
+    )
+
+
+_CHECKS: dict[str, Callable[[Facts], Link]] = {
+    "model_version": check_model_version,
+    "model_artifacts": check_model_artifacts,
+    "mlflow_run": check_mlflow_run,
+    "dagster_run": check_dagster_run,
+    "materializations": check_materializations,
+    "training_data": check_training_data,
+    "git_commit": check_git_commit,
+    "policy": check_policy,
+    "checks": check_gates,
+    "decision_log": check_decision_log,
+}
+
+
+def verify_lineage(facts: Facts) -> list[Link]:
+    """Every link of the chain, in ``LINKS`` order. A check that crashes is itself a failed link."""
+    out = []
+    for name in LINKS:
+        try:
+            out.append(_CHECKS[name](facts))
+        except Exception as exc:
+            what = f"{type(exc).__name__}: {exc}"
+            out.append(Link(name=name, status="fail", summary=f"could not be verified: {what}", problems=[what]))
+    return out
+
+
+def audit(registry: Registry, ref: str, *, dagster_reader: DagsterReader | None = None) -> tuple[AuditReport, Facts]:
+    """Resolve ``ref``, gather the lineage and verify it: (report, facts).
+
+    Raises ModelRefError if ``ref`` is malformed or names no registered version.
+    """
+    version = resolve_version(registry, ref)
+    run_id = registry.version_info(version)["tags"].get("mlgov.dagster_run_id")
+    dagster = dagster_reader(run_id, version) if dagster_reader is not None and run_id else None
+    facts = gather(registry, version, dagster=dagster)
+    report = AuditReport(
+        model_name=registry.name,
+        version=version,
+        ref=ref,
+        aliases=facts["model"]["aliases"],
+        links=verify_lineage(facts),
+    )
+    return report, facts

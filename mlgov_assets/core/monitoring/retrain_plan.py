@@ -1,0 +1,155 @@
+"""Whether a retraining run is due, decided from the ledger: which breaches, which data, which recipe."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from mlgov_assets.core.monitoring.batches import retrain_run_key
+from mlgov_assets.core.monitoring.ledger import BatchLedger, LedgerEntry
+from mlgov_assets.core.monitoring.reference import ReferenceRecord
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.models.registry import VersionInfo
+    from mlgov_assets.core.monitoring.retraining import RetrainRequest
+
+#: Retraining datasets are written here, inside the project, so DVC can version them.
+GENERATED_DIR = "data/generated"
+
+
+class RetrainPlan(BaseModel):
+    """A retraining request, decided from the ledger: the breaches, the data and the champion's recipe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_key: str
+    champion_version: int
+    trigger_batch_ids: list[str]
+    reasons: dict[str, list[str]]
+    reference: ReferenceRecord
+    training_batch_ids: list[str]
+    new_labelled_rows: int
+    params: dict[str, Any]  # the champion's hyperparameters: retraining changes the data, not the recipe
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def dataset(self) -> str:
+        """The new training set, relative to the project."""
+        return f"{GENERATED_DIR}/{self.run_key}.csv"
+
+
+class RetrainDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["none", "request", "pending_labels"]
+    message: str
+    plan: RetrainPlan | None = None
+    breaches: list[str] = []
+
+
+def describe_breaches(batch_ids: Sequence[str], reasons: Mapping[str, Sequence[str]]) -> str:
+    """``retrain: <batch> (<reason>+<reason>), ...``: why a retraining run is requested."""
+    return "retrain: " + ", ".join(f"{b} ({'+'.join(reasons.get(b, []))})" for b in batch_ids)
+
+
+def breach_reasons(entry: Mapping[str, Any], retrain_on: Sequence[str]) -> list[str]:
+    """Why a batch calls for retraining under the policy's ``monitoring.retrain_on`` (empty: it does not)."""
+    if entry.get("status") != "scored":
+        return []
+    reasons = []
+    if "dataset_drift" in retrain_on and (entry.get("drift") or {}).get("breach"):
+        reasons.append("dataset_drift")
+    if "performance" in retrain_on and (entry.get("performance") or {}).get("breach"):
+        reasons.append("performance")
+    return reasons
+
+
+def dataset_manifest_path(dataset: Path) -> Path:
+    return dataset.with_name(dataset.stem + ".manifest.json")
+
+
+def lineage_batch_ids(project_dir: Path, train_data_path: str) -> list[str]:
+    """Batches already inside a training dataset (from its manifest; the shipped data has none)."""
+    manifest = dataset_manifest_path(Path(project_dir) / train_data_path)
+    if not manifest.exists():
+        return []
+    return [str(b) for b in json.loads(manifest.read_text(encoding="utf-8")).get("included_batch_ids", [])]
+
+
+def champion_hyperparams(params: Mapping[str, str]) -> dict[str, Any]:
+    """The champion's hyperparameters, as MLflow stored them (strings), typed back for the job config."""
+    from mlgov_assets.core.models.training import HyperParams
+
+    recorded = {k: None if v in ("None", "") else v for k, v in params.items() if k in HyperParams.model_fields}
+    return HyperParams.model_validate(recorded).model_dump(include=set(recorded))
+
+
+def _training_entries(ledger: BatchLedger, entries: list[LedgerEntry], in_lineage: set[str]) -> list[LedgerEntry]:
+    """Scored batches with archived labels that are not yet in the champion's training data."""
+    return [
+        e
+        for e in entries
+        if e.get("status") == "scored"
+        and e["batch_id"] not in in_lineage
+        and (e.get("labels") or {}).get("n_labelled", 0) > 0
+        and ledger.labels_path(e["batch_id"]).exists()
+    ]
+
+
+def plan_retraining(
+    ledger: BatchLedger,
+    requests: Sequence[RetrainRequest],
+    *,
+    champion: int | None,
+    champion_info: VersionInfo | None,
+    project_dir: Path,
+    retrain_on: Sequence[str],
+) -> RetrainDecision:
+    """Decide whether a retraining run is due, from the ledger and the earlier requests.
+
+    Breaches count only against the champion that scored the batch, and only once per request, so
+    repeated ticks, fresh cursors and restarts decide the same thing. The run key covers the
+    unhandled breaching batches, the reference fingerprint and the champion version. The training
+    set is the reference plus every labelled batch not already in the champion's training data;
+    with no such row the decision is ``pending_labels``.
+    """
+    if champion is None or champion_info is None:
+        return RetrainDecision(kind="none", message="no champion")
+    entries = ledger.entries()
+    breaching = {e["batch_id"]: breach_reasons(e, retrain_on) for e in entries if e.get("champion_version") == champion}
+    breaching = {k: v for k, v in breaching.items() if v}
+    if not breaching:
+        return RetrainDecision(kind="none", message=f"no breach against champion v{champion}")
+    handled = {b for r in requests if r.champion_version == champion for b in r.trigger_batch_ids}
+    new = sorted(b for b in breaching if b not in handled)
+    if not new:
+        message = f"breaches {sorted(breaching)} already have a retraining request"
+        return RetrainDecision(kind="none", message=message, breaches=sorted(breaching))
+    in_lineage = set(lineage_batch_ids(project_dir, champion_info.tags.get("mlgov.train_data_path", "")))
+    training = _training_entries(ledger, entries, in_lineage)
+    n_rows = sum(int(e["labels"]["n_labelled"]) for e in training)
+    if not n_rows:
+        message = (
+            f"breach in {new} against champion v{champion}, but no labelled batch "
+            f"rows beyond its training data yet: retraining waits for labels"
+        )
+        return RetrainDecision(kind="pending_labels", message=message, breaches=new)
+    reference = ReferenceRecord.model_validate({e["batch_id"]: e for e in entries}[new[-1]]["reference"])
+    key = retrain_run_key(
+        {"batch_ids": new, "reference_fingerprint": reference.fingerprint, "champion_version": champion}
+    )
+    plan = RetrainPlan(
+        run_key=key,
+        champion_version=int(champion),
+        trigger_batch_ids=new,
+        reasons={b: breaching[b] for b in new},
+        reference=reference,
+        training_batch_ids=[e["batch_id"] for e in training],
+        new_labelled_rows=n_rows,
+        params=champion_hyperparams(champion_info.params),
+    )
+    return RetrainDecision(kind="request", message=describe_breaches(new, breaching), plan=plan, breaches=new)

@@ -1,0 +1,137 @@
+"""Retraining requests: decide, build the dataset, record the request (``retraining.jsonl``), alert.
+
+The orchestrator turns a :class:`RetrainRequest` into a run (run config, tags); core does not know
+how runs are configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from mlgov_assets.core.monitoring.alerts import raise_alert
+from mlgov_assets.core.monitoring.ledger import BatchLedger, Log, MonitoringPaths, append_jsonl, read_jsonl, utc_now
+from mlgov_assets.core.monitoring.retrain_dataset import RetrainDataset, build_retraining_dataset
+from mlgov_assets.core.monitoring.retrain_plan import RetrainDecision, RetrainPlan, describe_breaches, plan_retraining
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.governance.policy import Policy
+    from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.settings import Settings
+
+
+class RetrainRequest(BaseModel):
+    """One line of ``retraining.jsonl``: a retraining run to launch under ``run_key``, once."""
+
+    # records written by earlier versions carry extra keys (e.g. a run config): ignored, not refused
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    at: str
+    run_key: str
+    champion_version: int
+    trigger_batch_ids: list[str]
+    reasons: dict[str, list[str]] = {}
+    training_batch_ids: list[str] = []
+    new_labelled_rows: int = 0
+    dataset: str
+    dataset_md5: str | None = None
+    rows: int | None = None
+    holdout_overlap_rows: int | None = None
+    params: dict[str, Any] = {}  # the champion's hyperparameters for the training run
+    trigger: str
+    policy_sha256: str
+
+    def describe(self) -> str:
+        return describe_breaches(self.trigger_batch_ids, self.reasons)
+
+
+def read_retrain_requests(paths: MonitoringPaths) -> list[RetrainRequest]:
+    return [RetrainRequest.model_validate(r) for r in read_jsonl(paths.retraining)]
+
+
+def record_retrain_request(
+    paths: MonitoringPaths, plan: RetrainPlan, dataset: RetrainDataset, *, trigger: str, policy_sha256: str
+) -> RetrainRequest:
+    request = RetrainRequest(
+        at=utc_now(),
+        run_key=plan.run_key,
+        champion_version=plan.champion_version,
+        trigger_batch_ids=plan.trigger_batch_ids,
+        reasons=plan.reasons,
+        training_batch_ids=plan.training_batch_ids,
+        new_labelled_rows=plan.new_labelled_rows,
+        dataset=plan.dataset,
+        dataset_md5=dataset.md5,
+        rows=dataset.rows,
+        holdout_overlap_rows=dataset.holdout_overlap_rows,
+        params=plan.params,
+        trigger=trigger,
+        policy_sha256=policy_sha256,
+    )
+    append_jsonl(paths.retraining, request.model_dump(mode="json"))
+    return request
+
+
+def unlaunched_requests(
+    requests: Sequence[RetrainRequest],
+    champion: int | None,
+    has_run: Callable[[str], bool],
+    skip: set[str] | None = None,
+) -> list[RetrainRequest]:
+    """Recorded requests for the current champion whose run never appeared (the process stopped
+    between recording and launching): safe to re-emit, since a run key is launched once."""
+    skip = skip or set()
+    return [r for r in requests if r.champion_version == champion and r.run_key not in skip and not has_run(r.run_key)]
+
+
+def request_retraining(
+    settings: Settings,
+    policy: Policy,
+    registry: Registry,
+    *,
+    has_run: Callable[[str], bool],
+    trigger: str,
+    holdout_rel: str,
+    log: Log | None = None,
+) -> tuple[RetrainDecision, RetrainRequest | None]:
+    """Plan, and if a run is due and its run key was never launched, build and DVC-version the
+    dataset, record the request and alert. Returns the decision and the new request (None when
+    nothing new is to be launched)."""
+    paths = MonitoringPaths.of(settings)
+    champion = registry.champion_version()
+    decision = plan_retraining(
+        BatchLedger(paths),
+        read_retrain_requests(paths),
+        champion=champion,
+        champion_info=registry.version_info(champion) if champion is not None else None,
+        project_dir=Path(settings.project_dir),
+        retrain_on=list(policy.monitoring.retrain_on),
+    )
+    webhook = policy.monitoring.webhook_url
+    if decision.kind == "pending_labels":
+        identity = {"breaches": decision.breaches, "champion": champion}
+        raise_alert(paths, "retrain_pending_labels", decision.message, identity=identity, webhook_url=webhook, log=log)
+        return decision, None
+    plan = decision.plan
+    if decision.kind != "request" or plan is None:
+        return decision, None
+    if has_run(plan.run_key):
+        message = f"run key {plan.run_key} was already launched"
+        return RetrainDecision(kind="none", message=message, breaches=decision.breaches), None
+    dataset = build_retraining_dataset(settings, plan, holdout_rel=holdout_rel, log=log)
+    request = record_retrain_request(paths, plan, dataset, trigger=trigger, policy_sha256=policy.sha256)
+    raise_alert(
+        paths,
+        "retrain_requested",
+        f"retraining requested ({plan.run_key}) after {decision.message.removeprefix('retrain: ')}; dataset "
+        f"{plan.dataset} ({dataset.rows} rows, {plan.new_labelled_rows} new labelled), "
+        f"against champion v{plan.champion_version}",
+        identity=plan.run_key,
+        webhook_url=webhook,
+        log=log,
+        evidence={"plan": plan.model_dump(mode="json"), "dataset": dataset.model_dump(mode="json")},
+    )
+    return decision, request

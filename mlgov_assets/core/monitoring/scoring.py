@@ -1,0 +1,114 @@
+"""Scoring a batch: the champion, and in shadow the latest challenger, loaded only verified."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlgov_assets.core.data.adult import COLUMNS
+from mlgov_assets.core.monitoring.alerts import raise_alert
+from mlgov_assets.core.monitoring.batches import ROW_ID
+from mlgov_assets.core.monitoring.ledger import BatchLedger, Log, MonitoringError, MonitoringPaths
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.settings import Settings
+
+
+def model_inputs(batch: pd.DataFrame) -> pd.DataFrame:
+    """The model's input columns plus the sensitive ones (a mitigated model needs them), built
+    exactly as training built them."""
+    from mlgov_assets.core.data.adult import SENSITIVE
+    from mlgov_assets.core.data.features import MODEL_FEATURES, build_features
+
+    cols = [c for c in COLUMNS if c in batch.columns]
+    features: pd.DataFrame = build_features(batch[cols], require_label=False)[MODEL_FEATURES + list(SENSITIVE)]
+    return features
+
+
+def load_verified(registry: Registry, version: int) -> Any:
+    """A registered model, loaded through ``Registry.load_governed`` (sha256 of every artifact verified
+    first; a governed pyfunc such as a mitigated model is unwrapped after that check)."""
+    loader = getattr(registry, "load_governed", None) or registry.load_model
+    return loader(version)
+
+
+def score_model(model: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(score, decision) per row: P(>50K) and what the model decides (``core.models.scoring``)."""
+    from mlgov_assets.core.models.scoring import score_frame
+
+    scored = score_frame(model, features)
+    return scored["score"].to_numpy(dtype=np.float64), scored["decision"].to_numpy(dtype=np.int64)
+
+
+def latest_challenger(registry: Registry, champion: int | None) -> int | None:
+    """The shadow model: the most recently registered version that is not the champion, of the
+    champion's own variant when there is one (an unmitigated challenger can never ship when
+    mitigation is on, so shadowing it would compare against nothing useful)."""
+    others = [v for v in registry.versions() if v != champion]
+    if not others:
+        return None
+    if champion is not None:
+        variant = registry.version_info(champion).tags.get("mlgov.variant")
+        same = [v for v in others if registry.version_info(v).tags.get("mlgov.variant") == variant]
+        if same:
+            return max(same)
+    return max(others)
+
+
+def _integrity_alert(paths: MonitoringPaths, summary: str, batch_id: str, webhook: str | None, log: Log | None) -> None:
+    raise_alert(paths, "integrity", summary, severity="ERROR", batch_id=batch_id, webhook_url=webhook, log=log)
+
+
+def score_batch(
+    settings: Settings,
+    registry: Registry,
+    batch: pd.DataFrame,
+    *,
+    webhook_url: str | None = None,
+    log: Log | None = None,
+) -> pd.DataFrame:
+    """Champion scores and, in shadow, the latest challenger's, for every row of a validated batch.
+
+    A champion that fails artifact verification stops scoring; a shadow that fails it is dropped
+    with an alert. Raises :class:`MonitoringError` for an invalid batch or no champion.
+    """
+    from mlgov_assets.core.integrity import IntegrityError
+
+    batch_id = str(batch.attrs.get("batch_id", "?"))
+    if not batch.attrs.get("valid"):
+        raise MonitoringError(f"refusing to score batch {batch_id}: it failed validation (quarantined)")
+    champion = registry.champion_version()
+    if champion is None:
+        raise MonitoringError("no champion yet: train one (`mlgov train` or Materialize all) before monitoring batches")
+    paths = MonitoringPaths.of(settings)
+    features = model_inputs(batch)
+    try:
+        champ_model = load_verified(registry, champion)
+    except IntegrityError as exc:
+        _integrity_alert(paths, f"champion v{champion} failed artifact verification: {exc}", batch_id, webhook_url, log)
+        raise
+    score, decision = score_model(champ_model, features)
+    out = pd.DataFrame({ROW_ID: batch[ROW_ID].to_numpy(), "champion_score": score, "champion_decision": decision})
+    shadow = latest_challenger(registry, champion)
+    shadow_gates: dict[str, bool] = {}
+    if shadow is not None:
+        try:
+            out["shadow_score"], out["shadow_decision"] = score_model(load_verified(registry, shadow), features)
+            shadow_gates = {name: rec.passed for name, rec in registry.gate_records(shadow).items()}
+        except IntegrityError as exc:
+            summary = f"shadow v{shadow} failed artifact verification and was not used: {exc}"
+            _integrity_alert(paths, summary, batch_id, webhook_url, log)
+            shadow = None
+    out.attrs = {
+        "batch_id": batch_id,
+        "champion_version": int(champion),
+        "shadow_version": None if shadow is None else int(shadow),
+        "shadow_gates": shadow_gates,
+    }
+    BatchLedger(paths).update(
+        batch_id, champion_version=int(champion), shadow_version=None if shadow is None else int(shadow)
+    )
+    return out

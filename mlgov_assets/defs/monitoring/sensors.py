@@ -1,0 +1,157 @@
+"""The per-batch jobs and the two sensors: landed files -> partitions and runs; a breach -> one
+governed retraining run. Here, not in core, is where a retraining request becomes a run config."""
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from dagster import (
+    AssetSelection,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    define_asset_job,
+    sensor,
+)
+
+from ...resources import MlgovResource
+from ..data import HOLDOUT_FILE
+from .assets import BATCH_ASSETS, batch_performance
+from .shared import BATCHES, BATCHES_NAME, LANDING_SENSOR, LANDING_SETTLE_SECONDS, RETRAIN_SENSOR, RUN_KEY_TAG
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.monitoring.landing import LandingFile
+    from mlgov_assets.core.monitoring.retraining import RetrainRequest
+
+#: The job a retraining request runs, and the ops its config addresses.
+RETRAIN_JOB = "governed_training"
+
+monitor_batch_job = define_asset_job(
+    "monitor_batch",
+    selection=AssetSelection.assets(*BATCH_ASSETS),
+    partitions_def=BATCHES,
+    description="Everything for one landed batch: validate (quarantine if invalid), score (+ shadow), drift, "
+    "performance, Evidently report.",
+    tags={"mlgov/stage": "monitoring"},
+)
+batch_labels_job = define_asset_job(
+    "batch_labels",
+    selection=AssetSelection.assets(batch_performance),
+    partitions_def=BATCHES,
+    description="Delayed labels for a batch: recompute only its performance.",
+    tags={"mlgov/stage": "monitoring"},
+)
+
+
+def retrain_run_config(request: "RetrainRequest") -> dict[str, Any]:
+    """The governed_training run config of a request: the new dataset, and the champion's own
+    hyperparameters (retraining changes the data, not the recipe)."""
+    ops: dict[str, Any] = {"training_data": {"config": {"path": request.dataset}}}
+    if request.params:
+        ops["challenger_model"] = {"config": dict(request.params)}
+    return {"ops": ops}
+
+
+def retrain_run_tags(request: "RetrainRequest") -> dict[str, str]:
+    return {
+        "mlgov/trigger": request.trigger,
+        "mlgov/retrain_key": request.run_key,
+        "mlgov/retrain_batches": ",".join(request.trigger_batch_ids)[:200],
+        "mlgov/retrain_champion": str(request.champion_version),
+    }
+
+
+def run_exists(instance: DagsterInstance, run_key: str) -> bool:
+    return bool(instance.get_runs(filters=RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
+
+
+def _landing_request(f: "LandingFile") -> RunRequest:
+    batch = f.kind == "batch"
+    return RunRequest(
+        run_key=f.run_key,
+        job_name="monitor_batch" if batch else "batch_labels",
+        partition_key=f.batch_id,
+        tags={"mlgov/trigger": LANDING_SENSOR, "mlgov/batch_file" if batch else "mlgov/labels_file": f.name},
+    )
+
+
+@sensor(
+    name=LANDING_SENSOR,
+    jobs=[monitor_batch_job, batch_labels_job],
+    minimum_interval_seconds=10,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Scans the landing folder: each new batch file (CSV/Parquet, allow-listed id) becomes a `batches` "
+    "partition and a monitor_batch run; `<batch_id>.labels.csv` arriving later runs batch_labels. "
+    "Same file again -> nothing (cursor + run key).",
+)
+def batch_landing_sensor(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
+    from mlgov_assets.core.monitoring.landing import plan_landing
+    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
+
+    s = mlgov.settings()
+    seen = json.loads(context.cursor) if context.cursor else {}
+    plan = plan_landing(s.landing_dir, BatchLedger(MonitoringPaths.of(s)), seen, settle_seconds=LANDING_SETTLE_SECONDS)
+    for name, why in plan.refused:
+        context.log.warning(f"landing folder: {name} refused: {why}")
+    for name, why in plan.waiting:
+        context.log.info(f"landing folder: {name} waits: {why}")
+    requests = [_landing_request(f) for f in plan.new_batches + plan.new_labels]
+    new_ids = sorted(
+        {f.batch_id for f in plan.new_batches if not context.instance.has_dynamic_partition(BATCHES_NAME, f.batch_id)}
+    )
+    cursor = json.dumps(plan.seen, sort_keys=True)
+    if not requests:
+        return SensorResult(skip_reason=f"no new batch or labels file in {s.landing_dir}", cursor=cursor)
+    return SensorResult(
+        run_requests=requests,
+        cursor=cursor,
+        dynamic_partitions_requests=[BATCHES.build_add_request(new_ids)] if new_ids else [],
+    )
+
+
+@sensor(
+    name=RETRAIN_SENSOR,
+    job_name=RETRAIN_JOB,
+    minimum_interval_seconds=10,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Turns a drift or performance breach (policy monitoring.retrain_on) into one governed_training "
+    "run on a new DVC-versioned dataset (reference + labelled batches), with the champion's "
+    "hyperparameters. The run key comes from the evidence: ticks and daemon restarts launch it once.",
+)
+def retrain_on_breach_sensor(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
+    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
+    from mlgov_assets.core.monitoring.retrain_plan import breach_reasons
+    from mlgov_assets.core.monitoring.retraining import read_retrain_requests, request_retraining, unlaunched_requests
+
+    s, policy = mlgov.settings(), mlgov.policy()
+    paths = MonitoringPaths.of(s)
+    if not any(breach_reasons(e, policy.monitoring.retrain_on) for e in BatchLedger(paths).entries()):
+        return SensorResult(skip_reason="no drift or performance breach recorded", cursor=context.cursor)
+    emitted = set(json.loads(context.cursor)) if context.cursor else set()
+    registry = mlgov.registry()
+    pending = unlaunched_requests(
+        read_retrain_requests(paths),
+        registry.champion_version(),
+        lambda key: run_exists(context.instance, key),
+        skip=emitted,
+    )
+    decision, new = request_retraining(
+        s,
+        policy,
+        registry,
+        has_run=lambda key: key in emitted or run_exists(context.instance, key),
+        trigger=RETRAIN_SENSOR,
+        holdout_rel=HOLDOUT_FILE,
+        log=context.log,
+    )
+    records = pending + ([new] if new else [])
+    requests = [
+        RunRequest(run_key=r.run_key, run_config=retrain_run_config(r), tags=retrain_run_tags(r)) for r in records
+    ]
+    cursor = json.dumps(sorted(emitted | {r.run_key for r in records})[-500:])
+    if not requests:
+        return SensorResult(skip_reason=decision.message, cursor=cursor)
+    context.log.warning(f"retraining requested: {[r.run_key for r in records]} ({decision.message})")
+    return SensorResult(run_requests=requests, cursor=cursor)

@@ -1,0 +1,32 @@
+"""What the monitoring stage's modules share: the batch partitions, group, code version, tags."""
+
+from dagster import AssetKey, DynamicPartitionsDefinition
+
+from mlgov_assets.core.provenance import source_version
+from mlgov_assets.core.settings import PACKAGE_DIR
+
+from ...resources import MlgovResource
+
+BATCHES_NAME = "batches"
+BATCHES = DynamicPartitionsDefinition(name=BATCHES_NAME)
+GROUP = "monitoring"
+CHAMPION = AssetKey("champion")
+#: Every module of core.monitoring and of this stage: editing monitoring logic marks its assets stale.
+CODE_VERSION = source_version(
+    *sorted(
+        str(p.relative_to(PACKAGE_DIR))
+        for folder in ("core/monitoring", "defs/monitoring")
+        for p in (PACKAGE_DIR / folder).glob("*.py")
+    )
+)
+RUN_KEY_TAG = "dagster/run_key"
+SENSOR_NAME_TAG = "dagster/sensor_name"
+PARTITION_TAG = "dagster/partition"
+#: A landed file younger than this is left for the next tick (a non-atomic writer may still be writing).
+LANDING_SETTLE_SECONDS = 2.0
+LANDING_SENSOR = "batch_landing_sensor"
+RETRAIN_SENSOR = "retrain_on_breach_sensor"
+
+
+def webhook(mlgov: MlgovResource) -> str | None:
+    return mlgov.policy().monitoring.webhook_url

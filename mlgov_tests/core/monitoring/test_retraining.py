@@ -1,0 +1,163 @@
+"""The retraining planner, re-emission of unlaunched requests, and the dataset builder (real DVC repo)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+
+from mlgov_assets.core.data.adult import COLUMNS, read_adult_csv
+from mlgov_assets.core.models.registry import VersionInfo
+from mlgov_assets.core.monitoring.batches import retrain_run_key, simulate_batch
+from mlgov_assets.core.monitoring.intake import accept_batch
+from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
+from mlgov_assets.core.monitoring.reference import ReferenceRecord
+from mlgov_assets.core.monitoring.retrain_dataset import build_retraining_dataset
+from mlgov_assets.core.monitoring.retrain_plan import RetrainPlan, plan_retraining
+from mlgov_assets.core.monitoring.retraining import RetrainRequest, unlaunched_requests
+from mlgov_tests.core.monitoring.helpers import land
+
+#: The holdout the dataset builder checks overlap against (the Dagster layer passes its HOLDOUT_FILE).
+HOLDOUT = "data/adult.test"
+
+# --------------------------------------------------------------------------- retraining planner
+
+
+def _scored(ledger, batch_id, *, champion, drift=False, perf=False, labelled=0, fingerprint="fp-ref"):
+    ledger.update(
+        batch_id,
+        status="scored",
+        champion_version=champion,
+        md5="m" + batch_id,
+        reference={
+            "fingerprint": fingerprint,
+            "path": "data/adult.data",
+            "md5": "r",
+            "read_from": "x",
+            "source": "project",
+        },
+        drift={"breach": drift, "judged": True},
+        performance={"breach": perf, "labelled": bool(labelled)},
+        labels={"n_labelled": labelled},
+    )
+    if labelled:
+        pd.DataFrame({"row_id": np.arange(labelled), "income": ">50K"}).to_parquet(ledger.labels_path(batch_id))
+
+
+CHAMP_INFO = VersionInfo(
+    name="m",
+    version=3,
+    run_id=None,
+    tags={"mlgov.train_data_path": "data/adult.data"},
+    params={"learning_rate": "0.15", "max_iter": "60", "max_depth": "None", "random_state": "0"},
+)
+
+
+def _request(run_key: str, champion: int, trigger_batch_ids: list[str] | None = None) -> RetrainRequest:
+    return RetrainRequest(
+        at="2026-01-01T00:00:00+00:00",
+        run_key=run_key,
+        champion_version=champion,
+        trigger_batch_ids=trigger_batch_ids or [],
+        dataset=f"data/generated/{run_key}.csv",
+        trigger="test",
+        policy_sha256="p",
+    )
+
+
+def test_retraining_plan_is_decided_once_per_breach_and_champion(tmp_path):
+    ledger = BatchLedger(MonitoringPaths(tmp_path / "m"))
+    kw = {
+        "champion": 3,
+        "champion_info": CHAMP_INFO,
+        "project_dir": tmp_path,
+        "retrain_on": ["dataset_drift", "performance"],
+    }
+    _scored(ledger, "old", champion=2, drift=True, labelled=10)  # a breach against an earlier champion
+    _scored(ledger, "calm", champion=3, labelled=20)
+    assert plan_retraining(ledger, [], **kw).kind == "none"
+
+    _scored(ledger, "drifted", champion=3, drift=True)  # unlabelled itself; labelled rows exist elsewhere
+    d = plan_retraining(ledger, [], **kw)
+    assert d.kind == "request" and d.plan.trigger_batch_ids == ["drifted"]
+    assert d.plan.run_key == retrain_run_key(
+        {"batch_ids": ["drifted"], "reference_fingerprint": "fp-ref", "champion_version": 3}
+    )
+    assert sorted(d.plan.training_batch_ids) == ["calm", "old"] and d.plan.new_labelled_rows == 30
+    assert d.plan.params == {"learning_rate": 0.15, "max_iter": 60, "max_depth": None, "random_state": 0}
+    assert d.plan.dataset == f"data/generated/{d.plan.run_key}.csv"
+    assert d.message == "retrain: drifted (dataset_drift)"
+    # the same decision again (new tick, fresh cursor): the same key
+    assert plan_retraining(ledger, [], **kw).plan.run_key == d.plan.run_key
+    # once requested, that breach is handled for this champion ...
+    requested = [_request(d.plan.run_key, 3, ["drifted"])]
+    assert plan_retraining(ledger, requested, **kw).kind == "none"
+    # ... a new breach gets its own request; retrain_on decides which breaches count
+    _scored(ledger, "slow", champion=3, perf=True, labelled=5)
+    d2 = plan_retraining(ledger, requested, **kw)
+    assert d2.plan.trigger_batch_ids == ["slow"] and d2.plan.reasons == {"slow": ["performance"]}
+    assert plan_retraining(ledger, requested, **{**kw, "retrain_on": ["dataset_drift"]}).kind == "none"
+    # batches already inside the champion's training data are not counted twice
+    manifest = tmp_path / "data" / "generated" / "prev.manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"included_batch_ids": ["old", "calm", "slow"]}))
+    info = CHAMP_INFO.model_copy(update={"tags": {"mlgov.train_data_path": "data/generated/prev.csv"}})
+    assert plan_retraining(ledger, requested, **{**kw, "champion_info": info}).kind == "pending_labels"
+
+
+def test_unlaunched_requests_are_re_emitted_only_without_a_run():
+    reqs = [_request("k1", 3), _request("k2", 3), _request("k0", 2)]
+    assert [r.run_key for r in unlaunched_requests(reqs, 3, lambda k: k == "k1")] == ["k2"]
+    assert unlaunched_requests(reqs, 3, lambda k: False, skip={"k1", "k2"}) == []
+
+
+def test_retraining_dataset_is_reference_plus_labelled_rows_and_dvc_versioned(env, holdout):
+    from mlgov_assets.core.data.schemas import RawAdultSchema, validate
+    from mlgov_assets.core.integrity import md5_file
+
+    s = env.settings().ensure()
+    ledger = BatchLedger(MonitoringPaths.of(s))
+    batch, labels = simulate_batch("covariate", holdout, 300, 11, with_labels=True)
+    land(s.landing_dir, "cov1.csv", batch)
+    assert accept_batch(s, "cov1").valid
+    partial = labels.iloc[::2]  # only every second row got its label
+    partial.to_parquet(ledger.labels_path("cov1"), index=False)
+    land(s.landing_dir, "unl1.csv", simulate_batch("none", holdout, 200, 12)[0])
+    assert accept_batch(s, "unl1").valid  # unlabelled: contributes nothing
+    ref_path = env.project / "data" / "adult.data"
+    plan = RetrainPlan(
+        run_key="retrain-" + "a" * 24,
+        champion_version=1,
+        trigger_batch_ids=["cov1"],
+        reasons={"cov1": ["dataset_drift"]},
+        training_batch_ids=["cov1"],
+        new_labelled_rows=150,
+        reference=ReferenceRecord(
+            path="data/adult.data",
+            md5=md5_file(ref_path),
+            read_from=str(ref_path),
+            source="project",
+            fingerprint="fp",
+        ),
+        params={},
+    )
+    out = build_retraining_dataset(s, plan, holdout_rel=HOLDOUT)
+    csv = env.project / plan.dataset
+    written = read_adult_csv(csv)
+    reference = read_adult_csv(ref_path)
+    assert len(written) == len(reference) + 150 == out.rows
+    tail = written.iloc[len(reference) :].reset_index(drop=True)
+    expected = batch.iloc[::2].assign(income=partial["income"].to_numpy())[COLUMNS].reset_index(drop=True)
+    pd.testing.assert_frame_equal(tail, expected)
+    assert validate(written, RawAdultSchema, source="generated").passed
+    assert out.md5 == hashlib.md5(csv.read_bytes()).hexdigest()
+    assert (csv.parent / (csv.name + ".dvc")).exists() and out.md5 in (csv.parent / (csv.name + ".dvc")).read_text()
+    # simulated rows come from adult.test: the overlap with the holdout is counted, not hidden
+    overlap = len(expected.merge(read_adult_csv(env.project / "data" / "adult.test").drop_duplicates(), on=COLUMNS))
+    assert out.holdout_overlap_rows == overlap > 0
+    assert out.included_batch_ids == ["cov1"]
+    # written once per run key: a re-emitted request trains on the same bytes
+    again = build_retraining_dataset(s, plan, holdout_rel=HOLDOUT)
+    assert again.md5 == out.md5 and not again.added_to_dvc_now
