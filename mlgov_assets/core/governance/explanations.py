@@ -256,10 +256,7 @@ def _tree_explainer(est: Any) -> tuple[Any | None, str]:
     """A TreeExplainer for ``est`` or (None, why not)."""
     cats = getattr(est, "is_categorical_", None)
     if cats is not None and np.any(cats):
-        return None, (
-            "HGB with native categorical splits: TreeExplainer is silently wrong on "
-            "these (STACK-NOTES), so it is not used"
-        )
+        return None, ("HGB with native categorical splits: TreeExplainer is silently wrong on these, so it is not used")
     import shap
 
     try:
