@@ -13,6 +13,7 @@ Prints a Markdown table: medians, the ratio this/baseline, and every sample.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -36,11 +37,21 @@ def _env(tree: Path, home: Path | None = None) -> dict[str, str]:
     return env
 
 
+#: The last ``mlgov train --json`` verdict of each tree: the demo's results must not change.
+VERDICTS: dict[Path, dict[str, object]] = {}
+
+
 def _timed(cmd: list[str], tree: Path, home: Path | None = None) -> float:
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=tree, env=_env(tree, home), capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed in {tree} (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    if "--json" in cmd:
+        summary = json.loads(proc.stdout)
+        VERDICTS[tree] = {
+            "checks": sorted((c["check"], c["asset"], c["passed"]) for c in summary["checks"]),
+            "champion": {k: summary["champion"].get(k) for k in ("champion", "promoted")},
+        }
     return time.perf_counter() - t
 
 
@@ -92,6 +103,9 @@ def main() -> int:
         print(_row("`import mlgov_assets.definitions`", _alternate(args.repeats, _load, trees)), flush=True)
         if args.path_repeats:
             print(_row("`mlgov train` on a fresh home", _alternate(args.path_repeats, _path, trees)), flush=True)
+            same = VERDICTS[ROOT] == VERDICTS[base]
+            n = len(VERDICTS[ROOT]["checks"])  # type: ignore[arg-type]
+            print(f"\nsame gate verdicts and champion in both trees: {same} ({n} checks, {VERDICTS[ROOT]['champion']})")
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)

@@ -22,6 +22,9 @@ from mlgov_assets.core.settings import get_settings
 
 if TYPE_CHECKING:
     from dagster import AssetCheckEvaluation, DagsterEvent, ExecuteInProcessResult
+    from pydantic import JsonValue
+
+    from mlgov_assets.commands.summary import CheckVerdict, RunSummary, StatusHook, StepFailure
 
 #: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
 EXTRA_COMMANDS = ["mlgov_assets.commands.monitoring", "mlgov_assets.commands.audit"]
@@ -53,16 +56,11 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
     return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags or {})
 
 
-def _refusing(check: AssetCheckEvaluation) -> bool:
-    """A failed blocking ERROR check: Dagster fails its step, and that failure is a governance no."""
-    from dagster import AssetCheckSeverity
-
-    return not check.passed and check.severity == AssetCheckSeverity.ERROR and bool(check.blocking)
-
-
-def _step_failure(ev: DagsterEvent, refusing_steps: set[str | None]) -> dict[str, Any]:
+def _step_failure(ev: DagsterEvent, refusing_steps: set[str | None]) -> StepFailure:
     """One failed step: refused (a blocking check failed in it, or the step raised a Failure
     marked ``mlgov/refused``) or broken, and the user's error message."""
+    from mlgov_assets.commands.summary import StepFailure
+
     data = ev.step_failure_data
     err = data.error
     while err is not None and err.cause is not None:  # the user's error, not Dagster's wrapper
@@ -72,75 +70,82 @@ def _step_failure(ev: DagsterEvent, refusing_steps: set[str | None]) -> dict[str
     refused = ev.step_key in refusing_steps or bool(user and (user.metadata or {}).get("mlgov/refused"))
     if user and user.description:
         msg = user.description
-    return {"step": ev.step_key, "refused": refused, "error": msg.splitlines()[0][:500] if msg else ""}
+    return StepFailure(step=ev.step_key, refused=refused, error=msg.splitlines()[0][:500] if msg else "")
 
 
-def summarize_run(result: ExecuteInProcessResult) -> dict[str, Any]:
+def _check_verdict(c: AssetCheckEvaluation) -> CheckVerdict:
+    from mlgov_assets.commands.summary import CheckVerdict
+
+    return CheckVerdict(
+        check=c.check_name,
+        asset=c.asset_key.to_user_string(),
+        passed=c.passed,
+        severity=c.severity.value,
+        blocking=bool(c.blocking),
+        description=c.description,
+    )
+
+
+def summarize_run(result: ExecuteInProcessResult) -> RunSummary:
     """Which gates passed or failed, which steps failed and why: the CLI's verdict."""
     from dagster import DagsterEventType
 
-    checks, refusing_steps = [], set()
+    from mlgov_assets.commands.summary import RunSummary
+    from mlgov_assets.core.governance.promotion import ChampionOutcome
+
+    checks: list[CheckVerdict] = []
+    refusing_steps: set[str | None] = set()
     for ev in result.all_events:
         if ev.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-            c = ev.asset_check_evaluation_data
-            checks.append(
-                {
-                    "check": c.check_name,
-                    "asset": c.asset_key.to_user_string(),
-                    "passed": c.passed,
-                    "severity": c.severity.value,
-                    "blocking": bool(c.blocking),
-                    "description": c.description,
-                }
-            )
-            if _refusing(c):
+            checks.append(_check_verdict(ev.asset_check_evaluation_data))
+            if checks[-1].refuses:
                 refusing_steps.add(ev.step_key)
     failures = [_step_failure(ev, refusing_steps) for ev in result.all_events if ev.is_step_failure]
     champion = None
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # the job has no champion step, or it did not run
         champion = result.output_for_node("champion")
-    refused = [c for c in checks if not c["passed"] and c["severity"] == "ERROR" and c["blocking"]]
-    return {
-        "run_id": result.run_id,
-        "success": result.success,
-        "checks": checks,
-        "failed_steps": failures,
-        "refused_by": refused,
-        "champion": champion,
-    }
+    return RunSummary(
+        run_id=result.run_id,
+        success=result.success,
+        checks=checks,
+        failed_steps=failures,
+        refused_by=[c for c in checks if c.refuses],
+        champion=ChampionOutcome.model_validate(champion) if champion is not None else None,
+    )
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
-    print(f"dagster run {summary['run_id']}")
-    for c in summary["checks"]:
+def _print_summary(summary: RunSummary) -> None:
+    print(f"dagster run {summary.run_id}")
+    for c in summary.checks:
         mark = (
             "PASS"
-            if c["passed"]
-            else ("WARN" if c["severity"] != "ERROR" else "FAIL" if c["blocking"] else "FAIL, shown, not blocking")
+            if c.passed
+            else ("WARN" if c.severity != "ERROR" else "FAIL" if c.blocking else "FAIL, shown, not blocking")
         )
-        print(f"  [{mark}] {c['check']} ({c['asset']}): {c['description']}")
-    for f in summary["failed_steps"]:
-        print(f"  step {f['step']} failed: {f['error']}")
-    ch = summary["champion"]
+        print(f"  [{mark}] {c.check} ({c.asset}): {c.description}")
+    for f in summary.failed_steps:
+        print(f"  step {f.step} failed: {f.error}")
+    ch = summary.champion
     if ch:
-        verb = "promoted" if ch.get("promoted") else "unchanged"
-        print(f"champion: version {ch['champion']} ({verb}; {ch.get('reason')})")
-    elif summary["refused_by"]:
-        names = ", ".join(c["check"] for c in summary["refused_by"])
+        verb = "promoted" if ch.promoted else "unchanged"
+        print(f"champion: version {ch.champion} ({verb}; {ch.reason})")
+    elif summary.refused_by:
+        names = ", ".join(c.check for c in summary.refused_by)
         print(f"REFUSED by {names}: the champion is unchanged.")
 
 
-def _finish(summary: dict[str, Any], as_json: bool) -> int:
+def _finish(summary: RunSummary, as_json: bool) -> int:
+    """Print the summary (``--json``: its JSON form) and return the exit code it means."""
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(json.dumps(summary.model_dump(mode="json"), indent=2, default=str))
     else:
         _print_summary(summary)
-    if summary["success"]:
+    if summary.success:
         return 0
     # 1 only when governance said no (a blocking gate, a refused promotion, refused data); a
     # breakage (missing file, bad policy, store error) is 2, so CI can tell the two apart
-    broken = [f for f in summary["failed_steps"] if not f["refused"]]
-    return ERROR if broken or not (summary["refused_by"] or summary["failed_steps"]) else GATE_REFUSED
+    broken = [f for f in summary.failed_steps if not f.refused]
+    return ERROR if broken or not (summary.refused_by or summary.failed_steps) else GATE_REFUSED
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -230,44 +235,41 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     s = get_settings()
     st = status(Registry(s), load_policy(s.policy_path))
-    st["state_dir"] = str(s.home)
     for hook in _status_hooks():
-        hook(st, s)
+        st = st.with_sections(hook(s))
     if args.json:
-        print(json.dumps(st, indent=2, default=str))
+        print(json.dumps(st.to_dict(), indent=2, default=str))
         return 0
-    print(f"model {st['model_name']}  (state: {s.home})")
-    print(f"policy {st['policy']['path']}  sha256 {st['policy']['sha256'][:16]}")
-    ch = st["champion"]
+    print(f"model {st.model_name}  (state: {s.home})")
+    print(f"policy {st.policy.path}  sha256 {st.policy.sha256[:16]}")
+    ch = st.champion
     if ch is None:
         print("champion: none yet (run `mlgov train` or Materialize all in the UI)")
     else:
-        m = ", ".join(f"{k}={v:.4f}" for k, v in sorted(ch["metrics"].items()))
-        print(
-            f"champion: version {ch['version']}  data md5 {ch['train_data_md5']}  commit {str(ch['git_commit'])[:12]}"
-        )
+        m = ", ".join(f"{k}={v:.4f}" for k, v in sorted(ch.metrics.items()))
+        print(f"champion: version {ch.version}  data md5 {ch.train_data_md5}  commit {str(ch.git_commit)[:12]}")
         print(f"  holdout: {m}")
-    print(f"history: {st['history']}")
-    for v in st["versions"]:
-        flag = "champion" if "champion" in v["aliases"] else ("promotable" if v["promotable"] else "not promotable")
-        print(f"version {v['version']} [{flag}] variant={v['variant']} data md5 {v['train_data_md5']}")
-        for name, g in v["gates"].items():
-            stale = "" if g["current_policy"] else "  (evaluated under an older policy)"
-            print(f"    {g['verdict'].upper():6} {name}: {g['summary']}{stale}")
-    _print_monitoring(st.get("monitoring"))
-    _print_audit(st.get("audit"))
+    print(f"history: {st.history}")
+    for v in st.versions:
+        flag = "champion" if "champion" in v.aliases else ("promotable" if v.promotable else "not promotable")
+        print(f"version {v.version} [{flag}] variant={v.variant} data md5 {v.train_data_md5}")
+        for name, g in v.gates.items():
+            stale = "" if g.current_policy else "  (evaluated under an older policy)"
+            print(f"    {g.verdict.upper():6} {name}: {g.summary}{stale}")
+    _print_monitoring(st.sections.get("monitoring"))
+    _print_audit(st.sections.get("audit"))
     return 0
 
 
-def _short(obj: Any) -> str:
+def _short(obj: JsonValue) -> str:
     if not isinstance(obj, dict):
         return str(obj)
     keys = ("batch_id", "verdict", "breach", "drifted_columns", "drifted_share", "at", "run_key", "status")
     return ", ".join(f"{k}={obj[k]}" for k in keys if obj.get(k) not in (None, "", []))
 
 
-def _print_monitoring(mon: Any) -> None:
-    if not mon:
+def _print_monitoring(mon: JsonValue) -> None:
+    if not isinstance(mon, dict) or not mon:
         return
     print(
         f"monitoring: {mon.get('batches', 0)} batches ({mon.get('quarantined', 0)} quarantined), "
@@ -281,19 +283,22 @@ def _print_monitoring(mon: Any) -> None:
         print(f"  {label}: {_short(mon[key]) if mon.get(key) else 'none yet'}")
 
 
-def _print_audit(aud: Any) -> None:
-    if not aud:
+def _print_audit(aud: JsonValue) -> None:
+    if not isinstance(aud, dict) or not aud:
         return
-    log = aud.get("decision_log") or {}
+    log = aud.get("decision_log")
+    log = log if isinstance(log, dict) else {}
     state = "verified" if log.get("ok") else f"BROKEN at record {log.get('first_bad_index')}: {log.get('problem')}"
+    certificates, cards = aud.get("certificates"), aud.get("model_cards")
     print(
         f"audit: decision log {state} ({log.get('count')} records); "
-        f"{len(aud.get('certificates') or {})} reproducibility certificate(s); "
-        f"{len(aud.get('model_cards') or {})} model card(s) — details: mlgov audit champion"
+        f"{len(certificates) if isinstance(certificates, dict | list) else 0} reproducibility certificate(s); "
+        f"{len(cards) if isinstance(cards, dict | list) else 0} model card(s) — details: mlgov audit champion"
     )
 
 
-def _status_hooks():
+def _status_hooks() -> list[StatusHook]:
+    """The ``status_hook`` of each subcommand module that has one, in EXTRA_COMMANDS order."""
     hooks = []
     for mod_name in EXTRA_COMMANDS:
         try:
@@ -318,7 +323,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     prepare_environment(s)
     cwd = s.project_dir if (s.project_dir / "workspace.yaml").exists() else Path.cwd()
     bindir = Path(sys.executable).parent
-    children: list[subprocess.Popen] = []
+    children: list[subprocess.Popen[bytes]] = []
     if not args.no_mlflow:
         children.append(
             subprocess.Popen(

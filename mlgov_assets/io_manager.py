@@ -21,6 +21,7 @@ from dagster import ConfigurableIOManager, DagsterInvariantViolationError, Input
 from pydantic import BaseModel
 
 from mlgov_assets.core.data.lineage import DataLineage, LineagedFrame, LineageError
+from mlgov_assets.core.errors import MlgovError
 from mlgov_assets.core.integrity import atomic_write_with, sha256_file
 from mlgov_assets.core.settings import get_settings
 
@@ -40,7 +41,12 @@ class MlgovIOManager(ConfigurableIOManager):
 
     def _path(self, context: InputContext | OutputContext, suffix: str) -> Path:
         root = Path(self.base_dir) if self.base_dir else get_settings().assets_dir
-        key = context.asset_key.path if context.has_asset_key else [context.step_key, context.name]
+        if context.has_asset_key:
+            key = context.asset_key.path
+        elif isinstance(context, OutputContext):
+            key = [context.step_key, context.name]
+        else:  # an input always names the asset it reads; only outputs can lack a key
+            raise MlgovError("mlgov's IO manager reads asset values only")
         parts = list(key)
         if context.has_asset_partitions:
             parts.append(context.asset_partition_key)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry
 
 
-class MlgovResource(ConfigurableResource):
+class MlgovResource(ConfigurableResource["MlgovResource"]):
     """Unset fields resolve at run time from ``MLGOV_*`` environment variables, then defaults,
     so one Definitions object serves the UI, the CLI and isolated test instances."""
 
@@ -40,7 +40,7 @@ class MlgovResource(ConfigurableResource):
         return _registry_for(self.settings())
 
 
-class TrainingLock(ConfigurableResource):
+class TrainingLock(ConfigurableResource["TrainingLock"]):
     """Held for the whole run by any run that needs it (training_data, model_cards): such runs
     never interleave writes to the registry, the asset values or the decision log, whoever
     launched them (the daemon's queue, `mlgov train`/`monitor --once` in-process, a test). The

@@ -11,6 +11,7 @@ MODEL_REF: ``models:/NAME@champion`` (any alias), ``models:/NAME/N``, a version 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import getpass
 import json
@@ -22,6 +23,7 @@ from mlgov_assets.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
+    from pydantic import JsonValue
 
     from mlgov_assets.core.audit.lineage.model import WitnessedLog
     from mlgov_assets.core.models.registry import Registry
@@ -124,18 +126,18 @@ def cmd_audit_verify(as_json: bool) -> int:
 
 def cmd_audit_cards(as_json: bool) -> int:
     from ..cli import _finish, run_job, summarize_run
+    from .summary import CardRef, CardsRunSummary
 
     result = run_job("refresh_model_cards", {}, tags={"mlgov/trigger": "cli"})
-    summary = summarize_run(result)
-    try:
-        summary["cards"] = result.output_for_node("model_cards")["cards"]
-    except Exception:
-        summary["cards"] = []
+    raw: list[Any] = []
+    with contextlib.suppress(Exception):  # the step failed: no cards to show
+        raw = result.output_for_node("model_cards")["cards"]
+    cards = [CardRef.model_validate(c) for c in raw]
     if not as_json:
-        for c in summary["cards"]:
-            state = "republished" if c["rebuilt"] else "up to date"
-            print(f"version {c['version']}: card {state}, bundle sha256 {c['bundle_sha256'][:16]}…, {c['artifact']}")
-    return _finish(summary, as_json)
+        for c in cards:
+            state = "republished" if c.rebuilt else "up to date"
+            print(f"version {c.version}: card {state}, bundle sha256 {c.bundle_sha256[:16]}…, {c.artifact}")
+    return _finish(CardsRunSummary(**summarize_run(result).model_dump(), cards=cards), as_json)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -211,7 +213,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         registry = _registry(s, args.model_ref)
         version = resolve_version(registry, args.model_ref)
-        run_id = registry.version_info(version)["tags"].get("mlgov.dagster_run_id")
+        run_id = registry.version_info(version).tags.get("mlgov.dagster_run_id")
         report = reproduce(
             registry,
             version,
@@ -268,7 +270,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     r.set_defaults(func=cmd_reproduce)
 
 
-def status_hook(status: dict[str, Any], settings: Settings) -> None:
+def status_hook(settings: Settings) -> dict[str, JsonValue]:
     """``mlgov status`` gains "audit": decision log verified? its head, certificates, model cards."""
     from mlgov_assets.core.audit.decision_log.records import LogIntegrityError, read_records
     from mlgov_assets.core.audit.decision_log.writer import DecisionLog
@@ -283,7 +285,7 @@ def status_hook(status: dict[str, Any], settings: Settings) -> None:
             certs = read_records(settings.decision_log, kinds=["reproducibility_certificate"])
         except LogIntegrityError:
             certs = []
-        status["audit"] = {
+        section = {
             "decision_log": res.model_dump(
                 include={"path", "ok", "count", "first_bad_index", "problem", "witnesses_checked"}
             ),
@@ -295,4 +297,7 @@ def status_hook(status: dict[str, Any], settings: Settings) -> None:
             "model_cards": {str(v): t.get("mlgov.model_card_sha256") for v, t in sorted(tags.items())},
         }
     except Exception as exc:
-        status["audit"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return {"audit": {"error": f"{type(exc).__name__}: {exc}"}}
+    # the JSON ``mlgov status --json`` prints (record payloads are free-form; a version-less key is "null")
+    audit: JsonValue = json.loads(json.dumps(section, default=str))
+    return {"audit": audit}

@@ -19,15 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
 from mlgov_assets.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance, Definitions
+    from pydantic import JsonValue
 
+    from mlgov_assets.commands.summary import RunSummary
     from mlgov_assets.core.monitoring.ledger import BatchLedger
     from mlgov_assets.core.monitoring.retraining import RetrainRequest
+
+    from .monitor_report import BatchOutcome, RetrainingDecision, RetrainingPass
 
 TRIGGER = "mlgov monitor --once"
 #: Landing-sensor ticks per pass at most: a file that just landed is waited for until it settles.
@@ -114,43 +116,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- monitor --once
 
 
-class BatchOutcome(BaseModel):
-    """One batch (or labels) run of a pass, with the ledger's verdicts after it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    batch_id: str
-    file: str
-    run_id: str
-    success: bool
-    status: str | None
-    rows: int | None
-    champion_version: int | None
-    shadow_version: int | None
-    quarantine_dir: str | None
-    validation: str | None
-    drift: dict[str, Any] | None
-    performance: dict[str, Any] | None
-    failed_steps: list[dict[str, Any]]
-
-
-class RetrainRun(BaseModel):
-    """One governed retraining run of a pass: what it trained on and whether the champion moved."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    run_key: str
-    dataset: str | None
-    dataset_md5: str | None
-    rows: int | None
-    run_id: str
-    success: bool
-    champion_before: int | None
-    champion_after: int | None
-    refused_by: list[dict[str, Any]]
-    failed_steps: list[dict[str, Any]]
-
-
 def cmd_monitor(args: argparse.Namespace) -> int:
     if not args.once:
         print("mlgov monitor: pass --once (continuous monitoring is the sensors' job: run `mlgov ui`)", file=sys.stderr)
@@ -172,7 +137,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         "found": found.to_dict(),
         "batches": [b.model_dump(mode="json") for b in batches],
         "labels": [b.model_dump(mode="json") for b in labels],
-        "retraining": _retraining_pass(defs, instance, s),
+        "retraining": _retraining_pass(defs, instance, s).model_dump(mode="json"),
         "status": monitoring_status(s).model_dump(mode="json"),
     }
     if args.json:
@@ -207,7 +172,7 @@ def _landing_pass(
     return batches, labels
 
 
-def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) -> dict[str, Any]:
+def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) -> RetrainingPass:
     """Tick the retraining sensor and run the governed training it asks for."""
     from mlgov_assets.core.models.registry import Registry
     from mlgov_assets.core.monitoring.ledger import MonitoringPaths
@@ -216,11 +181,12 @@ def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) 
     from ..cli import summarize_run
     from ..defs.monitoring.once import evaluate_once, launch
     from ..defs.monitoring.shared import RETRAIN_SENSOR
+    from .monitor_report import RetrainingPass, RetrainRun
 
     registry = Registry(s)
     tick = evaluate_once(defs, instance, RETRAIN_SENSOR, project_dir=s.project_dir)
     recorded = {r.run_key: r for r in read_retrain_requests(MonitoringPaths.of(s))}
-    runs = []
+    runs: list[RetrainRun] = []
     for request in tick.requests:
         rec = recorded.get(str(request.run_key))
         before = registry.champion_version()
@@ -230,37 +196,41 @@ def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) 
             dataset=rec.dataset if rec else None,
             dataset_md5=rec.dataset_md5 if rec else None,
             rows=rec.rows if rec else None,
-            run_id=summary["run_id"],
-            success=summary["success"],
+            run_id=summary.run_id,
+            success=summary.success,
             champion_before=before,
             champion_after=registry.champion_version(),
-            refused_by=[{"check": c["check"], "description": c["description"]} for c in summary["refused_by"]],
-            failed_steps=summary["failed_steps"],
+            refused_by=[{"check": c.check, "description": c.description} for c in summary.refused_by],
+            failed_steps=[f.model_dump() for f in summary.failed_steps],
         )
-        runs.append(run.model_dump(mode="json"))
+        runs.append(run)
     requested = [recorded[str(r.run_key)] for r in tick.requests if str(r.run_key) in recorded]
-    return {"decision": _decision(tick.skip_message, requested), "runs": runs}
+    return RetrainingPass(decision=_decision(tick.skip_message, requested), runs=runs)
 
 
-def _decision(skip_message: str | None, requested: list[RetrainRequest]) -> dict[str, Any]:
+def _decision(skip_message: str | None, requested: list[RetrainRequest]) -> RetrainingDecision:
     """The retraining decision as the report shows it: the requests the sensor made, or why none."""
+    from .monitor_report import RetrainingDecision
+
     if not requested:
-        return {"kind": "none", "message": skip_message or "nothing to retrain", "breaches": [], "plan": None}
+        return RetrainingDecision(kind="none", message=skip_message or "nothing to retrain", breaches=[], plan=None)
     last = requested[-1]
-    return {
-        "kind": "request",
-        "message": "; ".join(r.describe() for r in requested),
-        "breaches": last.trigger_batch_ids,
-        "plan": last.model_dump(mode="json"),
-    }
+    return RetrainingDecision(
+        kind="request",
+        message="; ".join(r.describe() for r in requested),
+        breaches=last.trigger_batch_ids,
+        plan=last,
+    )
 
 
-def _batch_outcome(batch_id: str, file: str, summary: dict[str, Any], entry: dict[str, Any]) -> BatchOutcome:
+def _batch_outcome(batch_id: str, file: str, summary: RunSummary, entry: dict[str, Any]) -> BatchOutcome:
+    from .monitor_report import BatchOutcome
+
     return BatchOutcome(
         batch_id=batch_id,
         file=file,
-        run_id=summary["run_id"],
-        success=summary["success"],
+        run_id=summary.run_id,
+        success=summary.success,
         status=entry.get("status"),
         rows=entry.get("rows"),
         champion_version=entry.get("champion_version"),
@@ -269,7 +239,7 @@ def _batch_outcome(batch_id: str, file: str, summary: dict[str, Any], entry: dic
         validation=(entry.get("validation") or {}).get("summary"),
         drift=entry.get("drift"),
         performance=entry.get("performance"),
-        failed_steps=[x for x in summary["failed_steps"] if "check" not in x["step"]],
+        failed_steps=[x.model_dump() for x in summary.failed_steps if "check" not in (x.step or "")],
     )
 
 
@@ -348,11 +318,11 @@ def _describe(b: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- mlgov status
 
 
-def status_hook(status: dict[str, Any], settings: Settings) -> None:
-    """Add the latest drift and performance verdicts under ``monitoring`` (never fails ``mlgov status``)."""
+def status_hook(settings: Settings) -> dict[str, JsonValue]:
+    """The latest drift and performance verdicts as the ``monitoring`` section (never fails ``mlgov status``)."""
     from mlgov_assets.core.monitoring.summary import monitoring_status
 
     try:
-        status["monitoring"] = monitoring_status(settings).model_dump(mode="json")
+        return {"monitoring": monitoring_status(settings).model_dump(mode="json")}
     except Exception as exc:
-        status["monitoring"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return {"monitoring": {"error": f"{type(exc).__name__}: {exc}"}}

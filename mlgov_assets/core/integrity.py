@@ -298,7 +298,7 @@ def copy_verified(
     return out
 
 
-def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], None]) -> None:
+def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], object]) -> None:
     """Atomic write for writers that need a file name (``df.to_parquet(tmp)``): a temp file in the
     same directory, fsynced, then ``os.replace`` and an fsync of the directory, so readers never see
     half a file and the rename survives a crash. The one atomic-write primitive of mlgov."""

@@ -39,6 +39,7 @@ from dagster import (
     run_status_sensor,
 )
 
+from mlgov_assets.core.errors import MlgovError
 from mlgov_assets.core.provenance import source_version
 
 from ..resources import MlgovResource, TrainingLock
@@ -232,18 +233,20 @@ def publish_card(
     from mlgov_assets.core.integrity import canonical_json
 
     info = registry.version_info(version)
-    run_id = info["tags"].get("mlgov.dagster_run_id")
+    if info.run_id is None:  # mlgov registers every version from a run: one without has nowhere to hold a card
+        raise MlgovError(f"version {version} of {registry.name} has no MLflow run to attach its model card to")
+    run_id = info.tags.get("mlgov.dagster_run_id")
     facts = gather(registry, version, dagster=read_dagster_lineage(instance, run_id, version) if run_id else None)
     bundle = build_bundle(facts, registry.settings)
     digest = bundle_digest(bundle)
     md = render_markdown(bundle)
-    stale = force or info["tags"].get(CARD_TAG) != digest
+    stale = force or info.tags.get(CARD_TAG) != digest
     if stale:
         html = render_html(bundle)
         client = registry.client
-        client.log_text(info["run_id"], md, f"{CARD_DIR}/model_card.md")
-        client.log_text(info["run_id"], html, f"{CARD_DIR}/model_card.html")
-        client.log_text(info["run_id"], canonical_json(bundle.to_json()), f"{CARD_DIR}/evidence_bundle.json")
+        client.log_text(info.run_id, md, f"{CARD_DIR}/model_card.md")
+        client.log_text(info.run_id, html, f"{CARD_DIR}/model_card.html")
+        client.log_text(info.run_id, canonical_json(bundle.to_json()), f"{CARD_DIR}/evidence_bundle.json")
         client.set_model_version_tag(registry.name, str(version), CARD_TAG, digest)
         # the MLflow UI renders a version's description as Markdown: point it at the card
         client.update_model_version(
@@ -251,7 +254,7 @@ def publish_card(
             str(version),
             description=(
                 f"Model card: run artifact `{CARD_DIR}/model_card.html` (Markdown: `{CARD_DIR}/model_card.md`) "
-                f"of run {info['run_id']}. Evidence bundle sha256 {digest}; verify with "
+                f"of run {info.run_id}. Evidence bundle sha256 {digest}; verify with "
                 f"`mlgov audit models:/{registry.name}/{version}`."
             ),
         )
@@ -259,8 +262,8 @@ def publish_card(
         "version": version,
         "bundle_sha256": digest,
         "rebuilt": stale,
-        "run_id": info["run_id"],
-        "artifact": f"runs:/{info['run_id']}/{CARD_DIR}/model_card.html",
+        "run_id": info.run_id,
+        "artifact": f"runs:/{info.run_id}/{CARD_DIR}/model_card.html",
         "markdown": md,
         "overrides": sum(d.kind == "override" for d in bundle.decisions),
     }

@@ -1,12 +1,15 @@
 """Small shared pieces of the Dagster layer: metadata builders and code versions."""
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
 
 from mlgov_assets.core.provenance import source_version
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.data.schemas import ValidationReport
 
 #: Each stage's code version: its module plus everything it imports (see ``source_version``).
 CODE_VERSIONS = {
@@ -30,13 +33,16 @@ def rows_table(rows: list[dict[str, Any]]) -> MetadataValue:
     if not rows:
         return MetadataValue.md("_no rows_")
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v).replace("|", "\\|")
+
+    def fmt(v: object) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else str(v).replace("|", "\\|")
+
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return MetadataValue.md("\n".join(lines))
 
 
-def schema_check_result(report) -> AssetCheckResult:
+def schema_check_result(report: "ValidationReport") -> AssetCheckResult:
     """A Pandera validation report as a blocking (ERROR) check result with the evidence."""
     rows = [
         {

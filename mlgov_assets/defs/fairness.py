@@ -7,7 +7,7 @@ a reviewer sees the refused model next to the one that may ship.
 
 import base64
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -73,7 +73,7 @@ def _fairness_for(mlgov: MlgovResource, version: int, holdout: pd.DataFrame) -> 
 def _log_fairness(registry: "Registry", item: ModelFairness, tradeoff_md: str) -> None:
     from mlgov_assets.core.governance.fairness.render import render_html, render_markdown
 
-    run_id = registry.version_info(item.version)["run_id"]
+    run_id = registry.version_info(item.version).require_run_id()
     evidence = {"report": item.report.to_dict(), "verdict": item.verdict.to_dict(), "metrics": item.metrics}
     registry.client.log_text(run_id, json.dumps(evidence, indent=1, default=str), "fairness/report.json")
     registry.client.log_text(
@@ -95,8 +95,8 @@ def _log_fairness(registry: "Registry", item: ModelFairness, tradeoff_md: str) -
 def fairness_report(
     context: AssetExecutionContext,
     mlgov: MlgovResource,
-    challenger_model: dict,
-    candidate_model: dict,
+    challenger_model: dict[str, Any],
+    candidate_model: dict[str, Any],
     holdout_features: pd.DataFrame,
 ) -> Output[FairnessAssessment]:
     from mlgov_assets.core.governance.fairness.render import compare_tradeoff
@@ -231,7 +231,10 @@ def training_data_bias(
     "each score down most). Global importance plot in the UI and in MLflow.",
 )
 def explanations(
-    context: AssetExecutionContext, mlgov: MlgovResource, candidate_model: dict, holdout_features: pd.DataFrame
+    context: AssetExecutionContext,
+    mlgov: MlgovResource,
+    candidate_model: dict[str, Any],
+    holdout_features: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
     from mlgov_assets.core.data.features import MODEL_FEATURES
     from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, model_raw_output
@@ -277,7 +280,7 @@ def _log_importance(registry: "Registry", version: int, importance: dict[str, fl
     from mlgov_assets.core.governance.explanations import plot_importance_png
 
     png = plot_importance_png(importance, max_features=15)
-    run_id = registry.version_info(version)["run_id"]
+    run_id = registry.version_info(version).require_run_id()
     registry.client.log_text(
         run_id, json.dumps({"importance": importance, "method": method_note}, indent=1), "explanations/importance.json"
     )
@@ -348,7 +351,7 @@ def check_explanations_additivity(
 def _champion_importance(registry: "Registry", champ: int) -> dict[str, float] | None:
     """The champion's logged global importance, None when it has none."""
     try:
-        run_id = registry.version_info(champ)["run_id"]
+        run_id = registry.version_info(champ).run_id
         text = registry._mlflow.artifacts.load_text(f"runs:/{run_id}/explanations/importance.json")
         return {str(k): float(v) for k, v in json.loads(text)["importance"].items()}
     except Exception:

@@ -1,8 +1,9 @@
 """Stage 4 — governance: blocking model gates and the champion, the only writer of the alias."""
 
 import getpass
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -43,7 +44,15 @@ AnyContext = AssetExecutionContext | AssetCheckExecutionContext
 
 
 def _run_id(context: AnyContext) -> str:
-    return context.run.run_id if hasattr(context, "run") else context.run_id
+    return context.run.run_id
+
+
+def _meta_number(meta: Mapping[str, MetadataValue], key: str) -> float:
+    """A numeric materialization metadata value (the model's version or a holdout metric)."""
+    value = meta[key].value
+    if not isinstance(value, int | float | str):
+        raise Failure(description=f"materialization metadata {key!r} is not a number: {value!r}")
+    return float(value)
 
 
 def _actor(context: AnyContext) -> str:
@@ -116,7 +125,8 @@ def _materialization(context: AnyContext, key: AssetKey) -> AssetMaterialization
     for rec in reversed(records):
         ev = rec.event_log_entry.dagster_event
         if ev is not None and ev.asset_key == key:
-            return ev.step_materialization_data.materialization
+            found: AssetMaterialization = ev.step_materialization_data.materialization
+            return found
     event = context.instance.get_latest_materialization_event(key)
     return event.asset_materialization if event is not None else None
 
@@ -128,8 +138,8 @@ def _model_of(context: AssetCheckExecutionContext, asset: AssetsDefinition) -> M
         raise Failure(description=f"{asset.key.to_user_string()} has not been materialized yet")
     meta = mat.metadata
     return ModelUnderReview(
-        version=int(meta["model_version"].value),
-        metrics={k.split("/", 1)[1]: float(v.value) for k, v in meta.items() if k.startswith("holdout/")},
+        version=int(_meta_number(meta, "model_version")),
+        metrics={k.split("/", 1)[1]: _meta_number(meta, k) for k in meta if k.startswith("holdout/")},
     )
 
 
@@ -156,7 +166,7 @@ def _challenger_version(context: AssetExecutionContext) -> int:
     mat = _materialization(context, candidate_model.key)
     if mat is None:
         raise Failure(description="no candidate_model has been materialized yet: run the governed training path first")
-    return int(mat.metadata["model_version"].value)
+    return int(_meta_number(mat.metadata, "model_version"))
 
 
 @asset(
@@ -172,8 +182,14 @@ def _challenger_version(context: AssetExecutionContext) -> int:
     "(pool of 1 + file lock) and compare-and-set against the champion the gates compared with. "
     "Every move is recorded in the hash-chained decision log.",
 )
-def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: MlgovResource) -> Output[dict]:
-    from mlgov_assets.core.governance.promotion import ChampionChanged, PromotionRefused, promote, rollback
+def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: MlgovResource) -> Output[dict[str, Any]]:
+    from mlgov_assets.core.governance.promotion import (
+        ChampionChanged,
+        ChampionOutcome,
+        PromotionRefused,
+        promote,
+        rollback,
+    )
 
     policy, registry = mlgov.policy(), mlgov.registry()
     actor = f"{config.actor} via {_actor(context)}" if config.actor else _actor(context)
@@ -195,8 +211,9 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
         raise Failure(description=str(exc), metadata={"policy_sha256": policy.sha256, REFUSED: True}) from exc
     context.log.info(f"champion: {decision}")
     result, champ = decision.to_dict(), decision.champion
+    outcome = ChampionOutcome(**result, model_name=registry.name)  # what `mlgov train`/`promote` report
     return Output(
-        result | {"model_name": registry.name},
+        outcome.model_dump(),
         metadata={
             "champion_version": champ,
             "previous_version": decision.previous if decision.previous is not None else "none",

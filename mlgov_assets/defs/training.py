@@ -31,7 +31,7 @@ def model_output(mlgov: MlgovResource, result: ModelResult) -> Output[ModelResul
         "metrics": json_md(result.metrics),
         "params": json_md(result.params.to_dict()),
     }
-    meta.update({f"holdout/{k}": float(v) for k, v in result.metrics.items()})
+    meta.update({f"holdout/{k}": MetadataValue.float(float(v)) for k, v in result.metrics.items()})
     if result.mitigation is not None:
         meta["mitigation"] = json_md(result.mitigation.model_dump(mode="json"))
     return Output(result, metadata=meta)

@@ -134,7 +134,7 @@ def flipped_byte(path: Path):
 
 
 def _model_file(world) -> Path:
-    model_dir = Path(world.registry.version_info(world.champion)["tags"]["mlgov.model_dir"])
+    model_dir = Path(world.registry.version_info(world.champion).tags["mlgov.model_dir"])
     return max((p for p in model_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
 
 
@@ -153,7 +153,7 @@ def test_audit_of_the_real_champion_verifies_every_link(world, capsys):
         links["training_data"]["evidence"]["training"]["md5"]
         == hashlib.md5((world.env.project / "data" / "adult.data").read_bytes()).hexdigest()
     )
-    model_dir = Path(world.registry.version_info(world.champion)["tags"]["mlgov.model_dir"])
+    model_dir = Path(world.registry.version_info(world.champion).tags["mlgov.model_dir"])
     assert links["model_artifacts"]["evidence"]["files"] == sum(1 for p in model_dir.rglob("*") if p.is_file())
     assert links["dagster_run"]["evidence"]["run_id"] == world.run.run_id
     mats = {m["asset"]: m for m in links["materializations"]["evidence"]["materializations"]}
@@ -166,7 +166,7 @@ def test_audit_of_the_real_champion_verifies_every_link(world, capsys):
         code, other = audit_json(capsys, ref)
         assert (code, other["version"]) == (0, world.champion), ref
     # the unmitigated challenger (refused by the fairness gate, never promoted) verifies too
-    challenger = int(world.registry.version_info(world.champion)["tags"]["mlgov.base_version"])
+    challenger = int(world.registry.version_info(world.champion).tags["mlgov.base_version"])
     code, other = audit_json(capsys, str(challenger))
     assert (code, other["version"], other["aliases"]) == (0, challenger, [])
     code, out = cli(capsys, "audit", "models:/no-such-model/1")
@@ -180,7 +180,7 @@ def test_one_flipped_byte_breaks_the_named_link(world, capsys, target, link):
     paths = {
         "dvc_cache": lambda: dvc_cache_path(
             world.env.project / ".dvc" / "cache",
-            world.registry.version_info(world.champion)["tags"]["mlgov.train_data_md5"],
+            world.registry.version_info(world.champion).tags["mlgov.train_data_md5"],
         ),
         "model_artifact": lambda: _model_file(world),
         "policy_file": lambda: world.env.policy,
@@ -319,12 +319,12 @@ def test_reproduce_yields_identical_holdout_predictions_and_a_certificate(world,
     assert audit["certificates"][str(world.champion)]["index"] == cert["index"]
     assert (
         audit["model_cards"][str(world.champion)]
-        == world.registry.version_info(world.champion)["tags"]["mlgov.model_card_sha256"]
+        == world.registry.version_info(world.champion).tags["mlgov.model_card_sha256"]
     )
 
 
 def test_reproduce_refuses_altered_training_data(world, capsys):
-    md5 = world.registry.version_info(world.champion)["tags"]["mlgov.train_data_md5"]
+    md5 = world.registry.version_info(world.champion).tags["mlgov.train_data_md5"]
     log_path = world.env.settings().decision_log
     before = log_path.read_bytes()
     with flipped_byte(dvc_cache_path(world.env.project / ".dvc" / "cache", md5)):
@@ -369,7 +369,7 @@ def test_card_sensors_follow_governance_runs_only(world):
 def _card(world, version: int) -> tuple[str, dict]:
     import mlflow
 
-    run_id = world.registry.version_info(version)["run_id"]
+    run_id = world.registry.version_info(version).run_id
     md = mlflow.artifacts.load_text(f"runs:/{run_id}/model_card/model_card.md")
     bundle = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/model_card/evidence_bundle.json"))
     return md, bundle
@@ -383,7 +383,7 @@ def test_override_needs_a_justification_is_recorded_and_shown_in_the_card(world,
     # the card built during the module's training run describes the champion's evidence and promotion
     md1, bundle1 = _card(world, first)
     assert f"Model card: {reg.name} version {first}" in md1
-    assert bundle_digest(bundle1) == reg.version_info(first)["tags"]["mlgov.model_card_sha256"]
+    assert bundle_digest(bundle1) == reg.version_info(first).tags["mlgov.model_card_sha256"]
     assert "promotion" in [d["kind"] for d in bundle1["decisions"]]
     assert "groups" in bundle1["fairness"] and bundle1["explanations"]["top_features"]  # recorded -> shown
     # a weak challenger: its candidate falls below the floors, is refused, and is still registered

@@ -34,6 +34,8 @@ def test_train_status_promote_refusal_override_and_rollback(cli_env, capsys):
 
     assert main(["status", "--json"]) == 0
     st = _json(capsys)
+    assert list(st) == ["model_name", "policy", "champion", "history", "versions", "state_dir", "monitoring", "audit"]
+    assert st["state_dir"] == str(env.home) and st["audit"]["decision_log"]["ok"] is True
     assert st["champion"]["version"] == 1
     assert st["champion"]["train_data_md5"] == "5d7c39d7b8804f071cdd1f2a7c460872"
     v2 = next(v for v in st["versions"] if v["version"] == 2)
@@ -151,11 +153,18 @@ def test_refusals_and_breakages_are_told_apart_by_type_not_by_message(capsys):
         return summarize_run(defs.resolve_job_def("j").execute_in_process(raise_on_error=False))
 
     gate = run(gated, checks=[gate_says_no])
-    assert [f["refused"] for f in gate["failed_steps"]] == [True] and gate["refused_by"]
+    assert [f.refused for f in gate.failed_steps] == [True] and gate.refused_by
+    capsys.readouterr()
     assert _finish(gate, as_json=True) == 1
+    # --json keeps the keys (and their order) scripts parse
+    printed = _json(capsys)
+    assert list(printed) == ["run_id", "success", "checks", "failed_steps", "refused_by", "champion"]
+    assert list(printed["checks"][0]) == ["check", "asset", "passed", "severity", "blocking", "description"]
+    assert printed["refused_by"] == printed["checks"] and printed["champion"] is None
+    assert list(printed["failed_steps"][0]) == ["step", "refused", "error"]
     assert _finish(run(refused), as_json=True) == 1
     broke = run(broken)
-    assert [f["refused"] for f in broke["failed_steps"]] == [False]
+    assert [f.refused for f in broke.failed_steps] == [False]
     assert _finish(broke, as_json=True) == 2
     capsys.readouterr()
 

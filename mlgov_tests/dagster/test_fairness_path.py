@@ -25,8 +25,8 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
         reg = env.registry()
         champ = reg.champion_version()
         info = reg.version_info(champ)
-        assert info["tags"]["mlgov.variant"] == "mitigated"
-        base = int(info["tags"]["mlgov.base_version"])
+        assert info.tags["mlgov.variant"] == "mitigated"
+        base = int(info.tags["mlgov.base_version"])
         # the refused one is visible: ERROR check, failed gate recorded on its version, not promotable
         assert checks["check_fairness_report_challenger"].passed is False
         assert checks["check_fairness_report_challenger"].severity.value == "ERROR"
@@ -69,7 +69,7 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
         low = expl[expl["reason_1_shap"].notna()]
         assert (low["reason_1_shap"] < 0).all()  # adverse-action reasons push the score down
         # reports are logged to the model's MLflow run
-        run_id = info["run_id"]
+        run_id = info.run_id
         names = {a.path for a in reg.client.list_artifacts(run_id, "fairness")}
         assert {"fairness/report.json", "fairness/report.md", "fairness/report.html"} <= names
         assert any(a.path.endswith("importance.png") for a in reg.client.list_artifacts(run_id, "explanations"))

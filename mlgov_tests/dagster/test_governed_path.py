@@ -24,7 +24,7 @@ def test_whole_path_ends_with_a_champion_carrying_its_lineage(env):
         reg = env.registry()
         champ = reg.champion_version()
         assert champ == 1
-        tags = reg.version_info(champ)["tags"]
+        tags = reg.version_info(champ).tags
         assert tags["mlgov.train_data_md5"] == md5_file(env.project / "data" / "adult.data") == SHIPPED_TRAIN_MD5
         assert tags["mlgov.git_commit"] == env.commit
         assert tags["mlgov.git_dirty"] == "false"
@@ -116,7 +116,7 @@ def test_below_floor_and_not_better_challengers_are_refused(env):
         assert reg.champion_version() == 1
         weak_version = max(reg.versions())
         assert reg.gate_records(weak_version)["metric_floors"].passed is False
-        assert "mlgov.gate.metric_floors.summary" in reg.version_info(weak_version)["tags"]
+        assert "mlgov.gate.metric_floors.summary" in reg.version_info(weak_version).tags
         # 2) above the floors but not better than the champion by the policy's margin
         same_ish = run_path(env, instance, params={"max_iter": 60, "learning_rate": 0.15, "random_state": 1})
         checks = check_results(same_ish)

@@ -119,9 +119,9 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         assert all(c.passed for c in retrain.get_asset_check_evaluations() if c.severity.value == "ERROR")
         second = reg.champion_version()
         assert second != first
-        tags = reg.version_info(second)["tags"]
+        tags = reg.version_info(second).tags
         assert (tags["mlgov.train_data_path"], tags["mlgov.train_data_md5"]) == (dataset, csv_md5)
-        assert reg.version_info(second)["params"]["max_iter"] == reg.version_info(first)["params"]["max_iter"]
+        assert reg.version_info(second).params["max_iter"] == reg.version_info(first).params["max_iter"]
         assert [r["kind"] for r in DecisionLog(env.settings().decision_log).records()].count("promotion") == 2
         # launched: neither a fresh cursor nor the old one asks again
         assert not tick(defs, RETRAIN, instance, None).run_requests

@@ -9,9 +9,10 @@ every alias move is also a Dagster materialization with its run id.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SerializerFunctionWrapHandler, model_serializer
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.governance.gates import GateResult
@@ -24,8 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChampionChanged",
+    "ChampionOutcome",
+    "GateStatus",
     "PromotionDecision",
     "PromotionRefused",
+    "StatusReport",
+    "VersionStatus",
     "promote",
     "record_gates",
     "rollback",
@@ -47,12 +52,85 @@ class PromotionDecision(BaseModel):
     reason: str
     kind: Literal["promotion", "override", "rollback"] | None = None
 
+    @model_serializer(mode="wrap")
+    def _omit_kind_when_unmoved(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if self.kind is None:  # ``kind`` appears only when the alias moved
+            out.pop("kind", None)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``kind`` only when the alias moved)."""
-        out = self.model_dump()
-        if self.kind is None:
-            del out["kind"]
-        return out
+        return self.model_dump()
+
+
+class ChampionOutcome(PromotionDecision):
+    """What the ``champion`` asset returns: the decision and the registered model it concerns."""
+
+    model_name: str
+
+
+class GateStatus(BaseModel):
+    """One gate's recorded verdict on a version, and whether the current policy is the one it was judged by."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    verdict: Literal["passed", "failed"]
+    summary: str
+    severity: str
+    policy_sha256: str
+    current_policy: bool
+
+
+class VersionStatus(BaseModel):
+    """A registered version as ``mlgov status`` shows it: data, code, variant, gates, promotable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int
+    aliases: list[str]
+    metrics: dict[str, float]
+    train_data_md5: str | None
+    git_commit: str | None
+    variant: str | None
+    gates: dict[str, GateStatus]
+    promotable: bool
+
+
+class PolicyRef(BaseModel):
+    """The policy file a status was computed under."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    sha256: str
+
+
+class StatusReport(BaseModel):
+    """The champion, every version with its gate verdicts, and named ``sections`` other parts of mlgov
+    add (monitoring, audit). :meth:`to_dict` flattens the sections beside the fields (``mlgov status --json``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_name: str
+    policy: PolicyRef
+    champion: VersionStatus | None
+    history: list[int]
+    versions: list[VersionStatus]
+    state_dir: str
+    sections: dict[str, JsonValue] = Field(default_factory=dict)
+
+    def with_sections(self, sections: Mapping[str, JsonValue]) -> StatusReport:
+        """A copy with ``sections`` added (validated as JSON). Raises ValueError if a name shadows a field."""
+        clash = sorted(set(sections) & (set(type(self).model_fields) - {"sections"}))
+        if clash:
+            raise ValueError(f"status section name(s) {clash} clash with the report's own fields")
+        return StatusReport.model_validate({**self.model_dump(), "sections": {**self.sections, **sections}})
+
+    def to_dict(self) -> dict[str, JsonValue]:
+        """The JSON form: the fields, then each section under its name."""
+        out: dict[str, JsonValue] = self.model_dump(mode="json", exclude={"sections"})
+        return out | self.sections
 
 
 def _log(registry: Registry) -> DecisionLog:
@@ -142,8 +220,8 @@ def _recompare(
     """Re-run the champion comparison for ``version`` against the champion that is champion now."""
     from mlgov_assets.core.governance.gates import champion_comparison
 
-    cand = registry.version_info(version)["metrics"]
-    base = registry.version_info(current)["metrics"] if current is not None else None
+    cand = registry.version_info(version).metrics
+    base = registry.version_info(current).metrics if current is not None else None
     result = champion_comparison(version, cand, current, base, policy.champion_comparison, policy.sha256)
     record_gates(registry, policy, version, [result], actor=actor, dagster_run_id=dagster_run_id)
 
@@ -160,7 +238,7 @@ def _ensure_compared_with_current(
     dagster_run_id: str | None,
 ) -> None:
     """The champion comparison must be against today's champion: re-run it or raise ChampionChanged."""
-    compared = (registry.gate_details(version, "champion_comparison") or {}).get("compared_champion_version", "never")
+    compared = registry.gate_details(version, "champion_comparison").get("compared_champion_version", "never")
     if compared == current or "champion_comparison" not in policy.required_model_gates():
         return
     if not reevaluate and not overriding:
@@ -318,39 +396,39 @@ def rollback(
     return PromotionDecision(promoted=True, champion=target, previous=current, kind="rollback", reason=reason)
 
 
-def status(registry: Registry, policy: Policy) -> dict[str, Any]:
+def _version_status(registry: Registry, policy: Policy, version: int) -> VersionStatus:
+    info = registry.version_info(version)
+    gates = {
+        name: GateStatus(
+            verdict="passed" if g.passed else "failed",
+            summary=g.summary,
+            severity=g.severity,
+            policy_sha256=g.policy_sha256,
+            current_policy=g.policy_sha256 == policy.sha256,
+        )
+        for name, g in sorted(registry.gate_records(version).items())
+    }
+    return VersionStatus(
+        version=version,
+        aliases=info.aliases,
+        metrics=info.metrics,
+        train_data_md5=info.tags.get("mlgov.train_data_md5"),
+        git_commit=info.tags.get("mlgov.git_commit"),
+        variant=info.tags.get("mlgov.variant"),
+        gates=gates,
+        promotable=not registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256),
+    )
+
+
+def status(registry: Registry, policy: Policy) -> StatusReport:
     """Champion, its metrics and data md5, and every gate's verdict, for people and machines."""
     champ = registry.champion_version()
-    out: dict[str, Any] = {
-        "model_name": registry.name,
-        "policy": {"path": policy.path, "sha256": policy.sha256},
-        "champion": None,
-        "history": registry.champion_history(),
-        "versions": [],
-    }
-    for v in registry.versions():
-        info = registry.version_info(v)
-        gates = {
-            name: {
-                "verdict": "passed" if g.passed else "failed",
-                "summary": g.summary,
-                "severity": g.severity,
-                "policy_sha256": g.policy_sha256,
-                "current_policy": g.policy_sha256 == policy.sha256,
-            }
-            for name, g in sorted(registry.gate_records(v).items())
-        }
-        row = {
-            "version": v,
-            "aliases": info["aliases"],
-            "metrics": info["metrics"],
-            "train_data_md5": info["tags"].get("mlgov.train_data_md5"),
-            "git_commit": info["tags"].get("mlgov.git_commit"),
-            "variant": info["tags"].get("mlgov.variant"),
-            "gates": gates,
-            "promotable": not registry.promotion_blockers(v, policy.required_model_gates(), policy.sha256),
-        }
-        out["versions"].append(row)
-        if v == champ:
-            out["champion"] = row
-    return out
+    versions = [_version_status(registry, policy, v) for v in registry.versions()]
+    return StatusReport(
+        model_name=registry.name,
+        policy=PolicyRef(path=policy.path, sha256=policy.sha256),
+        champion=next((v for v in versions if v.version == champ), None),
+        history=registry.champion_history(),
+        versions=versions,
+        state_dir=str(registry.settings.home),
+    )

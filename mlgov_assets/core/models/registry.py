@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
-from mlgov_assets.core.errors import Refusal
+from mlgov_assets.core.errors import MlgovError, Refusal
 from mlgov_assets.core.integrity import copy_verified, file_lock, hash_tree, manifest_digest, verify_tree
 from mlgov_assets.core.settings import Settings
 
@@ -31,6 +31,7 @@ TAG = "mlgov."
 GATE = "mlgov.gate."
 HISTORY_TAG = "mlgov.champion_history"
 TAG_LIMIT = 4500  # MLflow tag values are capped (5000 chars); full evidence goes to a run artifact
+_JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 
 # MLflow 3 saves sklearn models with skops and refuses HGB pipelines unless these are trusted
 # (stack notes); they are recorded in the MLmodel file so loading needs nothing more.
@@ -50,11 +51,7 @@ class ChampionChanged(Refusal):
 
 
 class VersionInfo(BaseModel):
-    """One registered model version as the registry records it (version tags, run params/metrics).
-
-    ``info["tags"]`` and ``info.get("tags")`` still work for callers written against the former
-    dict; new code reads attributes.
-    """
+    """One registered model version as the registry records it (version tags, run params/metrics)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,13 +65,11 @@ class VersionInfo(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     params: dict[str, str] = Field(default_factory=dict)
 
-    def __getitem__(self, key: str) -> Any:
-        if key not in type(self).model_fields:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in type(self).model_fields else default
+    def require_run_id(self) -> str:
+        """The MLflow run that holds this version's evidence; mlgov registers every version from one."""
+        if self.run_id is None:
+            raise MlgovError(f"version {self.version} of {self.name} has no MLflow run to hold its evidence")
+        return self.run_id
 
 
 def _uri_to_path(uri: str) -> Path:
@@ -322,15 +317,15 @@ class Registry:
             (Path(tmp) / name).write_bytes(data)
             self.client.log_artifact(run_id, str(Path(tmp) / name), str(Path(artifact_path).parent))
 
-    def gate_details(self, version: int, name: str) -> dict[str, Any]:
-        """The ``details`` of a gate's evidence as recorded on the version's run."""
+    def gate_details(self, version: int, name: str) -> dict[str, JsonValue]:
+        """The ``details`` of a gate's evidence as recorded on the version's run (``{}`` when the
+        gate was never recorded or its evidence cannot be read)."""
         run_id = self.client.get_model_version(self.name, str(version)).run_id
         try:
             text = self._mlflow.artifacts.load_text(f"runs:/{run_id}/gates/{name}.json")
         except Exception:
             return {}
-        details: dict[str, Any] = json.loads(text).get("details", {})
-        return details
+        return _JSON_OBJECT.validate_python(json.loads(text).get("details") or {})
 
     def promotion_blockers(self, version: int, required: list[str], policy_sha256: str) -> list[str]:
         """Why ``version`` may not be champion under the policy with hash ``policy_sha256``

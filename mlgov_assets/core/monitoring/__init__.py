@@ -7,5 +7,5 @@ validation gate and quarantine), ``scoring`` (champion + shadow), ``reference`` 
 ``profile`` and ``drift_stats``), ``labels`` and ``performance``, ``drift_report`` (Evidently for
 people, ``evidently_preset``), ``retrain_plan`` / ``retrain_dataset`` / ``retraining``, ``summary``,
 ``reevaluation``. Shared: ``ledger`` (state files, the batch ledger), ``alerts``, ``batches`` (ids,
-files, simulation, metrics). Import from the defining module.
+files, simulation), ``metrics`` (performance, breach rule, McNemar). Import from the defining module.
 """

@@ -43,11 +43,6 @@ def evidently_compatible() -> Drift:
     return Drift(numeric_method="wasserstein", categorical_method="jensenshannon")
 
 
-def drift_settings(th: Drift) -> dict[str, Any]:
-    """The drift settings as a plain JSON mapping (recorded with every report)."""
-    return {k: v for k, v in vars(th).items() if not k.startswith("_")}
-
-
 def _psi_verdict(psi: float | None, warn: float, act: float) -> str:
     if psi is None:
         return "drift"
@@ -112,7 +107,7 @@ class DriftReport:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["columns"] = [c.to_dict() for c in self.columns]
         d["prediction"] = self.prediction.to_dict() if self.prediction else None
-        d["thresholds"] = drift_settings(self.thresholds)
+        d["thresholds"] = self.thresholds.model_dump()  # the policy's drift settings, recorded with every report
         return d
 
     def to_frame(self) -> pd.DataFrame:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.integrity import md5_file
 from mlgov_assets.core.monitoring.batches import (
@@ -20,8 +23,25 @@ from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringError, is
 #: Cursor outcomes that are looked at again on the next scan even if the file did not change.
 _RECHECK = ("waiting", "settling", "with_batch")
 
-#: The sensor cursor: file name -> what was seen (size, mtime, md5, outcome, ...).
-Seen = dict[str, dict[str, Any]]
+Outcome = Literal["requested", "done", "refused", "waiting", "settling", "with_batch"]
+
+
+class SeenFile(BaseModel):
+    """What the sensor cursor remembers of one landing file (stored as JSON without the unset fields)."""
+
+    # a cursor written by an earlier version may carry other keys: ignored, not refused
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    size: int
+    mtime_ns: int
+    md5: str | None = None
+    outcome: Outcome
+    batch_id: str | None = None
+    kind: Literal["batch", "labels"] | None = None
+
+
+#: The sensor cursor: file name -> what was seen.
+Seen = dict[str, SeenFile]
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,10 @@ class LandingPlan:
     done: list[str] = field(default_factory=list)
     seen: Seen = field(default_factory=dict)  # the cursor to keep
 
+    def cursor(self) -> str:
+        """The sensor cursor to store: ``seen`` as JSON (the shape :func:`plan_landing` reads back)."""
+        return json.dumps({name: f.model_dump(exclude_none=True) for name, f in self.seen.items()}, sort_keys=True)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "new_batches": [f.to_dict() for f in self.new_batches],
@@ -77,7 +101,7 @@ class LandingPlan:
 def plan_landing(
     landing_dir: Path,
     ledger: BatchLedger,
-    seen: Mapping[str, Mapping[str, Any]] | None = None,
+    seen: Mapping[str, SeenFile | Mapping[str, Any]] | None = None,
     *,
     settle_seconds: float = 0.0,
     now: float | None = None,
@@ -87,9 +111,10 @@ def plan_landing(
     New batch files become ``new_batches`` (other bytes under a known id are refused: batches are
     immutable); ``<id>.labels.*`` ride along with their batch, become ``new_labels`` for a finished
     batch, or wait. Invalid names are refused with the reason; files younger than
-    ``settle_seconds`` are left for the next scan. Only new or changed files are hashed.
+    ``settle_seconds`` are left for the next scan. Only new or changed files are hashed. ``seen`` is
+    the previous :attr:`LandingPlan.seen`, or its JSON form (:meth:`LandingPlan.cursor`) parsed.
     """
-    previous: Seen = {name: dict(v) for name, v in (seen or {}).items()}
+    previous: Seen = {name: SeenFile.model_validate(v) for name, v in (seen or {}).items()}
     plan = LandingPlan()
     if not Path(landing_dir).is_dir():
         return plan
@@ -104,22 +129,21 @@ def _scan(landing: Path, previous: Seen, plan: LandingPlan, now: float, settle_s
     out: list[LandingFile] = []
     for path in sorted(p for p in landing.iterdir() if p.is_file() and not p.name.startswith(".")):
         st = path.stat()
-        prev = previous.get(path.name) or {}
-        unchanged = prev.get("size") == st.st_size and prev.get("mtime_ns") == st.st_mtime_ns
-        stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        if unchanged and prev.get("outcome") not in _RECHECK:
-            plan.seen[path.name] = dict(prev)
+        prev = previous.get(path.name)
+        unchanged = prev is not None and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns
+        if prev is not None and unchanged and prev.outcome not in _RECHECK:
+            plan.seen[path.name] = prev
             continue
         if now - st.st_mtime < settle_seconds:
-            plan.seen[path.name] = {**stamp, "outcome": "settling"}
+            plan.seen[path.name] = SeenFile(size=st.st_size, mtime_ns=st.st_mtime_ns, outcome="settling")
             continue
         try:
             batch_id, kind = parse_landing_filename(path)
         except ValueError as exc:
             plan.refused.append((path.name, str(exc)))
-            plan.seen[path.name] = {**stamp, "outcome": "refused"}
+            plan.seen[path.name] = SeenFile(size=st.st_size, mtime_ns=st.st_mtime_ns, outcome="refused")
             continue
-        md5 = prev["md5"] if unchanged and prev.get("md5") else md5_file(path)
+        md5 = prev.md5 if prev is not None and unchanged and prev.md5 else md5_file(path)
         out.append(LandingFile(path.name, path, batch_id, kind, md5, st.st_size, st.st_mtime_ns))
     return out
 
@@ -128,7 +152,7 @@ def _classify_batches(files: list[LandingFile], ledger: BatchLedger, plan: Landi
     new_ids: set[str] = set()
     for lf in files:
         entry = ledger.get(lf.batch_id)
-        outcome = "requested"
+        outcome: Outcome = "requested"
         if entry and entry.get("md5") and entry["md5"] != lf.md5:
             outcome = "refused"
             plan.refused.append(
@@ -156,6 +180,7 @@ def _classify_labels(
 ) -> None:
     for lf in files:
         entry = ledger.get(lf.batch_id)
+        outcome: Outcome
         if entry and entry.get("status") == "quarantined":
             outcome = "refused"
             plan.refused.append((lf.name, f"batch {lf.batch_id!r} was quarantined; its labels are not used"))
@@ -169,20 +194,14 @@ def _classify_labels(
             plan.new_labels.append(lf)
         else:
             outcome = "waiting"
-            if (previous.get(lf.name) or {}).get("outcome") != "waiting":
+            prev = previous.get(lf.name)
+            if prev is None or prev.outcome != "waiting":
                 plan.waiting.append((lf.name, f"batch {lf.batch_id!r} has not landed or not been scored yet"))
         plan.seen[lf.name] = _seen(lf, outcome)
 
 
-def _seen(lf: LandingFile, outcome: str) -> dict[str, Any]:
-    return {
-        "size": lf.size,
-        "mtime_ns": lf.mtime_ns,
-        "md5": lf.md5,
-        "outcome": outcome,
-        "batch_id": lf.batch_id,
-        "kind": lf.kind,
-    }
+def _seen(lf: LandingFile, outcome: Outcome) -> SeenFile:
+    return SeenFile(size=lf.size, mtime_ns=lf.mtime_ns, md5=lf.md5, outcome=outcome, batch_id=lf.batch_id, kind=lf.kind)
 
 
 def find_batch_file(landing_dir: Path, batch_id: str, ledger: BatchLedger | None = None) -> Path:

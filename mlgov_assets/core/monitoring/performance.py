@@ -11,9 +11,17 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.monitoring.alerts import raise_alert
-from mlgov_assets.core.monitoring.batches import ROW_ID, mcnemar_test, performance_breach, performance_metrics
+from mlgov_assets.core.monitoring.batches import ROW_ID
 from mlgov_assets.core.monitoring.labels import LabelInfo, record_labels
 from mlgov_assets.core.monitoring.ledger import BatchLedger, Log, MonitoringPaths
+from mlgov_assets.core.monitoring.metrics import (
+    McNemar,
+    MetricComparison,
+    ModelMetrics,
+    mcnemar_test,
+    performance_breach,
+    performance_metrics,
+)
 
 if TYPE_CHECKING:
     from mlgov_assets.core.governance.policy import Policy
@@ -21,35 +29,6 @@ if TYPE_CHECKING:
     from mlgov_assets.core.settings import Settings
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelMetrics(BaseModel):
-    """One model on the labelled rows: ROC AUC from scores, the rest from its decisions."""
-
-    model_config = _FROZEN
-
-    n: int
-    n_positive: int
-    accuracy: float
-    precision: float | None
-    recall: float | None
-    roc_auc: float | None
-    predicted_positive_rate: float
-    reasons: dict[str, str]  # why a metric is None
-
-
-class MetricComparison(BaseModel):
-    """A batch metric against the champion's holdout metric (policy ``performance_tolerance``)."""
-
-    model_config = _FROZEN
-
-    reference: float | None
-    current: float | None
-    tolerance: float
-    drop: float | None
-    breach: bool
-    evaluated: bool
-    reason: str | None = None
 
 
 class ConceptEvidence(BaseModel):
@@ -62,26 +41,6 @@ class ConceptEvidence(BaseModel):
     label_shift: float | None
     mean_champion_score: float
     calibration_gap: float  # observed minus expected positive rate
-
-
-class McNemar(BaseModel):
-    """McNemar's paired test champion vs shadow: a recommendation; ``promotes`` is always False."""
-
-    model_config = _FROZEN
-
-    method: str
-    statistic: float
-    p_value: float
-    b: int
-    c: int
-    n: int
-    accuracy_a: float | None
-    accuracy_b: float | None
-    better: str
-    significant: bool
-    alpha: float
-    recommendation: str
-    promotes: bool
 
 
 class PerformanceReport(BaseModel):
@@ -166,11 +125,11 @@ class PerformanceVerdict(BaseModel):
 def _model_metrics(y: np.ndarray, scores: pd.DataFrame, who: str, mask: np.ndarray) -> ModelMetrics:
     ranked = performance_metrics(y, scores[f"{who}_score"].to_numpy()[mask])
     decided = performance_metrics(y, scores[f"{who}_decision"].to_numpy()[mask].astype(np.float64), 0.5)
-    reasons = {k: v for k, v in decided["reasons"].items() if k != "roc_auc"}
-    if "roc_auc" in ranked["reasons"]:
-        reasons["roc_auc"] = ranked["reasons"]["roc_auc"]
-    fields = {k: v for k, v in decided.items() if k not in ("threshold", "reasons")}
-    return ModelMetrics(**{**fields, "roc_auc": ranked["roc_auc"], "reasons": reasons})
+    reasons = {k: v for k, v in decided.reasons.items() if k != "roc_auc"}
+    if "roc_auc" in ranked.reasons:
+        reasons["roc_auc"] = ranked.reasons["roc_auc"]
+    fields = decided.model_dump(exclude={"threshold", "reasons", "roc_auc"})
+    return ModelMetrics(**fields, roc_auc=ranked.roc_auc, reasons=reasons)
 
 
 def _concept(yt: np.ndarray, champ: np.ndarray, reference_positive_rate: float | None) -> ConceptEvidence:
@@ -188,8 +147,8 @@ def _mcnemar(yt: np.ndarray, scores: pd.DataFrame, mask: np.ndarray, alpha: floa
     test = mcnemar_test(
         yt, scores["champion_decision"].to_numpy()[mask], scores["shadow_decision"].to_numpy()[mask], alpha=alpha
     )
-    test["recommendation"] = test["recommendation"].replace("model a", "the champion").replace("model b", "the shadow")
-    return McNemar.model_validate(test)
+    said = test.recommendation.replace("model a", "the champion").replace("model b", "the shadow")
+    return test.model_copy(update={"recommendation": said})
 
 
 def performance_report(
@@ -211,9 +170,9 @@ def performance_report(
         return PerformanceReport(labelled=False, n_labelled=0, judged=False, breach=False, status="awaiting labels")
     yt = y.to_numpy()[mask].astype(int)
     champion = _model_metrics(yt, scores, "champion", mask)
-    verdict = performance_breach(champion_metrics, champion.model_dump(), tolerance)
+    verdict = performance_breach(champion_metrics, champion, tolerance)
     judged = n >= min_rows
-    breach = bool(judged and verdict["breach"])
+    breach = bool(judged and verdict.breach)
     has_shadow = "shadow_score" in scores.columns
     return PerformanceReport(
         labelled=True,
@@ -221,8 +180,8 @@ def performance_report(
         judged=judged,
         breach=breach,
         status="breach" if breach else ("ok" if judged else "not judged"),
-        breached_metrics=verdict["breached_metrics"] if judged else [],
-        comparison=verdict["metrics"],
+        breached_metrics=verdict.breached_metrics if judged else [],
+        comparison=verdict.metrics,
         reason=None if judged else f"{n} labelled rows < monitoring.min_batch_rows ({min_rows})",
         champion=champion,
         shadow=_model_metrics(yt, scores, "shadow", mask) if has_shadow else None,

@@ -12,19 +12,78 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlgov_assets.core.integrity import atomic_write_bytes
 from mlgov_assets.core.monitoring import drift_stats as ds
 
 FORMAT_VERSION = 1
 PREDICTION_COLUMN = "prediction"
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericMeta(BaseModel):
+    """The JSON side of a :class:`NumericProfile` (its sorted values go to the npz)."""
+
+    model_config = _FROZEN
+
+    kind: Literal["numeric"] = "numeric"
+    name: str
+    edges: list[float]
+    bin_counts: list[int]
+    atoms: list[float]
+    std: float
+    n: int
+    n_missing: int
+
+
+class CategoricalMeta(BaseModel):
+    """The JSON side of a :class:`CategoricalProfile`."""
+
+    model_config = _FROZEN
+
+    kind: Literal["categorical"] = "categorical"
+    name: str
+    categories: list[str]
+    counts: list[int]
+    n: int
+    n_missing: int
+
+
+ColumnMeta = Annotated[NumericMeta | CategoricalMeta, Field(discriminator="kind")]
+
+
+class ProfileMeta(BaseModel):
+    """Everything of a :class:`ReferenceProfile` but the raw values: what its fingerprint hashes
+    (with the arrays) and its JSON file holds."""
+
+    model_config = _FROZEN
+
+    format_version: int
+    bins: int
+    n_rows: int
+    numeric: list[NumericMeta]
+    categorical: list[CategoricalMeta]
+    prediction: ColumnMeta | None
+
+
+class ProfileSummary(ProfileMeta):
+    """The profile's summary with its content fingerprint (for asset metadata)."""
+
+    fingerprint: str
+
+
+class ProfileDocument(ProfileSummary):
+    """The profile's JSON file: the summary and the sha256 of its npz sibling."""
+
+    npz_sha256: str
 
 
 @dataclass
@@ -50,17 +109,16 @@ class NumericProfile:
             self._unique = ds.sorted_unique(self.sorted_values)
         return self._unique
 
-    def meta(self) -> dict[str, Any]:
-        return {
-            "kind": "numeric",
-            "name": self.name,
-            "edges": [float(e) for e in self.edges],
-            "bin_counts": [int(c) for c in self.bin_counts],
-            "atoms": [float(a) for a in self.atoms],
-            "std": float(self.std),
-            "n": int(self.n),
-            "n_missing": int(self.n_missing),
-        }
+    def meta(self) -> NumericMeta:
+        return NumericMeta(
+            name=self.name,
+            edges=[float(e) for e in self.edges],
+            bin_counts=[int(c) for c in self.bin_counts],
+            atoms=[float(a) for a in self.atoms],
+            std=float(self.std),
+            n=int(self.n),
+            n_missing=int(self.n_missing),
+        )
 
 
 @dataclass
@@ -73,15 +131,14 @@ class CategoricalProfile:
     n: int
     n_missing: int
 
-    def meta(self) -> dict[str, Any]:
-        return {
-            "kind": "categorical",
-            "name": self.name,
-            "categories": list(self.categories),
-            "counts": [int(c) for c in self.counts],
-            "n": int(self.n),
-            "n_missing": int(self.n_missing),
-        }
+    def meta(self) -> CategoricalMeta:
+        return CategoricalMeta(
+            name=self.name,
+            categories=list(self.categories),
+            counts=[int(c) for c in self.counts],
+            n=int(self.n),
+            n_missing=int(self.n_missing),
+        )
 
 
 ColumnProfile = NumericProfile | CategoricalProfile
@@ -168,28 +225,28 @@ class ReferenceProfile:
             arrays["prediction"] = self.prediction.sorted_values
         return arrays
 
-    def _meta(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "bins": int(self.bins),
-            "n_rows": int(self.n_rows),
-            "numeric": [p.meta() for p in self.numeric.values()],
-            "categorical": [p.meta() for p in self.categorical.values()],
-            "prediction": None if self.prediction is None else self.prediction.meta(),
-        }
+    def _meta(self) -> ProfileMeta:
+        return ProfileMeta(
+            format_version=FORMAT_VERSION,
+            bins=int(self.bins),
+            n_rows=int(self.n_rows),
+            numeric=[p.meta() for p in self.numeric.values()],
+            categorical=[p.meta() for p in self.categorical.values()],
+            prediction=None if self.prediction is None else self.prediction.meta(),
+        )
 
     def _content_fingerprint(self) -> str:
         h = hashlib.sha256()
-        h.update(json.dumps(self._meta(), sort_keys=True, separators=(",", ":")).encode())
+        h.update(json.dumps(self._meta().model_dump(), sort_keys=True, separators=(",", ":")).encode())
         for key, arr in sorted(self._arrays().items()):
             a = np.ascontiguousarray(arr, dtype="<f8")
             h.update(f"|{key}|{a.shape[0]}|".encode())
             h.update(a.tobytes())
         return h.hexdigest()
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-serialisable summary (no raw values) for asset metadata."""
-        return {**self._meta(), "fingerprint": self.fingerprint}
+    def summary(self) -> ProfileSummary:
+        """The summary (no raw values) for asset metadata."""
+        return ProfileSummary(**dict(self._meta()), fingerprint=self.fingerprint)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``path`` (must end in ``.json``) and its ``.npz`` sibling, each atomically.
@@ -206,62 +263,65 @@ class ReferenceProfile:
         np.savez(buf, **arrays)
         npz_bytes = buf.getvalue()
         atomic_write_bytes(json_path.with_suffix(".npz"), npz_bytes)
-        doc = {**self._meta(), "fingerprint": self.fingerprint, "npz_sha256": hashlib.sha256(npz_bytes).hexdigest()}
-        atomic_write_bytes(json_path, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+        doc = ProfileDocument(
+            **dict(self._meta()), fingerprint=self.fingerprint, npz_sha256=hashlib.sha256(npz_bytes).hexdigest()
+        )
+        atomic_write_bytes(json_path, (json.dumps(doc.model_dump(), indent=1, sort_keys=True) + "\n").encode())
         return json_path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ReferenceProfile:
         """Read a profile written by :meth:`save`; verifies the npz hash and the content fingerprint."""
         json_path = Path(path)
-        doc = json.loads(json_path.read_text(encoding="utf-8"))
-        if doc.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{json_path}: format_version {doc.get('format_version')!r}, expected {FORMAT_VERSION}")
+        raw = json.loads(json_path.read_text(encoding="utf-8"))
+        if raw.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{json_path}: format_version {raw.get('format_version')!r}, expected {FORMAT_VERSION}")
+        doc = ProfileDocument.model_validate(raw)
         npz_bytes = json_path.with_suffix(".npz").read_bytes()
-        if hashlib.sha256(npz_bytes).hexdigest() != doc["npz_sha256"]:
+        if hashlib.sha256(npz_bytes).hexdigest() != doc.npz_sha256:
             raise ValueError(
                 f"{json_path.with_suffix('.npz')}: sha256 does not match {json_path} (torn or edited pair)"
             )
         with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        num = {m["name"]: _numeric_from_meta(m, arrays[f"num_{i}"]) for i, m in enumerate(doc["numeric"])}
-        cat = {m["name"]: _categorical_from_meta(m) for m in doc["categorical"]}
-        pm = doc["prediction"]
+        num = {m.name: _numeric_from_meta(m, arrays[f"num_{i}"]) for i, m in enumerate(doc.numeric)}
+        cat = {m.name: _categorical_from_meta(m) for m in doc.categorical}
+        pm = doc.prediction
         pred: ColumnProfile | None = None
-        if pm is not None:
-            pred = (
-                _numeric_from_meta(pm, arrays["prediction"]) if pm["kind"] == "numeric" else _categorical_from_meta(pm)
-            )
-        profile = cls(numeric=num, categorical=cat, prediction=pred, bins=doc["bins"], n_rows=doc["n_rows"])
+        if isinstance(pm, NumericMeta):
+            pred = _numeric_from_meta(pm, arrays["prediction"])
+        elif pm is not None:
+            pred = _categorical_from_meta(pm)
+        profile = cls(numeric=num, categorical=cat, prediction=pred, bins=doc.bins, n_rows=doc.n_rows)
         profile.fingerprint = profile._content_fingerprint()
-        if profile.fingerprint != doc["fingerprint"]:
+        if profile.fingerprint != doc.fingerprint:
             raise ValueError(
                 f"{json_path}: content fingerprint {profile.fingerprint[:12]} does not match the "
-                f"recorded {doc['fingerprint'][:12]}"
+                f"recorded {doc.fingerprint[:12]}"
             )
         return profile
 
 
-def _numeric_from_meta(m: Mapping[str, Any], values: np.ndarray) -> NumericProfile:
+def _numeric_from_meta(m: NumericMeta, values: np.ndarray) -> NumericProfile:
     return NumericProfile(
-        name=m["name"],
-        edges=np.asarray(m["edges"], dtype=np.float64),
-        bin_counts=np.asarray(m["bin_counts"], dtype=np.int64),
-        atoms=list(m["atoms"]),
+        name=m.name,
+        edges=np.asarray(m.edges, dtype=np.float64),
+        bin_counts=np.asarray(m.bin_counts, dtype=np.int64),
+        atoms=list(m.atoms),
         sorted_values=np.asarray(values, dtype=np.float64),
-        std=m["std"],
-        n=m["n"],
-        n_missing=m["n_missing"],
+        std=m.std,
+        n=m.n,
+        n_missing=m.n_missing,
     )
 
 
-def _categorical_from_meta(m: Mapping[str, Any]) -> CategoricalProfile:
+def _categorical_from_meta(m: CategoricalMeta) -> CategoricalProfile:
     return CategoricalProfile(
-        name=m["name"],
-        categories=list(m["categories"]),
-        counts=np.asarray(m["counts"], dtype=np.int64),
-        n=m["n"],
-        n_missing=m["n_missing"],
+        name=m.name,
+        categories=list(m.categories),
+        counts=np.asarray(m.counts, dtype=np.int64),
+        n=m.n,
+        n_missing=m.n_missing,
     )
 
 

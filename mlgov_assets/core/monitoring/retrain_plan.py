@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
 
+from mlgov_assets.core.models.training import HyperParams
 from mlgov_assets.core.monitoring.batches import retrain_run_key
 from mlgov_assets.core.monitoring.ledger import BatchLedger, LedgerEntry
 from mlgov_assets.core.monitoring.reference import ReferenceRecord
@@ -33,7 +34,12 @@ class RetrainPlan(BaseModel):
     reference: ReferenceRecord
     training_batch_ids: list[str]
     new_labelled_rows: int
-    params: dict[str, Any]  # the champion's hyperparameters: retraining changes the data, not the recipe
+    params: HyperParams  # the champion's hyperparameters: retraining changes the data, not the recipe
+
+    @field_serializer("params")
+    def _recorded_params(self, params: HyperParams) -> dict[str, Any]:
+        """Only what the champion recorded: the job config's own defaults cover the rest."""
+        return params.model_dump(exclude_unset=True)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -80,12 +86,11 @@ def lineage_batch_ids(project_dir: Path, train_data_path: str) -> list[str]:
     return [str(b) for b in json.loads(manifest.read_text(encoding="utf-8")).get("included_batch_ids", [])]
 
 
-def champion_hyperparams(params: Mapping[str, str]) -> dict[str, Any]:
-    """The champion's hyperparameters, as MLflow stored them (strings), typed back for the job config."""
-    from mlgov_assets.core.models.training import HyperParams
-
+def champion_hyperparams(params: Mapping[str, str]) -> HyperParams:
+    """The champion's hyperparameters, parsed from the strings MLflow stored (``"None"``/``""`` is None;
+    other run params are ignored). Only the recorded ones are set (``model_fields_set``)."""
     recorded = {k: None if v in ("None", "") else v for k, v in params.items() if k in HyperParams.model_fields}
-    return HyperParams.model_validate(recorded).model_dump(include=set(recorded))
+    return HyperParams.model_validate(recorded)
 
 
 def _training_entries(ledger: BatchLedger, entries: list[LedgerEntry], in_lineage: set[str]) -> list[LedgerEntry]:

@@ -67,7 +67,7 @@ def record_retrain_request(
         dataset_md5=dataset.md5,
         rows=dataset.rows,
         holdout_overlap_rows=dataset.holdout_overlap_rows,
-        params=plan.params,
+        params=plan.params.model_dump(exclude_unset=True),
         trigger=trigger,
         policy_sha256=policy_sha256,
     )

@@ -101,7 +101,7 @@ def batch_landing_sensor(context: SensorEvaluationContext, mlgov: MlgovResource)
     new_ids = sorted(
         {f.batch_id for f in plan.new_batches if not context.instance.has_dynamic_partition(BATCHES_NAME, f.batch_id)}
     )
-    cursor = json.dumps(plan.seen, sort_keys=True)
+    cursor = plan.cursor()
     if not requests:
         return SensorResult(skip_reason=f"no new batch or labels file in {s.landing_dir}", cursor=cursor)
     return SensorResult(

@@ -20,6 +20,7 @@ from mlgov_assets.core.audit.decision_log import (
     DecisionLog,
     LogIntegrityError,
     head_path,
+    read_records,
     records,
     verify,
 )
@@ -324,14 +325,19 @@ def test_bad_appends_are_refused(tmp_path: Path, kwargs: dict, match: str) -> No
 
 def test_records_filters_match_an_independent_filter(log_path: Path) -> None:
     raw = _read(log_path)
-    got = records(log_path, model_name="adult_income", model_version="2")
+    got = [r.to_dict() for r in read_records(log_path, model_name="adult_income", model_version="2")]
     assert got == [r for r in raw if r["model_name"] == "adult_income" and r["model_version"] == "2"]
     assert got  # the fixture has such records
     kinds = {"promotion", "rollback"}
-    assert records(log_path, kinds=kinds) == [r for r in raw if r["kind"] in kinds]
-    assert records(log_path, model_version=2) == [r for r in raw if r["model_version"] == "2"]
+    assert [r.to_dict() for r in read_records(log_path, kinds=kinds)] == [r for r in raw if r["kind"] in kinds]
+    assert [r.model_version for r in read_records(log_path, model_version=2)] == [
+        r["model_version"] for r in raw if r["model_version"] == "2"
+    ]
     with pytest.raises(ValueError, match="unknown kind"):
-        records(log_path, kinds=["promote"])
+        read_records(log_path, kinds=["promote"])
+    # records(): the same filters, as the stored JSON objects
+    assert records(log_path, model_version=2) == [r for r in raw if r["model_version"] == "2"]
+    assert DecisionLog(log_path).records(kinds=kinds) == [r for r in raw if r["kind"] in kinds]
 
 
 # ----------------------------------------------------------------------------- concurrency

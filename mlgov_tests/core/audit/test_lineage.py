@@ -21,6 +21,7 @@ import pytest
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.audit.lineage.audit import check_decision_log, verify_lineage, verify_with_witnesses
 from mlgov_assets.core.audit.lineage.bundle import build_bundle
+from mlgov_assets.core.audit.lineage.facts import Facts, MonitoredBatch
 from mlgov_assets.core.audit.lineage.gates import check_gates
 from mlgov_assets.core.audit.lineage.model import LINKS, ModelRefError
 from mlgov_assets.core.audit.lineage.refs import parse_model_ref
@@ -43,6 +44,11 @@ def _sha(data: bytes) -> str:
 def _canon(obj: Any) -> str:
     """Independent canonical hash: sorted keys, compact separators, UTF-8."""
     return _sha(json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _typed(facts: dict[str, Any]) -> Facts:
+    """The test's (mutable) JSON view of the facts, as the typed facts the checks take."""
+    return Facts.model_validate(facts)
 
 
 def _flip(path: Path) -> None:
@@ -216,7 +222,7 @@ def facts(tmp_path: Path) -> dict[str, Any]:
             "metrics": {"roc_auc": 0.93},
         },
         "artifacts": {rel: {"sha256": _sha(t.encode()), "size": len(t), "text": t} for rel, t in texts.items()},
-        "decisions": log.records(),
+        "decisions": log.read(),
         "champion_history": [3],
         "log": {"path": str(log.path), "read_error": None, "count": 3, "known_policy_hashes": [policy_sha]},
         "witnesses": [{"version": 3, "head": {"count": 3, "last_hash": promo.hash}, "raw": "x"}],
@@ -257,7 +263,7 @@ def facts(tmp_path: Path) -> dict[str, Any]:
     }
 
 
-def _ledger_batches(home: Path) -> list[dict[str, Any]]:
+def _ledger_batches(home: Path) -> list[MonitoredBatch]:
     """Batches written with core.monitoring's own ledger, read back by the lineage gatherer."""
     from types import SimpleNamespace
 
@@ -281,7 +287,7 @@ def _status(links) -> dict[str, str]:
 
 
 def _only_broken(facts: dict, name: str) -> Any:
-    links = verify_lineage(facts)
+    links = verify_lineage(_typed(facts))
     assert [link.name for link in links if link.status == "fail"] == [name], [(x.name, x.summary) for x in links]
     return next(link for link in links if link.name == name)
 
@@ -290,7 +296,7 @@ def _only_broken(facts: dict, name: str) -> Any:
 
 
 def test_consistent_lineage_verifies_every_link(facts):
-    links = verify_lineage(facts)
+    links = verify_lineage(_typed(facts))
     assert [link.name for link in links] == list(LINKS)
     assert _status(links) == dict.fromkeys(LINKS, "ok"), [(x.name, x.summary) for x in links]
 
@@ -338,13 +344,13 @@ def test_policy_file_and_stored_copy_are_both_checked(facts):
     assert str(path) in link.summary and "changed outside governance" in link.summary
     # the same file under a policy a later governed decision used: superseded, a warning
     facts["log"]["known_policy_hashes"].append(_sha(path.read_bytes()))
-    assert check_policy(facts).status == "warn"
+    assert check_policy(_typed(facts)).status == "warn"
     path.write_text(POLICY_TEXT)
     facts["artifacts"]["policy/policy.yaml"]["sha256"] = _sha(b"tampered copy")
     assert "stored policy copy" in _only_broken(facts, "policy").summary
     facts["artifacts"]["policy/policy.yaml"]["sha256"] = _sha(POLICY_TEXT.encode())
     path.unlink()
-    assert check_policy(facts).status == "warn"
+    assert check_policy(_typed(facts)).status == "warn"
 
 
 def test_gate_evidence_altered_after_evaluation_is_detected(facts):
@@ -385,9 +391,11 @@ def test_promotion_despite_a_failed_gate_needs_a_recorded_override(facts, tmp_pa
     log.append(
         "promotion", actor="ci", reason="why not", model_name="m", model_version=3, payload={}, evidence_hashes={}
     )
-    facts["decisions"] = log.records()
+    facts["decisions"] = log.read()
     facts["dagster"]["checks"][1]["passed"] = False
-    assert "no override is recorded" in check_gates(facts).summary and check_gates(facts).status == "fail"
+    assert (
+        "no override is recorded" in check_gates(_typed(facts)).summary and check_gates(_typed(facts)).status == "fail"
+    )
     log.append(
         "override",
         actor="cro",
@@ -397,8 +405,8 @@ def test_promotion_despite_a_failed_gate_needs_a_recorded_override(facts, tmp_pa
         payload={},
         evidence_hashes={},
     )
-    facts["decisions"] = [r for r in log.records() if r["kind"] != "promotion"]
-    link = check_gates(facts)
+    facts["decisions"] = [r for r in log.read() if r.kind != "promotion"]
+    link = check_gates(_typed(facts))
     assert link.status == "warn" and "OVERRIDE" in link.summary
 
 
@@ -410,12 +418,12 @@ def test_materializations_must_lead_to_the_recorded_data_and_stored_values_must_
     stored.write_text("{}")
     assert "stored value of train_features" in _only_broken(facts, "materializations").summary
     facts["dagster"]["materializations"][2]["is_latest"] = False  # overwritten by a later run: not comparable
-    assert check_materializations(facts).status == "ok"
+    assert check_materializations(_typed(facts)).status == "ok"
 
 
 def test_dagster_run_links(facts):
     facts["dagster"]["materializations"][3]["metadata"]["mlflow_run_id"] = "someone-else"
-    assert "names MLflow run someone-else" in check_dagster_run(facts).summary
+    assert "names MLflow run someone-else" in check_dagster_run(_typed(facts)).summary
     missing = {
         "run": None,
         "materializations": [],
@@ -423,9 +431,12 @@ def test_dagster_run_links(facts):
         "problems": ["Dagster run run-r ... not in this instance"],
     }
     facts["dagster"] = missing
-    assert check_dagster_run(facts).status == "fail" and "not in this instance" in check_dagster_run(facts).summary
+    assert (
+        check_dagster_run(_typed(facts)).status == "fail"
+        and "not in this instance" in check_dagster_run(_typed(facts)).summary
+    )
     facts["dagster"] = None  # no instance given: stated as skipped, does not fail the audit
-    links = _status(verify_lineage(facts))
+    links = _status(verify_lineage(_typed(facts)))
     assert links["dagster_run"] == links["materializations"] == "skipped"
     assert "fail" not in links.values()
 
@@ -440,12 +451,12 @@ def test_decision_log_truncation_with_a_rewritten_head_is_caught_by_the_publishe
     assert verify_with_witnesses(log, []).ok  # consistent with its own head: invisible locally
     res = verify_with_witnesses(log, facts["witnesses"])
     assert (res.ok, res.first_bad_index) == (False, 2) and "version 3" in str(res.problem)
-    assert check_decision_log(facts).status == "fail"
+    assert check_decision_log(_typed(facts)).status == "fail"
 
 
 def test_a_crashing_check_is_a_failed_link_not_a_crash(facts):
-    facts["artifacts"] = None
-    links = verify_lineage(facts)
+    broken = _typed(facts).model_copy(update={"artifacts": None})  # not valid facts: a check crashes on it
+    links = verify_lineage(broken)
     assert [link.name for link in links] == list(LINKS)
     assert any(link.status == "fail" and "could not be verified" in link.summary for link in links)
 
@@ -489,9 +500,9 @@ def test_bundle_from_facts_is_valid_cites_sources_and_degrades(facts):
         payload={"batch": "2026-01", "dataset_drift": True, "drifted_columns": ["age"]},
         evidence_hashes={},
     )
-    facts["decisions"] = log.records()
+    facts["decisions"] = log.read()
     settings = dataclasses.replace(get_settings(), mlflow_ui_url="https://mlflow.example:8443/")
-    bundle = build_bundle(facts, settings).to_json()
+    bundle = build_bundle(_typed(facts), settings).to_json()
     assert validate_bundle(bundle) == []
     # MLflow links point at the configured UI
     assert bundle["model"]["source"]["url"] == "https://mlflow.example:8443/#/models/m/versions/3"
@@ -525,11 +536,11 @@ def test_bundle_from_facts_is_valid_cites_sources_and_degrades(facts):
     facts["dagster"] = None
     for rel in ("fairness/report.json", "explanations/importance.json"):
         del facts["artifacts"][rel]
-    bare = build_bundle(facts, settings).to_json()
+    bare = build_bundle(_typed(facts), settings).to_json()
     assert validate_bundle(bare) == []
     independent_rows = sum(1 for line in (DATA / "adult.data").read_text().splitlines() if line.strip())
     assert bare["data"][0]["rows"] == independent_rows and bare["data"][0]["source"]["kind"] == "dvc"
     assert "not_available" in bare["fairness"] and "not_available" in bare["explanations"]
     assert "Not available" in render_markdown(bare)
     facts["model"]["aliases"], facts["champion_history"] = [], []
-    assert "never been champion" in build_bundle(facts, settings).to_json()["drift"]["not_available"]
+    assert "never been champion" in build_bundle(_typed(facts), settings).to_json()["drift"]["not_available"]

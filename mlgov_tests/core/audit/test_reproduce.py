@@ -157,7 +157,7 @@ def test_a_registered_model_reproduces_bitwise_and_is_certified(world):
     assert cert["evidence_hashes"]["train_data_md5"] == world.md5["train"]
     assert "the recorded code" in cert["reason"] and "bitwise identical" in cert["reason"]
     # witnessed on the version, and the log verifies against that witness
-    tags = world.registry.version_info(world.honest)["tags"]
+    tags = world.registry.version_info(world.honest).tags
     assert tags["mlgov.reproducibility_certificate"] == cert["hash"]
     import json
 

@@ -81,3 +81,26 @@ def test_new_store_is_seeded_from_a_migrated_template(tmp_path):
     assert reg.versions() == [v]
     loaded = reg.load_model(v)
     assert hasattr(loaded, "predict_proba")
+
+
+def test_version_info_and_gate_details_are_typed(tmp_path):
+    reg = Registry(get_settings(home=tmp_path / "typed", model_name="typed-test"))
+    v = _tiny_version(reg, 11)
+    info = reg.version_info(v)
+    assert (info.version, info.params["seed"], info.metrics["roc_auc"]) == (v, "11", 0.9)
+    assert info.tags["mlgov.fingerprint"] == "fp11"
+    with pytest.raises(TypeError):  # no dict-style access left: attributes only
+        info["tags"]
+    assert reg.gate_details(v, "metric_floors") == {}  # never recorded
+    details = {"compared_champion_version": 3, "rows": [{"metric": "roc_auc", "delta": None}]}
+    reg.record_gate(
+        v,
+        "champion_comparison",
+        passed=True,
+        severity="ERROR",
+        policy_sha256="ab",
+        summary="beats v3",
+        evidence={"gate": "champion_comparison", "details": details},
+    )
+    assert reg.gate_details(v, "champion_comparison") == details
+    assert reg.gate_records(v)["champion_comparison"].summary == "beats v3"

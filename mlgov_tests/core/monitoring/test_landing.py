@@ -36,6 +36,14 @@ def test_plan_landing_new_same_again_changed_and_refused(settings, holdout):
 
     again = plan_landing(settings.landing_dir, ledger, plan.seen)
     assert not again.new_batches and not again.refused  # same files: nothing, and refusals are not repeated
+    # the stored cursor is JSON (what the sensor keeps) and reads back as the same plan
+    cursor = json.loads(plan.cursor())
+    assert cursor["b1.csv"]["outcome"] == "requested" and cursor["notes.txt"] == {
+        "size": (settings.landing_dir / "notes.txt").stat().st_size,
+        "mtime_ns": (settings.landing_dir / "notes.txt").stat().st_mtime_ns,
+        "outcome": "refused",
+    }
+    assert plan_landing(settings.landing_dir, ledger, cursor).seen == again.seen
 
     # the ledger finished b1 with these bytes: a fresh cursor (daemon restart) still does nothing
     ledger.update("b1", md5=plan.new_batches[0].md5, status="scored", drift={"breach": False})
@@ -58,7 +66,7 @@ def test_plan_landing_labels_wait_ride_along_or_request(settings, holdout):
     land(settings.landing_dir, "b2.csv", batch)
     second = plan_landing(settings.landing_dir, ledger, first.seen)
     assert [f.batch_id for f in second.new_batches] == ["b2"] and not second.new_labels  # rides along
-    assert second.seen["b2.labels.csv"]["outcome"] == "with_batch"
+    assert second.seen["b2.labels.csv"].outcome == "with_batch"
 
     # the batch run finished without consuming them (e.g. it ran before they landed): request them once
     ledger.update("b2", md5=second.new_batches[0].md5, status="scored", drift={"breach": False})
@@ -75,7 +83,7 @@ def test_plan_landing_leaves_fresh_files_to_settle(settings, holdout):
     ledger = BatchLedger(MonitoringPaths.of(settings))
     land(settings.landing_dir, "b3.csv", sim("none", holdout)[0], age_s=0)
     plan = plan_landing(settings.landing_dir, ledger, {}, settle_seconds=5)
-    assert not plan.new_batches and plan.seen["b3.csv"]["outcome"] == "settling"
+    assert not plan.new_batches and plan.seen["b3.csv"].outcome == "settling"
     later = plan_landing(settings.landing_dir, ledger, plan.seen, settle_seconds=5, now=time.time() + 10)
     assert [f.batch_id for f in later.new_batches] == ["b3"]
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mlgov_assets.core.data.adult import COLUMNS, read_adult_csv
 from mlgov_assets.core.models.registry import VersionInfo
+from mlgov_assets.core.models.training import HyperParams
 from mlgov_assets.core.monitoring.batches import retrain_run_key, simulate_batch
 from mlgov_assets.core.monitoring.intake import accept_batch
 from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
@@ -86,7 +87,9 @@ def test_retraining_plan_is_decided_once_per_breach_and_champion(tmp_path):
         {"batch_ids": ["drifted"], "reference_fingerprint": "fp-ref", "champion_version": 3}
     )
     assert sorted(d.plan.training_batch_ids) == ["calm", "old"] and d.plan.new_labelled_rows == 30
-    assert d.plan.params == {"learning_rate": 0.15, "max_iter": 60, "max_depth": None, "random_state": 0}
+    recorded = {"learning_rate": 0.15, "max_iter": 60, "max_depth": None, "random_state": 0}
+    assert d.plan.params == HyperParams.model_validate(recorded)
+    assert d.plan.params.model_dump(exclude_unset=True) == d.plan.model_dump()["params"] == recorded
     assert d.plan.dataset == f"data/generated/{d.plan.run_key}.csv"
     assert d.message == "retrain: drifted (dataset_drift)"
     # the same decision again (new tick, fresh cursor): the same key

@@ -276,6 +276,10 @@ def records(
     model_version: str | int | None = None,
     kinds: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`read_records` as plain JSON objects (the stored form), for status views and reports."""
+    """The JSON view of :func:`read_records`: each record as the plain object stored in the log.
+
+    Kept for callers that want the stored form (status views, tests comparing raw lines); code
+    that reads fields should use :func:`read_records`, which returns typed :class:`Record` values.
+    """
     found = read_records(path, model_name=model_name, model_version=model_version, kinds=kinds)
     return [r.to_dict() for r in found]

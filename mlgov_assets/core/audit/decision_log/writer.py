@@ -158,5 +158,5 @@ class DecisionLog:
         return read_records(self.path, **filters)
 
     def records(self, **filters: Any) -> list[dict[str, Any]]:
-        """``records(self.path, **filters)``: the records as stored JSON objects."""
+        """The JSON view (``records(self.path, **filters)``); prefer the typed :meth:`read`."""
         return records(self.path, **filters)

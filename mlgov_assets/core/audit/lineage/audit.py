@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlgov_assets.core.audit.decision_log.verify import verify as verify_log
+from mlgov_assets.core.audit.lineage.facts import Facts
 from mlgov_assets.core.audit.lineage.gates import check_gates
 from mlgov_assets.core.audit.lineage.gather import gather
 from mlgov_assets.core.audit.lineage.model import (
     LINKS,
     AuditReport,
-    Facts,
     Link,
     PublishedHead,
     WitnessedLog,
@@ -89,7 +89,7 @@ def verify_with_witnesses(
 
 def check_decision_log(facts: Facts) -> Link:
     """The whole hash chain, its head anchor, and every head published on a model version."""
-    res = verify_with_witnesses(facts["log"]["path"], facts["witnesses"])
+    res = verify_with_witnesses(facts.log.path, facts.witnesses)
     problems = list(res.witness_problems)
     if res.problem:
         at = "" if res.first_bad_index is None else f"first bad record index {res.first_bad_index}: "
@@ -97,7 +97,7 @@ def check_decision_log(facts: Facts) -> Link:
     return make_link(
         "decision_log",
         f"{res.count} record(s) chain correctly, head anchor matches, "
-        f"{res.witnesses_checked} published head(s) extended; {len(facts['decisions'])} record(s) "
+        f"{res.witnesses_checked} published head(s) extended; {len(facts.decisions)} record(s) "
         "concern this version",
         problems,
         evidence=res.to_dict(),
@@ -136,14 +136,14 @@ def audit(registry: Registry, ref: str, *, dagster_reader: DagsterReader | None 
     Raises ModelRefError if ``ref`` is malformed or names no registered version.
     """
     version = resolve_version(registry, ref)
-    run_id = registry.version_info(version)["tags"].get("mlgov.dagster_run_id")
+    run_id = registry.version_info(version).tags.get("mlgov.dagster_run_id")
     dagster = dagster_reader(run_id, version) if dagster_reader is not None and run_id else None
     facts = gather(registry, version, dagster=dagster)
     report = AuditReport(
         model_name=registry.name,
         version=version,
         ref=ref,
-        aliases=facts["model"]["aliases"],
+        aliases=facts.model.aliases,
         links=verify_lineage(facts),
     )
     return report, facts

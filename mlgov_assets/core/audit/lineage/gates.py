@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlgov_assets.core.audit.lineage.model import POLICY_ARTIFACT, Facts, Link, artifact_json, make_link
+from mlgov_assets.core.audit.decision_log.records import Record
+from mlgov_assets.core.audit.lineage.facts import CheckEvaluation, Facts
+from mlgov_assets.core.audit.lineage.model import POLICY_ARTIFACT, Link, make_link
 from mlgov_assets.core.integrity import canonical_hash
 
-__all__ = ["check_gates", "gate_names"]
+__all__ = ["check_gates", "gate_names", "latest_gate_record"]
 
 
 def gate_names(tags: Mapping[str, str]) -> list[str]:
@@ -25,7 +27,7 @@ def _required_gates(facts: Facts) -> list[str]:
     """Gates the policy this version was governed under requires (parsed from its stored copy)."""
     from mlgov_assets.core.governance.policy import PolicyError, load_policy
 
-    text = facts["artifacts"].get(POLICY_ARTIFACT, {}).get("text")
+    text = facts.artifact_text(POLICY_ARTIFACT)
     if text:
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / "policy.yaml"
@@ -37,63 +39,64 @@ def _required_gates(facts: Facts) -> list[str]:
     return ["metric_floors", "champion_comparison"]
 
 
-def _record_problems(g: str, verdict: bool, evidence: Any, rec: Mapping[str, Any] | None, log_error: Any) -> list[str]:
+def _record_problems(g: str, verdict: bool, evidence: Any, rec: Record | None, log_error: str | None) -> list[str]:
     """The decision-log record of gate ``g`` against its verdict and evidence."""
     if rec is None:
         return [] if log_error else [f"gate {g}: no gate_evaluation record in the decision log"]
     problems = []
-    if evidence is not None and canonical_hash(evidence) != rec["evidence_hashes"].get("evidence_sha256"):
+    if evidence is not None and canonical_hash(evidence) != rec.evidence_hashes.get("evidence_sha256"):
         problems.append(
             f"gate {g}: evidence artifact gates/{g}.json does not hash to what decision record "
-            f"#{rec['index']} recorded: altered after the evaluation"
+            f"#{rec.index} recorded: altered after the evaluation"
         )
-    if bool(rec["payload"].get("passed")) != verdict:
-        problems.append(f"gate {g}: decision record #{rec['index']} says passed={rec['payload'].get('passed')}")
+    if bool(rec.payload.get("passed")) != verdict:
+        problems.append(f"gate {g}: decision record #{rec.index} says passed={rec.payload.get('passed')}")
     return problems
 
 
-def _dagster_check(facts: Facts, g: str) -> Mapping[str, Any] | None:
+def latest_gate_record(facts: Facts, g: str) -> Record | None:
+    """The latest ``gate_evaluation`` record of gate ``g`` among the version's decisions."""
+    evals = (r for r in reversed(facts.decisions) if r.kind == "gate_evaluation")
+    return next((r for r in evals if r.payload.get("gate") == g), None)
+
+
+def _dagster_check(facts: Facts, g: str) -> CheckEvaluation | None:
     """The latest Dagster check evaluation of gate ``g`` on this version."""
-    version = str(facts["model"]["version"])
-    checks = (facts["dagster"] or {}).get("checks", [])
+    version = str(facts.model.version)
+    checks = facts.dagster.checks if facts.dagster is not None else []
     return next(
-        (
-            c
-            for c in reversed(checks)
-            if c.get("gate") == g and str(c["metadata"].get("model_version", version)) == version
-        ),
+        (c for c in reversed(checks) if c.gate == g and str(c.metadata.get("model_version", version)) == version),
         None,
     )
 
 
 def _gate_row(facts: Facts, g: str, problems: list[str]) -> dict[str, Any]:
     """Cross-check one gate (appending to ``problems``); its row of the link's evidence."""
-    tags = facts["model"]["tags"]
+    tags = facts.tags
     verdict = tags[f"mlgov.gate.{g}"] == "passed"
-    evidence = artifact_json(facts, f"gates/{g}.json")
-    evals = [r for r in facts["decisions"] if r["kind"] == "gate_evaluation"]
-    rec = next((r for r in reversed(evals) if r["payload"].get("gate") == g), None)
+    evidence = facts.artifact_json(f"gates/{g}.json")
+    rec = latest_gate_record(facts, g)
     if evidence is None:
         problems.append(f"gate {g}: evidence artifact gates/{g}.json missing or unreadable")
     elif bool(evidence.get("passed")) != verdict:
         problems.append(f"gate {g}: tag says {'passed' if verdict else 'failed'}, evidence artifact disagrees")
-    problems += _record_problems(g, verdict, evidence, rec, facts["log"]["read_error"])
+    problems += _record_problems(g, verdict, evidence, rec, facts.log.read_error)
     dag = _dagster_check(facts, g)
-    if dag is not None and dag["passed"] != verdict:
-        problems.append(f"gate {g}: Dagster check {dag['check']} passed={dag['passed']}, the tag disagrees")
+    if dag is not None and dag.passed != verdict:
+        problems.append(f"gate {g}: Dagster check {dag.check} passed={dag.passed}, the tag disagrees")
     return {
         "gate": g,
         "passed": verdict,
         "policy_sha256": tags.get(f"mlgov.gate.{g}.policy_sha256"),
-        "decision_record": rec["index"] if rec else None,
-        "dagster_check": dag["check"] if dag else None,
+        "decision_record": rec.index if rec else None,
+        "dagster_check": dag.check if dag else None,
     }
 
 
 def _promotion_findings(facts: Facts, problems: list[str], warnings: list[str]) -> None:
     """A promotion despite a failed required gate needs an override on record."""
-    tags, version = facts["model"]["tags"], str(facts["model"]["version"])
-    kinds = {r["kind"] for r in facts["decisions"] if r["model_version"] == version}
+    tags, version = facts.tags, str(facts.model.version)
+    kinds = {r.kind for r in facts.decisions if r.model_version == version}
     failed_required = [g for g in _required_gates(facts) if tags.get(f"mlgov.gate.{g}") != "passed"]
     if failed_required and "promotion" in kinds and "override" not in kinds:
         problems.append(
@@ -105,11 +108,11 @@ def _promotion_findings(facts: Facts, problems: list[str], warnings: list[str]) 
 
 def check_gates(facts: Facts) -> Link:
     """Gate verdicts agree everywhere they were recorded; overrides are on record; data checks passed."""
-    gates = gate_names(facts["model"]["tags"])
-    dag_checks = (facts["dagster"] or {}).get("checks", [])
+    gates = gate_names(facts.tags)
+    dag_checks = facts.dagster.checks if facts.dagster is not None else []
     problems: list[str] = []
     warnings: list[str] = []
-    log_error = facts["log"]["read_error"]
+    log_error = facts.log.read_error
     if log_error:
         problems.append(
             f"the decision log cannot be read ({log_error}): gate verdicts cannot be cross-checked against it"
@@ -117,11 +120,11 @@ def check_gates(facts: Facts) -> Link:
     rows = [_gate_row(facts, g, problems) for g in gates]
     _promotion_findings(facts, problems, warnings)
     for c in dag_checks:
-        if c.get("role") == "data" and not c["passed"] and c.get("blocking"):
+        if c.role == "data" and not c.passed and c.blocking:
             problems.append(
-                f"blocking check {c['check']} on {c['asset']} failed, yet the model consumed that materialization"
+                f"blocking check {c.check} on {c.asset} failed, yet the model consumed that materialization"
             )
-    upstream = sum(1 for c in dag_checks if c.get("role") == "data")
+    upstream = sum(1 for c in dag_checks if c.role == "data")
     return make_link(
         "checks",
         f"{len(gates)} gate(s) agree across tag, evidence, decision log and Dagster; "

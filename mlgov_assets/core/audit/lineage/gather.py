@@ -1,5 +1,5 @@
 """Gathering a version's lineage: the registry (tags, run, artifact bytes), the decision log, git,
-the DVC cache location and the monitoring ledger, as one plain JSON document (the *facts*).
+the DVC cache location and the monitoring ledger, as one typed :class:`~.facts.Facts`.
 
 The Dagster part arrives as plain data from the Dagster layer (``defs.audit.read_dagster_lineage``):
 core never imports dagster.
@@ -17,7 +17,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from pydantic import ValidationError
+
 from mlgov_assets.core.audit.decision_log.records import LogIntegrityError, Record, read_records
+from mlgov_assets.core.audit.lineage.facts import (
+    ArtifactFact,
+    DagsterLineage,
+    Facts,
+    GitFacts,
+    GitHead,
+    LogFacts,
+    MonitoredBatch,
+    PathFacts,
+    RunFacts,
+)
 from mlgov_assets.core.audit.lineage.model import (
     SCANNED_FOLDERS,
     TEXT_ARTIFACTS,
@@ -39,7 +52,7 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _run_facts(registry: Registry, run_id: str | None) -> dict[str, Any] | None:
+def _run_facts(registry: Registry, run_id: str | None) -> RunFacts | None:
     from mlflow.exceptions import MlflowException
 
     if not run_id:
@@ -48,22 +61,22 @@ def _run_facts(registry: Registry, run_id: str | None) -> dict[str, Any] | None:
         run = registry.client.get_run(run_id)
     except MlflowException:
         return None
-    return {
-        "run_id": run_id,
-        "experiment_id": run.info.experiment_id,
-        "status": run.info.status,
-        "start_time": run.info.start_time,
-        "end_time": run.info.end_time,
-        "artifact_uri": run.info.artifact_uri,
-        "tags": {k: v for k, v in run.data.tags.items() if k.startswith("mlgov.")},
-        "params": dict(run.data.params),
-        "metrics": dict(run.data.metrics),
-    }
+    return RunFacts(
+        run_id=run_id,
+        experiment_id=run.info.experiment_id,
+        status=run.info.status,
+        start_time=run.info.start_time,
+        end_time=run.info.end_time,
+        artifact_uri=run.info.artifact_uri,
+        tags={k: v for k, v in run.data.tags.items() if k.startswith("mlgov.")},
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+    )
 
 
-def _artifact_bytes(registry: Registry, run: Mapping[str, Any], rel: str) -> bytes | None:
+def _artifact_bytes(registry: Registry, run: RunFacts, rel: str) -> bytes | None:
     """The bytes of one run artifact, straight from the artifact store (None if absent)."""
-    parsed = urlparse(run["artifact_uri"])
+    parsed = urlparse(run.artifact_uri)
     if parsed.scheme in ("file", ""):
         path = Path(unquote(parsed.path)) / rel
         try:
@@ -75,7 +88,7 @@ def _artifact_bytes(registry: Registry, run: Mapping[str, Any], rel: str) -> byt
     with tempfile.TemporaryDirectory() as tmp:  # remote stores: download, then hash what arrived
         try:
             local = mlflow.artifacts.download_artifacts(
-                run_id=run["run_id"], artifact_path=rel, dst_path=tmp, tracking_uri=registry.settings.tracking_uri
+                run_id=run.run_id, artifact_path=rel, dst_path=tmp, tracking_uri=registry.settings.tracking_uri
             )
             return Path(local).read_bytes()
         except Exception:
@@ -93,22 +106,21 @@ def _list_artifacts(registry: Registry, run_id: str, folder: str) -> list[str]:
     return out
 
 
-def _read_artifacts(registry: Registry, run: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """{path: {sha256, size, text?}} for the lineage artifacts of the run; JSON/YAML texts kept."""
+def _read_artifacts(registry: Registry, run: RunFacts | None) -> dict[str, ArtifactFact]:
+    """{path: artifact} for the lineage artifacts of the run; JSON/YAML texts kept."""
     if run is None:
         return {}
     paths = list(TEXT_ARTIFACTS)
     for folder in SCANNED_FOLDERS:
-        paths += _list_artifacts(registry, run["run_id"], folder)
-    out: dict[str, dict[str, Any]] = {}
+        paths += _list_artifacts(registry, run.run_id, folder)
+    out: dict[str, ArtifactFact] = {}
     for rel in dict.fromkeys(paths):
         data = _artifact_bytes(registry, run, rel)
         if data is None:
             continue
-        entry: dict[str, Any] = {"sha256": _sha256_bytes(data), "size": len(data)}
-        if rel.endswith((".json", ".yaml", ".yml")) and len(data) < 2_000_000:
-            entry["text"] = data.decode("utf-8", errors="replace")
-        out[rel] = entry
+        keep = rel.endswith((".json", ".yaml", ".yml")) and len(data) < 2_000_000
+        text = data.decode("utf-8", errors="replace") if keep else None
+        out[rel] = ArtifactFact(sha256=_sha256_bytes(data), size=len(data), text=text)
     return out
 
 
@@ -154,7 +166,7 @@ def _version_decisions(all_records: list[Record], name: str, version: int) -> li
     ]
 
 
-def _ledger_entry(settings: Settings, path: Path, version: int) -> dict[str, Any] | None:
+def _ledger_entry(settings: Settings, path: Path, version: int) -> MonitoredBatch | None:
     try:
         data = path.read_bytes()
         entry = json.loads(data)
@@ -163,26 +175,29 @@ def _ledger_entry(settings: Settings, path: Path, version: int) -> dict[str, Any
     drift = entry.get("drift") or {}
     if str(entry.get("champion_version")) != str(version) or not drift:
         return None
-    return {
-        "batch_id": str(entry.get("batch_id") or path.parent.name),
-        "time": str(entry.get("landed_at") or entry.get("created_at") or "unknown"),
-        "judged": bool(drift.get("judged", True)),
-        "verdict": drift.get("verdict"),
-        "dataset_drift": bool(drift.get("dataset_drift")),
-        "drifted_columns": [str(c) for c in drift.get("drifted_columns") or []],
-        "path": str(path.relative_to(Path(settings.home))),
-        "sha256": _sha256_bytes(data),
-    }
+    try:
+        return MonitoredBatch(
+            batch_id=str(entry.get("batch_id") or path.parent.name),
+            time=str(entry.get("landed_at") or entry.get("created_at") or "unknown"),
+            judged=bool(drift.get("judged", True)),
+            verdict=drift.get("verdict"),
+            dataset_drift=bool(drift.get("dataset_drift")),
+            drifted_columns=[str(c) for c in drift.get("drifted_columns") or []],
+            path=str(path.relative_to(Path(settings.home))),
+            sha256=_sha256_bytes(data),
+        )
+    except ValidationError:  # an unreadable verdict: the batch is not cited
+        return None
 
 
-def monitoring_batches(settings: Settings, version: int) -> list[dict[str, Any]]:
+def monitoring_batches(settings: Settings, version: int) -> list[MonitoredBatch]:
     """Production batches the version scored as champion, with their drift verdicts (monitoring ledger)."""
     from mlgov_assets.core.monitoring.ledger import MonitoringPaths
 
     found = (
         _ledger_entry(settings, p, version) for p in sorted(MonitoringPaths.of(settings).batches.glob("*/state.json"))
     )
-    return sorted((e for e in found if e is not None), key=lambda e: (e["time"], e["batch_id"]))
+    return sorted((e for e in found if e is not None), key=lambda e: (e.time, e.batch_id))
 
 
 def _git_commit_exists(project_dir: Path, commit: str) -> bool | None:
@@ -197,16 +212,16 @@ def _git_commit_exists(project_dir: Path, commit: str) -> bool | None:
     return done.returncode == 0
 
 
-def _recorded_policy_path(dagster: Mapping[str, Any] | None) -> str | None:
+def _recorded_policy_path(dagster: DagsterLineage | None) -> str | None:
     """The policy file the gates were evaluated with, as the Dagster checks recorded it."""
-    for check in (dagster or {}).get("checks", []):
-        path = (check.get("metadata") or {}).get("policy_path")
+    for check in dagster.checks if dagster is not None else []:
+        path = check.metadata.get("policy_path")
         if path:
             return str(path)
     return None
 
 
-def _log_facts(registry: Registry, version: int) -> tuple[list[Record], dict[str, Any]]:
+def _log_facts(registry: Registry, version: int) -> tuple[list[Record], LogFacts]:
     """(records about the version, the log section of the facts)."""
     path = registry.settings.decision_log
     try:
@@ -215,55 +230,50 @@ def _log_facts(registry: Registry, version: int) -> tuple[list[Record], dict[str
         all_records, log_error = [], str(exc)
     logged = {r.evidence_hashes.get("policy_sha256") for r in all_records} - {None}
     known = _registry_policy_hashes(registry) | {h for h in logged if h is not None}
-    section = {
-        "path": str(path),
-        "read_error": log_error,
-        "count": len(all_records),
-        "known_policy_hashes": sorted(known),
-    }
+    section = LogFacts(path=str(path), read_error=log_error, count=len(all_records), known_policy_hashes=sorted(known))
     return _version_decisions(all_records, registry.name, version), section
 
 
-def _paths(settings: Settings, dagster: Mapping[str, Any] | None) -> dict[str, str]:
+def _paths(settings: Settings, dagster: DagsterLineage | None) -> PathFacts:
     from mlgov_assets.core.data.datasets import cache_dir
 
     recorded_path = _recorded_policy_path(dagster)
-    return {
-        "project_dir": str(settings.project_dir),
-        "dvc_cache_dir": str(cache_dir(settings.project_dir)),
-        "policy_path": recorded_path or str(settings.policy_path),
-        "policy_path_source": "recorded by the Dagster gate checks" if recorded_path else "current settings",
-    }
+    return PathFacts(
+        project_dir=str(settings.project_dir),
+        dvc_cache_dir=str(cache_dir(settings.project_dir)),
+        policy_path=recorded_path or str(settings.policy_path),
+        policy_path_source="recorded by the Dagster gate checks" if recorded_path else "current settings",
+    )
 
 
-def gather(registry: Registry, version: int, *, dagster: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything the audit and the card need about ``version``, as one plain JSON dict.
+def gather(registry: Registry, version: int, *, dagster: Mapping[str, Any] | None = None) -> Facts:
+    """Everything the audit and the card need about ``version``.
 
-    ``dagster`` is the plain-data view of the Dagster run that trained the version; None when no
-    instance is available (the Dagster links are then ``skipped``).
+    ``dagster`` is the plain-data view of the Dagster run that trained the version (validated into
+    :class:`~.facts.DagsterLineage`); None when no instance is available (the Dagster links are then
+    ``skipped``).
     """
     from mlgov_assets.core.provenance import git_info
 
     s = registry.settings
     info = registry.version_info(version)
-    model = {k: info[k] for k in ("run_id", "aliases", "created", "source", "tags", "params", "metrics")}
-    run = _run_facts(registry, info["run_id"])
+    run = _run_facts(registry, info.run_id)
     decisions, log = _log_facts(registry, version)
-    facts = {
-        "model": {"name": registry.name, "version": int(version), **model},
-        "run": run,
-        "artifacts": _read_artifacts(registry, run),
-        "decisions": [r.to_dict() for r in decisions],
-        "champion_history": registry.champion_history(),
-        "monitoring": monitoring_batches(s, version),
-        "log": log,
-        "witnesses": [w.model_dump() for w in published_heads(registry)],
-        "git": {
-            "current": git_info(s.project_dir),
-            "recorded_commit_exists": _git_commit_exists(s.project_dir, info["tags"].get("mlgov.git_commit", "")),
-        },
-        "paths": _paths(s, dagster),
-        "dagster": dict(dagster) if dagster is not None else None,
-    }
-    result: dict[str, Any] = jsonable(facts)
-    return result
+    lineage = DagsterLineage.model_validate(jsonable(dagster)) if dagster is not None else None
+    recorded_commit = info.tags.get("mlgov.git_commit", "")
+    return Facts(
+        model=info,
+        run=run,
+        artifacts=_read_artifacts(registry, run),
+        decisions=decisions,
+        champion_history=registry.champion_history(),
+        monitoring=monitoring_batches(s, version),
+        log=log,
+        witnesses=published_heads(registry),
+        git=GitFacts(
+            current=GitHead.model_validate(git_info(s.project_dir)),
+            recorded_commit_exists=_git_commit_exists(s.project_dir, recorded_commit),
+        ),
+        paths=_paths(s, lineage),
+        dagster=lineage,
+    )

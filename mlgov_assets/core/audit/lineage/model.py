@@ -1,7 +1,7 @@
 """The lineage chain's vocabulary: the links, the tags they read, and the typed results.
 
-A *facts* document (:data:`Facts`) is the plain JSON that :func:`~.gather.gather` reads from the
-registry, the decision log, git, DVC and Dagster; every check is a pure function of it. Statuses:
+Every check is a pure function of the facts (:class:`~.facts.Facts`) that :func:`~.gather.gather`
+reads from the registry, the decision log, git, DVC and Dagster. Statuses:
 ``ok``; ``warn`` (true but worth a look; does not fail an audit); ``fail`` (a mismatch, named);
 ``skipped`` (the evidence for the link was not provided, e.g. no Dagster instance).
 """
@@ -23,7 +23,6 @@ __all__ = [
     "LINKS",
     "MODEL_ASSETS",
     "AuditReport",
-    "Facts",
     "Link",
     "LinkStatus",
     "ModelRefError",
@@ -79,8 +78,6 @@ TEXT_ARTIFACTS = (
 )
 SCANNED_FOLDERS = ("gates", "fairness", "explanations", "monitoring")
 
-#: The JSON document gather() returns; checks and the bundle builder read it (see gather()).
-Facts = Mapping[str, Any]
 LinkStatus = Literal["ok", "warn", "fail", "skipped"]
 
 
@@ -216,8 +213,3 @@ def json_or_none(text: str | None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return None
-
-
-def artifact_json(facts: Facts, rel: str) -> Any:
-    """The parsed text of a run artifact held in the facts (None if absent or not JSON)."""
-    return json_or_none(facts["artifacts"].get(rel, {}).get("text"))

@@ -30,6 +30,7 @@ __all__ = [
     "bundle_digest",
     "iter_sources",
     "parse_bundle",
+    "problems_of",
     "safe_url",
     "schema_table",
     "validate_bundle",
@@ -279,6 +280,12 @@ def _problem(error: Mapping[str, Any]) -> str:
     return f"{where}: {msg}, got {error.get('input')!r}"
 
 
+def problems_of(exc: ValidationError, at: tuple[int | str, ...] = ()) -> list[str]:
+    """Every problem of a section that failed validation, each named by its path in the bundle
+    (``at`` is where the section sits, e.g. ``("gates", 2)``)."""
+    return [_problem({**e, "loc": (*at, *e["loc"])}) for e in exc.errors()]
+
+
 def _problems(bundle: Any) -> tuple[EvidenceBundle | None, list[str]]:
     if not isinstance(bundle, Mapping):
         return None, [f"bundle must be an object, got {type(bundle).__name__}"]
@@ -287,7 +294,7 @@ def _problems(bundle: Any) -> tuple[EvidenceBundle | None, list[str]]:
         parsed = EvidenceBundle.model_validate(dict(bundle))
         problems: list[str] = []
     except ValidationError as exc:
-        problems = [_problem(e) for e in exc.errors()]
+        problems = problems_of(exc)
     try:
         canonical_hash(bundle)
     except (TypeError, ValueError) as exc:  # NaN, non-str keys, objects: not content-addressable
