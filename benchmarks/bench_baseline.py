@@ -47,7 +47,10 @@ def _timed(cmd: list[str], tree: Path, home: Path | None = None) -> float:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed in {tree} (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     if "--json" in cmd:
-        summary = json.loads(proc.stdout)
+        # DVC may print a hint on stdout before the JSON (a known bug, issue "Hardening"): skip to the document
+        summary = json.loads(
+            proc.stdout[proc.stdout.index("\n{") + 1 :] if not proc.stdout.startswith("{") else proc.stdout
+        )
         VERDICTS[tree] = {
             "checks": sorted((c["check"], c["asset"], c["passed"]) for c in summary["checks"]),
             "champion": {k: summary["champion"].get(k) for k in ("champion", "promoted")},

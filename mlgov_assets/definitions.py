@@ -7,18 +7,38 @@ enforces it).
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
+from types import ModuleType
+
 from dagster import Definitions, in_process_executor
 
 from mlgov_assets.core.settings import apply_quiet_env
 
-from .defs import audit, data, fairness, features, governance, jobs, monitoring, training
 from .io_manager import MlgovIOManager
 from .resources import MlgovResource, TrainingLock
 
 apply_quiet_env()
 
-#: The graph's stages, left to right; each module exports its own ``defs``.
-STAGES = (data, features, training, fairness, governance, monitoring, audit, jobs)
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Definitions are long-lived objects: collecting while building them is wasted work (~0.15 s here)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _stages() -> tuple[ModuleType, ...]:
+    """The graph's stages, left to right; each module exports its own ``defs``."""
+    from .defs import audit, data, fairness, features, governance, jobs, monitoring, training
+
+    return (data, features, training, fairness, governance, monitoring, audit, jobs)
 
 
 def build_definitions(mlgov: MlgovResource | None = None, io_manager: MlgovIOManager | None = None) -> Definitions:
@@ -37,4 +57,6 @@ def build_definitions(mlgov: MlgovResource | None = None, io_manager: MlgovIOMan
     return Definitions.merge(*(stage.defs for stage in STAGES), runtime)
 
 
-defs = build_definitions()
+with _gc_paused():
+    STAGES = _stages()
+    defs = build_definitions()

@@ -171,16 +171,18 @@ def _is_followed(path: Path) -> bool:
 
 def _imported_modules(path: Path) -> list[Path]:
     """Files of the mlgov modules a module imports (absolute or relative, at any depth)."""
-    return [m for name in _facts(path).imports if (m := _module_file(name.split("."))) is not None]
+    return [m for name in _facts(path).imports if (m := _module_file(name)) is not None]
 
 
-def _module_file(parts: list[str]) -> Path | None:
-    if not parts or parts[0] != PACKAGE_DIR.name:
+@functools.cache
+def _module_file(dotted: str) -> Path | None:
+    """The file of an mlgov module (``None`` for any other name); plain string paths: this runs per import."""
+    if dotted.split(".", 1)[0] != PACKAGE_DIR.name:
         return None
-    base = PACKAGE_DIR.parent.joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate.resolve()
+    base = os.path.join(str(PACKAGE_DIR.parent), *dotted.split("."))
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return Path(os.path.realpath(candidate))
     return None
 
 
