@@ -11,6 +11,7 @@ from mlgov_assets.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.project.project import Project
 
 
 class MlgovResource(ConfigurableResource["MlgovResource"]):
@@ -22,6 +23,7 @@ class MlgovResource(ConfigurableResource["MlgovResource"]):
     policy_path: str | None = None
     model_name: str | None = None
     landing_dir: str | None = None
+    project_spec: str | None = None
 
     def settings(self) -> Settings:
         return get_settings(
@@ -30,7 +32,15 @@ class MlgovResource(ConfigurableResource["MlgovResource"]):
             policy_path=self.policy_path,
             model_name=self.model_name,
             landing_dir=self.landing_dir,
+            project_spec=self.project_spec,
         ).ensure()
+
+    def project(self) -> "Project":
+        """The governed project (its spec read on every use, like the policy)."""
+        from mlgov_assets.core.project.project import open_project
+
+        s = self.settings()
+        return open_project(s.project_spec, s.project_dir)
 
     def policy(self) -> Policy:
         # read on every use: a policy edit applies to the next evaluation, never a stale copy

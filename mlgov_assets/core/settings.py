@@ -9,6 +9,7 @@ a fully isolated instance.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from urllib.parse import urlparse
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_POLICY = PACKAGE_DIR / "policies" / "default.yaml"
+#: The governed project when none is named: the shipped UCI Adult demo.
+DEFAULT_PROJECT_SPEC = PACKAGE_DIR / "projects" / "adult.yaml"
 DEFAULT_MODEL_NAME = "mlgov-adult-income"
 #: Where `mlgov ui` / `make mlflow-ui` serve MLflow's UI; links in asset metadata and audit bundles point here.
 DEFAULT_MLFLOW_UI_URL = "http://127.0.0.1:5000"
@@ -49,6 +52,7 @@ class Settings:
     model_name: str
     landing_dir: Path
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
+    project_spec: Path = DEFAULT_PROJECT_SPEC
 
     def mlflow_model_version_url(self, model_name: str, version: int | str) -> str:
         """The MLflow UI page of one registered model version."""
@@ -124,8 +128,10 @@ def get_settings(
     policy_path: str | os.PathLike[str] | None = None,
     model_name: str | None = None,
     landing_dir: str | os.PathLike[str] | None = None,
+    project_spec: str | os.PathLike[str] | None = None,
 ) -> Settings:
-    """Explicit arguments win, then ``MLGOV_*`` environment variables, then the defaults."""
+    """Explicit arguments win, then ``MLGOV_*`` environment variables, then the project spec
+    (``MLGOV_PROJECT_SPEC``, default the Adult demo: its policy and registered model name)."""
     project = Path(project_dir or os.environ.get("MLGOV_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()
     env_home = os.environ.get("MLGOV_HOME")
     home_path = Path(home or env_home or project / ".mlgov").resolve()
@@ -136,11 +142,30 @@ def get_settings(
         landing = home_path / "incoming"
     else:
         landing = project / "data" / "incoming"
+    spec = Path(project_spec or os.environ.get("MLGOV_PROJECT_SPEC") or DEFAULT_PROJECT_SPEC).resolve()
+    declared_policy, declared_model = _declared(spec)
     return Settings(
         home=home_path,
         project_dir=project,
-        policy_path=Path(policy_path or os.environ.get("MLGOV_POLICY") or DEFAULT_POLICY).resolve(),
-        model_name=model_name or os.environ.get("MLGOV_MODEL_NAME") or DEFAULT_MODEL_NAME,
+        policy_path=Path(policy_path or os.environ.get("MLGOV_POLICY") or declared_policy).resolve(),
+        model_name=model_name or os.environ.get("MLGOV_MODEL_NAME") or declared_model,
         landing_dir=landing.resolve(),
         mlflow_ui_url=os.environ.get("MLGOV_MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL,
+        project_spec=spec,
     )
+
+
+def _declared(spec: Path) -> tuple[Path, str]:
+    """The policy and registered model a project spec declares (read per change of the file)."""
+    st = spec.stat() if spec.exists() else None
+    return _declared_cached(spec, st.st_mtime_ns if st else 0, st.st_size if st else 0)
+
+
+@functools.lru_cache(maxsize=32)
+def _declared_cached(spec: Path, mtime_ns: int, size: int) -> tuple[Path, str]:
+    from mlgov_assets.core.project.spec import load_project
+
+    if not size and not spec.exists():  # reported by whoever opens the project; settings stay usable
+        return DEFAULT_POLICY, DEFAULT_MODEL_NAME
+    parsed, _ = load_project(spec)
+    return (spec.parent / parsed.policy).resolve(), parsed.registered_model or f"mlgov-{parsed.name}"

@@ -1,0 +1,74 @@
+"""Read a project's raw files exactly as delivered: every value a stripped string, missing as ``None``.
+
+Numeric parsing and range checks are the validation gate's job, so a bad value is reported, not
+silently coerced. The spec's format says delimiter, header, encoding, comment lines and label
+normalisation.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from mlgov_assets.core.errors import InputError
+from mlgov_assets.core.project.project import Project
+
+
+def read_raw(project: Project, path: str | Path) -> pd.DataFrame:
+    """The file at ``path`` in the project's raw layout (columns named as in the spec)."""
+    fmt = project.spec.data.format
+    path = Path(path)
+    if fmt.kind == "parquet" or path.suffix == ".parquet":
+        stored = pd.read_parquet(path)
+        df = pd.DataFrame(
+            {c: [None if pd.isna(v) else str(v).strip() for v in stored[c]] for c in stored.columns}, dtype=object
+        )
+    else:
+        df = _read_csv(project, path)
+    df.columns = [_column_name(project, str(c)) for c in df.columns]
+    df = df.replace("", None)  # an empty field is a missing value, reported as such by the gate
+    if fmt.label_strip_suffix and project.label in df.columns:
+        df[project.label] = df[project.label].str.removesuffix(fmt.label_strip_suffix)
+    return df
+
+
+def _read_csv(project: Project, path: Path) -> pd.DataFrame:
+    fmt = project.spec.data.format
+    try:
+        text = path.read_text(encoding=fmt.encoding)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not {fmt.encoding} text (byte {exc.start}: {exc.reason})") from exc
+    lines = [
+        ln for ln in text.splitlines() if ln.strip() and not (fmt.comment_prefix and ln.startswith(fmt.comment_prefix))
+    ]
+    header = fmt.header == "present" or (fmt.header == "auto" and _looks_like_header(project, lines))
+    df = pd.read_csv(
+        io.StringIO("\n".join(lines)),
+        sep=fmt.delimiter,
+        header=0 if header else None,
+        names=None if header else project.columns,
+        dtype=str,
+        skipinitialspace=fmt.skip_initial_space,
+        keep_default_na=False,
+        na_values=[],
+    )
+    for col in df.columns:
+        df[col] = df[col].str.strip()
+    return df
+
+
+def _looks_like_header(project: Project, lines: list[str]) -> bool:
+    """``auto``: a first line whose first field names the first column is a header row."""
+    if not lines:
+        return False
+    first = lines[0].split(project.spec.data.format.delimiter)[0].strip().strip('"')
+    return _column_name(project, first) == project.columns[0]
+
+
+def _column_name(project: Project, name: str) -> str:
+    """Header names as the spec spells them (``native-country`` in a header is ``native_country``)."""
+    name = name.strip()
+    alias = name.replace("-", "_")
+    return alias if name not in project.spec.columns and alias in project.spec.columns else name
