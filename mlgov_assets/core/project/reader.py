@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
 from mlgov_assets.core.errors import InputError
 from mlgov_assets.core.project.project import Project
 
+HeaderMode = Literal["present", "absent", "auto"]
 
-def read_raw(project: Project, path: str | Path) -> pd.DataFrame:
-    """The file at ``path`` in the project's raw layout (columns named as in the spec)."""
+
+def read_raw(project: Project, path: str | Path, *, header: HeaderMode | None = None) -> pd.DataFrame:
+    """The file at ``path`` in the project's raw layout (columns named as in the spec).
+
+    ``header`` overrides the spec's header mode, e.g. ``"present"`` for files mlgov wrote itself
+    (:func:`write_raw`), whatever the team's own files look like.
+    """
     fmt = project.spec.data.format
     path = Path(path)
     if fmt.kind == "parquet" or path.suffix == ".parquet":
@@ -26,7 +33,7 @@ def read_raw(project: Project, path: str | Path) -> pd.DataFrame:
             {c: [None if pd.isna(v) else str(v).strip() for v in stored[c]] for c in stored.columns}, dtype=object
         )
     else:
-        df = _read_csv(project, path)
+        df = _read_csv(project, path, header or fmt.header)
     df.columns = [_column_name(project, str(c)) for c in df.columns]
     df = df.replace("", None)  # an empty field is a missing value, reported as such by the gate
     if fmt.label_strip_suffix and project.label in df.columns:
@@ -34,7 +41,7 @@ def read_raw(project: Project, path: str | Path) -> pd.DataFrame:
     return df
 
 
-def _read_csv(project: Project, path: Path) -> pd.DataFrame:
+def _read_csv(project: Project, path: Path, mode: HeaderMode) -> pd.DataFrame:
     fmt = project.spec.data.format
     try:
         text = path.read_text(encoding=fmt.encoding)
@@ -43,7 +50,7 @@ def _read_csv(project: Project, path: Path) -> pd.DataFrame:
     lines = [
         ln for ln in text.splitlines() if ln.strip() and not (fmt.comment_prefix and ln.startswith(fmt.comment_prefix))
     ]
-    header = fmt.header == "present" or (fmt.header == "auto" and _looks_like_header(project, lines))
+    header = mode == "present" or (mode == "auto" and _looks_like_header(project, lines))
     df = pd.read_csv(
         io.StringIO("\n".join(lines)),
         sep=fmt.delimiter,
@@ -72,3 +79,13 @@ def _column_name(project: Project, name: str) -> str:
     name = name.strip()
     alias = name.replace("-", "_")
     return alias if name not in project.spec.columns and alias in project.spec.columns else name
+
+
+def write_raw(project: Project, df: pd.DataFrame, path: str | Path) -> None:
+    """Write raw rows as CSV with a header row, in the spec's delimiter and encoding (read back with
+    ``read_raw(project, path, header="present")``), atomically."""
+    from mlgov_assets.core.integrity import atomic_write_bytes
+
+    fmt = project.spec.data.format
+    text = df.to_csv(index=False, sep=fmt.delimiter, na_rep="")
+    atomic_write_bytes(path, text.encode(fmt.encoding))
