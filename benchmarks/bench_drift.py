@@ -69,23 +69,19 @@ def _reset_peak() -> bool:
 
 def _data(rows: int, seed: int):
     import numpy as np
-    import pandas as pd
 
-    from mlgov_assets.core.data.adult import CATEGORICAL, NUMERIC, read_adult_csv
+    from mlgov_assets.core.monitoring.reference import DriftColumns, typed_for_drift
+    from mlgov_assets.core.project.project import open_project
+    from mlgov_assets.core.project.reader import read_raw
+    from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
 
-    def typed(raw: pd.DataFrame) -> pd.DataFrame:
-        out = raw[NUMERIC + CATEGORICAL].copy()
-        for col in NUMERIC:
-            out[col] = pd.to_numeric(out[col]).astype("int64")
-        for col in CATEGORICAL:
-            out[col] = out[col].replace("?", "Unknown")
-        return out
-
-    reference = typed(read_adult_csv(ROOT / "data" / "adult.data"))
-    holdout = typed(read_adult_csv(ROOT / "data" / "adult.test"))
+    project = open_project(DEFAULT_PROJECT_SPEC, ROOT)  # the Adult demo
+    columns = DriftColumns.of(project)
+    reference = typed_for_drift(project, read_raw(project, ROOT / "data" / "adult.data"))
+    holdout = typed_for_drift(project, read_raw(project, ROOT / "data" / "adult.test"))
     idx = np.random.default_rng(seed).integers(0, len(holdout), size=rows)
     current = holdout.iloc[idx].reset_index(drop=True)
-    return reference, current, NUMERIC, CATEGORICAL
+    return reference, current, columns.numeric, columns.categorical
 
 
 def worker(tool: str, rows: int, repeats: int, seed: int) -> dict:

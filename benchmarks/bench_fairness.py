@@ -21,11 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SETUP = r"""
 import json, resource, sys, time
 import numpy as np
-from mlgov_assets.core.data.adult import read_adult_csv
-from mlgov_assets.core.data.features import build_features, MODEL_FEATURES
+from mlgov_assets.core.project.project import open_project
+from mlgov_assets.core.project.reader import read_raw
+from mlgov_assets.core.project.features import build_features
 from mlgov_assets.core.models import training
-tr = build_features(read_adult_csv("data/adult.data")); ho = build_features(read_adult_csv("data/adult.test"))
-model = training.fit(tr, training.HyperParams())
+from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
+project = open_project(DEFAULT_PROJECT_SPEC, ".")
+tr = build_features(project, read_raw(project, "data/adult.data"))
+ho = build_features(project, read_raw(project, "data/adult.test"))
+model = training.fit(tr, training.HyperParams(), project)
+MODEL_FEATURES = project.model_features
 X = ho[MODEL_FEATURES]
 def done(**kw):
     kw["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -30,10 +30,13 @@ PY = sys.executable
 PLAIN = r"""
 import time
 t0 = time.perf_counter()
-from mlgov_assets.core.data.adult import read_adult_csv
-from mlgov_assets.core.data.schemas import RawAdultSchema, FeatureSchema, validate
-from mlgov_assets.core.data.features import build_features, MODEL_FEATURES, TARGET
+from mlgov_assets.core.data.schemas import validate
+from mlgov_assets.core.project.project import open_project, TARGET
+from mlgov_assets.core.project.reader import read_raw
+from mlgov_assets.core.project.schemas import raw_schema, feature_schema
+from mlgov_assets.core.project.features import build_features
 from mlgov_assets.core.models import training
+from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
 from mlgov_assets.core.governance.policy import load_policy
 from mlgov_assets.core.settings import DEFAULT_POLICY
 from mlgov_assets.core.models.mitigation import fit_mitigated
@@ -44,12 +47,14 @@ from mlgov_assets.core.governance.explanations import (
 )
 from mlgov_assets.core.integrity import md5_file
 policy = load_policy(DEFAULT_POLICY); fz = policy.fairness
+project = open_project(DEFAULT_PROJECT_SPEC, "."); MODEL_FEATURES = project.model_features
 md5_file("data/adult.data"); md5_file("data/adult.test")
-raw_t = read_adult_csv("data/adult.data"); raw_h = read_adult_csv("data/adult.test")
-vt = validate(raw_t, RawAdultSchema, source="t"); vh = validate(raw_h, RawAdultSchema, source="h")
-ft = build_features(vt.validated); fh = build_features(vh.validated)
-validate(ft, FeatureSchema, source="ft"); validate(fh, FeatureSchema, source="fh")
-m = training.fit(ft, training.HyperParams())
+raw_t = read_raw(project, "data/adult.data"); raw_h = read_raw(project, "data/adult.test")
+rs = raw_schema(project); fs = feature_schema(project)
+vt = validate(raw_t, rs, source="t"); vh = validate(raw_h, rs, source="h")
+ft = build_features(project, vt.validated); fh = build_features(project, vh.validated)
+validate(ft, fs, source="ft"); validate(fh, fs, source="fh")
+m = training.fit(ft, training.HyperParams(), project)
 training.holdout_metrics(fh[TARGET].to_numpy(), m.predict_proba(fh[MODEL_FEATURES])[:, 1])
 cols = MODEL_FEATURES + fz.sensitive_features
 mm = fit_mitigated(m, ft[cols], ft[TARGET].to_numpy(), sensitive_features=fz.sensitive_features)

@@ -94,12 +94,14 @@ def land_drifted_batch(landing: Path, rows: int, seed: int) -> tuple[str, float]
     """Labels first, then the batch, each renamed into place; returns (batch id, t0 = batch visible)."""
     import pandas as pd
 
-    from mlgov_assets.core.data.adult import read_adult_csv
     from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
+    from mlgov_assets.core.project.project import open_project
+    from mlgov_assets.core.project.reader import read_raw
+    from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
 
-    batch, labels = simulate_batch(
-        "covariate", read_adult_csv(ROOT / "data" / "adult.test"), rows, seed, with_labels=True
-    )
+    project = open_project(DEFAULT_PROJECT_SPEC, ROOT)  # the Adult demo
+    holdout = read_raw(project, ROOT / "data" / "adult.test")
+    batch, labels = simulate_batch(project, "covariate", holdout, rows, seed, with_labels=True)
     batch_id = f"mttd-{int(time.time())}-s{seed}"
     landing.mkdir(parents=True, exist_ok=True)
     for name, frame in ((labels_filename(batch_id), pd.DataFrame(labels)), (f"{batch_id}.csv", batch)):

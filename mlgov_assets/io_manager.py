@@ -4,10 +4,11 @@ Dagster's default filesystem IO manager pickles every output and unpickles it do
 governance tool must not execute bytes it did not hash. This one stores only data formats,
 writes atomically, and records each file's sha256 in the materialization's metadata.
 
-A :class:`LineagedFrame` is stored as its Parquet table plus a ``.lineage.json`` sidecar that
-names the table's sha256; a pydantic result as its JSON. What a consumer receives follows its
-annotation: ``LineagedFrame`` (lineage required, checked against the table's bytes), a pydantic
-model (parsed), otherwise the plain DataFrame or JSON value.
+A :class:`FramedTable` (a table plus its typed description: ``LineagedFrame``, ``AcceptedBatch``,
+``ScoredBatch``) is stored as its Parquet table plus a ``.<SIDECAR>.json`` sidecar that names the
+table's sha256; a pydantic result as its JSON. Tables never carry pandas attributes. What a consumer
+receives follows its annotation: a ``FramedTable`` type (sidecar required, checked against the
+table's bytes), a pydantic model (parsed), otherwise the plain DataFrame or JSON value.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ import pandas as pd
 from dagster import ConfigurableIOManager, DagsterInvariantViolationError, InputContext, OutputContext
 from pydantic import BaseModel
 
-from mlgov_assets.core.data.lineage import DataLineage, LineagedFrame, LineageError
+from mlgov_assets.core.data.lineage import LineageError
 from mlgov_assets.core.errors import MlgovError
+from mlgov_assets.core.framed import FramedTable, sidecar_names
 from mlgov_assets.core.integrity import atomic_write_with, sha256_file
 from mlgov_assets.core.settings import get_settings
 
-SUFFIXES = (".parquet", ".json", ".lineage.json")
+
+def _suffixes() -> tuple[str, ...]:
+    """Every file a value may be stored as (the sidecars of the framed types defined so far; the
+    Dagster definitions import them all)."""
+    return (".parquet", ".json", *(f".{name}.json" for name in sidecar_names()))
 
 
 def _wanted_type(context: InputContext) -> Any:
@@ -60,8 +66,8 @@ class MlgovIOManager(ConfigurableIOManager):
                 f"{name}: returned None; mlgov stores a value for every "
                 "materialization (a skipped write would leave the previous value in place)"
             )
-        if isinstance(obj, LineagedFrame):
-            written = self._write_table(context, obj.frame, obj.lineage)
+        if isinstance(obj, FramedTable):
+            written = self._write_table(context, obj.table, obj)
         elif isinstance(obj, pd.DataFrame):
             written = self._write_table(context, obj, None)
         elif isinstance(obj, BaseModel):
@@ -73,32 +79,33 @@ class MlgovIOManager(ConfigurableIOManager):
                 f"{name}: mlgov stores only DataFrames and JSON "
                 f"values (got {type(obj).__name__}); models live in the MLflow registry"
             )
-        for suffix in SUFFIXES:  # a value that changed type must not leave an old file to be read back
+        for suffix in _suffixes():  # a value that changed type must not leave an old file to be read back
             path = self._path(context, suffix)
             if suffix not in written and path.exists():
                 path.unlink()
         (main_path, main_sha), *_ = written.values()
         meta = {"mlgov/stored_at": str(main_path), "mlgov/sha256": main_sha}
-        if ".lineage.json" in written:
-            meta["mlgov/lineage_sha256"] = written[".lineage.json"][1]
+        for suffix, (_, sha) in list(written.items())[1:]:
+            meta[f"mlgov/{suffix.removeprefix('.').removesuffix('.json')}_sha256"] = sha  # lineage_sha256, …
         context.add_output_metadata(meta)
 
     def _write_table(
-        self, context: OutputContext, frame: pd.DataFrame, lineage: DataLineage | None
+        self, context: OutputContext, frame: pd.DataFrame, framed: FramedTable | None
     ) -> dict[str, tuple[Path, str]]:
-        """The table (first entry) and, with a lineage, its sidecar naming the table's sha256."""
+        """The table (first entry) and, for a framed value, its sidecar naming the table's sha256."""
         path = self._path(context, ".parquet")
-        if lineage is not None:
-            frame = frame.copy(deep=False)
-            frame.attrs = {}  # the lineage lives in the sidecar only
-        atomic_write_with(path, lambda tmp: frame.to_parquet(tmp, index=False))
+        # a new frame over the same data, without the producer's pandas attributes (which Parquet
+        # would keep): a table's description lives in its sidecar only
+        bare = pd.DataFrame(frame, copy=False)
+        atomic_write_with(path, lambda tmp: bare.to_parquet(tmp, index=False))
         written = {".parquet": (path, sha256_file(path))}
-        if lineage is not None:
-            side = self._path(context, ".lineage.json")
-            doc = {"lineage": lineage.model_dump(mode="json"), "table_sha256": written[".parquet"][1]}
+        if framed is not None:
+            key = framed.SIDECAR
+            side = self._path(context, f".{key}.json")
+            doc = {key: framed.description.model_dump(mode="json"), "table_sha256": written[".parquet"][1]}
             text = json.dumps(doc, indent=1, sort_keys=True)
             atomic_write_with(side, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-            written[".lineage.json"] = (side, sha256_file(side))
+            written[f".{key}.json"] = (side, sha256_file(side))
         return written
 
     def _write_json(self, context: OutputContext, value: Any) -> dict[str, tuple[Path, str]]:
@@ -111,8 +118,8 @@ class MlgovIOManager(ConfigurableIOManager):
         wanted = _wanted_type(context)
         table, doc = self._path(context, ".parquet"), self._path(context, ".json")
         if table.exists():
-            if wanted is LineagedFrame:
-                return LineagedFrame(frame=pd.read_parquet(table), lineage=self._lineage(context, table))
+            if isinstance(wanted, type) and issubclass(wanted, FramedTable):
+                return wanted.from_stored(pd.read_parquet(table), self._description(context, table, wanted.SIDECAR))
             return pd.read_parquet(table)
         if doc.exists():
             value = json.loads(doc.read_text(encoding="utf-8"))
@@ -124,12 +131,13 @@ class MlgovIOManager(ConfigurableIOManager):
             f"{self._path(context, '.*')}; materialize it first"
         )
 
-    def _lineage(self, context: InputContext, table: Path) -> DataLineage:
-        """The sidecar's lineage, refused when absent or written for other table bytes."""
-        side = self._path(context, ".lineage.json")
+    def _description(self, context: InputContext, table: Path, key: str) -> dict[str, Any]:
+        """The sidecar's description, refused when absent or written for other table bytes."""
+        side = self._path(context, f".{key}.json")
         if not side.exists():
-            raise LineageError(f"{table}: stored without its lineage ({side.name} missing); re-materialize it")
+            raise LineageError(f"{table}: stored without its {key} ({side.name} missing); re-materialize it")
         doc = json.loads(side.read_text(encoding="utf-8"))
         if doc.get("table_sha256") != sha256_file(table):
             raise LineageError(f"{side}: describes other bytes than {table.name}; re-materialize it")
-        return DataLineage.model_validate(doc["lineage"])
+        description: dict[str, Any] = doc[key]
+        return description

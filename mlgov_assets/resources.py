@@ -43,8 +43,11 @@ class MlgovResource(ConfigurableResource["MlgovResource"]):
         return open_project(s.project_spec, s.project_dir)
 
     def policy(self) -> Policy:
+        """The policy, checked against the project (its sensitive features must exist there)."""
+        from mlgov_assets.core.governance.policy_project import check_against_project
+
         # read on every use: a policy edit applies to the next evaluation, never a stale copy
-        return load_policy(self.settings().policy_path)
+        return check_against_project(load_policy(self.settings().policy_path), self.project())
 
     def registry(self) -> "Registry":
         return _registry_for(self.settings())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from dagster import AssetKey, build_input_context, build_output_context
 
+from mlgov_assets.core.data.lineage import LineageError
 from mlgov_assets.io_manager import MlgovIOManager
 
 
@@ -85,3 +88,41 @@ def test_pydantic_results_are_stored_as_json_and_parsed_for_typed_consumers(tmp_
     io.handle_output(_out("params"), HyperParams(max_iter=7))
     assert io.load_input(_in_as("params", HyperParams)) == HyperParams(max_iter=7)
     assert io.load_input(_in("params"))["max_iter"] == 7  # untyped consumers get the JSON value
+
+
+def test_batch_values_round_trip_with_their_typed_description(tmp_path):
+    from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, BatchIntake, ScoredBatch, ScoringInfo
+
+    io = MlgovIOManager(base_dir=str(tmp_path))
+    intake = BatchIntake(
+        batch_id="b.1",
+        source="b.1.csv",
+        md5="0" * 32,
+        valid=False,
+        summary="refused",
+        validation={"failures": []},
+        quarantine_dir=tmp_path / "q",
+    )
+    io.handle_output(_out("batch_data", "b.1"), AcceptedBatch(frame=pd.DataFrame({"row_id": [0, 1]}), intake=intake))
+    side = json.loads((tmp_path / "batch_data" / "b.1.batch.json").read_text())
+    assert side["batch"]["quarantine_dir"] == str(tmp_path / "q") and "table_sha256" in side
+    loaded = io.load_input(_in_as_partition("batch_data", "b.1", AcceptedBatch))
+    assert loaded.intake == intake and loaded.frame["row_id"].tolist() == [0, 1]
+    info = ScoringInfo(batch_id="b.1", champion_version=2, shadow_version=None, shadow_gates={})
+    io.handle_output(_out("batch_scores", "b.1"), ScoredBatch(frame=pd.DataFrame({"row_id": [0]}), scoring=info))
+    assert io.load_input(_in_as_partition("batch_scores", "b.1", ScoredBatch)).scoring == info
+    assert sorted(p.name for p in (tmp_path / "batch_scores").iterdir()) == ["b.1.parquet", "b.1.scoring.json"]
+    pd.DataFrame({"row_id": [9]}).to_parquet(tmp_path / "batch_scores" / "b.1.parquet", index=False)
+    with pytest.raises(LineageError, match="describes other bytes"):
+        io.load_input(_in_as_partition("batch_scores", "b.1", ScoredBatch))
+    (tmp_path / "batch_data" / "b.1.batch.json").unlink()
+    with pytest.raises(LineageError, match="without its batch"):
+        io.load_input(_in_as_partition("batch_data", "b.1", AcceptedBatch))
+
+
+def _in_as_partition(key, partition, python_type):
+    from dagster._core.types.dagster_type import resolve_dagster_type
+
+    return build_input_context(
+        asset_key=AssetKey(key), partition_key=partition, dagster_type=resolve_dagster_type(python_type)
+    )

@@ -51,10 +51,12 @@ def register(subparsers: Any) -> None:
 
     s = subparsers.add_parser(
         "simulate",
-        help="write a realistic production batch (from adult.test) into the landing folder",
-        description="Write a batch derived from data/adult.test into the landing folder ($MLGOV_HOME/incoming when "
-        "MLGOV_HOME is set) and print its path: none = no drift, covariate = older applicants / longer "
-        "hours, label = more >50K, broken = fails the schema. --labels also writes the delayed labels file.",
+        help="write a realistic production batch (from the project's holdout) into the landing folder",
+        description="Write a batch derived from the project's holdout (its holdout file, e.g. the demo's "
+        "data/adult.test, or its seeded holdout split) into the landing folder ($MLGOV_HOME/incoming when "
+        "MLGOV_HOME is set) and print its path: none = no drift, covariate = higher values of the spec's "
+        "monitoring.simulation.shift_columns (the demo: older applicants / longer hours), label = half "
+        "the rows favourable, broken = fails the schema. --labels also writes the delayed labels file.",
     )
     s.add_argument("--kind", choices=["none", "covariate", "label", "broken"], required=True)
     s.add_argument("--rows", type=int, default=DEFAULT_SIM_ROWS, help=f"rows (default {DEFAULT_SIM_ROWS})")
@@ -71,13 +73,13 @@ def register(subparsers: Any) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from mlgov_assets.core.data.adult import read_adult_csv
     from mlgov_assets.core.integrity import atomic_write_with
     from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch, validate_batch_id
-
-    from ..defs.data import HOLDOUT_FILE
+    from mlgov_assets.core.monitoring.reevaluation import read_holdout
+    from mlgov_assets.core.project.project import open_project
 
     s = get_settings()
+    project = open_project(s.project_spec, s.project_dir)
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     batch_id = validate_batch_id(args.batch_id or f"sim-{args.kind}-{stamp}-s{seed}")
@@ -87,9 +89,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if path.exists() or (landing / f"{batch_id}.parquet").exists():
         print(f"mlgov simulate: {path} exists; batches are immutable, pick another --batch-id", file=sys.stderr)
         return 2
-    batch, labels = simulate_batch(
-        args.kind, read_adult_csv(s.project_dir / HOLDOUT_FILE), args.rows, seed, with_labels=args.labels
-    )
+    batch, labels = simulate_batch(project, args.kind, read_holdout(project), args.rows, seed, with_labels=args.labels)
     # written under a dot-name and renamed: the sensor never sees half a file
     atomic_write_with(path, lambda tmp: batch.to_csv(tmp, index=False))
     labels_path = None

@@ -134,16 +134,21 @@ def get_settings(
     (``MLGOV_PROJECT_SPEC``, default the Adult demo: its policy and registered model name)."""
     project = Path(project_dir or os.environ.get("MLGOV_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()
     env_home = os.environ.get("MLGOV_HOME")
-    home_path = Path(home or env_home or project / ".mlgov").resolve()
+    spec = Path(project_spec or os.environ.get("MLGOV_PROJECT_SPEC") or DEFAULT_PROJECT_SPEC).resolve()
+    declared_policy, declared_model, name = _declared(spec)
+    # the default project keeps the top of the state directory (existing homes keep working); every
+    # other project gets its own, so projects never share asset values, runs, stores or batches
+    own = () if spec == DEFAULT_PROJECT_SPEC.resolve() else ("projects", name)
+    base = Path(home or env_home or project / ".mlgov").resolve()
+    # idempotent: a project's own home passed back in (get_settings(home=s.home)) is not nested again
+    home_path = base if base.parts[-2:] == own else base.joinpath(*own)
     if landing_dir or os.environ.get("MLGOV_LANDING_DIR"):
         landing = Path(landing_dir or os.environ["MLGOV_LANDING_DIR"])
     elif home or env_home:
         # a relocated home takes the landing folder with it, so instances never share batches
         landing = home_path / "incoming"
     else:
-        landing = project / "data" / "incoming"
-    spec = Path(project_spec or os.environ.get("MLGOV_PROJECT_SPEC") or DEFAULT_PROJECT_SPEC).resolve()
-    declared_policy, declared_model = _declared(spec)
+        landing = project.joinpath("data", "incoming", *own[1:])
     return Settings(
         home=home_path,
         project_dir=project,
@@ -155,17 +160,18 @@ def get_settings(
     )
 
 
-def _declared(spec: Path) -> tuple[Path, str]:
-    """The policy and registered model a project spec declares (read per change of the file)."""
+def _declared(spec: Path) -> tuple[Path, str, str]:
+    """The policy, registered model and name a project spec declares (read per change of the file)."""
     st = spec.stat() if spec.exists() else None
     return _declared_cached(spec, st.st_mtime_ns if st else 0, st.st_size if st else 0)
 
 
 @functools.lru_cache(maxsize=32)
-def _declared_cached(spec: Path, mtime_ns: int, size: int) -> tuple[Path, str]:
+def _declared_cached(spec: Path, mtime_ns: int, size: int) -> tuple[Path, str, str]:
     from mlgov_assets.core.project.spec import load_project
 
     if not size and not spec.exists():  # reported by whoever opens the project; settings stay usable
-        return DEFAULT_POLICY, DEFAULT_MODEL_NAME
+        return DEFAULT_POLICY, DEFAULT_MODEL_NAME, spec.stem
     parsed, _ = load_project(spec)
-    return (spec.parent / parsed.policy).resolve(), parsed.registered_model or f"mlgov-{parsed.name}"
+    model = parsed.registered_model or f"mlgov-{parsed.name}"
+    return (spec.parent / parsed.policy).resolve(), model, parsed.name

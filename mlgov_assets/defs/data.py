@@ -1,7 +1,12 @@
-"""Stage 1 — data: the Adult files as DVC-versioned datasets, with blocking schema gates."""
+"""Stage 1 — data: the project's files as DVC-versioned datasets, with blocking schema gates.
+
+Which files, how they are read and what a valid row is all come from the project spec
+(``mlgov.project()``); when the spec's holdout is a ``Split``, both data assets cut the training
+file with the recorded seeded split and the holdout's source asset observes the training file.
+"""
 
 import json
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -27,58 +32,86 @@ from mlgov_assets.core.data.lineage import LineagedFrame
 from mlgov_assets.core.integrity import md5_file
 
 from ..resources import MlgovResource, TrainingLock
-from .common import CODE_VERSIONS, schema_check_result, table_metadata
+from .common import CODE_VERSIONS, json_md, schema_check_result, table_metadata
 
+if TYPE_CHECKING:
+    from mlgov_assets.core.project.project import Project
+
+#: The demo project's files, for callers that still name them; the project spec is authoritative
+#: (``Project.train_file``, ``Project.holdout_file``, :func:`observed_files`).
 TRAIN_FILE = "data/adult.data"
 HOLDOUT_FILE = "data/adult.test"
 
 
+def observed_files(project: "Project") -> dict[str, str]:
+    """The source asset -> the file it observes (the training file twice when the holdout is a split)."""
+    return {
+        "adult_training_file": project.train_file,
+        "adult_holdout_file": project.holdout_file or project.train_file,
+    }
+
+
 @observable_source_asset(
     group_name="data",
-    description="The raw training file `data/adult.data` "
-    "(UCI Adult, CC BY 4.0). Observed data version = md5 of its bytes (DVC's md5).",
+    description="The project's raw training file (the spec's `data.train`; the demo ships UCI Adult, "
+    "CC BY 4.0). Observed data version = md5 of its bytes (DVC's md5).",
 )
 def adult_training_file(mlgov: MlgovResource) -> DataVersion:
-    return DataVersion(md5_file(mlgov.settings().project_dir / TRAIN_FILE))
+    project = mlgov.project()
+    return DataVersion(md5_file(project.repo / observed_files(project)["adult_training_file"]))
 
 
 @observable_source_asset(
-    group_name="data", description="The canonical holdout `data/adult.test`. Observed data version = md5 of its bytes."
+    group_name="data",
+    description="The project's holdout file (the spec's `data.holdout`), or the training file when the "
+    "holdout is a seeded split of it. Observed data version = md5 of its bytes.",
 )
 def adult_holdout_file(mlgov: MlgovResource) -> DataVersion:
-    return DataVersion(md5_file(mlgov.settings().project_dir / HOLDOUT_FILE))
+    project = mlgov.project()
+    return DataVersion(md5_file(project.repo / observed_files(project)["adult_holdout_file"]))
 
 
 class DatasetConfig(Config):
-    path: str = TRAIN_FILE
-    """Dataset file inside the project's DVC repo; retraining points this at a new dataset."""
+    path: str | None = None
+    """Dataset file inside the project's DVC repo (default: the spec's training file); retraining
+    points this at a new dataset."""
 
 
 def _load(
     context: AssetExecutionContext, mlgov: MlgovResource, path: str, role: Literal["training", "holdout"]
 ) -> Output[LineagedFrame]:
     from mlgov_assets.core.data.datasets import ensure_tracked
-    from mlgov_assets.core.models.recipe import read_tracked
+    from mlgov_assets.core.models.recipe import read_tracked, split_tracked
 
     s = mlgov.settings()
+    project = mlgov.project()
     tracked = ensure_tracked(s.project_dir, path, site_cache=s.dvc_site_cache)
-    data = read_tracked(tracked, project_dir=s.project_dir, role=role)
+    if project.holdout_file is None and path == project.train_file:
+        train, holdout = split_tracked(project, tracked, project_dir=s.project_dir)
+        data = train if role == "training" else holdout
+    elif project.holdout_file is None:  # another dataset (a retraining's): all of it is training data
+        data = read_tracked(project, tracked, project_dir=s.project_dir, role=role)
+    else:
+        data = read_tracked(project, tracked, project_dir=s.project_dir, role=role)
     rel = data.lineage.source
+    split = data.lineage.split
     context.log.info(
-        f"{rel}: {len(data.frame)} rows, DVC md5 {tracked.md5}{' (newly added to DVC)' if tracked.added_now else ''}"
+        f"{rel}{f' ({role} part of a seeded split)' if split else ''}: {len(data.frame)} rows, "
+        f"DVC md5 {tracked.md5}{' (newly added to DVC)' if tracked.added_now else ''}"
     )
-    return Output(
-        data,
-        data_version=DataVersion(tracked.md5),
-        metadata={
-            **table_metadata(data.frame),
-            "path": rel,
-            "dvc_md5": tracked.md5,
-            "bytes": tracked.size,
-            "dvc_file": str(tracked.dvc_file.relative_to(s.project_dir)),
-            "dvc_cache_object": str(tracked.cache_object),
-        },
-    )
+    meta = {
+        **table_metadata(data.frame),
+        "path": rel,
+        "dvc_md5": tracked.md5,
+        "bytes": tracked.size,
+        "dvc_file": str(tracked.dvc_file.relative_to(s.project_dir)),
+        "dvc_cache_object": str(tracked.cache_object),
+        "project": project.name,
+        "project_sha256": project.sha256,
+    }
+    if split is not None:
+        meta["split"] = json_md(split.model_dump(mode="json"))
+    return Output(data, data_version=DataVersion(tracked.md5), metadata=meta)
 
 
 @asset(
@@ -94,7 +127,7 @@ def training_data(
     context: AssetExecutionContext, config: DatasetConfig, mlgov: MlgovResource, training_lock: TrainingLock
 ) -> Output[LineagedFrame]:
     # training_lock: held from run start to run end (resources live for the whole run)
-    return _load(context, mlgov, config.path, "training")
+    return _load(context, mlgov, config.path or mlgov.project().train_file, "training")
 
 
 @asset(
@@ -103,31 +136,37 @@ def training_data(
     code_version=CODE_VERSIONS["data"],
     kinds={"dvc", "pandas"},
     owners=["team:ml-platform"],
-    description="The canonical holdout (`adult.test`), DVC-versioned like the training data.",
+    description="The holdout (the spec's holdout file, e.g. the demo's `adult.test`, or the seeded split "
+    "of the training file), DVC-versioned like the training data.",
 )
 def holdout_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[LineagedFrame]:
-    return _load(context, mlgov, HOLDOUT_FILE, "holdout")
+    project = mlgov.project()
+    return _load(context, mlgov, project.holdout_file or project.train_file, "holdout")
 
 
-def _raw_check(data: LineagedFrame) -> AssetCheckResult:
+def _raw_check(mlgov: MlgovResource, data: LineagedFrame) -> AssetCheckResult:
     from mlgov_assets.core.models.recipe import validate_raw
 
-    return schema_check_result(validate_raw(data))
+    return schema_check_result(validate_raw(mlgov.project(), data))
 
 
 @asset_check(
     asset=training_data,
     blocking=True,
-    description="Pandera RawAdultSchema: types, ranges (age 17-90, ...), adult.names categories, "
-    "`?` only where Adult uses it, label set. Failing rows never reach training.",
+    description="Pandera raw schema generated from the project spec: types, ranges, listed categories, "
+    "missing tokens only where the spec allows them, label set. Failing rows never reach training.",
 )
-def check_training_data_schema(context: AssetCheckExecutionContext, training_data: LineagedFrame) -> AssetCheckResult:
-    return _raw_check(training_data)
+def check_training_data_schema(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, training_data: LineagedFrame
+) -> AssetCheckResult:
+    return _raw_check(mlgov, training_data)
 
 
-@asset_check(asset=holdout_data, blocking=True, description="Pandera RawAdultSchema on the holdout.")
-def check_holdout_data_schema(context: AssetCheckExecutionContext, holdout_data: LineagedFrame) -> AssetCheckResult:
-    return _raw_check(holdout_data)
+@asset_check(asset=holdout_data, blocking=True, description="The project's raw schema on the holdout.")
+def check_holdout_data_schema(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, holdout_data: LineagedFrame
+) -> AssetCheckResult:
+    return _raw_check(mlgov, holdout_data)
 
 
 SOURCE_KEYS = [AssetKey("adult_training_file"), AssetKey("adult_holdout_file")]
@@ -140,16 +179,16 @@ DATA_VERSION_TAG = "dagster/data_version"
     name="source_files_sensor",
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Hashes data/adult.data and data/adult.test (md5, as DVC does) and records an observation "
-    "when the bytes change, so the UI marks every downstream asset stale.",
+    description="Hashes the project's training and holdout files (md5, as DVC does) and records an "
+    "observation when the bytes change, so the UI marks every downstream asset stale.",
 )
 def source_files_sensor(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult | SkipReason:
-    project = mlgov.settings().project_dir
+    project = mlgov.project()
     seen = json.loads(context.cursor) if context.cursor else {}
     current = {
-        key: md5_file(project / rel)
-        for key, rel in (("adult_training_file", TRAIN_FILE), ("adult_holdout_file", HOLDOUT_FILE))
-        if (project / rel).exists()
+        key: md5_file(project.repo / rel)
+        for key, rel in observed_files(project).items()
+        if (project.repo / rel).exists()
     }
     changed = {k: v for k, v in current.items() if seen.get(k) != v}
     if not changed:

@@ -40,16 +40,16 @@ FAIRNESS_CODE = CODE_VERSIONS["fairness"]
 
 def _fairness_for(mlgov: MlgovResource, version: int, holdout: pd.DataFrame) -> ModelFairness:
     """Fairness report + gate verdict of one registered version on the holdout."""
-    from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET
     from mlgov_assets.core.governance.fairness.gate import evaluate_fairness_gate
     from mlgov_assets.core.governance.fairness.report import fairness_report
     from mlgov_assets.core.models.scoring import holdout_metrics, score_frame
+    from mlgov_assets.core.project.project import TARGET
 
-    policy, registry = mlgov.policy(), mlgov.registry()
+    policy, registry, project = mlgov.policy(), mlgov.registry(), mlgov.project()
     fz = policy.fairness
     assert fz is not None  # the asset checks the section exists
     model = registry.load_governed(version)
-    scored = score_frame(model, holdout[MODEL_FEATURES + fz.sensitive_features])
+    scored = score_frame(model, holdout[project.model_features + fz.sensitive_features])
     report = fairness_report(
         holdout[TARGET].to_numpy(),
         scored["decision"].to_numpy(),
@@ -203,12 +203,11 @@ def check_fairness_report_challenger(
 def training_data_bias(
     context: AssetExecutionContext, mlgov: MlgovResource, train_features: LineagedFrame
 ) -> Output[PretrainingBias]:
-    from mlgov_assets.core.data.adult import SENSITIVE
-    from mlgov_assets.core.data.features import TARGET
     from mlgov_assets.core.governance.fairness.bias import pretraining_bias
+    from mlgov_assets.core.project.project import TARGET
 
     policy = mlgov.policy()
-    sensitive = policy.fairness.sensitive_features if policy.fairness else SENSITIVE
+    sensitive = policy.fairness.sensitive_features if policy.fairness else mlgov.project().sensitive
     bias = pretraining_bias(train_features.frame, TARGET, 1, sensitive)
     rows = [{"feature": f, **r.to_dict()} for f, facets in bias.features.items() for r in facets]
     return Output(
@@ -236,20 +235,20 @@ def explanations(
     candidate_model: dict[str, Any],
     holdout_features: pd.DataFrame,
 ) -> Output[pd.DataFrame]:
-    from mlgov_assets.core.data.features import MODEL_FEATURES
     from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, model_raw_output
     from mlgov_assets.core.models.scoring import explained_pipeline, score_frame
 
-    policy, registry = mlgov.policy(), mlgov.registry()
+    policy, registry, project = mlgov.policy(), mlgov.registry(), mlgov.project()
     ex = policy.explanations or Explanations()  # no section: report with the documented defaults
     version = int(candidate_model["version"])
     model = registry.load_governed(version)
     pipeline = explained_pipeline(model)
-    X = holdout_features[MODEL_FEATURES]
+    X = holdout_features[project.model_features]
     expl = explain_pipeline(pipeline, X, top_k_reasons=ex.top_k_reasons, max_rows=ex.max_rows)
     raw = model_raw_output(pipeline, X.iloc[expl.positions])
     frame = local_reasons_frame(expl)
-    cols = [c for c in [*MODEL_FEATURES, "sex", "race"] if c in holdout_features.columns]
+    # a mitigated model also reads the sensitive columns it conditions on
+    cols = [c for c in [*project.model_features, *project.sensitive] if c in holdout_features.columns]
     frame["decision"] = score_frame(model, holdout_features[cols].iloc[expl.positions])["decision"].to_numpy()
     shap = expl.shap_values.add_prefix(SHAP_PREFIX).reset_index(drop=True)
     out = pd.concat([frame.reset_index(drop=True), shap], axis=1)

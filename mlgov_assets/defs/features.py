@@ -13,16 +13,17 @@ from dagster import (
 
 from mlgov_assets.core.data.lineage import LineagedFrame
 
+from ..resources import MlgovResource
 from .common import CODE_VERSIONS, schema_check_result, table_metadata
 
 
-def _features(context: AssetExecutionContext, raw: LineagedFrame) -> Output[LineagedFrame]:
+def _features(context: AssetExecutionContext, mlgov: MlgovResource, raw: LineagedFrame) -> Output[LineagedFrame]:
     from mlgov_assets.core.models.recipe import DataRefused, feature_table
 
     # Defence in depth: the blocking check stops this step in the same run; re-validating here
     # (0.1 s) also refuses bad data when features are materialized on their own.
     try:
-        table = feature_table(raw)
+        table = feature_table(mlgov.project(), raw)
     except DataRefused as refused:
         raise Failure(
             description=refused.report.summary(),
@@ -44,11 +45,14 @@ def _features(context: AssetExecutionContext, raw: LineagedFrame) -> Output[Line
     code_version=CODE_VERSIONS["features"],
     kinds={"pandas"},
     owners=["team:ml-platform"],
-    description="Training modelling table: typed numbers, `?` -> `Unknown`, label 0/1; sex and race "
-    "carried for fairness reporting only (never model inputs); fnlwgt and education dropped.",
+    description="Training modelling table as the project spec defines it: typed numbers, missing "
+    "categories -> `Unknown`, target 0/1; protected attributes (and their bands) carried for fairness "
+    "reporting only (never model inputs); excluded columns dropped.",
 )
-def train_features(context: AssetExecutionContext, training_data: LineagedFrame) -> Output[LineagedFrame]:
-    return _features(context, training_data)
+def train_features(
+    context: AssetExecutionContext, mlgov: MlgovResource, training_data: LineagedFrame
+) -> Output[LineagedFrame]:
+    return _features(context, mlgov, training_data)
 
 
 @asset(
@@ -56,26 +60,36 @@ def train_features(context: AssetExecutionContext, training_data: LineagedFrame)
     code_version=CODE_VERSIONS["features"],
     kinds={"pandas"},
     owners=["team:ml-platform"],
-    description="Holdout modelling table (from the canonical adult.test), same transformations.",
+    description="Holdout modelling table (from the project's holdout file or split), same transformations.",
 )
-def holdout_features(context: AssetExecutionContext, holdout_data: LineagedFrame) -> Output[LineagedFrame]:
-    return _features(context, holdout_data)
+def holdout_features(
+    context: AssetExecutionContext, mlgov: MlgovResource, holdout_data: LineagedFrame
+) -> Output[LineagedFrame]:
+    return _features(context, mlgov, holdout_data)
 
 
-def _feature_check(table: LineagedFrame) -> AssetCheckResult:
+def _feature_check(mlgov: MlgovResource, table: LineagedFrame) -> AssetCheckResult:
     from mlgov_assets.core.models.recipe import validate_features
 
-    return schema_check_result(validate_features(table))
+    return schema_check_result(validate_features(mlgov.project(), table))
 
 
-@asset_check(asset=train_features, blocking=True, description="Pandera FeatureSchema on the training table.")
-def check_train_features_schema(train_features: LineagedFrame) -> AssetCheckResult:
-    return _feature_check(train_features)
+@asset_check(
+    asset=train_features,
+    blocking=True,
+    description="Pandera FeatureSchema (from the project spec) on the training table.",
+)
+def check_train_features_schema(mlgov: MlgovResource, train_features: LineagedFrame) -> AssetCheckResult:
+    return _feature_check(mlgov, train_features)
 
 
-@asset_check(asset=holdout_features, blocking=True, description="Pandera FeatureSchema on the holdout table.")
-def check_holdout_features_schema(holdout_features: LineagedFrame) -> AssetCheckResult:
-    return _feature_check(holdout_features)
+@asset_check(
+    asset=holdout_features,
+    blocking=True,
+    description="Pandera FeatureSchema (from the project spec) on the holdout table.",
+)
+def check_holdout_features_schema(mlgov: MlgovResource, holdout_features: LineagedFrame) -> AssetCheckResult:
+    return _feature_check(mlgov, holdout_features)
 
 
 defs = Definitions(

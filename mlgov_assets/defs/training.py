@@ -49,7 +49,8 @@ def _rounded(metrics: dict[str, float]) -> str:
     tags={"mlgov/stage": "training"},
     description="A HistGradientBoosting pipeline from raw string columns (ordinal codes, so SHAP is exact), "
     "trained on train_features, scored on the canonical holdout, logged to MLflow with params, "
-    "metrics, signature and provenance tags (git commit, DVC md5s, Dagster run, policy hash), "
+    "metrics, signature and provenance tags (git commit, DVC md5s, Dagster run, policy and project spec "
+    "hashes, the spec itself), "
     "and registered as a new model version: the (unmitigated) challenger.",
 )
 def challenger_model(
@@ -64,6 +65,7 @@ def challenger_model(
     result = train_and_register(
         mlgov.registry(),
         mlgov.policy(),
+        mlgov.project(),
         train_features,
         holdout_features,
         HyperParams.model_validate(config.model_dump()),
@@ -106,6 +108,7 @@ def candidate_model(
     result = mitigate_and_register(
         mlgov.registry(),
         policy,
+        mlgov.project(),
         spec,
         challenger_model,
         train_features,

@@ -14,10 +14,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlgov_assets.core.data.adult import CATEGORICAL, LABEL, NUMERIC, POSITIVE_LABEL, SENSITIVE, read_adult_csv
+from mlgov_assets.core.project.project import Project, open_project
+from mlgov_assets.core.project.reader import read_raw
+from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-MODEL_CATEGORICAL = [c for c in CATEGORICAL if c not in SENSITIVE]
+REPO = Path(__file__).resolve().parents[2]
+DATA_DIR = REPO / "data"
+
+
+@cache
+def adult_project() -> Project:
+    """The shipped Adult demo project (its spec, data under the repository)."""
+    return open_project(DEFAULT_PROJECT_SPEC, REPO)
+
+
+def read_adult(path: str | Path) -> pd.DataFrame:
+    """An Adult-format file read as the demo's spec reads it (strings, ``?`` kept)."""
+    return read_raw(adult_project(), path)
+
+
+_ADULT = adult_project()
+LABEL = _ADULT.label
+POSITIVE_LABEL = _ADULT.favourable
+SENSITIVE = _ADULT.sensitive
+NUMERIC = _ADULT.numeric
+CATEGORICAL = _ADULT.categorical
+MODEL_CATEGORICAL = [c for c in CATEGORICAL if c not in SENSITIVE and c != LABEL]
 MODEL_NUMERIC = [c for c in NUMERIC if c != "fnlwgt"]
 
 
@@ -27,19 +49,20 @@ def typed_adult(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     for col in NUMERIC:
         out[col] = pd.to_numeric(out[col])
     for col in CATEGORICAL:
-        out[col] = out[col].replace("?", "Unknown")
+        if col != LABEL:
+            out[col] = out[col].replace("?", "Unknown")
     y = (df[LABEL] == POSITIVE_LABEL).astype(int).rename("y")
     return out, y
 
 
 @cache
 def adult_train() -> tuple[pd.DataFrame, pd.Series]:
-    return typed_adult(read_adult_csv(DATA_DIR / "adult.data"))
+    return typed_adult(read_adult(DATA_DIR / "adult.data"))
 
 
 @cache
 def adult_test() -> tuple[pd.DataFrame, pd.Series]:
-    return typed_adult(read_adult_csv(DATA_DIR / "adult.test"))
+    return typed_adult(read_adult(DATA_DIR / "adult.test"))
 
 
 def make_pipeline(**hgb_params):

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import yaml
 
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.integrity import (
     IntegrityError,
     canonical_hash,
@@ -30,6 +29,9 @@ from mlgov_assets.core.integrity import (
     verify_dvc_cached,
     verify_tree,
 )
+from mlgov_assets.core.project.project import open_project
+from mlgov_assets.core.project.reader import read_raw
+from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "adult.data"
 
@@ -164,7 +166,9 @@ def test_file_hashes_on_real_adult_data() -> None:
     raw = DATA.read_bytes()
     assert sha256_file(DATA) == hashlib.sha256(raw).hexdigest()
     assert md5_file(DATA) == hashlib.md5(raw).hexdigest()
-    assert len(read_adult_csv(DATA)) == 32_561  # the bytes hashed are the real training data
+    assert (
+        len(read_raw(open_project(DEFAULT_PROJECT_SPEC, DATA.parents[1]), DATA)) == 32_561
+    )  # the bytes hashed are the real training data
 
 
 # ----------------------------------------------------------------------------- DVC cache

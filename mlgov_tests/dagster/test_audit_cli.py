@@ -302,10 +302,11 @@ def test_reproduce_yields_identical_holdout_predictions_and_a_certificate(world,
     # independently: the registered model's own outputs on the stored holdout hash to what the
     # certificate recorded (score, then decision, then P(decision=1), float64 little-endian)
     holdout = pd.read_parquet(world.env.home / "assets" / "holdout_features.parquet")
-    from mlgov_assets.core.data.features import MODEL_FEATURES
+    from mlgov_assets.core.project.project import open_project
 
+    project = open_project(world.env.settings().project_spec, world.env.project)
     model = world.registry.load_governed(world.champion)
-    X = holdout[[*MODEL_FEATURES, "sex", "race"]]
+    X = holdout[[*project.model_features, *project.sensitive]]
     h = hashlib.sha256()
     for arr in (model.base_score(X), model.predict(X), model.predict_proba(X)[:, 1]):
         h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())

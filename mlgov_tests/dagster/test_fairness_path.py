@@ -9,11 +9,15 @@ import numpy as np
 import pandas as pd
 from dagster import AssetSelection, Definitions, define_asset_job, instance_for_test
 
-from mlgov_assets.core.data.adult import read_adult_csv
-from mlgov_assets.core.data.features import MODEL_FEATURES
 from mlgov_assets.core.models.scoring import score_frame
+from mlgov_assets.core.project.project import open_project
+from mlgov_assets.core.project.reader import read_raw
+from mlgov_assets.core.settings import DEFAULT_PROJECT_DIR, DEFAULT_PROJECT_SPEC
 from mlgov_assets.defs.fairness import check_explanations_additivity
 from mlgov_tests.conftest import check_results, run_path
+
+#: The shipped demo project the governed path runs on.
+ADULT = open_project(DEFAULT_PROJECT_SPEC, DEFAULT_PROJECT_DIR)
 
 
 def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated_one(full_env):
@@ -49,7 +53,9 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
 
         # per-group selection rate / TPR / FPR equal an independent pandas groupby on the same decisions
         holdout = pd.read_parquet(env.home / "assets" / "holdout_features.parquet")
-        decisions = score_frame(reg.load_governed(champ), holdout[[*MODEL_FEATURES, "sex", "race"]])["decision"]
+        decisions = score_frame(reg.load_governed(champ), holdout[[*ADULT.model_features, *ADULT.sensitive]])[
+            "decision"
+        ]
         df = holdout.assign(d=decisions.to_numpy())
         expected = df.groupby("sex").apply(
             lambda g: pd.Series(
@@ -76,7 +82,7 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
 
 
 def _biased_dataset(env) -> str:
-    df = read_adult_csv(env.project / "data" / "adult.data")
+    df = read_raw(ADULT, env.project / "data" / "adult.data")
     df.loc[df["sex"] == "Female", "income"] = "<=50K"  # labels flipped for one group
     path = env.project / "data" / "generated" / "biased.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,15 @@ repo, all in temporary directories."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pandas as pd
 from dagster import AssetKey, instance_for_test
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.integrity import md5_file, sha256_file, verify_dvc_cached
+from mlgov_assets.core.project.reader import read_raw
 from mlgov_tests.conftest import check_results, run_path
 
 SHIPPED_TRAIN_MD5 = "5d7c39d7b8804f071cdd1f2a7c460872"  # data/README.md, shared/README.md
@@ -30,6 +31,11 @@ def test_whole_path_ends_with_a_champion_carrying_its_lineage(env):
         assert tags["mlgov.git_dirty"] == "false"
         assert tags["mlgov.policy_sha256"] == env.policy_obj().sha256
         assert tags["mlgov.dagster_run_id"] == result.run_id
+        # the project spec it was trained under: named, hashed and recorded next to the policy
+        spec = env.settings().project_spec
+        assert tags["mlgov.project"] == "adult"
+        assert tags["mlgov.project_sha256"] == hashlib.sha256(spec.read_bytes()).hexdigest()
+        assert reg.artifact_text(reg.version_info(champ).run_id, "project/project.yaml") == spec.read_text()
         # the training data's DataVersion is the DVC md5, and the bytes are in the DVC cache
         mat = instance.get_latest_materialization_event(AssetKey("training_data")).asset_materialization
         assert mat.tags["dagster/data_version"] == SHIPPED_TRAIN_MD5
@@ -59,9 +65,11 @@ def test_identical_rematerialization_creates_no_second_version_or_promotion(env)
 
 
 def _corrupt(env) -> str:
-    df = read_adult_csv(env.project / "data" / "adult.data")
+    from mlgov_tests.core._adult_fixtures import adult_project
+
+    df = read_raw(adult_project(), env.project / "data" / "adult.data")
     df.loc[5, "age"] = "7"  # out of range (17-90)
-    df.loc[11, "workclass"] = "Pirate"  # not a category in adult.names
+    df.loc[11, "workclass"] = "Pirate"  # not a category in the project spec
     df.loc[17, "income"] = None  # NaN label
     df = df.drop(columns=["hours_per_week"])  # missing column
     path = env.project / "data" / "generated" / "corrupt.csv"
@@ -159,3 +167,53 @@ def test_stored_asset_values_are_data_not_pickles(env):
     side = json.loads((env.home / "assets" / "train_features.lineage.json").read_text())
     assert side["lineage"]["dvc_md5"] == SHIPPED_TRAIN_MD5 and side["table_sha256"] == sha256_file(table)
     assert len(pd.read_parquet(table)) == 32561
+
+
+def test_a_split_holdout_is_cut_from_the_training_file_and_recorded(env):
+    """A spec without a holdout file: both data assets cut the training file with the seeded split,
+    both carry its record, and the holdout's source asset observes the training file."""
+    import yaml
+    from dagster import build_sensor_context
+
+    from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
+    from mlgov_assets.definitions import build_definitions
+    from mlgov_assets.defs.data import source_files_sensor
+    from mlgov_assets.io_manager import MlgovIOManager
+    from mlgov_assets.resources import MlgovResource
+
+    doc = yaml.safe_load(DEFAULT_PROJECT_SPEC.read_text())
+    doc["data"]["holdout"] = {"fraction": 0.25, "seed": 5}
+    doc["policy"] = str(env.policy)
+    spec = env.project / "split.yaml"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
+    mlgov = MlgovResource(
+        home=str(env.home), project_dir=str(env.project), policy_path=str(env.policy), project_spec=str(spec)
+    )
+    defs = build_definitions(mlgov, MlgovIOManager(base_dir=str(env.home / "assets")))
+    with instance_for_test() as instance:
+        result = defs.resolve_job_def("governed_training").execute_in_process(
+            instance=instance,
+            asset_selection=[AssetKey("training_data"), AssetKey("holdout_data")],
+            raise_on_error=False,
+        )
+        assert result.success
+        checks = check_results(result)
+        assert set(checks) == {"check_training_data_schema", "check_holdout_data_schema"}
+        assert all(c.passed for c in checks.values())
+        sides = {
+            role: json.loads((env.home / "assets" / f"{role}_data.lineage.json").read_text())["lineage"]
+            for role in ("training", "holdout")
+        }
+        assert sides["training"]["split"] == sides["holdout"]["split"] is not None
+        assert sides["training"]["source"] == sides["holdout"]["source"] == "data/adult.data"
+        assert sides["holdout"]["dvc_md5"] == SHIPPED_TRAIN_MD5 and sides["holdout"]["role"] == "holdout"
+        record = sides["holdout"]["split"]
+        rows = {
+            role: len(pd.read_parquet(env.home / "assets" / f"{role}_data.parquet")) for role in ("training", "holdout")
+        }
+        assert rows["holdout"] == record["holdout_rows"] and rows["training"] + rows["holdout"] == 32561
+        assert abs(rows["holdout"] / 32561 - 0.25) < 0.001 and (record["seed"], record["fraction"]) == (5, 0.25)
+        # the holdout's source asset observes the training file
+        ctx = build_sensor_context(instance=instance, resources={"mlgov": mlgov})
+        events = {e.asset_key.path[-1]: e.tags["dagster/data_version"] for e in source_files_sensor(ctx).asset_events}
+        assert events == {"adult_training_file": SHIPPED_TRAIN_MD5, "adult_holdout_file": SHIPPED_TRAIN_MD5}

@@ -8,10 +8,10 @@ import json
 import pandas as pd
 
 from mlgov_assets.cli import main
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.monitoring.batches import read_labels
 from mlgov_assets.core.monitoring.ledger import MonitoringPaths
 from mlgov_assets.core.monitoring.retraining import read_retrain_requests
+from mlgov_tests.core.monitoring.helpers import ADULT, read_adult
 from mlgov_tests.dagster.test_monitoring_sensors import MEETABLE
 
 
@@ -27,16 +27,16 @@ def test_simulate_writes_realistic_batches_into_the_landing_folder(env, capsys):
     batch_path, labels_path = out.split()
     landing = env.home / "incoming"  # follows MLGOV_HOME
     assert batch_path.startswith(str(landing)) and labels_path.endswith(".labels.csv")
-    batch = read_adult_csv(batch_path)
+    batch = read_adult(batch_path)
     assert len(batch) == 800 and "income" not in batch.columns  # labels are delayed
-    holdout = read_adult_csv(env.project / "data" / "adult.test")
+    holdout = read_adult(env.project / "data" / "adult.test")
     assert pd.to_numeric(batch["age"]).mean() > pd.to_numeric(holdout["age"]).mean() + 5  # older applicants
-    labels = read_labels(labels_path)
+    labels = read_labels(ADULT, labels_path)
     assert list(labels["row_id"]) == list(range(800))
     rc, out = _run(capsys, ["simulate", "--kind", "label", "--rows", "500", "--seed", "3", "--json"])
     doc = json.loads(out)
     assert rc == 0 and doc["labels"]  # label drift is only visible with labels: always written
-    assert (read_labels(doc["labels"])["income"] == ">50K").mean() > 0.4  # adult.test has ~0.24
+    assert (read_labels(ADULT, doc["labels"])["income"] == ">50K").mean() > 0.4  # adult.test has ~0.24
     rc, _ = _run(capsys, ["simulate", "--kind", "none", "--batch-id", doc["batch_id"]])
     assert rc == 2  # batches are immutable: an existing id is refused
 

@@ -14,10 +14,10 @@ import pytest
 from dagster import AssetKey, instance_for_test
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.monitoring.batches import labels_filename, retrain_run_key, simulate_batch
 from mlgov_assets.core.monitoring.ledger import MonitoringPaths, read_jsonl
 from mlgov_tests.conftest import check_results, run_path
+from mlgov_tests.core.monitoring.helpers import ADULT, read_adult
 from mlgov_tests.dagster.test_monitoring_sensors import (
     IMPOSSIBLE,
     MEETABLE,
@@ -34,7 +34,7 @@ LANDING, RETRAIN = "batch_landing_sensor", "retrain_on_breach_sensor"
 
 @pytest.fixture(scope="module")
 def holdout() -> pd.DataFrame:
-    return read_adult_csv(DATA / "adult.test")
+    return read_adult(DATA / "adult.test")
 
 
 def _land_and_process(defs, instance, landing: Path, files: dict[str, pd.DataFrame], cursor=None):
@@ -57,7 +57,7 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         first = reg.champion_version()
 
         # 1) a covariate-drifted batch with its delayed labels, next to a schema-broken batch
-        cov, labels = simulate_batch("covariate", holdout, 2500, 7, with_labels=True)
+        cov, labels = simulate_batch(ADULT, "covariate", holdout, 2500, 7, with_labels=True)
         runs, cursor = _land_and_process(
             defs,
             instance,
@@ -65,7 +65,7 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
             {
                 "cov-1.csv": cov,
                 labels_filename("cov-1"): labels,
-                "broken-1.csv": simulate_batch("broken", holdout, 300, 1)[0],
+                "broken-1.csv": simulate_batch(ADULT, "broken", holdout, 300, 1)[0],
             },
         )
         assert set(runs) == {"cov-1", "broken-1"}
@@ -129,7 +129,7 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
 
         # 4) a policy the retrained model cannot meet: the retraining run is refused, the champion stays
         env.write_policy(IMPOSSIBLE)
-        cov2, labels2 = simulate_batch("covariate", holdout, 2500, 8, with_labels=True)
+        cov2, labels2 = simulate_batch(ADULT, "covariate", holdout, 2500, 8, with_labels=True)
         runs2, cursor = _land_and_process(
             defs, instance, landing, {"cov-2.csv": cov2, labels_filename("cov-2"): labels2}, cursor
         )
@@ -137,7 +137,8 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         perf2 = runs2["cov-2"].output_for_node("batch_performance")
         assert perf2["mcnemar"]["promotes"] is False  # champion vs shadow: a recommendation only
         scores2 = runs2["cov-2"].output_for_node("batch_scores")
-        assert scores2.attrs["champion_version"] == second and scores2.attrs["shadow_version"] is not None
+        assert scores2.scoring.champion_version == second and scores2.scoring.shadow_version is not None
+        assert scores2.scoring.batch_id == "cov-2" and len(scores2.frame) == 2500
         r2 = tick(defs, RETRAIN, instance)
         [request2] = r2.run_requests
         assert request2.run_key != key and request2.tags["mlgov/retrain_champion"] == str(second)

@@ -21,12 +21,12 @@ from dagster import (
     instance_for_test,
 )
 
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.integrity import md5_file
 from mlgov_assets.core.monitoring.batches import labels_filename, simulate_batch
 from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
 from mlgov_assets.core.monitoring.retraining import read_retrain_requests
 from mlgov_tests.conftest import check_results
+from mlgov_tests.core.monitoring.helpers import ADULT, read_adult
 
 #: The default policy's thresholds for drift and monitoring, without the fairness section and with
 #: explanations on a subsample, so a whole governed path costs seconds, not a minute. The
@@ -125,7 +125,7 @@ RETRAIN = "retrain_on_breach_sensor"
 
 @pytest.fixture(scope="module")
 def holdout() -> pd.DataFrame:
-    return read_adult_csv(DATA / "adult.test")
+    return read_adult(DATA / "adult.test")
 
 
 def _requests(result) -> list:
@@ -152,7 +152,7 @@ def test_monitoring_definitions_are_on_by_default_and_wired(env):
 def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing(env, holdout):
     defs = env.defs()
     landing = env.settings().landing_dir
-    batch, _ = simulate_batch("none", holdout, 300, 0)
+    batch, _ = simulate_batch(ADULT, "none", holdout, 300, 0)
     path = land(landing, "b-1.csv", batch)
     land(landing, "README.txt", batch)
     with instance_for_test() as instance:
@@ -186,7 +186,7 @@ def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing
 def test_delayed_labels_request_only_the_performance_asset(env, holdout):
     defs = env.defs()
     landing = env.settings().landing_dir
-    batch, labels = simulate_batch("none", holdout, 300, 1, with_labels=True)
+    batch, labels = simulate_batch(ADULT, "none", holdout, 300, 1, with_labels=True)
     path = land(landing, "b-2.csv", batch)
     with instance_for_test() as instance:
         first = tick(defs, LANDING, instance)
@@ -205,7 +205,7 @@ def test_delayed_labels_request_only_the_performance_asset(env, holdout):
 def test_a_schema_broken_batch_is_quarantined_never_scored_and_triggers_no_retraining(env, holdout):
     defs = env.defs()
     landing = env.settings().landing_dir
-    path = land(landing, "broken-1.csv", simulate_batch("broken", holdout, 300, 3)[0])
+    path = land(landing, "broken-1.csv", simulate_batch(ADULT, "broken", holdout, 300, 3)[0])
     with instance_for_test() as instance:
         result = tick(defs, LANDING, instance)
         apply_partitions(instance, result)
@@ -280,7 +280,7 @@ def test_one_shot_ticks_keep_the_cursor_where_the_daemon_reads_it(env, holdout):
     from mlgov_assets.defs.monitoring.once import evaluate_once
 
     defs = env.defs()
-    land(env.settings().landing_dir, "b-9.csv", simulate_batch("none", holdout, 300, 9)[0])
+    land(env.settings().landing_dir, "b-9.csv", simulate_batch(ADULT, "none", holdout, 300, 9)[0])
     with instance_for_test() as instance:
         first = evaluate_once(defs, instance, LANDING, project_dir=env.project)
         assert [(r.job_name, r.partition_key) for r in first.requests] == [("monitor_batch", "b-9")]

@@ -3,7 +3,9 @@
 The training and holdout bytes come from the DVC cache by the md5s recorded on the version
 (re-hashed while copied; altered bytes are refused), the hyperparameters and mitigation from the
 MLflow run's params (parsed strictly), and the model is rebuilt by the training recipe
-(:mod:`mlgov_assets.core.models.recipe`) in a temporary directory. Both models score the holdout;
+(:mod:`mlgov_assets.core.models.recipe`) in a temporary directory, under the project spec the version
+recorded (``project/project.yaml``, checked against its ``mlgov.project_sha256`` tag; a version that
+predates the tag is rebuilt under the current spec and the report says so). Both models score the holdout;
 a certificate is appended to the decision log when every decision is equal and the scores are
 identical (or within a stated ``tolerance``). The code is the current checkout: the report says
 whether it is the recorded code (same commit, clean trees, same training ``code_version``).
@@ -11,7 +13,6 @@ whether it is the recorded code (same commit, clean trees, same training ``code_
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import shutil
@@ -26,14 +27,23 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlgov_assets.core.data.lineage import DataLineage, LineagedFrame
-from mlgov_assets.core.errors import Refusal
-from mlgov_assets.core.integrity import CHUNK_SIZE, IntegrityError, dvc_cache_path
+from mlgov_assets.core.audit.reproduce_inputs import (
+    ReproduceError,
+    copy_from_dvc_cache,
+    features_from_raw,
+    project_for,
+    raw_tables,
+    recorded_params,
+    recorded_project_text,
+    split_params,
+)
+from mlgov_assets.core.data.lineage import DataLineage
 from mlgov_assets.core.models.registration import MitigationSettings
 from mlgov_assets.core.models.training import HyperParams
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry, VersionInfo
+    from mlgov_assets.core.project.project import Project
 
 __all__ = [
     "METHOD",
@@ -49,15 +59,12 @@ __all__ = [
 ]
 
 METHOD = (
-    "in-process: read_adult_csv -> Parquet -> RawAdultSchema -> build_features -> Parquet -> "
-    "training.fit (the recipe the governed assets call), data from the DVC cache by md5"
+    "in-process, under the recorded project spec: read_raw -> (holdout split) -> Parquet -> raw schema -> "
+    "build_features -> Parquet -> training.fit (the recipe the governed assets call), data from the DVC "
+    "cache by md5"
 )
 
 Predictions = dict[str, np.ndarray[Any, Any]]
-
-
-class ReproduceError(Refusal):
-    """The version cannot be reproduced as recorded (missing lineage, unsupported variant, ...)."""
 
 
 class ReproductionReport(BaseModel):
@@ -88,6 +95,8 @@ class ReproductionReport(BaseModel):
     method: str = METHOD
     variant: Literal["baseline", "mitigated"] = "baseline"
     certificate: dict[str, Any] | None = None
+    project: dict[str, str] = Field(default_factory=dict)
+    """The spec rebuilt under: name, sha256 and whether it is the ``recorded`` one or the ``current`` one."""
     workdir: str | None = None
     notes: list[str] = Field(default_factory=list)
 
@@ -99,81 +108,7 @@ class ReproductionReport(BaseModel):
         return self.model_dump() | {"reproduced": self.reproduced}
 
 
-# --------------------------------------------------------------------------- inputs
-
-
-def recorded_params(params: Mapping[str, str]) -> HyperParams:
-    """The run's params (MLflow stores strings) back as ``HyperParams``, every field required."""
-    fields = set(HyperParams.model_fields)
-    unknown, missing = sorted(set(params) - fields), sorted(fields - set(params))
-    if unknown or missing:
-        raise ReproduceError(f"run params do not match training.HyperParams: unknown {unknown}, missing {missing}")
-    try:
-        return HyperParams.from_recorded(params)
-    except ValidationError as exc:
-        raise ReproduceError(f"run params are not valid HyperParams: {exc}") from exc
-
-
-MITIGATION_KEYS = ("method", "constraints", "objective", "sensitive_features", "base_version")
-
-
-def split_params(params: Mapping[str, str]) -> tuple[HyperParams, MitigationSettings | None]:
-    """(HyperParams, mitigation settings or None) from a run's params (``mitigation_*`` prefixed)."""
-    base = {k: v for k, v in params.items() if not k.startswith("mitigation_")}
-    mit = {k[len("mitigation_") :]: v for k, v in params.items() if k.startswith("mitigation_")}
-    hyper = recorded_params(base)
-    if not mit:
-        return hyper, None
-    missing = [k for k in MITIGATION_KEYS if k not in mit]
-    if missing:
-        raise ReproduceError(f"mitigation params incomplete: missing {['mitigation_' + k for k in missing]}")
-    try:
-        sens = ast.literal_eval(mit["sensitive_features"])
-    except (ValueError, SyntaxError) as exc:
-        raise ReproduceError(f"mitigation_sensitive_features={mit['sensitive_features']!r} is not a list") from exc
-    if not isinstance(sens, (list, tuple)) or not all(isinstance(x, str) for x in sens):
-        raise ReproduceError(f"mitigation_sensitive_features must be a list of column names, got {sens!r}")
-    try:
-        return hyper, MitigationSettings.model_validate(mit | {"sensitive_features": list(sens)})
-    except ValidationError as exc:
-        raise ReproduceError(f"mitigation params are not valid: {exc}") from exc
-
-
-def copy_from_dvc_cache(cache_dir: str | Path, md5: str, dest: Path) -> Path:
-    """Copy the cache object for ``md5`` to ``dest``, hashing the bytes written; refuse a mismatch."""
-    src = dvc_cache_path(cache_dir, md5)
-    if not src.is_file() or src.is_symlink():
-        raise IntegrityError(
-            f"DVC cache object for md5 {md5} not found at {src}: cannot reproduce from the recorded data"
-        )
-    h = hashlib.md5(usedforsecurity=False)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(src, "rb") as fin, open(dest, "xb") as fout:
-        for chunk in iter(lambda: fin.read(CHUNK_SIZE), b""):
-            h.update(chunk)
-            fout.write(chunk)
-    if h.hexdigest() != md5:
-        dest.unlink()
-        raise IntegrityError(f"DVC cache object {src} has md5 {h.hexdigest()}, recorded {md5}: refusing to train on it")
-    return dest
-
-
-def _parquet_round_trip(data: LineagedFrame, path: Path) -> LineagedFrame:
-    """As MlgovIOManager stores a table between steps (Parquet, no index)."""
-    data.frame.to_parquet(path, index=False)
-    return LineagedFrame(frame=pd.read_parquet(path), lineage=data.lineage)
-
-
-def features_from_file(path: Path, workdir: Path, lineage: DataLineage) -> LineagedFrame:
-    """The governed chain from raw file to modelling table (data asset -> features asset)."""
-    from mlgov_assets.core.models.recipe import DataRefused, feature_table, read_dataset
-
-    raw = _parquet_round_trip(read_dataset(path, lineage), workdir / f"{lineage.role}_data.parquet")
-    try:
-        table = feature_table(raw)
-    except DataRefused as exc:
-        raise ReproduceError(f"recorded {lineage.role} data fails RawAdultSchema: {exc}") from exc
-    return _parquet_round_trip(table, workdir / f"{lineage.role}_features.parquet")
+# --------------------------------------------------------------------------- predictions
 
 
 def predictions(model: Any, X: pd.DataFrame) -> Predictions:
@@ -250,6 +185,8 @@ class _Recorded:
     lineage: dict[str, DataLineage]
     params: HyperParams
     mitigation: MitigationSettings | None
+    project_text: str | None
+    """The spec text the version recorded (None: it predates project recording)."""
 
 
 def _recorded(registry: Registry, version: int) -> _Recorded:
@@ -276,39 +213,49 @@ def _recorded(registry: Registry, version: int) -> _Recorded:
         raise ReproduceError(
             f"version {version}: variant {variant!r} but mitigation params {'present' if mitigation else 'absent'}"
         )
-    return _Recorded(info, "mitigated" if variant == "mitigated" else "baseline", lineage, params, mitigation)
+    return _Recorded(
+        info,
+        "mitigated" if variant == "mitigated" else "baseline",
+        lineage,
+        params,
+        mitigation,
+        recorded_project_text(registry, info),
+    )
 
 
 @dataclass(frozen=True)
 class _Rebuilt:
+    project: Project
     holdout: pd.DataFrame
     rows: dict[str, int]
     reproduced: Predictions
     registered: Predictions
     fit_seconds: float
+    notes: list[str]
 
 
 def _rebuild(registry: Registry, rec: _Recorded, workdir: Path) -> _Rebuilt:
-    """Copy the recorded data out of the DVC cache, run the recipe, score both models on the holdout."""
+    """Copy the recorded data out of the DVC cache, run the recipe under the recorded project spec,
+    score both models on the holdout."""
     from mlgov_assets.core.data.datasets import cache_dir
     from mlgov_assets.core.models.recipe import fit_recipe, model_columns
 
-    cache = cache_dir(registry.settings.project_dir)
-    tables = {}
-    for role, lineage in rec.lineage.items():
-        raw = copy_from_dvc_cache(cache, lineage.dvc_md5, workdir / "data" / f"{role}.csv")
-        tables[role] = features_from_file(raw, workdir, lineage).frame
+    project, notes = project_for(registry, rec.info.version, rec.project_text, workdir)
+    raws = raw_tables(project, rec.lineage, rec.info.tags, cache_dir(registry.settings.project_dir), workdir)
+    tables = {role: features_from_raw(project, raw, workdir).frame for role, raw in raws.items()}
     train, holdout = tables["training"], tables["holdout"]
     t_fit = time.perf_counter()
-    fitted = fit_recipe(train, holdout, rec.params, rec.mitigation)
+    fitted = fit_recipe(project, train, holdout, rec.params, rec.mitigation)
     fit_seconds = time.perf_counter() - t_fit
-    columns = model_columns(rec.mitigation)
+    columns = model_columns(project, rec.mitigation)
     return _Rebuilt(
+        project=project,
         holdout=holdout,
         rows={role: len(df) for role, df in tables.items()},
         reproduced=predictions(fitted.model, holdout[columns]),
         registered=predictions(registry.load_governed(rec.info.version), holdout[columns]),
         fit_seconds=fit_seconds,
+        notes=notes,
     )
 
 
@@ -367,8 +314,8 @@ def _report(
     identity: Literal["identical", "differs"],
     code_notes: list[str],
 ) -> ReproductionReport:
-    from mlgov_assets.core.data.features import TARGET
     from mlgov_assets.core.models.scoring import holdout_metrics
+    from mlgov_assets.core.project.project import TARGET
     from mlgov_assets.core.provenance import git_info
 
     cmp = _compare(rebuilt.registered, rebuilt.reproduced)
@@ -404,6 +351,12 @@ def _report(
         },
         timings={},
         variant=rec.variant,
+        project={
+            "name": rebuilt.project.name,
+            "sha256": rebuilt.project.sha256,
+            "spec": "recorded" if rec.project_text is not None else "current",
+        },
+        notes=list(rebuilt.notes),
     )
 
 

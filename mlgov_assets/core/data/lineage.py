@@ -2,20 +2,24 @@
 
 A :class:`LineagedFrame` is what the data and feature assets produce: the DataFrame and its
 :class:`DataLineage` (role, project-relative source path, DVC md5). Consumers that record
-provenance (training, fairness) read ``.lineage``; nothing travels in ``DataFrame.attrs``, so a
-missing lineage is an error, never an ``"unknown"`` tag on a registered model.
+provenance (training, fairness) read ``.lineage``; nothing travels in the DataFrame's own attributes,
+so a missing lineage is an error, never an ``"unknown"`` tag on a registered model. It is a
+:class:`FramedTable`: stored as Parquet plus a ``.lineage.json`` sidecar.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal, Self
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from mlgov_assets.core.data.split import SplitRecord
 from mlgov_assets.core.errors import InputError
+from mlgov_assets.core.framed import FramedTable
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -36,6 +40,8 @@ class DataLineage(BaseModel):
     """md5 of the file's bytes, as DVC records it (the training data's Dagster DataVersion)."""
     model_features: tuple[str, ...] | None = None
     """Set on feature tables: the columns the model is fitted on."""
+    split: SplitRecord | None = None
+    """Set when the rows are one part of a seeded holdout split of ``source`` (both parts carry it)."""
 
     @field_validator("dvc_md5")
     @classmethod
@@ -46,11 +52,25 @@ class DataLineage(BaseModel):
 
 
 @dataclass(frozen=True)
-class LineagedFrame:
+class LineagedFrame(FramedTable):
     """A DataFrame and the lineage of its rows (the value of the data and feature assets)."""
+
+    SIDECAR: ClassVar[str] = "lineage"
 
     frame: pd.DataFrame
     lineage: DataLineage
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return self.frame
+
+    @property
+    def description(self) -> DataLineage:
+        return self.lineage
+
+    @classmethod
+    def from_stored(cls, table: pd.DataFrame, description: Mapping[str, Any]) -> Self:
+        return cls(frame=table, lineage=DataLineage.model_validate(description))
 
     def derive(self, frame: pd.DataFrame, **changes: object) -> LineagedFrame:
         """A table computed from this one: same lineage, with ``changes`` applied."""

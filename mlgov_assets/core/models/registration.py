@@ -1,6 +1,7 @@
 """Registering what the recipe fits: one MLflow version per distinct input, with its provenance.
 
-Every version carries tags and text artifacts saying where its data, code and policy came from.
+Every version carries tags and text artifacts saying where its data, code, policy and project
+spec came from (``mlgov.project``, ``mlgov.project_sha256``, the spec as ``project/project.yaml``).
 A fit whose inputs (fingerprint) were registered before reuses that version, so identical re-runs
 mint nothing new (and promote nothing twice).
 """
@@ -21,6 +22,10 @@ from mlgov_assets.core.models.training import HyperParams
 if TYPE_CHECKING:
     from mlgov_assets.core.governance.policy import Policy
     from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.project.project import Project
+
+#: Where a version records the project spec it was trained under (next to ``policy/policy.yaml``).
+PROJECT_ARTIFACT = "project/project.yaml"
 
 
 class MitigationSettings(MitigationSpec):
@@ -60,9 +65,23 @@ class _Provenance:
         return [f"{n}=={self.packages.get(n) or pins[n]}" for n in names]
 
 
+def project_text(project: Project) -> str:
+    """The spec's text exactly as loaded (its bytes hash to ``project.sha256``); refused when the
+    file changed since, so a version never records a spec other than the one it was trained under."""
+    import hashlib
+
+    from mlgov_assets.core.project.spec import ProjectError
+
+    data = project.spec_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != project.sha256:
+        raise ProjectError(f"{project.spec_path}: changed during the run; re-run to train under the new spec")
+    return data.decode("utf-8")
+
+
 def _provenance(
     registry: Registry,
     policy: Policy,
+    project: Project,
     train: LineagedFrame,
     holdout: LineagedFrame,
     *,
@@ -85,14 +104,19 @@ def _provenance(
         "mlgov.dagster_run_id": run_id,
         "mlgov.code_version": code_version,
         "mlgov.policy_sha256": policy.sha256,
+        "mlgov.project": project.name,
+        "mlgov.project_sha256": project.sha256,
         "mlgov.fingerprint": fingerprint,
         "mlgov.variant": variant,
         "mlgov.flavor": flavor,
     }
+    if holdout.lineage.split is not None:
+        tags["mlgov.holdout_split_sha256"] = holdout.lineage.split.holdout_sha256
     env = environment_info(s.project_dir)
     data = {"train": train.lineage.model_dump(mode="json"), "holdout": holdout.lineage.model_dump(mode="json")}
     texts = {
         "policy/policy.yaml": s.policy_path.read_text(),
+        PROJECT_ARTIFACT: project_text(project),
         "provenance/environment.json": json.dumps(env, indent=2),
         "provenance/data.json": json.dumps(data, indent=2),
     }
@@ -113,6 +137,7 @@ def _reused(registry: Registry, template: ModelResult) -> ModelResult | None:
 def train_and_register(
     registry: Registry,
     policy: Policy,
+    project: Project,
     train: LineagedFrame,
     holdout: LineagedFrame,
     params: HyperParams,
@@ -122,7 +147,9 @@ def train_and_register(
 ) -> ModelResult:
     """Fit the baseline pipeline, evaluate it on the holdout, log and register it — or reuse the
     version already registered for exactly these inputs."""
-    fp = recipe.fingerprint(train.lineage, holdout.lineage, params, code_version=code_version)
+    fp = recipe.fingerprint(
+        train.lineage, holdout.lineage, params, code_version=code_version, project_sha256=project.sha256
+    )
     template = ModelResult(
         version=0,
         run_id=None,
@@ -137,10 +164,11 @@ def train_and_register(
     )
     if (found := _reused(registry, template)) is not None:
         return found
-    fitted = recipe.fit_baseline(train.frame, holdout.frame, params)
+    fitted = recipe.fit_baseline(project, train.frame, holdout.frame, params)
     prov = _provenance(
         registry,
         policy,
+        project,
         train,
         holdout,
         run_id=dagster_run_id,
@@ -157,7 +185,7 @@ def train_and_register(
         flavor="sklearn",
         run_name=f"challenger-{dagster_run_id[:8]}",
         params=params.to_dict(),
-        input_example=holdout.frame[recipe.model_columns(None)].head(5),
+        input_example=holdout.frame[recipe.model_columns(project, None)].head(5),
         requirements=prov.requirements("scikit-learn", "pandas", "numpy"),
     )
 
@@ -165,6 +193,7 @@ def train_and_register(
 def mitigate_and_register(
     registry: Registry,
     policy: Policy,
+    project: Project,
     spec: MitigationSpec,
     challenger: ModelResult,
     train: LineagedFrame,
@@ -182,6 +211,7 @@ def mitigate_and_register(
         holdout.lineage,
         params,
         code_version=code_version,
+        project_sha256=project.sha256,
         mitigation=spec,
         base_version=challenger.version,
     )
@@ -191,10 +221,11 @@ def mitigate_and_register(
     if (found := _reused(registry, template)) is not None:
         return found
     base = registry.load_governed(challenger.version)
-    fitted = recipe.fit_mitigation(base, train.frame, holdout.frame, spec, random_state=params.random_state)
+    fitted = recipe.fit_mitigation(project, base, train.frame, holdout.frame, spec, random_state=params.random_state)
     prov = _provenance(
         registry,
         policy,
+        project,
         train,
         holdout,
         run_id=dagster_run_id,
@@ -214,7 +245,7 @@ def mitigate_and_register(
         flavor="pyfunc",
         run_name=f"mitigated-{dagster_run_id[:8]}",
         params=recorded,
-        input_example=holdout.frame[spec.columns()].head(5),
+        input_example=holdout.frame[spec.columns(project)].head(5),
         requirements=prov.requirements("scikit-learn", "pandas", "numpy", "fairlearn"),
     )
 

@@ -317,6 +317,14 @@ class Registry:
             (Path(tmp) / name).write_bytes(data)
             self.client.log_artifact(run_id, str(Path(tmp) / name), str(Path(artifact_path).parent))
 
+    def artifact_text(self, run_id: str, artifact_path: str) -> str | None:
+        """A text artifact of a run (e.g. ``project/project.yaml``); None when the run has none there."""
+        try:
+            text: str = self._mlflow.artifacts.load_text(f"runs:/{run_id}/{artifact_path}")
+        except Exception:
+            return None
+        return text
+
     def gate_details(self, version: int, name: str) -> dict[str, JsonValue]:
         """The ``details`` of a gate's evidence as recorded on the version's run (``{}`` when the
         gate was never recorded or its evidence cannot be read)."""

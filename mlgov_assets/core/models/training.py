@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from mlgov_assets.core.data.features import MODEL_CATEGORICAL, MODEL_FEATURES, MODEL_NUMERIC, TARGET
+from mlgov_assets.core.project.project import TARGET
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
+
+    from mlgov_assets.core.project.project import Project
 
 
 class HyperParams(BaseModel):
@@ -47,7 +49,8 @@ class HyperParams(BaseModel):
         return cls.model_validate({k: None if v == "None" else v for k, v in params.items()})
 
 
-def build_pipeline(params: HyperParams) -> Pipeline:
+def build_pipeline(params: HyperParams, project: Project) -> Pipeline:
+    """The unfitted pipeline over the project's model inputs (categorical codes, numbers passed through)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
@@ -60,9 +63,9 @@ def build_pipeline(params: HyperParams) -> Pipeline:
                 OrdinalEncoder(
                     handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2, dtype=np.float64
                 ),
-                MODEL_CATEGORICAL,
+                project.model_categorical,
             ),
-            ("numeric", "passthrough", MODEL_NUMERIC),
+            ("numeric", "passthrough", project.model_numeric),
         ],
         remainder="drop",  # sensitive attributes and anything else never reach the trees
         verbose_feature_names_out=False,
@@ -81,10 +84,10 @@ def build_pipeline(params: HyperParams) -> Pipeline:
     return Pipeline([("encode", encode), ("model", model)])
 
 
-def fit(train: pd.DataFrame, params: HyperParams) -> Pipeline:
-    """The pipeline fitted on ``train``'s model features and target."""
-    pipeline = build_pipeline(params)
-    pipeline.fit(train[MODEL_FEATURES], train[TARGET].to_numpy())
+def fit(train: pd.DataFrame, params: HyperParams, project: Project) -> Pipeline:
+    """The pipeline fitted on ``train``'s model features (as the project names them) and target."""
+    pipeline = build_pipeline(params, project)
+    pipeline.fit(train[project.model_features], train[TARGET].to_numpy())
     return pipeline
 
 
@@ -103,15 +106,18 @@ def fingerprint(
     holdout_md5: str,
     params: HyperParams,
     code_version: str,
+    project_sha256: str,
     variant: str = "baseline",
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """sha256 identity of a training run's inputs (data bytes, params, code, variant): identical
-    inputs reuse the registered version instead of minting (and maybe promoting) a duplicate."""
+    """sha256 identity of a training run's inputs (data bytes, project spec, params, code, variant):
+    identical inputs reuse the registered version instead of minting (and maybe promoting) a
+    duplicate; a changed spec is a different input."""
     blob = json.dumps(
         {
             "train_md5": train_md5,
             "holdout_md5": holdout_md5,
+            "project_sha256": project_sha256,
             "params": params.to_dict(),
             "code_version": code_version,
             "variant": variant,

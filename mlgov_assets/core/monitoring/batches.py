@@ -2,19 +2,20 @@
 
 Landing-folder conventions (what the sensor and ``mlgov monitor --once`` rely on):
 
-* A batch file is ``<batch_id>.csv`` or ``<batch_id>.parquet`` in the raw Adult schema (strings,
-  ``?`` = missing), with or without a header row, with an optional ``income`` label column.
+* A batch file is ``<batch_id>.csv`` or ``<batch_id>.parquet`` in the project's raw layout (read as
+  the spec's format says: raw strings, its missing tokens kept), with an optional label column.
   The batch id is the file name without its extension, e.g. ``batch_2026-11-27T10-00_cov.csv`` ->
   ``batch_2026-11-27T10-00_cov``; it must pass :func:`validate_batch_id` (it becomes a Dagster
   partition key and a path component, so it is allow-listed, never sanitised).
 * Delayed labels for that batch arrive later as ``<batch_id>.labels.csv`` (or ``.labels.parquet``)
-  with two columns ``row_id,income``.
+  with two columns ``row_id,<label column>``.
 * Rows are identified by ``row_id`` = the 0-based position of the data row in the batch file
-  (header excluded). Batches carry no id column, so the Adult layout without a header still works
-  and a batch file is never rewritten after landing; :func:`read_batch` sets this as the index. A
-  batch that does bring a ``row_id`` column uses it instead (it must be unique non-negative ints;
-  in a CSV it needs the header row and must not be the first column, because the Adult reader
-  recognises a header by ``age`` coming first).
+  (header excluded). Batches need no id column, so a layout without a header still works and a
+  batch file is never rewritten after landing; :func:`read_batch` sets this as the index. A batch
+  that does bring a ``row_id`` column uses it instead (it must be unique non-negative ints; in a
+  CSV it needs the header row and, when the spec's header mode is ``auto``, must not be the first
+  column, because such a header is recognised by the spec's first column coming first). The
+  spec's own ``row_id`` column, if any, is an ordinary data column here (validated, never drifted).
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from mlgov_assets.core.data.adult import COLUMNS, LABEL, LABELS, MISSING_TOKEN, POSITIVE_LABEL, read_adult_csv
+from mlgov_assets.core.project.reader import read_raw
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.project.project import Project
 
 BATCH_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 BATCH_ID_RULE = (
@@ -90,37 +94,24 @@ def labels_filename(batch_id: str, suffix: str = ".csv") -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def read_batch(path: str | Path) -> pd.DataFrame:
-    """Read a batch file as raw strings (like :func:`read_adult_csv`), indexed by ``row_id``.
+def read_batch(project: Project, path: str | Path) -> pd.DataFrame:
+    """Read a batch file as raw strings (as the project's reader reads its own files), indexed by ``row_id``.
 
-    Parquet columns are turned into stripped strings and nulls into ``?`` (Adult's missing token),
-    so both formats reach the validation gate in the same raw form; nothing is coerced to a
-    number here, so a bad value is reported by the gate, not hidden.
+    A missing non-label value in a Parquet batch becomes the spec's first missing token (when it has
+    any), as the same value written to a CSV would be, so both formats reach the validation gate in
+    the same raw form; nothing is coerced to a number here, so a bad value is reported by the gate,
+    not hidden. A missing label is "not labelled yet".
     """
     path = Path(path)
-    if path.suffix == ".csv":
-        df = read_adult_csv(path)
-    elif path.suffix == ".parquet":
-        df = _raw_strings(pd.read_parquet(path))
-    else:
+    if path.suffix not in BATCH_SUFFIXES:
         raise ValueError(f"{path.name}: unsupported batch format (expected {BATCH_SUFFIXES})")
+    df = read_raw(project, path)
+    if path.suffix == ".parquet" and project.missing_tokens:
+        token = project.missing_tokens[0]
+        for col in df.columns:
+            if col not in (ROW_ID, project.label):
+                df[col] = df[col].where(df[col].notna(), token)
     return _with_row_index(df, path.name)
-
-
-def _raw_strings(df: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=df.index)
-    for col in df.columns:
-        s = df[col]
-        name = str(col).strip().replace("-", "_")
-        if name == ROW_ID:
-            out[name] = s
-            continue
-        if name == LABEL:  # a missing label is "not labelled yet", as an empty CSV field is
-            text = s.astype(object).where(s.isna(), s.astype(str).str.strip().str.rstrip("."))
-            out[name] = text.where(s.notna(), None)  # type: ignore[call-overload]  # pandas-stubs lack None
-            continue
-        out[name] = s.astype(object).where(s.notna(), MISSING_TOKEN).astype(str).str.strip()
-    return out
 
 
 def _with_row_index(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -142,25 +133,27 @@ def _with_row_index(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return df
 
 
-def read_labels(path: str | Path) -> pd.DataFrame:
-    """Read ``<batch_id>.labels.csv|parquet`` -> frame ``row_id`` (int), ``income`` (label string).
+def read_labels(project: Project, path: str | Path) -> pd.DataFrame:
+    """Read ``<batch_id>.labels.csv|parquet`` -> frame ``row_id`` (int), ``<label column>`` (label string).
 
-    Raises naming the rows if ids are missing/duplicated or labels are not one of ``LABELS``.
+    Raises naming the rows if ids are missing/duplicated or labels are not the project's labels.
     """
     path = Path(path)
+    label = project.label
     if path.suffix == ".parquet":
         df = pd.read_parquet(path)
     else:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in (ROW_ID, LABEL) if c not in df.columns]
+    missing = [c for c in (ROW_ID, label) if c not in df.columns]
     if missing:
-        raise ValueError(f"{path.name}: labels file lacks column(s) {missing}; expected {ROW_ID},{LABEL}")
-    return validate_labels(df[[ROW_ID, LABEL]], source=path.name)
+        raise ValueError(f"{path.name}: labels file lacks column(s) {missing}; expected {ROW_ID},{label}")
+    return validate_labels(project, df[[ROW_ID, label]], source=path.name)
 
 
-def validate_labels(labels: pd.DataFrame, *, source: str = "labels") -> pd.DataFrame:
-    """Check a ``(row_id, income)`` frame: unique non-negative int ids, labels in ``LABELS``."""
+def validate_labels(project: Project, labels: pd.DataFrame, *, source: str = "labels") -> pd.DataFrame:
+    """Check a ``(row_id, <label column>)`` frame: unique non-negative int ids, labels among the project's."""
+    label, allowed = project.label, project.labels
     ids = pd.to_numeric(labels[ROW_ID], errors="coerce")
     bad_id = ids.isna() | (ids < 0) | (ids % 1 != 0)
     if bad_id.any():
@@ -170,40 +163,43 @@ def validate_labels(labels: pd.DataFrame, *, source: str = "labels") -> pd.DataF
         )
     if ids.duplicated().any():
         raise ValueError(f"{source}: duplicate {ROW_ID}s, e.g. {ids[ids.duplicated()].astype(int).tolist()[:5]}")
-    y = labels[LABEL].astype(str).str.strip().str.rstrip(".")
-    bad = ~y.isin(LABELS)
+    y = labels[label].astype(str).str.strip()
+    suffix = project.spec.data.format.label_strip_suffix
+    if suffix:
+        y = y.str.removesuffix(suffix)
+    bad = ~y.isin(allowed)
     if bad.any():
         raise ValueError(
-            f"{source}: {LABEL} must be one of {LABELS}; bad rows {np.flatnonzero(bad.to_numpy())[:5].tolist()}"
-            f" (values {y[bad].unique()[:5].tolist()})"
+            f"{source}: {label} must be one of {tuple(allowed)}; bad rows "
+            f"{np.flatnonzero(bad.to_numpy())[:5].tolist()} (values {y[bad].unique()[:5].tolist()})"
         )
-    return pd.DataFrame({ROW_ID: ids.astype(np.int64).to_numpy(), LABEL: y.to_numpy()})
+    return pd.DataFrame({ROW_ID: ids.astype(np.int64).to_numpy(), label: y.to_numpy()})
 
 
-def align_labels(batch_index: pd.Index, labels: pd.DataFrame) -> pd.Series:
-    """0/1 labels aligned to the batch rows (NaN where no label arrived); raises for unknown ids."""
-    lab = labels.set_index(ROW_ID)[LABEL]
+def align_labels(project: Project, batch_index: pd.Index, labels: pd.DataFrame) -> pd.Series:
+    """1 where the label is the favourable value, else 0, aligned to the batch rows (NaN where no
+    label arrived); raises for unknown ids."""
+    lab = labels.set_index(ROW_ID)[project.label]
     unknown = lab.index.difference(batch_index)
     if len(unknown):
         raise ValueError(f"labels name {len(unknown)} row_id(s) not in the batch, e.g. {unknown[:5].tolist()}")
-    return (lab == POSITIVE_LABEL).astype(float).reindex(batch_index).rename("y")
+    return (lab == project.favourable).astype(float).reindex(batch_index).rename("y")
 
 
 # --------------------------------------------------------------------------- simulation
 
 
-#: Covariate shift strength: log-weight per unit of (age percentile + hours percentile), each
-#: centred on 0, so the most and least favoured rows differ by a factor of e^3 ≈ 20 (bounded
-#: weights: no single extreme row dominates). With 3.0 the mean age moves from ~38.8 to ~48.5 and
-#: mean hours from ~40.4 to ~49.6, and what correlates with them (marital status, relationship,
-#: education, capital gains, workclass) moves along, as in a real population change: dataset drift
-#: under Evidently's tests, age and hours_per_week drifted under PSI.
+#: Covariate shift strength: log-weight per unit of the summed percentile ranks of the spec's
+#: ``monitoring.simulation.shift_columns`` (each centred on 0), so with two columns the most and
+#: least favoured rows differ by a factor of e^3 ≈ 20 (bounded weights: no single extreme row
+#: dominates); what correlates with those columns moves along, as in a real population change.
 COVARIATE_STRENGTH = 3.0
-#: Label shift: the positive share of a label-drift batch (adult.test has ~0.236).
+#: Label shift: the favourable share of a label-drift batch.
 LABEL_SHIFT_POSITIVE_SHARE = 0.5
 
 
 def simulate_batch(
+    project: Project,
     kind: SimKind,
     holdout: pd.DataFrame,
     rows: int,
@@ -212,49 +208,53 @@ def simulate_batch(
     *,
     covariate_strength: float = COVARIATE_STRENGTH,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """A realistic production batch derived from the raw holdout (``read_adult_csv(adult.test)``).
+    """A realistic production batch derived from the raw holdout (as the project's reader reads it).
 
     * ``none``: bootstrap resample (no drift).
-    * ``covariate``: resample with weights ``exp(s * (r(age) + r(hours_per_week)))``, ``r`` = percentile
-      rank - 0.5 (older applicants, longer hours; ``s`` = ``covariate_strength``, see
-      :data:`COVARIATE_STRENGTH`). P(y | x) is untouched.
-    * ``label``: resample so that :data:`LABEL_SHIFT_POSITIVE_SHARE` of rows are ``>50K`` (prior
-      shift). Its labels are always returned: label drift is only visible with labels.
-    * ``broken``: a resample that fails the raw schema on purpose: ``occupation`` dropped, ages
-      ``150``/``-3``, an unknown ``workclass`` category and non-numeric ``hours_per_week``.
+    * ``covariate``: resample with weights ``exp(s * sum(r(c)))`` over the spec's shift columns,
+      ``r`` = percentile rank - 0.5 (``s`` = ``covariate_strength``). P(y | x) is untouched.
+    * ``label``: resample so that :data:`LABEL_SHIFT_POSITIVE_SHARE` of rows have the favourable
+      label (prior shift). Its labels are always returned: label drift is only visible with labels.
+    * ``broken``: a resample that fails the raw schema on purpose (:func:`_break`).
 
     Returns ``(batch, labels)``: the batch in raw string form without the label column (labels are
-    delayed) and indexed by ``row_id``; ``labels`` = ``(row_id, income)`` or None.
+    delayed) and indexed by ``row_id``; ``labels`` = ``(row_id, <label column>)`` or None.
     """
     if kind not in SIM_KINDS:
         raise ValueError(f"kind {kind!r}: must be one of {SIM_KINDS}")
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
-    missing = [c for c in COLUMNS if c not in holdout.columns]
+    missing = [c for c in project.columns if c not in holdout.columns]
     if missing:
-        raise ValueError(f"holdout lacks column(s) {missing} (pass read_adult_csv(adult.test) unchanged)")
+        raise ValueError(f"holdout lacks column(s) {missing} (pass the raw holdout as the project reads it)")
+    label = project.label
     rng = np.random.default_rng(seed)
-    weights = _sampling_weights(kind, holdout, covariate_strength)
+    weights = _sampling_weights(project, kind, holdout, covariate_strength)
     idx = rng.choice(len(holdout), size=rows, replace=True, p=weights)
     sample = holdout.iloc[idx].reset_index(drop=True)
     sample.index.name = ROW_ID
     labels = None
     if with_labels or kind == "label":
-        labels = pd.DataFrame({ROW_ID: np.arange(rows, dtype=np.int64), LABEL: sample[LABEL].to_numpy()})
-    batch = sample.drop(columns=[LABEL])
+        labels = pd.DataFrame({ROW_ID: np.arange(rows, dtype=np.int64), label: sample[label].to_numpy()})
+    batch = sample.drop(columns=[label])
     if kind == "broken":
-        batch = _break(batch, rng)
+        batch = _break(project, batch, rng)
     return batch, labels
 
 
-def _sampling_weights(kind: str, holdout: pd.DataFrame, strength: float) -> np.ndarray | None:
+def _sampling_weights(project: Project, kind: str, holdout: pd.DataFrame, strength: float) -> np.ndarray | None:
     if kind == "covariate":
-        logw = strength * (_centred_rank(holdout["age"]) + _centred_rank(holdout["hours_per_week"]))
+        shift = project.spec.monitoring.simulation.shift_columns
+        if not shift:
+            raise ValueError(
+                f"project {project.name!r}: covariate simulation needs monitoring.simulation.shift_columns in its spec"
+            )
+        logw = strength * sum((_centred_rank(holdout[c]) for c in shift), np.zeros(len(holdout)))
         w = np.exp(logw - logw.max())
         weights: np.ndarray = w / w.sum()
         return weights
     if kind == "label":
-        pos = (holdout[LABEL] == POSITIVE_LABEL).to_numpy()
+        pos = (holdout[project.label] == project.favourable).to_numpy()
         if pos.all() or not pos.any():
             raise ValueError("holdout needs both labels to simulate label drift")
         w = np.where(pos, LABEL_SHIFT_POSITIVE_SHARE / pos.sum(), (1 - LABEL_SHIFT_POSITIVE_SHARE) / (~pos).sum())
@@ -264,20 +264,46 @@ def _sampling_weights(kind: str, holdout: pd.DataFrame, strength: float) -> np.n
 
 
 def _centred_rank(raw: pd.Series) -> np.ndarray:
-    """Percentile rank - 0.5: bounded in [-0.5, 0.5], so the tilt cannot be dominated by outliers."""
-    x = pd.to_numeric(raw, errors="raise")
+    """Percentile rank - 0.5: bounded in [-0.5, 0.5], so the tilt cannot be dominated by outliers.
+    A categorical column is ranked by its category codes in the spec's order."""
+    x = pd.to_numeric(raw, errors="coerce")
+    if x.isna().any():
+        x = pd.Series(pd.factorize(raw, sort=True)[0], index=raw.index)
     return x.rank(pct=True).to_numpy(dtype=np.float64) - 0.5
 
 
-def _break(batch: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    out = batch.drop(columns=["occupation"]).copy()
+def _break(project: Project, batch: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Four schema failures: a column dropped (a model input allowed to be sparse where the spec
+    has one, else another input or a protected column), a bounded number 60 above its maximum and
+    20 below its minimum, an unknown category and a number written as a word. Columns come from
+    the spec (shift columns first)."""
+    cols = project.spec.columns
+    shift = [c for c in project.spec.monitoring.simulation.shift_columns if cols[c].type != "categorical"]
+    numeric = [*shift, *(c for c in project.model_numeric if c not in shift)]
+    bounded = next((c for c in numeric if cols[c].min is not None and cols[c].max is not None), None)
+    wordy = next((c for c in [*reversed(shift), *numeric] if c != bounded), None)
+    category = next(iter(project.model_categorical), None)
+    broken = {bounded, wordy, category}
+    sparse = [c for c in project.model_categorical if cols[c].missing and c not in broken]
+    others = [c for c in [*project.model_features, *project.protected] if c not in broken]
+    dropped = next(iter([*sparse, *others]), None)
+    out = batch.drop(columns=[dropped] if dropped else []).copy()
     n = len(out)
     picks = rng.choice(n, size=min(n, 4), replace=False)
-    out.loc[picks[0], "age"] = "150"
-    out.loc[picks[min(1, n - 1)], "age"] = "-3"
-    out.loc[picks[min(2, n - 1)], "workclass"] = "Astronaut"
-    out.loc[picks[min(3, n - 1)], "hours_per_week"] = "forty"
+    if bounded is not None:
+        high, low = cols[bounded].max, cols[bounded].min
+        assert high is not None and low is not None
+        out.loc[picks[0], bounded] = _number(high + 60)
+        out.loc[picks[min(1, n - 1)], bounded] = _number(low - 20)
+    if category is not None:
+        out.loc[picks[min(2, n - 1)], category] = "Astronaut"
+    if wordy is not None:
+        out.loc[picks[min(3, n - 1)], wordy] = "forty"
     return out
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 # --------------------------------------------------------------------------- retraining run key

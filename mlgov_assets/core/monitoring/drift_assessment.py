@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.monitoring.alerts import raise_alert
+from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, ScoredBatch, batch_id_of
 from mlgov_assets.core.monitoring.drift import DriftReport, compute_drift
 from mlgov_assets.core.monitoring.ledger import BatchLedger, Log, MonitoringPaths
 from mlgov_assets.core.monitoring.reference import (
@@ -22,6 +22,7 @@ from mlgov_assets.core.monitoring.scoring import load_verified
 if TYPE_CHECKING:
     from mlgov_assets.core.governance.policy import Policy
     from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 
@@ -78,28 +79,32 @@ def drift_verdict(report: DriftReport, n_rows: int, min_rows: int) -> DriftVerdi
 
 def assess_drift(
     settings: Settings,
+    project: Project,
     policy: Policy,
     registry: Registry,
-    batch: pd.DataFrame,
-    scores: pd.DataFrame,
+    batch: AcceptedBatch,
+    scores: ScoredBatch,
     *,
     log: Log | None = None,
 ) -> DriftAssessment:
-    """Data drift on the 14 input columns and prediction drift of the champion's scores, against the
+    """Data drift on the project's input columns and prediction drift of the champion's scores, against the
     champion's training data. A judged dataset drift is a breach: recorded in the ledger (the
     retraining sensor reads it) and alerted."""
     paths = MonitoringPaths.of(settings)
-    batch_id = str(batch.attrs.get("batch_id", "?"))
-    champion = int(scores.attrs["champion_version"])
+    batch_id = batch_id_of(batch, scores)
+    champion = scores.scoring.champion_version
     ref = champion_reference(settings, registry.version_info(champion))
-    data_profile, meta = reference_profile(paths, ref, bins=policy.drift.bins)
+    data_profile, meta = reference_profile(project, paths, ref, bins=policy.drift.bins)
     profile = profile_with_champion(
-        paths, ref, data_profile, champion=champion, load_model=lambda v: load_verified(registry, v)
+        project, paths, ref, data_profile, champion=champion, load_model=lambda v: load_verified(registry, v)
     )
     report = compute_drift(
-        profile, typed_for_drift(batch), policy.drift, current_prediction=scores["champion_score"].to_numpy()
+        profile,
+        typed_for_drift(project, batch.frame),
+        policy.drift,
+        current_prediction=scores.frame["champion_score"].to_numpy(),
     )
-    verdict = drift_verdict(report, len(batch), policy.monitoring.min_batch_rows)
+    verdict = drift_verdict(report, len(batch.frame), policy.monitoring.min_batch_rows)
     reference = ReferenceRecord.of(ref, meta, data_profile.fingerprint)
     BatchLedger(paths).update(
         batch_id,

@@ -13,11 +13,12 @@ from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.monitoring.drift_assessment import DriftAssessment
 from mlgov_assets.core.monitoring.ledger import nan_to_none, to_json
-from mlgov_assets.core.monitoring.reference import DRIFT_CATEGORICAL, DRIFT_NUMERIC, read_reference, typed_for_drift
+from mlgov_assets.core.monitoring.reference import DriftColumns, read_reference, typed_for_drift
 
 if TYPE_CHECKING:
     from mlgov_assets.core.governance.policy import Policy
     from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 #: Evidently is slow and memory-hungry at scale, so each side is sampled to at most this many rows
@@ -59,6 +60,7 @@ def _sample(frame: pd.DataFrame, max_rows: int, rng: np.random.Generator) -> pd.
 
 def evidently_report(
     settings: Settings,
+    project: Project,
     policy: Policy,
     registry: Registry,
     batch: pd.DataFrame,
@@ -78,11 +80,12 @@ def evidently_report(
 
     ref = drift.reference.located()
     rng = np.random.default_rng(seed)
-    ref_s = _sample(typed_for_drift(read_reference(ref)), max_rows, rng)
-    cur_s = _sample(typed_for_drift(batch), max_rows, rng)
+    columns = DriftColumns.of(project)
+    ref_s = _sample(typed_for_drift(project, read_reference(project, ref)), max_rows, rng)
+    cur_s = _sample(typed_for_drift(project, batch), max_rows, rng)
     t0 = time.perf_counter()
-    snapshot = evidently_snapshot(ref_s, cur_s, DRIFT_NUMERIC, DRIFT_CATEGORICAL, **evidently_options(policy.drift))
-    details = evidently_details_from_snapshot(snapshot, DRIFT_NUMERIC + DRIFT_CATEGORICAL)
+    snapshot = evidently_snapshot(ref_s, cur_s, columns.numeric, columns.categorical, **evidently_options(policy.drift))
+    details = evidently_details_from_snapshot(snapshot, columns.all)
     elapsed = time.perf_counter() - t0
     ev_drifted = sorted(c for c, d in details.items() if d["drifted"])
     engine_drifted = sorted(drift.drifted_columns)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from mlgov_assets.core.data.adult import COLUMNS, LABEL
 from mlgov_assets.core.integrity import atomic_write_with, md5_file
 from mlgov_assets.core.monitoring.alerts import raise_alert
+from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, BatchIntake
 from mlgov_assets.core.monitoring.batches import ROW_ID, read_batch
 from mlgov_assets.core.monitoring.labels import record_labels
 from mlgov_assets.core.monitoring.landing import find_batch_file
@@ -29,30 +28,19 @@ from mlgov_assets.core.monitoring.ledger import (
 
 if TYPE_CHECKING:
     from mlgov_assets.core.data.schemas import ValidationReport
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 
-@dataclass(frozen=True)
-class AcceptedBatch:
-    """A batch after the validation gate: ``frame`` has ``row_id`` as a column (asset stores drop the
-    index) and ``attrs`` with the provenance and the validation report."""
+def validate_batch(project: Project, raw: pd.DataFrame, *, source: str) -> ValidationReport:
+    """The project's batch schema (``raw_schema(project, batch=True)``) on a batch; a batch without
+    the label column gets an empty one (labels are optional and may arrive later)."""
+    from mlgov_assets.core.data.schemas import validate
+    from mlgov_assets.core.project.schemas import raw_schema
 
-    frame: pd.DataFrame
-    valid: bool
-    report: dict[str, Any]
-    summary: str
-    source: str
-    md5: str
-    quarantine_dir: Path | None = None
-
-
-def validate_batch(raw: pd.DataFrame, *, source: str) -> ValidationReport:
-    """UnlabelledRawAdultSchema on a batch; a batch without the label column gets an empty one
-    (labels are optional and may arrive later)."""
-    from mlgov_assets.core.data.schemas import UnlabelledRawAdultSchema, validate
-
-    df = raw if LABEL in raw.columns else raw.assign(**{LABEL: None})
-    return validate(df, UnlabelledRawAdultSchema, source=source)
+    label = project.label
+    df = raw if label in raw.columns else raw.assign(**{label: None})
+    return validate(df, raw_schema(project, batch=True), source=source)
 
 
 def _unreadable(name: str, exc: Exception) -> tuple[str, dict[str, Any]]:
@@ -67,7 +55,12 @@ def _unreadable(name: str, exc: Exception) -> tuple[str, dict[str, Any]]:
 
 
 def accept_batch(
-    settings: Settings, batch_id: str, *, webhook_url: str | None = None, log: Log | None = None
+    settings: Settings,
+    project: Project,
+    batch_id: str,
+    *,
+    webhook_url: str | None = None,
+    log: Log | None = None,
 ) -> AcceptedBatch:
     """Read the landing file of ``batch_id`` and pass it through the validation gate.
 
@@ -81,8 +74,8 @@ def accept_batch(
     md5 = md5_file(path)
     report: ValidationReport | None = None
     try:
-        raw = read_batch(path)
-        report = validate_batch(raw, source=path.name)
+        raw = read_batch(project, path)
+        report = validate_batch(project, raw, source=path.name)
         report_dict, summary = report.to_dict(), report.summary()
     except (ValueError, OSError, pd.errors.ParserError) as exc:  # unreadable: same fate as invalid
         raw = pd.DataFrame()
@@ -95,28 +88,22 @@ def accept_batch(
         "rows": len(raw),
         "validation": {"passed": passed, "summary": summary[:2000], "rules_failed": len(report_dict["failures"])},
     }
-    attrs: dict[Hashable, Any] = {
-        "batch_id": batch_id,
-        "source": path.name,
-        "md5": md5,
-        "summary": summary,
-        "validation": report_dict,
-    }
+    intake = BatchIntake(
+        batch_id=batch_id, source=path.name, md5=md5, valid=passed, summary=summary, validation=report_dict
+    )
     if report is None or not report.passed:
         qdir = quarantine_batch(paths, batch_id, path, report_dict, summary)
         ledger.update(batch_id, status="quarantined", quarantine_dir=str(qdir), **base)
         _quarantine_alert(paths, batch_id, md5, qdir, report_dict, summary, webhook_url, log)
         frame = raw.reset_index() if len(raw.columns) else pd.DataFrame({ROW_ID: pd.Series([], dtype="int64")})
-        frame.attrs = {**attrs, "valid": False, "quarantine_dir": str(qdir)}
-        return AcceptedBatch(frame, False, report_dict, summary, path.name, md5, qdir)
+        return AcceptedBatch(frame=frame, intake=intake.model_copy(update={"quarantine_dir": qdir}))
     archive = raw.reset_index()
-    archive = archive[[ROW_ID] + [c for c in COLUMNS if c in archive.columns]]
+    archive = archive[[ROW_ID] + [c for c in project.columns if c in archive.columns]]
     atomic_write_with(ledger.rows_path(batch_id), lambda tmp: archive.to_parquet(tmp, index=False))
     ledger.update(batch_id, status="validated", quarantine_dir=None, **base)
     frame = (report.validated if report.validated is not None else raw).reset_index()
-    frame.attrs = {**attrs, "valid": True}
-    record_labels(settings, frame)
-    return AcceptedBatch(frame, True, report_dict, summary, path.name, md5)
+    record_labels(settings, project, batch_id, frame)
+    return AcceptedBatch(frame=frame, intake=intake)
 
 
 def _quarantine_alert(

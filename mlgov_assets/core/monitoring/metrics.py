@@ -3,15 +3,13 @@ holdout metrics, and McNemar's paired test of two models on the same rows (a rec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict
-
-from mlgov_assets.core.data.adult import LABELS, POSITIVE_LABEL
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 
@@ -85,13 +83,21 @@ class McNemar(BaseModel):
 # --------------------------------------------------------------------------- performance
 
 
-def performance_metrics(y_true: ArrayLike, y_score: ArrayLike, threshold: float = 0.5) -> ThresholdMetrics:
+def performance_metrics(
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    threshold: float = 0.5,
+    *,
+    labels: Sequence[str] = (),
+    positive: str | None = None,
+) -> ThresholdMetrics:
     """Accuracy, precision, recall (at ``threshold``, policy default 0.5) and ROC AUC.
 
-    ``y_true`` is 0/1 or Adult label strings. Raises ValueError for mismatched shapes, no rows,
-    non-finite scores or unknown labels.
+    ``y_true`` is 0/1, or label strings among ``labels`` where ``positive`` is the 1 (the project's
+    labels and favourable value). Raises ValueError for mismatched shapes, no rows, non-finite
+    scores or unknown labels.
     """
-    y = _binary_labels(y_true)
+    y = _binary_labels(y_true, labels, positive)
     s = np.asarray(y_score, dtype=np.float64)
     if y.shape != s.shape or y.ndim != 1:
         raise ValueError(f"y_true and y_score must be 1-D of equal length, got {y.shape} and {s.shape}")
@@ -126,14 +132,17 @@ def performance_metrics(y_true: ArrayLike, y_score: ArrayLike, threshold: float 
     )
 
 
-def _binary_labels(y_true: ArrayLike) -> np.ndarray:
+def _binary_labels(y_true: ArrayLike, labels: Sequence[str] = (), positive: str | None = None) -> np.ndarray:
     arr = np.asarray(y_true)
     if arr.dtype.kind in "OUS":
-        text = pd.Series(arr).astype(str).str.strip().str.rstrip(".")
-        bad = ~text.isin(LABELS)
+        if positive is None:
+            raise ValueError("y_true: label strings need the favourable value (positive=) to become 0/1")
+        allowed = tuple(labels) or (positive,)
+        text = pd.Series(arr).astype(str).str.strip()
+        bad = ~text.isin(allowed)
         if bad.any():
-            raise ValueError(f"y_true: labels must be 0/1 or {LABELS}; bad rows {np.flatnonzero(bad)[:5].tolist()}")
-        return (text == POSITIVE_LABEL).to_numpy().astype(np.int64)
+            raise ValueError(f"y_true: labels must be 0/1 or {allowed}; bad rows {np.flatnonzero(bad)[:5].tolist()}")
+        return (text == positive).to_numpy().astype(np.int64)
     ok = np.isin(arr, (0, 1))
     if not ok.all():
         raise ValueError(f"y_true: labels must be 0/1; bad rows {np.flatnonzero(~ok)[:5].tolist()}")

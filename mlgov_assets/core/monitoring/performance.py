@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.monitoring.alerts import raise_alert
+from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, ScoredBatch, batch_id_of
 from mlgov_assets.core.monitoring.batches import ROW_ID
 from mlgov_assets.core.monitoring.labels import LabelInfo, record_labels
 from mlgov_assets.core.monitoring.ledger import BatchLedger, Log, MonitoringPaths
@@ -26,6 +27,7 @@ from mlgov_assets.core.monitoring.metrics import (
 if TYPE_CHECKING:
     from mlgov_assets.core.governance.policy import Policy
     from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -192,10 +194,11 @@ def performance_report(
 
 def assess_performance(
     settings: Settings,
+    project: Project,
     policy: Policy,
     registry: Registry,
-    batch: pd.DataFrame,
-    scores: pd.DataFrame,
+    batch: AcceptedBatch,
+    scores: ScoredBatch,
     *,
     log: Log | None = None,
 ) -> PerformanceAssessment:
@@ -203,13 +206,13 @@ def assess_performance(
     in the ledger, and alerts a breach."""
     paths = MonitoringPaths.of(settings)
     ledger = BatchLedger(paths)
-    batch_id = str(batch.attrs.get("batch_id", "?"))
-    champion = int(scores.attrs["champion_version"])
-    y, info = record_labels(settings, batch)
+    batch_id = batch_id_of(batch, scores)
+    champion = scores.scoring.champion_version
+    y, info = record_labels(settings, project, batch_id, batch.frame)
     entry = ledger.get(batch_id) or {}
     perf = performance_report(
         y,
-        scores,
+        scores.frame,
         champion_metrics=registry.version_info(champion).metrics,
         tolerance=policy.monitoring.performance_tolerance,
         min_rows=policy.monitoring.min_batch_rows,

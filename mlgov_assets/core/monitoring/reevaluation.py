@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.integrity import md5_file
 from mlgov_assets.core.monitoring.alerts import raise_alert
 from mlgov_assets.core.monitoring.ledger import Log, MonitoringError, MonitoringPaths, utc_now
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from mlgov_assets.core.governance.gates import GateResult
     from mlgov_assets.core.governance.policy import Policy
     from mlgov_assets.core.models.registry import Registry, VersionInfo
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -67,33 +67,56 @@ class Reevaluation(BaseModel):
     not_reevaluated_here: list[str] = []
 
 
-def _recompute_holdout(settings: Settings, model: Any, holdout_rel: str) -> tuple[str, dict[str, float]]:
-    """(md5, metrics) of the model on the canonical holdout, validated and featurized as in training."""
-    from mlgov_assets.core.data.adult import SENSITIVE
-    from mlgov_assets.core.data.features import MODEL_FEATURES, TARGET, build_features
-    from mlgov_assets.core.data.schemas import RawAdultSchema, validate
+def holdout_source(project: Project) -> str:
+    """The file the project's holdout comes from (relative to the repository): its holdout file, or
+    the training file when the holdout is a seeded split of it."""
+    return project.holdout_file or project.train_file
+
+
+def read_holdout(project: Project) -> pd.DataFrame:
+    """The project's raw holdout rows: its holdout file, or the holdout part of the seeded split of
+    its training file (``core.data.split``, the same cut the data assets make)."""
+    from mlgov_assets.core.project.reader import read_raw
+    from mlgov_assets.core.project.spec import Split
+
+    raw = read_raw(project, project.repo / holdout_source(project))
+    split = project.spec.data.holdout
+    if isinstance(split, Split):
+        from mlgov_assets.core.data.split import split_holdout
+
+        raw = split_holdout(project, raw, split).holdout
+    return raw
+
+
+def _recompute_holdout(project: Project, model: Any) -> tuple[str, dict[str, float]]:
+    """(md5, metrics) of the model on the project's holdout, validated and featurized as in training."""
+    from mlgov_assets.core.data.schemas import validate
     from mlgov_assets.core.models.scoring import holdout_metrics, score_frame
+    from mlgov_assets.core.project.features import build_features
+    from mlgov_assets.core.project.project import TARGET
+    from mlgov_assets.core.project.schemas import raw_schema
 
-    holdout_path = Path(settings.project_dir) / holdout_rel
-    report = validate(read_adult_csv(holdout_path), RawAdultSchema, source=holdout_rel)
+    source = holdout_source(project)
+    report = validate(read_holdout(project), raw_schema(project), source=source)
     if not report.passed:
-        raise MonitoringError(f"the holdout {holdout_rel} fails its schema: {report.summary()}")
+        raise MonitoringError(f"the holdout {source} fails its schema: {report.summary()}")
     if report.validated is None:
-        raise MonitoringError(f"the holdout {holdout_rel} passed validation but no validated frame came back")
-    table = build_features(report.validated)
-    scored = score_frame(model, table[MODEL_FEATURES + list(SENSITIVE)])
-    return md5_file(holdout_path), holdout_metrics(table[TARGET].to_numpy(), scored)
+        raise MonitoringError(f"the holdout {source} passed validation but no validated frame came back")
+    table = build_features(project, report.validated)
+    scored = score_frame(model, table[project.model_features + project.sensitive])
+    return md5_file(project.repo / source), holdout_metrics(table[TARGET].to_numpy(), scored)
 
 
-def _reproduce(
-    settings: Settings, model: Any, info: VersionInfo, holdout_rel: str
-) -> tuple[HoldoutCheck, MetricsCheck]:
+def _reproduce(project: Project, model: Any, info: VersionInfo) -> tuple[HoldoutCheck, MetricsCheck]:
     """The holdout as evaluated now vs as recorded at registration, and the metrics on both."""
-    holdout_md5, recomputed = _recompute_holdout(settings, model, holdout_rel)
+    holdout_md5, recomputed = _recompute_holdout(project, model)
     recorded_md5 = info.tags.get("mlgov.holdout_data_md5")
     diffs = [abs(recomputed[k] - info.metrics[k]) for k in recomputed if k in info.metrics]
     holdout = HoldoutCheck(
-        path=holdout_rel, md5=holdout_md5, recorded_md5=recorded_md5, same_as_recorded=holdout_md5 == recorded_md5
+        path=holdout_source(project),
+        md5=holdout_md5,
+        recorded_md5=recorded_md5,
+        same_as_recorded=holdout_md5 == recorded_md5,
     )
     return holdout, MetricsCheck(recorded=info.metrics, recomputed=recomputed, max_abs_diff=max(diffs, default=0.0))
 
@@ -117,17 +140,17 @@ def _record_changed(
 
 def reevaluate_champion(
     settings: Settings,
+    project: Project,
     policy: Policy,
     registry: Registry,
     *,
     actor: str,
-    holdout_rel: str,
     dagster_run_id: str | None = None,
     log: Log | None = None,
 ) -> Reevaluation:
     """Re-run the champion's model gates against the *current* policy, from scratch.
 
-    Loads the champion verified, re-scores the holdout (``holdout_rel``, the caller's), checks the
+    Loads the champion verified, re-scores the project's holdout (:func:`read_holdout`), checks the
     recorded metrics reproduce, and evaluates the current metric gates. Verdicts are recorded only
     when they changed. Never demotes: a failure is an ERROR alert for a person.
     """
@@ -147,7 +170,7 @@ def reevaluate_champion(
         failed = Reevaluation(**base, integrity=f"FAILED: {exc}", passed=False, summary=summary, problems=[summary])
         _reevaluation_alert(paths, policy, failed, log)
         return failed
-    holdout, metrics = _reproduce(settings, model, info, holdout_rel)
+    holdout, metrics = _reproduce(project, model, info)
     reproduced = bool(holdout.same_as_recorded and metrics.max_abs_diff < 1e-9)
     drifted = f"recorded holdout metrics do not reproduce (max diff {metrics.max_abs_diff:.3g})"
     problems = [drifted] if holdout.same_as_recorded and not reproduced else []

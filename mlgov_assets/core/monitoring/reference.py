@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from mlgov_assets.core.data.adult import CATEGORICAL, LABEL, MISSING_TOKEN, NUMERIC, POSITIVE_LABEL, read_adult_csv
 from mlgov_assets.core.integrity import md5_file
 from mlgov_assets.core.monitoring.ledger import MonitoringError, MonitoringPaths, atomic_write_text, utc_now
 from mlgov_assets.core.monitoring.profile import ReferenceProfile
@@ -19,20 +18,44 @@ from mlgov_assets.core.monitoring.scoring import model_inputs, score_model
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import VersionInfo
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
-#: Columns compared for data drift: every Adult input column (the label is judged by performance).
-DRIFT_NUMERIC = list(NUMERIC)
-DRIFT_CATEGORICAL = list(CATEGORICAL)
+
+@dataclass(frozen=True)
+class DriftColumns:
+    """Columns compared for data drift: every raw input column of the project, in file order, but
+    the target (judged by performance) and the row id (unique per row, so it always "drifts")."""
+
+    numeric: list[str]
+    categorical: list[str]
+
+    @classmethod
+    def of(cls, project: Project) -> DriftColumns:
+        skip = {project.label, project.spec.row_id}
+        return cls(
+            numeric=[c for c in project.numeric if c not in skip],
+            categorical=[c for c in project.categorical if c not in skip],
+        )
+
+    @property
+    def all(self) -> list[str]:
+        return self.numeric + self.categorical
 
 
-def typed_for_drift(raw: pd.DataFrame) -> pd.DataFrame:
-    """The 14 Adult input columns, numbers parsed, ``?`` as the explicit category ``Unknown``."""
+def typed_for_drift(project: Project, raw: pd.DataFrame) -> pd.DataFrame:
+    """The drift columns of ``raw``: numbers parsed, missing tokens (and missing values) of a
+    category as the explicit category ``Unknown``."""
+    from mlgov_assets.core.project.project import UNKNOWN
+
+    columns = DriftColumns.of(project)
+    tokens = project.missing_tokens
     out = pd.DataFrame(index=raw.index)
-    for col in DRIFT_NUMERIC:
+    for col in columns.numeric:
         out[col] = pd.to_numeric(raw[col], errors="raise")
-    for col in DRIFT_CATEGORICAL:
-        out[col] = raw[col].astype(str).replace(MISSING_TOKEN, "Unknown")
+    for col in columns.categorical:
+        text = raw[col].astype(str).where(raw[col].notna(), UNKNOWN)
+        out[col] = text.replace(tokens, UNKNOWN) if tokens else text
     return out
 
 
@@ -116,29 +139,53 @@ def champion_reference(settings: Settings, version_info: VersionInfo) -> Referen
     )
 
 
-def read_reference(ref: Reference) -> pd.DataFrame:
-    return read_adult_csv(ref.path)
+def read_reference(project: Project, ref: Reference) -> pd.DataFrame:
+    """The champion's training rows: the file as the spec reads it (a dataset mlgov generated has a
+    header row), and when the spec's holdout is a split, only the training part of it."""
+    from mlgov_assets.core.project.reader import read_raw
+    from mlgov_assets.core.project.spec import Split
+
+    own = ref.rel_path in (project.train_file, project.holdout_file)
+    raw = read_raw(project, ref.path, header=None if own else "present")
+    split = project.spec.data.holdout
+    if isinstance(split, Split):
+        from mlgov_assets.core.data.split import split_holdout
+
+        raw = split_holdout(project, raw, split).train
+    return raw
+
+
+def _cache_dir(project: Project, paths: MonitoringPaths, ref: Reference) -> Path:
+    """Profiles of a reference are cached per md5 of its bytes (and per split, when it is cut)."""
+    from mlgov_assets.core.project.spec import Split
+
+    split = project.spec.data.holdout
+    if isinstance(split, Split):
+        return paths.reference / f"{ref.md5}-split-{split.seed}-{split.fraction:g}{'-strat' if split.stratify else ''}"
+    return paths.reference / ref.md5
 
 
 def reference_profile(
-    paths: MonitoringPaths, ref: Reference, *, bins: int, raw: pd.DataFrame | None = None
+    project: Project, paths: MonitoringPaths, ref: Reference, *, bins: int, raw: pd.DataFrame | None = None
 ) -> tuple[ReferenceProfile, ReferenceMeta]:
     """The data-side profile of ``ref`` (built once per reference md5 and ``bins``, then loaded)."""
-    folder = paths.reference / ref.md5
+    folder = _cache_dir(project, paths, ref)
     path = folder / f"profile-b{bins}.json"
     meta_path = folder / "meta.json"
     if path.exists() and meta_path.exists():
         with contextlib.suppress(ValueError, OSError, KeyError):
             return ReferenceProfile.load(path), ReferenceMeta.model_validate_json(meta_path.read_text(encoding="utf-8"))
-    raw = read_reference(ref) if raw is None else raw
-    profile = ReferenceProfile.build(typed_for_drift(raw), DRIFT_NUMERIC, DRIFT_CATEGORICAL, bins=bins)
+    raw = read_reference(project, ref) if raw is None else raw
+    columns = DriftColumns.of(project)
+    profile = ReferenceProfile.build(typed_for_drift(project, raw), columns.numeric, columns.categorical, bins=bins)
     profile.save(path)
-    labels = raw[LABEL] if LABEL in raw.columns else pd.Series(dtype=object)
+    label = project.label
+    labels = raw[label] if label in raw.columns else pd.Series(dtype=object)
     meta = ReferenceMeta(
         md5=ref.md5,
         path=ref.rel_path,
         rows=len(raw),
-        positive_rate=float((labels == POSITIVE_LABEL).mean()) if len(labels) else None,
+        positive_rate=float((labels == project.favourable).mean()) if len(labels) else None,
         fingerprint=profile.fingerprint,
         built_at=utc_now(),
     )
@@ -147,6 +194,7 @@ def reference_profile(
 
 
 def profile_with_champion(
+    project: Project,
     paths: MonitoringPaths,
     ref: Reference,
     profile: ReferenceProfile,
@@ -156,13 +204,13 @@ def profile_with_champion(
 ) -> ReferenceProfile:
     """The profile plus the champion's scores on the reference rows (for prediction drift), cached
     per (reference md5, bins, champion version): scoring the reference happens once per champion."""
-    path = paths.reference / ref.md5 / f"profile-b{profile.bins}-champion-v{champion}.json"
+    path = _cache_dir(project, paths, ref) / f"profile-b{profile.bins}-champion-v{champion}.json"
     if path.exists():
         with contextlib.suppress(ValueError, OSError, KeyError):
             loaded = ReferenceProfile.load(path)
             if loaded.data_fingerprint == profile.fingerprint:
                 return loaded
-    scores, _ = score_model(load_model(champion), model_inputs(read_reference(ref)))
+    scores, _ = score_model(load_model(champion), model_inputs(project, read_reference(project, ref)))
     combined = profile.with_prediction(scores)
     combined.save(path)
     return combined

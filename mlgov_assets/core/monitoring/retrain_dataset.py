@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from mlgov_assets.core.data.adult import COLUMNS, LABEL, read_adult_csv
-from mlgov_assets.core.integrity import atomic_write_with, md5_file
+from mlgov_assets.core.integrity import md5_file
 from mlgov_assets.core.monitoring.batches import ROW_ID
 from mlgov_assets.core.monitoring.ledger import (
     BatchLedger,
@@ -23,6 +22,7 @@ from mlgov_assets.core.monitoring.ledger import (
 from mlgov_assets.core.monitoring.retrain_plan import RetrainPlan, dataset_manifest_path, lineage_batch_ids
 
 if TYPE_CHECKING:
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 
@@ -59,32 +59,48 @@ class RetrainDataset(DatasetManifest):
     added_to_dvc_now: bool
 
 
-def _labelled_rows(ledger: BatchLedger, batch_id: str) -> pd.DataFrame:
+def _labelled_rows(project: Project, ledger: BatchLedger, batch_id: str) -> pd.DataFrame:
+    label = project.label
     rows = pd.read_parquet(ledger.rows_path(batch_id)).set_index(ROW_ID)
-    labels = pd.read_parquet(ledger.labels_path(batch_id)).set_index(ROW_ID)[LABEL]
-    labelled: pd.DataFrame = rows.drop(columns=[LABEL], errors="ignore").join(labels, how="inner")[COLUMNS]
+    labels = pd.read_parquet(ledger.labels_path(batch_id)).set_index(ROW_ID)[label]
+    joined = rows.drop(columns=[label], errors="ignore").join(labels, how="inner")
+    labelled: pd.DataFrame = joined[project.columns]
     return labelled.reset_index(drop=True)
 
 
-def _holdout_overlap(holdout_path: Path, rows: pd.DataFrame) -> int:
-    if not holdout_path.exists() or rows.empty:
+def _holdout_overlap(project: Project, rows: pd.DataFrame) -> int:
+    """Batch rows found verbatim in the project's holdout (file or split)."""
+    from mlgov_assets.core.monitoring.reevaluation import holdout_source, read_holdout
+
+    if not (project.repo / holdout_source(project)).exists() or rows.empty:
         return 0
-    holdout = read_adult_csv(holdout_path)[COLUMNS].drop_duplicates()
-    return len(rows.merge(holdout, on=COLUMNS, how="inner"))
+    cols = project.columns
+    holdout = read_holdout(project)[cols].drop_duplicates()
+    return len(rows.merge(holdout, on=cols, how="inner"))
 
 
-def _write_dataset(settings: Settings, plan: RetrainPlan, out: Path, holdout_rel: str, log: Log | None) -> None:
-    project = Path(settings.project_dir)
+def _write_dataset(settings: Settings, project: Project, plan: RetrainPlan, out: Path, log: Log | None) -> None:
+    from mlgov_assets.core.data.split import split_holdout
+    from mlgov_assets.core.monitoring.reevaluation import holdout_source
+    from mlgov_assets.core.project.reader import read_raw, write_raw
+    from mlgov_assets.core.project.spec import Split
+
+    repo = Path(settings.project_dir)
     ledger = BatchLedger(MonitoringPaths.of(settings))
     ref = plan.reference
     if md5_file(Path(ref.read_from)) != ref.md5:
         raise MonitoringError(f"reference {ref.read_from} changed since it was profiled (md5 {ref.md5})")
-    reference = read_adult_csv(Path(ref.read_from))[COLUMNS]
-    per_batch = {b: _labelled_rows(ledger, b) for b in plan.training_batch_ids}
+    own = ref.path in (project.train_file, project.holdout_file)
+    reference = read_raw(project, Path(ref.read_from), header=None if own else "present")[project.columns]
+    split = project.spec.data.holdout
+    if ref.path == project.train_file and isinstance(split, Split):
+        # only the training part: the holdout rows of the split must never reach a retraining
+        reference = split_holdout(project, reference, split).train
+    per_batch = {b: _labelled_rows(project, ledger, b) for b in plan.training_batch_ids}
     batches = pd.concat(per_batch.values(), ignore_index=True) if per_batch else reference.iloc[:0]
     df = pd.concat([reference, batches], ignore_index=True)
-    overlap = _holdout_overlap(project / holdout_rel, batches)
-    atomic_write_with(out, lambda tmp: df.to_csv(tmp, index=False))
+    overlap = _holdout_overlap(project, batches)
+    write_raw(project, df, out)
     manifest = DatasetManifest(
         dataset=plan.dataset,
         run_key=plan.run_key,
@@ -95,37 +111,38 @@ def _write_dataset(settings: Settings, plan: RetrainPlan, out: Path, holdout_rel
         holdout_overlap_rows=int(overlap),
         trigger_batch_ids=plan.trigger_batch_ids,
         champion_version=plan.champion_version,
-        included_batch_ids=sorted(set(lineage_batch_ids(project, ref.path)) | set(per_batch)),
+        included_batch_ids=sorted(set(lineage_batch_ids(repo, ref.path)) | set(per_batch)),
     )
     atomic_write_text(dataset_manifest_path(out), manifest.model_dump_json(indent=1) + "\n")
     if overlap:
         emit(
             log,
             "warning",
-            f"{plan.dataset}: {overlap} batch rows also occur verbatim in {holdout_rel}; "
+            f"{plan.dataset}: {overlap} batch rows also occur verbatim in {holdout_source(project)}; "
             f"the retrained model's holdout metrics will be optimistic",
         )
 
 
 def build_retraining_dataset(
-    settings: Settings, plan: RetrainPlan, *, holdout_rel: str, log: Log | None = None
+    settings: Settings, project: Project, plan: RetrainPlan, *, log: Log | None = None
 ) -> RetrainDataset:
-    """Write ``data/generated/<run_key>.csv`` (Adult layout with a header) and its manifest, and make
-    it a DVC-versioned dataset. Written once per run key, so a re-emitted request trains on the same
-    bytes. Batch rows also found verbatim in the holdout (``holdout_rel``, the caller's) are counted
-    in ``holdout_overlap_rows``: the retrained model's holdout metrics are then optimistic."""
+    """Write ``data/generated/<run_key>.csv`` (the project's raw layout with a header row, written by
+    ``write_raw``) and its manifest, and make it a DVC-versioned dataset. Written once per run key,
+    so a re-emitted request trains on the same bytes. Batch rows also found verbatim in the
+    project's holdout are counted in ``holdout_overlap_rows``: the retrained model's holdout
+    metrics are then optimistic."""
     from mlgov_assets.core.data.datasets import ensure_tracked
 
-    project = Path(settings.project_dir)
-    out = project / plan.dataset
+    repo = Path(settings.project_dir)
+    out = repo / plan.dataset
     manifest_path = dataset_manifest_path(out)
     if not (out.exists() and manifest_path.exists()):
-        _write_dataset(settings, plan, out, holdout_rel, log)
+        _write_dataset(settings, project, plan, out, log)
     manifest = DatasetManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-    tracked = ensure_tracked(project, out, site_cache=Path(settings.dvc_site_cache))
+    tracked = ensure_tracked(repo, out, site_cache=Path(settings.dvc_site_cache))
     return RetrainDataset(
         **manifest.model_dump(),
         md5=tracked.md5,
-        dvc_file=str(tracked.dvc_file.relative_to(project)),
+        dvc_file=str(tracked.dvc_file.relative_to(repo)),
         added_to_dvc_now=tracked.added_now,
     )

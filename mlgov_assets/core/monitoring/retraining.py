@@ -20,6 +20,7 @@ from mlgov_assets.core.monitoring.retrain_plan import RetrainDecision, RetrainPl
 if TYPE_CHECKING:
     from mlgov_assets.core.governance.policy import Policy
     from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 
@@ -89,12 +90,12 @@ def unlaunched_requests(
 
 def request_retraining(
     settings: Settings,
+    project: Project,
     policy: Policy,
     registry: Registry,
     *,
     has_run: Callable[[str], bool],
     trigger: str,
-    holdout_rel: str,
     log: Log | None = None,
 ) -> tuple[RetrainDecision, RetrainRequest | None]:
     """Plan, and if a run is due and its run key was never launched, build and DVC-version the
@@ -121,7 +122,7 @@ def request_retraining(
     if has_run(plan.run_key):
         message = f"run key {plan.run_key} was already launched"
         return RetrainDecision(kind="none", message=message, breaches=decision.breaches), None
-    dataset = build_retraining_dataset(settings, plan, holdout_rel=holdout_rel, log=log)
+    dataset = build_retraining_dataset(settings, project, plan, log=log)
     request = record_retrain_request(paths, plan, dataset, trigger=trigger, policy_sha256=policy.sha256)
     raise_alert(
         paths,

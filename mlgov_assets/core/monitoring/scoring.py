@@ -7,24 +7,25 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mlgov_assets.core.data.adult import COLUMNS
 from mlgov_assets.core.monitoring.alerts import raise_alert
+from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, ScoredBatch, ScoringInfo
 from mlgov_assets.core.monitoring.batches import ROW_ID
 from mlgov_assets.core.monitoring.ledger import BatchLedger, Log, MonitoringError, MonitoringPaths
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry
+    from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 
-def model_inputs(batch: pd.DataFrame) -> pd.DataFrame:
+def model_inputs(project: Project, batch: pd.DataFrame) -> pd.DataFrame:
     """The model's input columns plus the sensitive ones (a mitigated model needs them), built
-    exactly as training built them."""
-    from mlgov_assets.core.data.adult import SENSITIVE
-    from mlgov_assets.core.data.features import MODEL_FEATURES, build_features
+    exactly as training built them (the project's ``build_features``)."""
+    from mlgov_assets.core.project.features import build_features
 
-    cols = [c for c in COLUMNS if c in batch.columns]
-    features: pd.DataFrame = build_features(batch[cols], require_label=False)[MODEL_FEATURES + list(SENSITIVE)]
+    cols = [c for c in project.columns if c in batch.columns]
+    table = build_features(project, batch[cols], require_label=False)
+    features: pd.DataFrame = table[project.model_features + project.sensitive]
     return features
 
 
@@ -36,7 +37,7 @@ def load_verified(registry: Registry, version: int) -> Any:
 
 
 def score_model(model: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(score, decision) per row: P(>50K) and what the model decides (``core.models.scoring``)."""
+    """(score, decision) per row: P(favourable outcome) and what the model decides (``core.models.scoring``)."""
     from mlgov_assets.core.models.scoring import score_frame
 
     scored = score_frame(model, features)
@@ -64,12 +65,13 @@ def _integrity_alert(paths: MonitoringPaths, summary: str, batch_id: str, webhoo
 
 def score_batch(
     settings: Settings,
+    project: Project,
     registry: Registry,
-    batch: pd.DataFrame,
+    batch: AcceptedBatch,
     *,
     webhook_url: str | None = None,
     log: Log | None = None,
-) -> pd.DataFrame:
+) -> ScoredBatch:
     """Champion scores and, in shadow, the latest challenger's, for every row of a validated batch.
 
     A champion that fails artifact verification stops scoring; a shadow that fails it is dropped
@@ -77,21 +79,21 @@ def score_batch(
     """
     from mlgov_assets.core.integrity import IntegrityError
 
-    batch_id = str(batch.attrs.get("batch_id", "?"))
-    if not batch.attrs.get("valid"):
+    batch_id = batch.intake.batch_id
+    if not batch.intake.valid:
         raise MonitoringError(f"refusing to score batch {batch_id}: it failed validation (quarantined)")
     champion = registry.champion_version()
     if champion is None:
         raise MonitoringError("no champion yet: train one (`mlgov train` or Materialize all) before monitoring batches")
     paths = MonitoringPaths.of(settings)
-    features = model_inputs(batch)
+    features = model_inputs(project, batch.frame)
     try:
         champ_model = load_verified(registry, champion)
     except IntegrityError as exc:
         _integrity_alert(paths, f"champion v{champion} failed artifact verification: {exc}", batch_id, webhook_url, log)
         raise
     score, decision = score_model(champ_model, features)
-    out = pd.DataFrame({ROW_ID: batch[ROW_ID].to_numpy(), "champion_score": score, "champion_decision": decision})
+    out = pd.DataFrame({ROW_ID: batch.frame[ROW_ID].to_numpy(), "champion_score": score, "champion_decision": decision})
     shadow = latest_challenger(registry, champion)
     shadow_gates: dict[str, bool] = {}
     if shadow is not None:
@@ -102,13 +104,11 @@ def score_batch(
             summary = f"shadow v{shadow} failed artifact verification and was not used: {exc}"
             _integrity_alert(paths, summary, batch_id, webhook_url, log)
             shadow = None
-    out.attrs = {
-        "batch_id": batch_id,
-        "champion_version": int(champion),
-        "shadow_version": None if shadow is None else int(shadow),
-        "shadow_gates": shadow_gates,
-    }
-    BatchLedger(paths).update(
-        batch_id, champion_version=int(champion), shadow_version=None if shadow is None else int(shadow)
+    info = ScoringInfo(
+        batch_id=batch_id,
+        champion_version=int(champion),
+        shadow_version=None if shadow is None else int(shadow),
+        shadow_gates=shadow_gates,
     )
-    return out
+    BatchLedger(paths).update(batch_id, champion_version=info.champion_version, shadow_version=info.shadow_version)
+    return ScoredBatch(frame=out, scoring=info)

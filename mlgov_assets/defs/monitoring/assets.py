@@ -1,11 +1,12 @@
 """Per-batch assets (partition key = batch id): ``batch_data`` [blocking schema gate; an invalid batch
 is quarantined] -> ``batch_scores`` (champion + shadow) -> ``batch_drift`` [drift gate, WARN] ->
 ``batch_drift_report`` (Evidently HTML in MLflow) and ``batch_performance`` [tolerance gate, WARN].
-Values are stored as JSON: each asset returns its core result type dumped to plain data."""
+``batch_data`` and ``batch_scores`` are tables with a typed description (``AcceptedBatch``,
+``ScoredBatch``: Parquet plus a JSON sidecar); the assessments are stored as JSON, each asset
+returning its core result type dumped to plain data."""
 
 from typing import Any
 
-import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -18,6 +19,8 @@ from dagster import (
     asset_check,
 )
 
+from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, ScoredBatch
+
 from ...resources import MlgovResource
 from ..common import json_md, rows_table, table_metadata
 from .shared import BATCHES, CHAMPION, CODE_VERSION, GROUP, webhook
@@ -29,36 +32,40 @@ from .shared import BATCHES, CHAMPION, CODE_VERSION, GROUP, webhook
     code_version=CODE_VERSION,
     kinds={"pandas", "pandera"},
     owners=["team:ml-platform"],
-    description="A production batch from the landing folder, through UnlabelledRawAdultSchema. An invalid "
+    description="A production batch from the landing folder, through the batch schema generated from the "
+    "project spec (labels optional). An invalid "
     "batch is moved to $MLGOV_HOME/monitoring/quarantine/<batch_id>/ with its failure report, "
     "alerted, and stopped by the blocking schema check: it is never scored.",
 )
-def batch_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[pd.DataFrame]:
+def batch_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[AcceptedBatch]:
     from mlgov_assets.core.monitoring.intake import accept_batch
 
-    acc = accept_batch(mlgov.settings(), context.partition_key, webhook_url=webhook(mlgov), log=context.log)
+    acc = accept_batch(
+        mlgov.settings(), mlgov.project(), context.partition_key, webhook_url=webhook(mlgov), log=context.log
+    )
+    intake = acc.intake
     meta = {
         **table_metadata(acc.frame),
-        "source": acc.source,
-        "md5": acc.md5,
-        "valid": acc.valid,
-        "validation": acc.summary[:2000],
+        "source": intake.source,
+        "md5": intake.md5,
+        "valid": intake.valid,
+        "validation": intake.summary[:2000],
     }
-    if acc.quarantine_dir is not None:
-        meta["quarantine_dir"] = MetadataValue.path(str(acc.quarantine_dir))
-    return Output(acc.frame, metadata=meta, data_version=DataVersion(acc.md5))
+    if intake.quarantine_dir is not None:
+        meta["quarantine_dir"] = MetadataValue.path(str(intake.quarantine_dir))
+    return Output(acc, metadata=meta, data_version=DataVersion(intake.md5))
 
 
 @asset_check(
     asset=batch_data,
     blocking=True,
     partitions_def=BATCHES,
-    description="Pandera UnlabelledRawAdultSchema on the batch (types, ranges, adult.names categories, "
+    description="The project's Pandera batch schema on the batch (types, ranges, the spec's categories, "
     "label set if present). Failing batches are quarantined and never scored.",
 )
-def check_batch_data_schema(context: AssetCheckExecutionContext, batch_data: pd.DataFrame) -> AssetCheckResult:
-    attrs = batch_data.attrs
-    report = attrs.get("validation") or {}
+def check_batch_data_schema(context: AssetCheckExecutionContext, batch_data: AcceptedBatch) -> AssetCheckResult:
+    intake = batch_data.intake
+    report = intake.validation
     rows = [
         {
             "column": f["column"],
@@ -69,19 +76,19 @@ def check_batch_data_schema(context: AssetCheckExecutionContext, batch_data: pd.
         }
         for f in report.get("failures", [])
     ]
-    meta = {
-        "source": attrs.get("source", "?"),
-        "md5": attrs.get("md5", "?"),
+    meta: dict[str, Any] = {
+        "source": intake.source,
+        "md5": intake.md5,
         "rules_failed": len(rows),
         "failures": rows_table(rows),
         "evidence": json_md(report),
     }
-    if attrs.get("quarantine_dir"):
-        meta["quarantine_dir"] = MetadataValue.path(attrs["quarantine_dir"])
+    if intake.quarantine_dir is not None:
+        meta["quarantine_dir"] = MetadataValue.path(str(intake.quarantine_dir))
     return AssetCheckResult(
-        passed=bool(attrs.get("valid")),
+        passed=intake.valid,
         severity=AssetCheckSeverity.ERROR,
-        description=str(attrs.get("summary", ""))[:2000],
+        description=intake.summary[:2000],
         metadata=meta,
     )
 
@@ -93,26 +100,30 @@ def check_batch_data_schema(context: AssetCheckExecutionContext, batch_data: pd.
     deps=[CHAMPION],
     kinds={"scikit-learn", "mlflow"},
     owners=["team:ml-platform"],
-    description="P(>50K) per row from the champion and, in shadow, from the latest challenger (the most recent "
+    description="P(favourable outcome) per row from the champion and, in shadow, from the latest challenger "
+    "(the most recent "
     "registered version that is not the champion). Models load only via Registry.load_model, "
     "which verifies every artifact's sha256.",
 )
 def batch_scores(
-    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: pd.DataFrame
-) -> Output[pd.DataFrame]:
+    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch
+) -> Output[ScoredBatch]:
     from mlgov_assets.core.monitoring.scoring import score_batch
 
-    scores = score_batch(mlgov.settings(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=context.log)
+    scored = score_batch(
+        mlgov.settings(), mlgov.project(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=context.log
+    )
+    scores, info = scored.frame, scored.scoring
     meta = {
         "rows": len(scores),
-        "champion_version": scores.attrs["champion_version"],
-        "shadow_version": scores.attrs["shadow_version"] if scores.attrs["shadow_version"] is not None else "none",
+        "champion_version": info.champion_version,
+        "shadow_version": info.shadow_version if info.shadow_version is not None else "none",
         "mean_champion_score": float(scores["champion_score"].mean()),
-        "shadow_gates": json_md(scores.attrs["shadow_gates"]),
+        "shadow_gates": json_md(info.shadow_gates),
     }
     if "shadow_score" in scores.columns:
         meta["mean_shadow_score"] = float(scores["shadow_score"].mean())
-    return Output(scores, metadata=meta)
+    return Output(scored, metadata=meta)
 
 
 @asset(
@@ -128,11 +139,13 @@ def batch_scores(
     "retrain_on_breach_sensor.",
 )
 def batch_drift(
-    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: pd.DataFrame, batch_scores: pd.DataFrame
+    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch, batch_scores: ScoredBatch
 ) -> Output[dict[str, Any]]:
     from mlgov_assets.core.monitoring.drift_assessment import assess_drift
 
-    result = assess_drift(mlgov.settings(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=context.log)
+    result = assess_drift(
+        mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=context.log
+    )
     report = result.report
     cols = [
         {k: c.get(k) for k in ("column", "type", "method", "statistic", "threshold", "verdict", "psi")}
@@ -192,7 +205,7 @@ def check_batch_drift_within_policy(batch_drift: dict[str, Any]) -> AssetCheckRe
     "engine's full report; the verdict itself comes from batch_drift.",
 )
 def batch_drift_report(
-    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: pd.DataFrame, batch_drift: dict[str, Any]
+    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch, batch_drift: dict[str, Any]
 ) -> Output[dict[str, Any]]:
     from mlgov_assets.core.monitoring.drift_assessment import DriftAssessment
     from mlgov_assets.core.monitoring.drift_report import evidently_report
@@ -200,7 +213,13 @@ def batch_drift_report(
     settings = mlgov.settings()
     drift = DriftAssessment.model_validate(batch_drift)
     info = evidently_report(
-        settings, mlgov.policy(), mlgov.registry(), batch_data, drift, dagster_run_id=context.run_id
+        settings,
+        mlgov.project(),
+        mlgov.policy(),
+        mlgov.registry(),
+        batch_data.frame,
+        drift,
+        dagster_run_id=context.run_id,
     )
     url = f"{settings.mlflow_ui_url.rstrip('/')}/#/experiments/{info.mlflow_experiment_id}/runs/{info.mlflow_run_id}"
     value = info.model_dump(mode="json", exclude={"evidently"}) | {"evidently_columns": info.evidently}
@@ -223,18 +242,18 @@ def batch_drift_report(
     code_version=CODE_VERSION,
     kinds={"numpy"},
     owners=["team:model-risk"],
-    description="Once labels exist (an `income` column in the batch, or `<batch_id>.labels.csv` landing later): "
+    description="Once labels exist (the spec's label column in the batch, or `<batch_id>.labels.csv` landing later): "
     "accuracy, precision, recall, ROC AUC of champion and shadow, the breach verdict against the "
     "champion's holdout metrics (policy monitoring.performance_tolerance), concept-drift evidence and "
     "McNemar's paired test champion vs shadow (a recommendation; it never promotes).",
 )
 def batch_performance(
-    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: pd.DataFrame, batch_scores: pd.DataFrame
+    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch, batch_scores: ScoredBatch
 ) -> Output[dict[str, Any]]:
     from mlgov_assets.core.monitoring.performance import assess_performance
 
     perf = assess_performance(
-        mlgov.settings(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=context.log
+        mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=context.log
     )
     meta: dict[str, Any] = {"status": perf.status, "labelled_rows": perf.n_labelled, "breach": perf.breach}
     if perf.champion is not None:

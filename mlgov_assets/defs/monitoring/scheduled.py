@@ -24,7 +24,6 @@ from dagster import (
 
 from ...resources import MlgovResource
 from ..common import json_md, rows_table
-from ..data import HOLDOUT_FILE
 from .shared import CHAMPION, CODE_VERSION, GROUP
 
 
@@ -79,10 +78,10 @@ def champion_reevaluation(
     policy = mlgov.policy()
     result = reevaluate_champion(
         mlgov.settings(),
+        mlgov.project(),
         policy,
         mlgov.registry(),
         actor=f"{getpass.getuser()} (dagster run {context.run_id[:8]})",
-        holdout_rel=HOLDOUT_FILE,
         dagster_run_id=context.run_id,
         log=context.log,
     )

@@ -17,7 +17,6 @@ from dagster import (
 )
 
 from ...resources import MlgovResource
-from ..data import HOLDOUT_FILE
 from .assets import BATCH_ASSETS, batch_performance
 from .shared import BATCHES, BATCHES_NAME, LANDING_SENSOR, LANDING_SETTLE_SECONDS, RETRAIN_SENSOR, RUN_KEY_TAG
 
@@ -139,11 +138,11 @@ def retrain_on_breach_sensor(context: SensorEvaluationContext, mlgov: MlgovResou
     )
     decision, new = request_retraining(
         s,
+        mlgov.project(),
         policy,
         registry,
         has_run=lambda key: key in emitted or run_exists(context.instance, key),
         trigger=RETRAIN_SENSOR,
-        holdout_rel=HOLDOUT_FILE,
         log=context.log,
     )
     records = pending + ([new] if new else [])

@@ -27,7 +27,7 @@ from mlgov_assets.core.audit.lineage.model import LINKS, ModelRefError
 from mlgov_assets.core.audit.lineage.refs import parse_model_ref
 from mlgov_assets.core.audit.lineage.verify import check_dagster_run, check_materializations, check_policy
 from mlgov_assets.core.audit.modelcard import render_html, render_markdown, validate_bundle
-from mlgov_assets.core.settings import get_settings
+from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC, get_settings
 from mlgov_tests.conftest import dvc_cache_put
 
 DATA = Path(__file__).resolve().parents[3] / "data"
@@ -232,6 +232,11 @@ def facts(tmp_path: Path) -> dict[str, Any]:
             "dvc_cache_dir": str(cache),
             "policy_path": str(policy),
             "policy_path_source": "test",
+        },
+        "project": {  # the current spec (the version carries no project tags: registered before them)
+            "path": str(DEFAULT_PROJECT_SPEC),
+            "sha256": _sha(DEFAULT_PROJECT_SPEC.read_bytes()),
+            "text": DEFAULT_PROJECT_SPEC.read_text(),
         },
         "dagster": {
             "run": {"run_id": "run-r", "job_name": "governed_training", "status": "SUCCESS"},
@@ -544,3 +549,65 @@ def test_bundle_from_facts_is_valid_cites_sources_and_degrades(facts):
     assert "Not available" in render_markdown(bare)
     facts["model"]["aliases"], facts["champion_history"] = [], []
     assert "never been champion" in build_bundle(_typed(facts), settings).to_json()["drift"]["not_available"]
+
+
+def test_bundle_describes_the_project_the_version_was_trained_under(facts, tmp_path):
+    settings = get_settings()
+    spec_sha = facts["project"]["sha256"]
+    untagged = build_bundle(_typed(facts), settings).to_json()["project"]
+    assert untagged["recorded_with_version"] is False and "not recorded" in untagged["source"]["ref"]
+    facts["model"]["tags"] |= {"mlgov.project": "adult", "mlgov.project_sha256": spec_sha}
+    bundle = build_bundle(_typed(facts), settings).to_json()
+    assert validate_bundle(bundle) == []
+    p = bundle["project"]
+    assert (p["name"], p["spec_sha256"], p["recorded_with_version"]) == ("adult", spec_sha, True)
+    assert p["source"] == {
+        "kind": "project_spec",
+        "ref": f"{DEFAULT_PROJECT_SPEC} (recorded with the version)",
+        "sha256": spec_sha,
+    }
+    assert (p["target"], p["favourable"]) == ("income", ">50K")
+    assert [(a["column"], a["judged_as"]) for a in p["protected"]] == [("sex", "sex"), ("race", "race")]
+    assert [(e["column"], e["reason"]) for e in p["exclusions"]] == [
+        ("fnlwgt", "sampling_weight"),
+        ("education", "duplicate"),
+    ]
+    assert "fnlwgt" not in p["model_features"] and "sex" not in p["model_features"] and "age" in p["model_features"]
+    assert p["holdout"] == "file data/adult.test" and "split" not in p
+    md = render_markdown(bundle)
+    assert "income (favourable: &gt;50K)" in md and "sampling_weight" in md
+    assert "## Project" in md and spec_sha in md and "Excluded columns" in md
+    # a split recorded in the holdout's lineage is shown
+    data = json.loads(facts["artifacts"]["provenance/data.json"]["text"])
+    data["holdout"]["split"] = {"fraction": 0.3, "seed": 7, "row_ids_sha256": "c" * 64}
+    text = json.dumps(data)
+    facts["artifacts"]["provenance/data.json"] = {"sha256": _sha(text.encode()), "size": len(text), "text": text}
+    split = build_bundle(_typed(facts), settings).to_json()
+    assert split["project"]["split"] == {"fraction": 0.3, "seed": 7, "row_ids_sha256": "c" * 64}
+    assert "Holdout split record" in render_markdown(split) and "c" * 64 in render_markdown(split)
+    # a spec that is not the one the version was trained under is never described as if it were
+    facts["model"]["tags"]["mlgov.project_sha256"] = "d" * 64
+    stale = build_bundle(_typed(facts), settings).to_json()
+    assert validate_bundle(stale) == []
+    assert "d" * 64 in stale["project"]["not_available"] and spec_sha in stale["project"]["not_available"]
+    facts["model"]["tags"] |= {"mlgov.project": "credit", "mlgov.project_sha256": spec_sha}
+    assert "project 'credit'" in build_bundle(_typed(facts), settings).to_json()["project"]["not_available"]
+
+
+def test_bundle_prefers_the_spec_copy_stored_with_the_run(facts):
+    settings = get_settings()
+    stored = DEFAULT_PROJECT_SPEC.read_text().replace("name: adult\n", "name: adult_stored\n")
+    assert stored != DEFAULT_PROJECT_SPEC.read_text()
+    sha = _sha(stored.encode())
+    facts["artifacts"]["project/project.yaml"] = {"sha256": sha, "size": len(stored), "text": stored}
+    facts["model"]["tags"] |= {"mlgov.project": "adult_stored", "mlgov.project_sha256": sha}
+    bundle = build_bundle(_typed(facts), settings).to_json()
+    assert validate_bundle(bundle) == []
+    p = bundle["project"]
+    assert (p["name"], p["spec_sha256"], p["recorded_with_version"]) == ("adult_stored", sha, True)
+    assert p["source"]["kind"] == "mlflow_run" and p["source"]["ref"] == "runs:/mlflow-run/project/project.yaml"
+    assert p["source"]["sha256"] == sha
+    # the stored copy must be the one the tag names
+    facts["model"]["tags"]["mlgov.project_sha256"] = facts["project"]["sha256"]
+    na = build_bundle(_typed(facts), settings).to_json()["project"]["not_available"]
+    assert sha in na and facts["project"]["sha256"] in na

@@ -26,9 +26,12 @@ from mlgov_assets.core.audit.modelcard import (
     render_markdown,
     validate_bundle,
 )
-from mlgov_assets.core.data.adult import read_adult_csv
+from mlgov_assets.core.project.project import open_project
+from mlgov_assets.core.project.reader import read_raw
+from mlgov_assets.core.settings import DEFAULT_PROJECT_DIR, DEFAULT_PROJECT_SPEC
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "adult.data"
+ADULT = open_project(DEFAULT_PROJECT_SPEC, DEFAULT_PROJECT_DIR)
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
@@ -45,7 +48,7 @@ def _src(kind: str, ref: str, url: str | None = None) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def adult_dataset() -> dict[str, Any]:
-    df = read_adult_csv(DATA)
+    df = read_raw(ADULT, DATA)
     raw = DATA.read_bytes()
     return {
         "role": "training",
@@ -184,6 +187,22 @@ def _full(dataset: dict[str, Any]) -> dict[str, Any]:
             "source": {"kind": "decision_log", "ref": "audit/decisions.jsonl#4", "sha256": _h("rec4")},
         },
     ]
+    bundle["project"] = {
+        "name": ADULT.name,
+        "spec_sha256": ADULT.sha256,
+        "recorded_with_version": True,
+        "target": ADULT.label,
+        "favourable": ADULT.favourable,
+        "protected": [
+            {"column": "sex", "judged_as": "sex"},
+            {"column": "age", "judged_as": "age_band", "bands": ["<25", "25-60", ">=60"]},
+        ],
+        "exclusions": [{"column": "fnlwgt", "reason": "sampling_weight", "note": "a census sampling weight"}],
+        "model_features": ADULT.model_features,
+        "holdout": "a stratified split of data/adult.data: fraction 0.3, seed 0",
+        "split": {"fraction": 0.3, "seed": 0, "rows": 9768},
+        "source": _src("project_spec", "mlgov_assets/projects/adult.yaml"),
+    }
     return bundle
 
 
@@ -229,7 +248,7 @@ def test_full_bundle_shows_every_source_ref_and_hash(adult_dataset: dict[str, An
     bundle = _full(adult_dataset)
     assert validate_bundle(bundle) == []
     sources = _walk_sources(bundle)
-    assert len(sources) == 16
+    assert len(sources) == 17  # 16 + the project spec
     assert sorted(json.dumps(s, sort_keys=True) for _, s in iter_sources(bundle)) == sorted(
         json.dumps(s, sort_keys=True) for s in sources
     )
@@ -254,13 +273,14 @@ def test_full_bundle_shows_every_source_ref_and_hash(adult_dataset: dict[str, An
 def test_full_bundle_content_from_real_data(adult_dataset: dict[str, Any]) -> None:
     bundle = _full(adult_dataset)
     md, page = render_markdown(bundle), render_html(bundle)
-    assert f"{len(read_adult_csv(DATA)):,}" in md  # 32,561 rows, counted independently
+    assert f"{len(read_raw(ADULT, DATA)):,}" in md  # 32,561 rows, counted independently
     for col in adult_dataset["columns"]:
         assert f"{col['name']}: {col['dtype']}" in md
     for heading in (
         "Model",
         "Intended use",
         "Limitations",
+        "Project",
         "Data",
         "Code",
         "Environment",
@@ -277,6 +297,9 @@ def test_full_bundle_content_from_real_data(adult_dataset: dict[str, Any]) -> No
     assert '<span class="FAIL">FAIL</span>' in page and '<span class="OVERRIDE">OVERRIDE</span>' in page
     assert "| roc_auc | 0.927123 |" in md  # holdout roc_auc at 6 significant digits
     assert "NOT reproducible" in md  # git_dirty is surfaced
+    assert "income (favourable: &gt;50K)" in md and "age (judged as age_band: &lt;25, 25-60, &gt;=60)" in md
+    assert "| fnlwgt | sampling_weight | a census sampling weight |" in md and "| rows | 9768 |" in md
+    assert ADULT.sha256 in md and ADULT.sha256 in page and "age_band" in page
     assert "Not available" not in md and "Not available" not in page
 
 
@@ -362,9 +385,9 @@ def test_minimal_bundle_renders_not_available(adult_dataset: dict[str, Any]) -> 
     bundle = _minimal(adult_dataset)
     bundle["explanations"] = {"not_available": "SHAP skipped: model type unsupported"}
     md, page = render_markdown(bundle), render_html(bundle)
-    assert md.count("Not available (not provided in the evidence bundle)") == 2  # fairness, drift
+    assert md.count("Not available (not provided in the evidence bundle)") == 3  # fairness, drift, project
     assert "Not available (SHAP skipped: model type unsupported)" in md
-    assert page.count('<p class="na">') == 3
+    assert page.count('<p class="na">') == 4
     assert "No gate results recorded" in md and "No decisions recorded" in page
     for s in _walk_sources(bundle):
         assert s["ref"] in md and s["sha256"] in md and s["sha256"] in page

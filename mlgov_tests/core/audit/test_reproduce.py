@@ -19,9 +19,12 @@ import pytest
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.audit.reproduce import ReproduceError, code_identity, reproduce, split_params
-from mlgov_assets.core.data.adult import NUMERIC, read_adult_csv
 from mlgov_assets.core.integrity import IntegrityError
 from mlgov_tests.conftest import dvc_cache_put
+from mlgov_tests.core._adult_fixtures import NUMERIC, adult_project, read_adult
+
+ADULT = adult_project()
+MODEL_FEATURES = ADULT.model_features
 
 DATA = Path(__file__).resolve().parents[3] / "data"
 REPO = Path(__file__).resolve().parents[3]
@@ -34,7 +37,7 @@ def _git(cwd: Path, *args: str) -> str:
 
 def _typed(path: Path) -> pd.DataFrame:
     """COMMON.md's independent typing: numbers parsed, `?` -> Unknown, label 0/1."""
-    df = read_adult_csv(path)
+    df = read_adult(path)
     for col in NUMERIC:
         df[col] = pd.to_numeric(df[col]).astype("int64")
     df = df.replace("?", "Unknown")
@@ -42,10 +45,11 @@ def _typed(path: Path) -> pd.DataFrame:
     return df
 
 
-def _register(registry, pipeline, metrics, holdout, md5: dict, commit: str, recorded_params: dict) -> int:
-    """Register ``pipeline`` as the governed path would, with ``recorded_params`` as its run params."""
-    from mlgov_assets.core.data.features import MODEL_FEATURES
-
+def _register(
+    registry, pipeline, metrics, holdout, md5: dict, commit: str, recorded_params: dict, project_text: str | None = None
+) -> int:
+    """Register ``pipeline`` as the governed path would, with ``recorded_params`` as its run params
+    (and, given ``project_text``, the project spec it records)."""
     tags = {
         "mlgov.train_data_md5": md5["train"],
         "mlgov.holdout_data_md5": md5["holdout"],
@@ -57,6 +61,10 @@ def _register(registry, pipeline, metrics, holdout, md5: dict, commit: str, reco
         "mlgov.dagster_run_id": "none",
         "mlgov.policy_sha256": "0" * 64,
     }
+    texts = {}
+    if project_text is not None:
+        tags |= {"mlgov.project": "adult", "mlgov.project_sha256": hashlib.sha256(project_text.encode()).hexdigest()}
+        texts["project/project.yaml"] = project_text
     info = registry.log_model_version(
         model=pipeline,
         flavor="sklearn",
@@ -65,7 +73,7 @@ def _register(registry, pipeline, metrics, holdout, md5: dict, commit: str, reco
         metrics=metrics,
         tags=tags,
         input_example=holdout[MODEL_FEATURES].head(5),
-        text_artifacts={},
+        text_artifacts=texts,
         pip_requirements=["scikit-learn==1.9.1"],
     )
     return info.version
@@ -74,7 +82,6 @@ def _register(registry, pipeline, metrics, holdout, md5: dict, commit: str, reco
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A clean git checkout whose DVC cache holds the Adult files, and one registered version."""
-    from mlgov_assets.core.data.features import MODEL_FEATURES
     from mlgov_assets.core.models.registry import Registry
     from mlgov_assets.core.models.training import HyperParams, fit, holdout_metrics
     from mlgov_assets.core.settings import get_settings
@@ -99,12 +106,12 @@ def world(tmp_path_factory):
     registry = Registry(settings)
     train, holdout = _typed(DATA / "adult.data"), _typed(DATA / "adult.test")
     params = HyperParams(**PARAMS)
-    pipeline = fit(train, params)
+    pipeline = fit(train, params, ADULT)
     metrics = holdout_metrics(holdout["label"].to_numpy(), pipeline.predict_proba(holdout[MODEL_FEATURES])[:, 1])
     commit = _git(project, "rev-parse", "HEAD")
 
-    def register(recorded_params: dict) -> int:
-        return _register(registry, pipeline, metrics, holdout, md5, commit, recorded_params)
+    def register(recorded_params: dict, project_text: str | None = None) -> int:
+        return _register(registry, pipeline, metrics, holdout, md5, commit, recorded_params, project_text)
 
     honest = register(params.to_dict())
     # a version whose recorded params do not describe its model (max_iter 21 recorded, 20 trained)
@@ -119,12 +126,12 @@ def world(tmp_path_factory):
         honest=honest,
         lying=lying,
         commit=commit,
+        register=register,
+        params=params,
     )
 
 
 def _scores(world, version: int) -> np.ndarray:
-    from mlgov_assets.core.data.features import MODEL_FEATURES
-
     return world.registry.load_model(version).predict_proba(world.holdout[MODEL_FEATURES])[:, 1]
 
 
@@ -136,6 +143,9 @@ def test_a_registered_model_reproduces_bitwise_and_is_certified(world):
     report = reproduce(world.registry, world.honest, actor="auditor", current_code_version="cv-test")
     assert report.identical and report.reproduced and report.max_abs_diff == 0.0 and report.differing_decisions == 0
     assert report.code_identity == "identical" and report.code_notes == []
+    # registered without a project record: rebuilt under the current spec, and the report says so
+    assert report.project == {"name": "adult", "sha256": ADULT.sha256, "spec": "current"}
+    assert any("predates project recording" in n for n in report.notes)
     assert report.rows == len(world.holdout) == 16281
     assert report.data["training"]["md5"] == hashlib.md5((DATA / "adult.data").read_bytes()).hexdigest()
     scores = _scores(world, world.honest)
@@ -181,7 +191,6 @@ def test_code_that_differs_is_stated_and_the_certificate_marked(world):
 
 
 def test_a_difference_is_reported_with_its_size_and_not_certified(world):
-    from mlgov_assets.core.data.features import MODEL_FEATURES
     from mlgov_assets.core.models.training import HyperParams, fit
 
     log = DecisionLog(world.settings.decision_log)
@@ -190,13 +199,29 @@ def test_a_difference_is_reported_with_its_size_and_not_certified(world):
     assert not report.identical and not report.reproduced and report.certificate is None
     assert len(log.records()) == before  # nothing certified
     registered = _scores(world, world.lying)
-    retrained = fit(_typed(DATA / "adult.data"), HyperParams(**{**PARAMS, "max_iter": 21})).predict_proba(
+    retrained = fit(_typed(DATA / "adult.data"), HyperParams(**{**PARAMS, "max_iter": 21}), ADULT).predict_proba(
         world.holdout[MODEL_FEATURES]
     )[:, 1]
     assert report.max_abs_diff == pytest.approx(float(np.max(np.abs(registered - retrained))), rel=1e-12)
     changed = int(np.sum((registered >= 0.5) != (retrained >= 0.5)))
     assert report.differing_decisions == changed and report.differing_share == pytest.approx(changed / 16281)
     assert report.max_abs_diff > 1e-6  # a real difference (one more boosting round), not rounding noise
+
+
+def test_the_recorded_project_spec_is_the_one_rebuilt_under(world):
+    from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
+
+    # the recorded spec differs from the current one in bytes only (a comment): same rows, same model
+    text = DEFAULT_PROJECT_SPEC.read_text() + "# as recorded\n"
+    version = world.register(world.params.to_dict(), text)
+    report = reproduce(world.registry, version, actor="auditor", write_certificate=False)
+    assert report.identical and report.notes == []
+    assert report.project == {"name": "adult", "sha256": hashlib.sha256(text.encode()).hexdigest(), "spec": "recorded"}
+    # a recorded spec that does not hash to its tag is refused, never used
+    run_id = world.registry.version_info(version).run_id
+    world.registry.client.log_text(run_id, text.replace("income > 50K", "income > 60K"), "project/project.yaml")
+    with pytest.raises(IntegrityError, match=r"project/project\.yaml hashes to"):
+        reproduce(world.registry, version, actor="auditor", write_certificate=False)
 
 
 def test_altered_training_bytes_in_the_cache_are_refused(world):

@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgov_assets.core.data.adult import LABEL, POSITIVE_LABEL, SENSITIVE, read_adult_csv
 from mlgov_assets.core.governance.fairness.bias import pretraining_bias
 from mlgov_assets.core.governance.fairness.bootstrap import _cell_counts, _rates, _summaries
 from mlgov_assets.core.governance.fairness.gate import evaluate_fairness_gate
 from mlgov_assets.core.governance.fairness.render import compare_tradeoff, render_html, render_markdown
 from mlgov_assets.core.governance.fairness.report import fairness_report
 from mlgov_assets.core.governance.policy import SUMMARY_METRICS, FairnessRule
+from mlgov_assets.core.project.project import open_project
+from mlgov_assets.core.project.reader import read_raw
+from mlgov_assets.core.settings import DEFAULT_PROJECT_DIR, DEFAULT_PROJECT_SPEC
 from mlgov_tests.core._adult_fixtures import (
     DATA_DIR,
     adult_test,
@@ -26,6 +28,11 @@ from mlgov_tests.core._adult_fixtures import (
     flip_labels_for_group,
     make_pipeline,
 )
+
+#: The shipped demo project: its sensitive columns, label and favourable value.
+ADULT = open_project(DEFAULT_PROJECT_SPEC, DEFAULT_PROJECT_DIR)
+SENSITIVE = ADULT.sensitive
+LABEL, POSITIVE_LABEL = ADULT.label, ADULT.favourable
 
 
 @pytest.fixture(scope="module")
@@ -442,7 +449,7 @@ def test_bad_input_names_the_column_and_rows():
 
 
 def test_pretraining_bias_equals_direct_pandas():
-    df = read_adult_csv(DATA_DIR / "adult.data")
+    df = read_raw(ADULT, DATA_DIR / "adult.data")
     out = pretraining_bias(df, LABEL, POSITIVE_LABEL, SENSITIVE)
     json.dumps(out.to_dict(), allow_nan=False)
     pos = df[LABEL] == POSITIVE_LABEL

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from mlgov_assets.core.governance.policy import PolicyError, load_policy, parse_policy
-from mlgov_assets.core.settings import DEFAULT_POLICY
+from mlgov_assets.core.governance.policy_project import check_against_project
+from mlgov_assets.core.project.project import open_project
+from mlgov_assets.core.settings import DEFAULT_POLICY, DEFAULT_PROJECT_DIR, DEFAULT_PROJECT_SPEC
 
 GOOD = """
 policy_version: 1
@@ -91,7 +93,6 @@ def test_missing_policy_file(tmp_path):
     "extra, key",
     [
         ("fairness: {sensitive_features: []}\n", "fairness.sensitive_features"),
-        ("fairness: {sensitive_features: [age]}\n", "fairness.sensitive_features"),
         ("fairness: {rules: [{feature: sex, metric: happiness_ratio, min: 0.8}]}\n", "fairness.rules[0].metric"),
         ("drift: {jensenshannon_threshold: 3}\n", "drift.jensenshannon_threshold"),
         ("monitoring: {webhook_url: 'file:///etc/passwd'}\n", "monitoring.webhook_url"),
@@ -102,3 +103,61 @@ def test_missing_policy_file(tmp_path):
 def test_more_impossible_settings_are_refused_on_load(extra, key):
     with pytest.raises(PolicyError, match=re.escape(key)):
         parse_policy(GOOD + extra)
+
+
+def _adult():
+    return open_project(DEFAULT_PROJECT_SPEC, DEFAULT_PROJECT_DIR)
+
+
+def test_default_policy_fits_the_adult_project():
+    policy = load_policy(DEFAULT_POLICY)
+    assert check_against_project(policy, _adult()) is policy
+
+
+@pytest.mark.parametrize(
+    "fairness, key, name",
+    [
+        ("{sensitive_features: [age], intersections: []}", "fairness.sensitive_features", "'age'"),
+        ("{sensitive_features: [sex, age], intersections: [[sex, age]]}", "fairness.intersections[0]", "'age'"),
+        (
+            "{sensitive_features: [sex, native_country], intersections: [],"
+            " mitigation: {sensitive_features: [native_country]}}",
+            "fairness.mitigation.sensitive_features",
+            "'native_country'",
+        ),
+    ],
+)
+def test_sensitive_features_must_exist_in_the_project(fairness, key, name):
+    policy = parse_policy(GOOD + f"fairness: {fairness}\n", source="p.yaml")  # parses on its own
+    with pytest.raises(PolicyError) as exc:
+        check_against_project(policy, _adult())
+    msg = str(exc.value)
+    assert msg.startswith("p.yaml: "), msg
+    assert f"{key}: {name} is not a sensitive column of project 'adult'" in msg, msg
+    assert "['sex', 'race']" in msg, msg
+
+
+def test_derived_bands_are_sensitive_features(tmp_path):
+    import yaml
+
+    doc = yaml.safe_load(DEFAULT_PROJECT_SPEC.read_text())
+    doc["protected"].append({"column": "age", "bands": {"name": "age_band", "edges": [25, 40, 60]}})
+    doc["policy"] = str(DEFAULT_POLICY)
+    spec = tmp_path / "banded.yaml"
+    spec.write_text(yaml.safe_dump(doc))
+    project = open_project(spec, DEFAULT_PROJECT_DIR)
+    policy = parse_policy(GOOD + "fairness: {sensitive_features: [sex, age_band], intersections: [[sex, age_band]]}\n")
+    assert check_against_project(policy, project) is policy
+    with pytest.raises(PolicyError, match=r"fairness.sensitive_features: 'age_band' is not a sensitive column"):
+        check_against_project(policy, _adult())
+
+
+def test_the_resource_checks_its_policy_against_the_project(tmp_path, monkeypatch):
+    from mlgov_assets.resources import MlgovResource
+
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(GOOD + "fairness: {sensitive_features: [age], intersections: []}\n")
+    resource = MlgovResource(home=str(tmp_path / "home"), policy_path=str(bad))
+    with pytest.raises(PolicyError, match=r"fairness.sensitive_features: 'age' is not a sensitive column"):
+        resource.policy()
+    assert load_policy(bad).fairness is not None  # the file alone still loads

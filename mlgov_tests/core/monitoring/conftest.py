@@ -5,14 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlgov_assets.core.data.adult import read_adult_csv
 from mlgov_assets.core.settings import get_settings
-from mlgov_tests.core.monitoring.helpers import DATA
+from mlgov_tests.core.monitoring.helpers import DATA, read_adult
 
 
 @pytest.fixture(scope="module")
 def holdout() -> pd.DataFrame:
-    return read_adult_csv(DATA / "adult.test")
+    return read_adult(DATA / "adult.test")
 
 
 @pytest.fixture

@@ -11,14 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgov_assets.core.data.adult import CATEGORICAL, NUMERIC, read_adult_csv
 from mlgov_assets.core.governance.policy import Drift
 from mlgov_assets.core.monitoring.batches import simulate_batch
 from mlgov_assets.core.monitoring.drift import compute_drift, evidently_compatible
 from mlgov_assets.core.monitoring.evidently_preset import evidently_column_details, evidently_column_verdicts
 from mlgov_assets.core.monitoring.profile import ReferenceProfile
+from mlgov_assets.core.monitoring.reference import DriftColumns
+from mlgov_tests.core.monitoring.helpers import ADULT, read_adult
 
 DATA = Path(__file__).resolve().parents[3] / "data"
+NUMERIC = DriftColumns.of(ADULT).numeric
+CATEGORICAL = DriftColumns.of(ADULT).categorical
 COLUMNS = NUMERIC + CATEGORICAL
 
 
@@ -40,12 +43,12 @@ def toy_score(df: pd.DataFrame) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference() -> pd.DataFrame:
-    return typed(read_adult_csv(DATA / "adult.data"))
+    return typed(read_adult(DATA / "adult.data"))
 
 
 @pytest.fixture(scope="module")
 def holdout() -> pd.DataFrame:
-    return read_adult_csv(DATA / "adult.test")
+    return read_adult(DATA / "adult.test")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,7 @@ def profile(reference: pd.DataFrame) -> ReferenceProfile:
 
 
 def batch(kind: str, holdout: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    return typed(simulate_batch(kind, holdout, rows, seed)[0])
+    return typed(simulate_batch(ADULT, kind, holdout, rows, seed)[0])
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -172,7 +175,7 @@ def test_numeric_statistics_equal_scipy_and_numpy(profile, holdout):
 
     cur = batch("covariate", holdout, 5000, 2)
     rep = compute_drift(profile, cur)
-    ref = typed(read_adult_csv(DATA / "adult.data"))
+    ref = typed(read_adult(DATA / "adult.data"))
     for col in NUMERIC:
         row = rep.column(col)
         a, b = ref[col].to_numpy(float), cur[col].to_numpy(float)

@@ -16,7 +16,7 @@ from mlgov_assets.core.monitoring.labels import collect_labels
 from mlgov_assets.core.monitoring.landing import find_batch_file, plan_landing
 from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringError, MonitoringPaths, read_jsonl
 from mlgov_assets.core.monitoring.retrain_plan import breach_reasons
-from mlgov_tests.core.monitoring.helpers import land, sim
+from mlgov_tests.core.monitoring.helpers import ADULT, land, sim
 
 # --------------------------------------------------------------------------- landing plan
 
@@ -94,8 +94,8 @@ def test_plan_landing_leaves_fresh_files_to_settle(settings, holdout):
 def test_valid_batch_is_archived_and_recorded(settings, holdout):
     batch, _ = sim("none", holdout, rows=300, seed=4)
     land(settings.landing_dir, "ok1.csv", batch)
-    acc = accept_batch(settings, "ok1")
-    assert acc.valid and acc.quarantine_dir is None
+    acc = accept_batch(settings, ADULT, "ok1")
+    assert acc.intake.valid and acc.intake.quarantine_dir is None and acc.intake.batch_id == "ok1"
     assert list(acc.frame["row_id"]) == list(range(300))
     assert acc.frame["age"].dtype.kind == "i"  # validated and typed
     archived = pd.read_parquet(BatchLedger(MonitoringPaths.of(settings)).rows_path("ok1"))
@@ -112,10 +112,10 @@ def test_broken_batch_is_quarantined_with_its_report_and_alerted(settings, holdo
     batch, _ = sim("broken", holdout, rows=300, seed=5)
     src = land(settings.landing_dir, "bad1.csv", batch)
     md5 = hashlib.md5(src.read_bytes()).hexdigest()
-    acc = accept_batch(settings, "bad1")
-    assert not acc.valid
+    acc = accept_batch(settings, ADULT, "bad1")
+    assert not acc.intake.valid and acc.intake.md5 == md5
     qdir = MonitoringPaths.of(settings).quarantine_dir("bad1")
-    assert acc.quarantine_dir == qdir
+    assert acc.intake.quarantine_dir == qdir
     assert not src.exists() and (qdir / "bad1.csv").exists()  # moved out of the landing folder
     report = json.loads((qdir / "failure_report.json").read_text())
     assert report["md5"] == md5
@@ -133,9 +133,9 @@ def test_broken_batch_is_quarantined_with_its_report_and_alerted(settings, holdo
 def test_unreadable_file_is_quarantined_too(settings):
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     (settings.landing_dir / "junk.parquet").write_bytes(b"not parquet at all")
-    acc = accept_batch(settings, "junk")
-    assert not acc.valid and "unreadable" in acc.summary
-    assert (acc.quarantine_dir / "junk.parquet").exists()
+    acc = accept_batch(settings, ADULT, "junk")
+    assert not acc.intake.valid and "unreadable" in acc.intake.summary
+    assert acc.intake.quarantine_dir is not None and (acc.intake.quarantine_dir / "junk.parquet").exists()
 
 
 def test_a_batch_without_labels_validates_and_labels_come_from_both_sources(settings, holdout):
@@ -143,14 +143,14 @@ def test_a_batch_without_labels_validates_and_labels_come_from_both_sources(sett
     inline = batch.assign(income=labels["income"].to_numpy()).copy()
     inline.loc[:99, "income"] = None  # first 100 rows unlabelled in the file
     land(settings.landing_dir, "lab1.csv", inline)
-    acc = accept_batch(settings, "lab1")
-    assert acc.valid
-    y, info = collect_labels(settings.landing_dir, acc.frame)
+    acc = accept_batch(settings, ADULT, "lab1")
+    assert acc.intake.valid
+    y, info = collect_labels(ADULT, settings.landing_dir, "lab1", acc.frame)
     assert info.inline == 150 and info.n_labelled == 150 and info.file is None
     delayed = labels.iloc[:120].copy()
     delayed.loc[110, "income"] = "<=50K" if delayed.loc[110, "income"] == ">50K" else ">50K"  # one disagreement
     land(settings.landing_dir, labels_filename("lab1"), delayed)
-    y, info = collect_labels(settings.landing_dir, acc.frame)
+    y, info = collect_labels(ADULT, settings.landing_dir, "lab1", acc.frame)
     assert info.n_labelled == 250 and info.conflicts == 1 and info.from_file == 120
     expected = (labels["income"] == ">50K").astype(float).to_numpy()
     expected[110] = 1 - expected[110]  # the later (delayed) label wins

@@ -10,15 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgov_assets.core.data.adult import LABEL, read_adult_csv
 from mlgov_assets.core.monitoring.metrics import ModelMetrics, mcnemar_test, performance_breach, performance_metrics
+from mlgov_tests.core.monitoring.helpers import ADULT, read_adult
 
 DATA = Path(__file__).resolve().parents[3] / "data"
+LABEL = ADULT.label
 
 
 @pytest.fixture(scope="module")
 def holdout() -> pd.DataFrame:
-    return read_adult_csv(DATA / "adult.test")
+    return read_adult(DATA / "adult.test")
 
 
 def toy_score(df: pd.DataFrame) -> np.ndarray:
@@ -50,7 +51,8 @@ def test_performance_metrics_equal_sklearn(holdout):
     # ties in the scores (rounded) follow sklearn's half-credit convention too
     assert performance_metrics(y, np.round(s, 1)).roc_auc == pytest.approx(metrics.roc_auc_score(y, np.round(s, 1)))
     # string labels are accepted
-    assert performance_metrics(holdout[LABEL].to_numpy(), s, 0.6) == got
+    coding = {"labels": ADULT.labels, "positive": ADULT.favourable}
+    assert performance_metrics(holdout[LABEL].to_numpy(), s, 0.6, **coding) == got
 
 
 def test_performance_metrics_single_class_batch():

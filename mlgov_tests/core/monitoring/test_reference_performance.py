@@ -6,11 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgov_assets.core.data.adult import LABEL, read_adult_csv
 from mlgov_assets.core.monitoring.ledger import MonitoringPaths
 from mlgov_assets.core.monitoring.performance import performance_report
 from mlgov_assets.core.monitoring.reference import Reference, profile_with_champion, reference_profile
-from mlgov_tests.core.monitoring.helpers import DATA
+from mlgov_tests.core.monitoring.helpers import ADULT, DATA, read_adult
 
 # --------------------------------------------------------------------------- reference profile cache
 
@@ -26,17 +25,17 @@ def test_reference_profile_is_built_once_per_reference_md5(settings, monkeypatch
     monkeypatch.setattr(
         ReferenceProfile, "build", classmethod(lambda cls, *a, **k: builds.append(1) or real_build(cls, *a, **k))
     )
-    p1, meta = reference_profile(paths, ref, bins=10)
-    p2, _ = reference_profile(paths, ref, bins=10)
+    p1, meta = reference_profile(ADULT, paths, ref, bins=10)
+    p2, _ = reference_profile(ADULT, paths, ref, bins=10)
     assert len(builds) == 1 and p1.fingerprint == p2.fingerprint
     assert (paths.reference / ref.md5 / "profile-b10.json").exists()
-    raw = read_adult_csv(DATA / "adult.data")
-    assert meta.rows == len(raw) and meta.positive_rate == pytest.approx((raw[LABEL] == ">50K").mean())
+    raw = read_adult(DATA / "adult.data")
+    assert meta.rows == len(raw) and meta.positive_rate == pytest.approx((raw[ADULT.label] == ">50K").mean())
     # the champion's scores are attached per champion, on top of the same data profile
-    with_pred = profile_with_champion(paths, ref, p1, champion=7, load_model=lambda v: _ToyModel())
+    with_pred = profile_with_champion(ADULT, paths, ref, p1, champion=7, load_model=lambda v: _ToyModel())
     assert with_pred.prediction is not None and with_pred.data_fingerprint == p1.fingerprint
     assert with_pred.fingerprint != p1.fingerprint
-    again = profile_with_champion(paths, ref, p1, champion=7, load_model=lambda v: pytest.fail("re-scored"))
+    again = profile_with_champion(ADULT, paths, ref, p1, champion=7, load_model=lambda v: pytest.fail("re-scored"))
     assert again.fingerprint == with_pred.fingerprint
 
 

@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 
-from mlgov_assets.core.data.adult import COLUMNS, read_adult_csv
 from mlgov_assets.core.models.registry import VersionInfo
 from mlgov_assets.core.models.training import HyperParams
 from mlgov_assets.core.monitoring.batches import retrain_run_key, simulate_batch
@@ -18,10 +17,11 @@ from mlgov_assets.core.monitoring.reference import ReferenceRecord
 from mlgov_assets.core.monitoring.retrain_dataset import build_retraining_dataset
 from mlgov_assets.core.monitoring.retrain_plan import RetrainPlan, plan_retraining
 from mlgov_assets.core.monitoring.retraining import RetrainRequest, unlaunched_requests
-from mlgov_tests.core.monitoring.helpers import land
+from mlgov_assets.core.project.project import open_project
+from mlgov_assets.core.project.reader import read_raw
+from mlgov_tests.core.monitoring.helpers import ADULT, land
 
-#: The holdout the dataset builder checks overlap against (the Dagster layer passes its HOLDOUT_FILE).
-HOLDOUT = "data/adult.test"
+COLUMNS = ADULT.columns
 
 # --------------------------------------------------------------------------- retraining planner
 
@@ -117,18 +117,21 @@ def test_unlaunched_requests_are_re_emitted_only_without_a_run():
 
 
 def test_retraining_dataset_is_reference_plus_labelled_rows_and_dvc_versioned(env, holdout):
-    from mlgov_assets.core.data.schemas import RawAdultSchema, validate
+    from mlgov_assets.core.data.schemas import validate
     from mlgov_assets.core.integrity import md5_file
+    from mlgov_assets.core.project.schemas import raw_schema
 
     s = env.settings().ensure()
+    project = open_project(s.project_spec, s.project_dir)  # the Adult demo, data in the env's repository
+    assert project.holdout_file == "data/adult.test"  # what the overlap is checked against
     ledger = BatchLedger(MonitoringPaths.of(s))
-    batch, labels = simulate_batch("covariate", holdout, 300, 11, with_labels=True)
+    batch, labels = simulate_batch(project, "covariate", holdout, 300, 11, with_labels=True)
     land(s.landing_dir, "cov1.csv", batch)
-    assert accept_batch(s, "cov1").valid
+    assert accept_batch(s, project, "cov1").intake.valid
     partial = labels.iloc[::2]  # only every second row got its label
     partial.to_parquet(ledger.labels_path("cov1"), index=False)
-    land(s.landing_dir, "unl1.csv", simulate_batch("none", holdout, 200, 12)[0])
-    assert accept_batch(s, "unl1").valid  # unlabelled: contributes nothing
+    land(s.landing_dir, "unl1.csv", simulate_batch(project, "none", holdout, 200, 12)[0])
+    assert accept_batch(s, project, "unl1").intake.valid  # unlabelled: contributes nothing
     ref_path = env.project / "data" / "adult.data"
     plan = RetrainPlan(
         run_key="retrain-" + "a" * 24,
@@ -146,21 +149,21 @@ def test_retraining_dataset_is_reference_plus_labelled_rows_and_dvc_versioned(en
         ),
         params={},
     )
-    out = build_retraining_dataset(s, plan, holdout_rel=HOLDOUT)
+    out = build_retraining_dataset(s, project, plan)
     csv = env.project / plan.dataset
-    written = read_adult_csv(csv)
-    reference = read_adult_csv(ref_path)
+    written = read_raw(project, csv, header="present")
+    reference = read_raw(project, ref_path)
     assert len(written) == len(reference) + 150 == out.rows
     tail = written.iloc[len(reference) :].reset_index(drop=True)
     expected = batch.iloc[::2].assign(income=partial["income"].to_numpy())[COLUMNS].reset_index(drop=True)
     pd.testing.assert_frame_equal(tail, expected)
-    assert validate(written, RawAdultSchema, source="generated").passed
+    assert validate(written, raw_schema(project), source="generated").passed
     assert out.md5 == hashlib.md5(csv.read_bytes()).hexdigest()
     assert (csv.parent / (csv.name + ".dvc")).exists() and out.md5 in (csv.parent / (csv.name + ".dvc")).read_text()
     # simulated rows come from adult.test: the overlap with the holdout is counted, not hidden
-    overlap = len(expected.merge(read_adult_csv(env.project / "data" / "adult.test").drop_duplicates(), on=COLUMNS))
+    overlap = len(expected.merge(read_raw(project, env.project / "data" / "adult.test").drop_duplicates(), on=COLUMNS))
     assert out.holdout_overlap_rows == overlap > 0
     assert out.included_batch_ids == ["cov1"]
     # written once per run key: a re-emitted request trains on the same bytes
-    again = build_retraining_dataset(s, plan, holdout_rel=HOLDOUT)
+    again = build_retraining_dataset(s, project, plan)
     assert again.md5 == out.md5 and not again.added_to_dvc_now

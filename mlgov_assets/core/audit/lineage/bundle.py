@@ -19,7 +19,15 @@ from pydantic import ValidationError
 from mlgov_assets.core.audit.decision_log.records import Record
 from mlgov_assets.core.audit.lineage.facts import Facts, Materialization
 from mlgov_assets.core.audit.lineage.gates import gate_names, latest_gate_record
-from mlgov_assets.core.audit.lineage.model import DATA_ASSETS, POLICY_ARTIFACT, iso_ms, json_or_none, jsonable
+from mlgov_assets.core.audit.lineage.model import (
+    DATA_ASSETS,
+    POLICY_ARTIFACT,
+    PROJECT_ARTIFACT,
+    iso_ms,
+    json_or_none,
+    jsonable,
+)
+from mlgov_assets.core.audit.lineage.project_section import PROJECT_SHA_TAG, project_section, spec_copy, version_project
 from mlgov_assets.core.audit.lineage.verify import data_md5_tag
 from mlgov_assets.core.audit.modelcard.schema import (
     SCHEMA_VERSION,
@@ -37,6 +45,7 @@ from mlgov_assets.core.audit.modelcard.schema import (
     MetricsSection,
     ModelSection,
     NotAvailable,
+    ProjectSection,
     Source,
     SourceKind,
     TextSection,
@@ -51,7 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_DAGSTER_URL", "build_bundle"]
 
 DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"  # `mlgov ui` default
-#: Where the shipped datasets came from (shown in the card's data section).
+#: Where the shipped demo datasets came from (shown in the card's data section).
 KNOWN_PROVENANCE = {
     "adult.data": "UCI Machine Learning Repository, Adult (Becker & Kohavi 1996), CC BY 4.0: training split",
     "adult.test": "UCI Machine Learning Repository, Adult (Becker & Kohavi 1996), CC BY 4.0: canonical test split",
@@ -122,17 +131,20 @@ def _dataset_path(facts: Facts, role: str) -> str:
 
 
 def _dvc_description(facts: Facts, path: str, md5: str) -> tuple[int, list[Column], Source]:
-    """(rows, columns, source) of the DVC object itself, when no Dagster record describes it."""
-    from mlgov_assets.core.data.adult import read_adult_csv
+    """(rows, columns, source) of the DVC object itself, read in the project's raw layout, when no
+    Dagster record describes it."""
+    from mlgov_assets.core.errors import MlgovError
+    from mlgov_assets.core.project.reader import read_raw
 
     obj = dvc_cache_path(facts.paths.dvc_cache_dir, md5) if re.fullmatch(r"[0-9a-f]{32}", md5) else None
+    project, _ = version_project(facts)
     try:
-        if obj is None:
-            raise ValueError("not an md5")
-        df = read_adult_csv(obj)
+        if obj is None or project is None:
+            raise ValueError("not an md5, or no project spec to read it with")
+        df = read_raw(project, obj)
         columns = [Column(name=str(c), dtype=str(t)) for c, t in df.dtypes.items()]
         return len(df), columns, _src("dvc", f"{path} (DVC md5 {md5})", sha256_file(obj))
-    except (OSError, TypeError, ValueError):  # the card states the gap instead of failing
+    except (OSError, TypeError, ValueError, MlgovError):  # the card states the gap instead of failing
         unavailable = canonical_hash({"dvc_md5": md5, "available": False})
         return 0, [], _src("dvc", f"{path} (DVC md5 {md5}): cache object unavailable", unavailable)
 
@@ -162,6 +174,17 @@ def _dataset(facts: Facts, role: str, urls: _Urls) -> Dataset:
         provenance=f"{provenance}; bytes content-addressed by DVC md5 {md5}",
         source=source,
     )
+
+
+def _project(facts: Facts, urls: _Urls) -> ProjectSection | NotAvailable:
+    """The project the version was trained under: from the run's stored spec, else the current one."""
+    copy = spec_copy(facts)
+    if isinstance(copy, str):
+        return NotAvailable(not_available=copy)
+    if copy.stored:
+        return project_section(facts, _run_source(facts, PROJECT_ARTIFACT, None, urls))
+    recorded = "recorded with the version" if PROJECT_SHA_TAG in facts.tags else "not recorded with the version"
+    return project_section(facts, _src("project_spec", f"{copy.path} ({recorded})", copy.sha256))
 
 
 def _gate_values(evidence: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -420,6 +443,7 @@ def build_bundle(facts: Facts, settings: Settings, *, dagster_url: str = DEFAULT
         "fairness": one.build(("fairness",), lambda: _fairness(facts, urls)),
         "explanations": one.build(("explanations",), lambda: _explanations(facts, urls)),
         "drift": one.build(("drift",), lambda: _drift(facts, log_name)),
+        "project": one.build(("project",), lambda: _project(facts, urls)),
     }
     bundle = one.build((), lambda: EvidenceBundle(schema_version=SCHEMA_VERSION, **sections))
     if one.problems or bundle is None:

@@ -29,6 +29,7 @@ __all__ = [
     "Materialization",
     "MonitoredBatch",
     "PathFacts",
+    "ProjectFacts",
     "RunFacts",
 ]
 
@@ -85,6 +86,15 @@ class PathFacts(_Fact):
     dvc_cache_dir: str
     policy_path: str
     policy_path_source: str
+
+
+class ProjectFacts(_Fact):
+    """The project spec as it is now (settings' ``project_spec``): compared with the version's
+    ``mlgov.project_sha256`` tag, so a card never describes a spec the version was not trained under."""
+
+    path: str
+    sha256: str | None = Field(description="sha256 of the spec's bytes; None when it cannot be read")
+    text: str | None = None
 
 
 class MonitoredBatch(_Fact):
@@ -172,6 +182,7 @@ class Facts(_Fact):
     git: GitFacts
     paths: PathFacts
     dagster: DagsterLineage | None = None
+    project: ProjectFacts | None = None
 
     @property
     def tags(self) -> dict[str, str]:

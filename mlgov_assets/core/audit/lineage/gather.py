@@ -29,6 +29,7 @@ from mlgov_assets.core.audit.lineage.facts import (
     LogFacts,
     MonitoredBatch,
     PathFacts,
+    ProjectFacts,
     RunFacts,
 )
 from mlgov_assets.core.audit.lineage.model import (
@@ -246,6 +247,16 @@ def _paths(settings: Settings, dagster: DagsterLineage | None) -> PathFacts:
     )
 
 
+def project_facts(settings: Settings) -> ProjectFacts:
+    """The current project spec's bytes (hash and text); unreadable is recorded, not raised."""
+    path = Path(settings.project_spec)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ProjectFacts(path=str(path), sha256=None)
+    return ProjectFacts(path=str(path), sha256=_sha256_bytes(data), text=data.decode("utf-8", errors="replace"))
+
+
 def gather(registry: Registry, version: int, *, dagster: Mapping[str, Any] | None = None) -> Facts:
     """Everything the audit and the card need about ``version``.
 
@@ -276,4 +287,5 @@ def gather(registry: Registry, version: int, *, dagster: Mapping[str, Any] | Non
         ),
         paths=_paths(s, lineage),
         dagster=lineage,
+        project=project_facts(s),
     )

@@ -69,9 +69,12 @@ SHARED_TAGS = (
 MODEL_ASSETS = ("challenger_model", "candidate_model")
 DATA_ASSETS = {"training": "training_data", "holdout": "holdout_data"}
 POLICY_ARTIFACT = "policy/policy.yaml"
+#: The project spec a version was trained under, as its run stored it (absent on older versions).
+PROJECT_ARTIFACT = "project/project.yaml"
 #: Run artifacts whose text the audit and the card read (others under SCANNED_FOLDERS are hashed only).
 TEXT_ARTIFACTS = (
     POLICY_ARTIFACT,
+    PROJECT_ARTIFACT,
     "provenance/environment.json",
     "provenance/data.json",
     "integrity/model_manifest.json",

@@ -22,6 +22,7 @@ from mlgov_assets.core.audit.modelcard.schema import (
     Gate,
     MetricsSection,
     ModelSection,
+    ProjectSection,
     Source,
     TextSection,
     ValuesSection,
@@ -137,6 +138,33 @@ def _data_section(datasets: list[Dataset]) -> list[Block]:
     return blocks
 
 
+def _project_section(p: ProjectSection) -> list[Block]:
+    protected = ", ".join(
+        a.column if a.judged_as == a.column else f"{a.column} (judged as {a.judged_as}: {', '.join(a.bands or [])})"
+        for a in p.protected
+    )
+    recorded = "yes" if p.recorded_with_version else "no (registered before projects were recorded)"
+    blocks = [
+        _kv(
+            [
+                ("Project", p.name),
+                ("Spec sha256", Code(p.spec_sha256)),
+                ("Spec recorded with the version", recorded),
+                ("Target", f"{p.target} (favourable: {p.favourable})"),
+                ("Protected attributes", protected),
+                ("Model features", ", ".join(p.model_features) or "—"),
+                ("Holdout", p.holdout),
+            ]
+        )
+    ]
+    if p.exclusions:
+        rows: list[list[Cell]] = [[e.column, e.reason, e.note or "—"] for e in p.exclusions]
+        blocks += [Block("h3", "Excluded columns"), _table(["Column", "Reason", "Note"], rows)]
+    if p.split is not None:
+        blocks += [Block("h3", "Holdout split record"), _mapping_table(["Field", "Value"], p.split)]
+    return [*blocks, _src(p.source)]
+
+
 def _code_section(c: CodeSection) -> list[Block]:
     dirty = fmt(c.git_dirty) + (" — NOT reproducible from the commit alone" if c.git_dirty else "")
     blocks = [_kv([("Git commit", Code(c.git_commit)), ("Working tree dirty", dirty)])]
@@ -229,6 +257,7 @@ _BUILDERS: list[tuple[str, str, Callable[[Any], list[Block]]]] = [
     ("model", "Model", _model_section),
     ("intended_use", "Intended use", _text_section),
     ("limitations", "Limitations", _text_section),
+    ("project", "Project", _project_section),
     ("data", "Data", _data_section),
     ("code", "Code", _code_section),
     ("environment", "Environment", _env_section),

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, ValidationError
 
 from mlgov_assets.core.errors import InputError
 from mlgov_assets.core.integrity import canonical_hash, is_sha256
@@ -46,6 +46,7 @@ SourceKind = Literal[
     "git",
     "decision_log",
     "monitoring_ledger",  # a batch's state.json under $MLGOV_HOME/monitoring
+    "project_spec",  # the project's YAML spec (sha256 of its bytes)
 ]
 SOURCE_KINDS: frozenset[str] = frozenset(get_args(SourceKind))
 _MD5_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -204,6 +205,32 @@ class Decision(_Model):
     source: Source
 
 
+class ProtectedAttribute(_Model):
+    column: Text = Field(description="the protected column as it is in the data")
+    judged_as: Text = Field(description="the sensitive feature fairness is judged on (the column or its bands)")
+    bands: list[str] | None = Field(default=None, description="band labels of a banded numeric column")
+
+
+class ExcludedColumn(_Model):
+    column: Text = Field(description="a column of the data that is never a model input")
+    reason: Text = Field(description="why (identifier, pii, sampling_weight, leakage, duplicate, other)")
+    note: str = Field(default="", description="the spec's explanation")
+
+
+class ProjectSection(_Model):
+    name: Text = Field(description="the governed project")
+    spec_sha256: Sha256 = Field(description="sha256 of the project spec's bytes")
+    recorded_with_version: bool = Field(description="the version's tags name this spec (older versions lack them)")
+    target: Text = Field(description="the label column")
+    favourable: Text = Field(description="the label value that is the favourable outcome")
+    protected: list[ProtectedAttribute] = Field(description="protected attributes (carried, never model inputs)")
+    exclusions: list[ExcludedColumn] = Field(description="columns excluded from the model, with reasons")
+    model_features: list[str] = Field(description="the model's input columns")
+    holdout: Text = Field(description="the holdout: its file, or the split that made it")
+    split: dict[str, JsonValue] | None = Field(default=None, description="the holdout split record, when one was made")
+    source: Source
+
+
 class NotAvailable(_Model):
     not_available: str = Field(description="why the section is absent")
 
@@ -239,6 +266,7 @@ class EvidenceBundle(_Model):
     fairness: _optional(FairnessSection) | None = Field(default=None, description="group metrics")  # type: ignore[valid-type]
     explanations: _optional(ExplanationsSection) | None = Field(default=None, description="top features")  # type: ignore[valid-type]
     drift: _optional(list[DriftEntry]) | None = Field(default=None, description="drift history in production")  # type: ignore[valid-type]
+    project: _optional(ProjectSection) | None = Field(default=None, description="the governed project")  # type: ignore[valid-type]
 
     def to_json(self) -> dict[str, Any]:
         """The bundle as its JSON document (the fields that were given, as given): what is hashed."""
@@ -254,7 +282,7 @@ def as_json(bundle: AnyBundle) -> Mapping[str, Any]:
     return bundle.to_json() if isinstance(bundle, EvidenceBundle) else bundle
 
 
-OPTIONAL = ("fairness", "explanations", "drift")
+OPTIONAL = ("fairness", "explanations", "drift", "project")
 
 
 # --------------------------------------------------------------------------- validation
