@@ -1,12 +1,13 @@
 """Issue-2 benchmarks: code-location load time and the full governed path vs a plain script.
 
-    .venv/bin/python benchmarks/bench_path.py [--repeats 5] [--path-repeats 3]
+    .venv/bin/python benchmarks/bench_path.py [--repeats 5] [--path-repeats 3] [--project NAME ...]
 
 1. Load: `python -c "import mlgov_assets.definitions"` in fresh processes (median), side by side
    with `import dagster` alone (the floor) and a module importing the whole ML stack at top level
    (what the code location would cost without lazy imports).
-2. Path: `mlgov train` with the shipped policy on a FRESH state dir (in-process executor, real
-   MLflow SQLite store, real DVC, every gate, promotion, decision log), against a plain Python
+2. Path, per project: `mlgov train --project NAME` with its shipped policy on a FRESH state dir
+   (in-process executor, real MLflow SQLite store, real DVC, every gate, promotion, decision log),
+   against a plain Python
    script doing the same computations (hash the data, read, validate with pandera, features, fit,
    holdout metrics, mitigation, two fairness reports with bootstrap, SHAP over the holdout with
    additivity) with no Dagster, no MLflow and no DVC, in the same run. Both are fresh processes,
@@ -28,28 +29,30 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 PLAIN = r"""
-import time
+import os, sys, time
 t0 = time.perf_counter()
 from mlgov_assets.core.data.schemas import validate
+from mlgov_assets.core.data.split import split_holdout
 from mlgov_assets.core.project.project import open_project, TARGET
 from mlgov_assets.core.project.reader import read_raw
 from mlgov_assets.core.project.schemas import raw_schema, feature_schema
 from mlgov_assets.core.project.features import build_features
 from mlgov_assets.core.models import training
-from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
 from mlgov_assets.core.governance.policy import load_policy
-from mlgov_assets.core.settings import DEFAULT_POLICY
 from mlgov_assets.core.models.mitigation import fit_mitigated
 from mlgov_assets.core.models.scoring import score_frame, holdout_metrics
-from mlgov_assets.core.governance.fairness import fairness_report, evaluate_fairness_gate
+from mlgov_assets.core.governance.fairness import fairness_report
 from mlgov_assets.core.governance.explanations import (
     explain_pipeline, local_reasons_frame, model_raw_output, check_additivity,
 )
 from mlgov_assets.core.integrity import md5_file
-policy = load_policy(DEFAULT_POLICY); fz = policy.fairness
-project = open_project(DEFAULT_PROJECT_SPEC, "."); MODEL_FEATURES = project.model_features
-md5_file("data/adult.data"); md5_file("data/adult.test")
-raw_t = read_raw(project, "data/adult.data"); raw_h = read_raw(project, "data/adult.test")
+project = open_project(sys.argv[1], "."); MODEL_FEATURES = project.model_features
+policy = load_policy(project.policy_path); fz = policy.fairness
+raw_t = read_raw(project, project.train_file); md5_file(project.train_file)
+if project.holdout_file:
+    raw_h = read_raw(project, project.holdout_file); md5_file(project.holdout_file)
+else:
+    parts = split_holdout(project, raw_t, project.spec.data.holdout); raw_t, raw_h = parts.train, parts.holdout
 rs = raw_schema(project); fs = feature_schema(project)
 vt = validate(raw_t, rs, source="t"); vh = validate(raw_h, rs, source="h")
 ft = build_features(project, vt.validated); fh = build_features(project, vh.validated)
@@ -57,8 +60,10 @@ validate(ft, fs, source="ft"); validate(fh, fs, source="fh")
 m = training.fit(ft, training.HyperParams(), project)
 training.holdout_metrics(fh[TARGET].to_numpy(), m.predict_proba(fh[MODEL_FEATURES])[:, 1])
 cols = MODEL_FEATURES + fz.sensitive_features
-mm = fit_mitigated(m, ft[cols], ft[TARGET].to_numpy(), sensitive_features=fz.sensitive_features)
-for model in (m, mm):
+models = [m]
+if fz.mitigation.enabled:
+    models.append(fit_mitigated(m, ft[cols], ft[TARGET].to_numpy(), sensitive_features=fz.sensitive_features))
+for model in models:
     sc = score_frame(model, fh[cols]); holdout_metrics(fh[TARGET].to_numpy(), sc)
     fairness_report(fh[TARGET].to_numpy(), sc["decision"].to_numpy(), fh[fz.sensitive_features],
                     features=fz.sensitive_features, intersections=fz.intersections, min_group_size=fz.min_group_size,
@@ -97,14 +102,18 @@ def bench_load(repeats: int) -> list[tuple[str, float]]:
     return rows
 
 
-def bench_path(repeats: int) -> tuple[float, float]:
+def bench_path(repeats: int, project: str) -> tuple[float, float]:
+    from mlgov_assets.core.project.catalog import resolve_project
+
+    spec = str(resolve_project(project, ROOT))
+
     def full() -> float:
         with tempfile.TemporaryDirectory() as home:
             env = {**os.environ, "MLGOV_HOME": home}
-            return timed([PY, "-m", "mlgov_assets.cli", "train"], env=env)
+            return timed([PY, "-m", "mlgov_assets.cli", "train", "--project", project], env=env)
 
     def plain() -> float:
-        return timed([PY, "-c", PLAIN])
+        return timed([PY, "-c", PLAIN, spec])
 
     plain_med, _ = median_of(repeats, plain)
     full_med, _ = median_of(repeats, full)
@@ -115,6 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--path-repeats", type=int, default=3)
+    ap.add_argument("--project", action="append", help="project(s) to run the path on (default: every shipped one)")
     a = ap.parse_args()
     print(f"## Code location load (fresh process each, median of {a.repeats})\n")
     print("| what | seconds |\n|---|---:|")
@@ -125,11 +135,11 @@ def main() -> None:
     stack = dict(load)["whole ML stack at top level (baseline)"]
     print(f"\nmlgov load / whole-stack load = {ours / stack:.2f} (target: <= 2.5 s absolute)\n")
     print(f"## Full governed path, fresh instance (median of {a.path_repeats}, each a fresh process)\n")
-    full, plain = bench_path(a.path_repeats)
-    print("| what | seconds |\n|---|---:|")
-    print(f"| `mlgov train` on a fresh MLGOV_HOME (Dagster + MLflow + DVC + gates + promotion) | {full:.2f} |")
-    print(f"| plain script, same computations, no Dagster/MLflow | {plain:.2f} |")
-    print(f"\nratio = {full / plain:.2f} (target <= 1.5)")
+    print("| project | `mlgov train` (Dagster, MLflow, DVC, gates, promotion) | plain script | ratio |")
+    print("|---|---:|---:|---:|")
+    for project in a.project or ["adult", "credit_default"]:
+        full, plain = bench_path(a.path_repeats, project)
+        print(f"| {project} | {full:.2f} | {plain:.2f} | {full / plain:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
