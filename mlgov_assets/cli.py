@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlgov_assets.core.errors import ConfigError, MlgovError, Refusal, exit_code_for
+from mlgov_assets.core.errors import MlgovError, Refusal, exit_code_for
 from mlgov_assets.core.settings import get_settings
 
 if TYPE_CHECKING:
@@ -25,10 +25,14 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from mlgov_assets.commands.summary import CheckVerdict, RunSummary, StatusHook, StepFailure
-    from mlgov_assets.core.settings import Settings
 
 #: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
-EXTRA_COMMANDS = ["mlgov_assets.commands.monitoring", "mlgov_assets.commands.audit", "mlgov_assets.commands.init"]
+EXTRA_COMMANDS = [
+    "mlgov_assets.commands.monitoring",
+    "mlgov_assets.commands.audit",
+    "mlgov_assets.commands.init",
+    "mlgov_assets.commands.projects",
+]
 
 GATE_REFUSED = Refusal.exit_code  # 1: a governance gate (or verification) said no
 ERROR = MlgovError.exit_code  # 2: usage, configuration or any other error
@@ -417,14 +421,6 @@ def _add_model_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
 
-    pj = sub.add_parser(
-        "projects",
-        help="every governed project: spec, registered model, champion",
-        description="List the projects mlgov knows (<repo>/projects/*.yaml, then the shipped ones).",
-    )
-    pj.add_argument("--json", action="store_true")
-    pj.set_defaults(func=cmd_projects)
-
     pr = sub.add_parser(
         "promote",
         help="make version N champion (only if it passed every gate of the current policy)",
@@ -477,69 +473,16 @@ def _add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     dp.set_defaults(func=cmd_data_pull)
 
 
-def _select_project(argv: list[str]) -> None:
-    """``--project NAME`` (anywhere on the command line, for every command) selects the governed project
-    for this process, the Dagster runs it starts included; without it, ``MLGOV_PROJECT_SPEC`` or the default."""
-    from mlgov_assets.core.project.catalog import resolve_project
-
-    for i, arg in enumerate(argv):
-        if arg == "--project" or arg.startswith("--project="):
-            value = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
-            del argv[i : i + (1 if "=" in arg else 2)]
-            if not value:
-                raise ConfigError("--project needs a project name or a spec file")
-            os.environ[PROJECT_ENV] = str(resolve_project(value, get_settings().project_dir))
-            return
-
-
-def cmd_projects(args: argparse.Namespace) -> int:
-    """Every known project: name, spec, registered model, current champion."""
-    from mlgov_assets.core.project.catalog import known_projects
-    from mlgov_assets.core.project.spec import load_project
-
-    rows = []
-    for name, path in known_projects(get_settings().project_dir).items():
-        try:
-            spec, sha = load_project(path)
-            s = get_settings(project_spec=path)
-            rows.append(
-                {
-                    "project": name,
-                    "spec": str(path),
-                    "spec_sha256": sha,
-                    "registered_model": s.model_name,
-                    "title": spec.title,
-                    "champion": _champion_of(s),
-                }
-            )
-        except MlgovError as exc:
-            rows.append({"project": name, "spec": str(path), "error": str(exc)})
-    if args.json:
-        print(json.dumps({"projects": rows}, indent=2))
-    else:
-        for r in rows:
-            champ = r.get("champion")
-            state = r.get("error") or f"model {r['registered_model']}, champion {champ if champ else 'none'}"
-            print(f"{r['project']:<20} {state}  ({r['spec']})")
-    return 0
-
-
-def _champion_of(settings: Settings) -> int | None:
-    if not (settings.mlflow_dir / "mlflow.db").exists():
-        return None
-    from mlgov_assets.core.models.registry import Registry
-
-    return Registry(settings).champion_version()
-
-
 def main(argv: list[str] | None = None) -> int:
     from mlgov_assets.core.settings import apply_quiet_env
 
     apply_quiet_env()
     argv = list(sys.argv[1:] if argv is None else argv)
+    from mlgov_assets.commands.projects import PROJECT_ENV, select_project
+
     before = os.environ.get(PROJECT_ENV)
     try:
-        _select_project(argv)
+        select_project(argv)
         return _run(argv)
     except MlgovError as exc:  # --project named no project
         print(f"mlgov: {exc}", file=sys.stderr)
@@ -549,9 +492,6 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop(PROJECT_ENV, None)
         else:
             os.environ[PROJECT_ENV] = before
-
-
-PROJECT_ENV = "MLGOV_PROJECT_SPEC"
 
 
 def _run(argv: list[str]) -> int:

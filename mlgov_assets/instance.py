@@ -31,6 +31,7 @@ def prepare_environment(settings: Settings) -> Path:
     os.environ["MLGOV_PROJECT_DIR"] = str(settings.project_dir)
     os.environ["MLGOV_POLICY"] = str(settings.policy_path)
     os.environ["MLGOV_LANDING_DIR"] = str(settings.landing_dir)
+    os.environ["MLGOV_PROJECT_SPEC"] = str(settings.project_spec)
     return home
 
 

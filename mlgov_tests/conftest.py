@@ -58,6 +58,16 @@ def make_project(root: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environment():
+    """mlgov points MLGOV_*/DAGSTER_HOME at a command's state for its process (so the Dagster runs it
+    starts agree); in-process tests run many commands, so each test gets the environment back."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def project_template(tmp_path_factory) -> Path:
     return make_project(tmp_path_factory.mktemp("template") / "project")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlgov_assets.core.project.profile import Draft
+
 DEFAULT_SPECS = "projects"
 
 
@@ -21,53 +23,19 @@ def _split(text: str | None) -> list[str]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    import yaml
-
-    from mlgov_assets.core.data.datasets import ensure_tracked
-    from mlgov_assets.core.errors import InputError, MlgovError, exit_code_for
-    from mlgov_assets.core.integrity import atomic_write_bytes
-    from mlgov_assets.core.project.profile import draft_spec
-    from mlgov_assets.core.project.project import open_project
-    from mlgov_assets.core.project.reader import read_raw
+    from mlgov_assets.core.errors import MlgovError, exit_code_for
     from mlgov_assets.core.settings import get_settings
 
     s = get_settings()
-    repo = s.project_dir
-    data = (Path.cwd() / args.data).resolve()
-    out = Path(args.out).resolve() if args.out else repo / DEFAULT_SPECS
+    out = Path(args.out).resolve() if args.out else s.project_dir / DEFAULT_SPECS
     spec_path, policy_path = out / f"{args.name}.yaml", out / f"{args.name}.policy.yaml"
     try:
-        if repo not in data.parents:
-            raise MlgovError(f"{data}: the data must be inside the project repository {repo} (copy it under data/)")
+        data, rel = _data_file(args.data, s.project_dir)
         if spec_path.exists() and not args.force:
             raise MlgovError(f"{spec_path} exists: review or remove it, or pass --force")
-        rel = data.relative_to(repo).as_posix()
-        raw = _read_plain(data)
-        draft = draft_spec(
-            raw,
-            name=args.name,
-            data_path=rel,
-            target=args.target,
-            favourable=args.favourable,
-            sensitive=_split(args.sensitive),
-            exclude=_split(args.exclude),
-            policy_file=policy_path.name,
-        )
-        out.mkdir(parents=True, exist_ok=True)
-        doc = draft.spec.model_dump(mode="json", exclude_defaults=True)
-        doc["data"] = draft.spec.data.model_dump(mode="json")  # the holdout split and format, spelled out
-        doc["policy"] = policy_path.name
-        atomic_write_bytes(spec_path, (_HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)).encode())
-        atomic_write_bytes(policy_path, draft.policy_yaml.encode())
-        project = open_project(spec_path, repo)  # what we wrote parses back, strictly
-        from mlgov_assets.core.data.schemas import validate
-        from mlgov_assets.core.project.schemas import raw_schema
-
-        report = validate(read_raw(project, data), raw_schema(project), source=rel)
-        if not report.passed:  # a draft must accept the data it was drafted from
-            raise InputError(f"the drafted schema refuses its own data: {report.summary()}")
-        with contextlib.redirect_stdout(sys.stderr):  # DVC's hints must not reach stdout
-            tracked = ensure_tracked(repo, data, site_cache=s.dvc_site_cache)
+        draft = _draft(args, data, rel, policy_path.name)
+        _write_checked(draft, spec_path, policy_path, s.project_dir, data)
+        md5 = _track(s.project_dir, data, s.dvc_site_cache)
     except (MlgovError, ValueError, OSError) as exc:
         print(f"mlgov init: {exc}", file=sys.stderr)
         return exit_code_for(exc) if isinstance(exc, MlgovError) else 2
@@ -76,19 +44,85 @@ def cmd_init(args: argparse.Namespace) -> int:
         "spec": str(spec_path),
         "policy": str(policy_path),
         "data": rel,
-        "data_md5": tracked.md5,
+        "data_md5": md5,
         "warnings": draft.warnings,
-        "next": f"MLGOV_PROJECT_SPEC={spec_path} mlgov train",
+        "next": f"mlgov train --project {args.name}"
+        if out == s.project_dir / DEFAULT_SPECS
+        else f"mlgov train --project {spec_path}",
     }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for w in draft.warnings:
-            print(f"warning: {w}")
-        print(f"wrote {spec_path} and {policy_path} (review both: every REVIEW marks a decision for a person)")
-        print(f"data: {rel} DVC-tracked, md5 {tracked.md5}")
-        print(f"next: {result['next']}")
+    _report(result, args.json)
     return 0
+
+
+def _data_file(given: str, repo: Path) -> tuple[Path, str]:
+    from mlgov_assets.core.errors import MlgovError
+
+    data = (Path.cwd() / given).resolve()
+    if repo not in data.parents:
+        raise MlgovError(f"{data}: the data must be inside the project repository {repo} (copy it under data/)")
+    return data, data.relative_to(repo).as_posix()
+
+
+def _draft(args: argparse.Namespace, data: Path, rel: str, policy_name: str) -> Draft:
+    from mlgov_assets.core.project.profile import draft_spec
+
+    return draft_spec(
+        _read_plain(data),
+        name=args.name,
+        data_path=rel,
+        target=args.target,
+        favourable=args.favourable,
+        sensitive=_split(args.sensitive),
+        exclude=_split(args.exclude),
+        policy_file=policy_name,
+    )
+
+
+def _write_checked(draft: Draft, spec_path: Path, policy_path: Path, repo: Path, data: Path) -> None:
+    """Write both files, then prove the spec parses back and its schema accepts its own data; on a
+    refusal nothing is left behind."""
+    import yaml
+
+    from mlgov_assets.core.data.schemas import validate
+    from mlgov_assets.core.errors import InputError
+    from mlgov_assets.core.integrity import atomic_write_bytes
+    from mlgov_assets.core.project.project import open_project
+    from mlgov_assets.core.project.reader import read_raw
+    from mlgov_assets.core.project.schemas import raw_schema
+
+    doc = draft.spec.model_dump(mode="json", exclude_defaults=True)
+    doc["data"] = draft.spec.data.model_dump(mode="json")  # the holdout split and format, spelled out
+    doc["policy"] = policy_path.name
+    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(spec_path, (_HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)).encode())
+    atomic_write_bytes(policy_path, draft.policy_yaml.encode())
+    try:
+        project = open_project(spec_path, repo)
+        report = validate(read_raw(project, data), raw_schema(project), source=str(data.relative_to(repo)))
+        if not report.passed:
+            raise InputError(f"the drafted schema refuses its own data: {report.summary()}")
+    except Exception:
+        spec_path.unlink(missing_ok=True)
+        policy_path.unlink(missing_ok=True)
+        raise
+
+
+def _track(repo: Path, data: Path, site_cache: Path) -> str:
+    from mlgov_assets.core.data.datasets import ensure_tracked
+
+    with contextlib.redirect_stdout(sys.stderr):  # DVC's hints must not reach stdout
+        return ensure_tracked(repo, data, site_cache=site_cache).md5
+
+
+def _report(result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for w in result["warnings"]:  # type: ignore[attr-defined]
+        print(f"warning: {w}")
+    print(f"wrote {result['spec']} and {result['policy']} (review both: every REVIEW marks a decision for a person)")
+    print(f"data: {result['data']} DVC-tracked, md5 {result['data_md5']}")
+    print(f"next: {result['next']}")
 
 
 _HEADER = "# Drafted by `mlgov init`: review types, ranges, categories, exclusions and the holdout.\n"

@@ -83,8 +83,8 @@ def test_init_then_govern_a_never_seen_dataset_end_to_end(own_repo, capsys, monk
     subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
     _git(repo, "commit", "-qm", "govern applications")
 
-    monkeypatch.setenv("MLGOV_PROJECT_SPEC", str(spec))
-    assert main(["train", "--json"]) == 0
+    assert drafted["next"] == "mlgov train --project applications"
+    assert main(["train", "--project", "applications", "--json"]) == 0
     run = _json_out(capsys)
     checks = {c["check"]: c for c in run["checks"]}  # type: ignore[union-attr]
     # the planted bias: the unmitigated model is refused by the four-fifths rule (shown, not blocking) ...
@@ -94,7 +94,22 @@ def test_init_then_govern_a_never_seen_dataset_end_to_end(own_repo, capsys, monk
     assert checks["check_fairness_report_candidate"]["passed"] is True
     assert run["champion"]["promoted"] is True  # type: ignore[index]
 
+    monkeypatch.setenv("MLGOV_PROJECT_SPEC", str(spec))  # the other way to select a project
     assert main(["status", "--json"]) == 0
     status = _json_out(capsys)
     assert status["model_name"] == "mlgov-applications"
     assert main(["audit", "champion", "--json"]) == 0
+
+
+def test_init_refuses_clearly_and_leaves_nothing_behind(own_repo, capsys, tmp_path) -> None:
+    repo, names = own_repo
+    base = ["init", "bad", "--data", "data/applications.csv", "--target", names["target"]]
+    assert main([*base, "--favourable", "maybe", "--sensitive", names["group"]]) == 2
+    assert "favourable value 'maybe' never occurs" in capsys.readouterr().err
+    assert main([*base, "--favourable", "yes", "--sensitive", "height"]) == 2
+    assert "no column(s) ['height']" in capsys.readouterr().err
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("a,b\n1,2\n")
+    assert main(["init", "bad", "--data", str(outside), "--target", "a", "--favourable", "1", "--sensitive", "b"]) == 2
+    assert "must be inside the project repository" in capsys.readouterr().err
+    assert not (repo / "projects").exists() and not (repo / "data" / "applications.csv.dvc").exists()

@@ -107,15 +107,7 @@ def draft_spec(
         if col in exclude or col == target or col in sensitive:
             continue
         exclusions += _suspicious(col, values, warnings)
-    for p in protected:
-        groups = df[p.column] if p.bands is None else None
-        if groups is not None:
-            small = {str(k): int(v) for k, v in groups.value_counts().items() if v * holdout_fraction < min_group_size}
-            if small:
-                warnings.append(
-                    f"protected {p.column!r}: groups {small} have fewer than {min_group_size} expected holdout rows: "
-                    "they are reported, never gated"
-                )
+    warnings += _group_warnings(df, protected, holdout_fraction, min_group_size)
     rate = float((df[target].astype(str) == favourable).mean())
     if rate < IMBALANCE or rate > 1 - IMBALANCE:
         warnings.append(f"target {target!r}: favourable rate {rate:.1%} is very imbalanced; review the metric floors")
@@ -140,6 +132,20 @@ def draft_spec(
     return Draft(spec=spec, policy_yaml=starting_policy(spec), warnings=warnings)
 
 
+def _group_warnings(df: pd.DataFrame, protected: list[Protected], fraction: float, min_size: int) -> list[str]:
+    """Protected groups too small to be gated on the expected holdout."""
+    out = []
+    for p in protected:
+        if p.bands is None:
+            small = {str(k): int(v) for k, v in df[p.column].value_counts().items() if v * fraction < min_size}
+            if small:
+                out.append(
+                    f"protected {p.column!r}: groups {small} have fewer than {min_size} expected holdout rows: "
+                    "they are reported, never gated"
+                )
+    return out
+
+
 def _suspicious(col: str, values: pd.Series, warnings: list[str]) -> list[Exclusion]:
     """Id-like and PII-like columns are excluded from the model at init, with a warning to review."""
     present = values.dropna()
@@ -158,7 +164,10 @@ def starting_policy(spec: ProjectSpec) -> str:
     rules = "\n".join(
         f"    - {{feature: {s}, metric: demographic_parity_ratio, bound: point, min: 0.8}}" for s in sensitive
     )
-    return f"""# Starting policy drafted by `mlgov init` for project {spec.name}: REVIEW every threshold and
+    return _POLICY_TEMPLATE.format(name=spec.name, sensitive=", ".join(sensitive), rules=rules)
+
+
+_POLICY_TEMPLATE = """# Starting policy drafted by `mlgov init` for project {name}: REVIEW every threshold and
 # justification before a model governed by it decides about people.
 policy_version: 1
 description: >-
@@ -178,7 +187,7 @@ champion_comparison:
     min_absolute_change: 0.0005
 
 fairness:
-  sensitive_features: [{", ".join(sensitive)}]
+  sensitive_features: [{sensitive}]
   intersections: []
   reference_group: most_favoured
   min_group_size: 200
@@ -194,7 +203,7 @@ fairness:
     method: threshold_optimizer
     constraints: demographic_parity
     objective: accuracy_score
-    sensitive_features: [{", ".join(sensitive)}]
+    sensitive_features: [{sensitive}]
     justification: >-
       REVIEW: group-specific thresholds use the protected attribute at decision time, which is itself
       regulated in some domains; exponentiated_gradient needs it only during training.
