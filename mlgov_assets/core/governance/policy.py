@@ -215,10 +215,9 @@ def _four_fifths(band: list[float]) -> bool:
 
 
 class Fairness(_Model):
-    sensitive_features: Annotated[list[str], AfterValidator(_sensitive_columns)] = Field(
-        default_factory=lambda: ["sex", "race"]
-    )
-    intersections: list[list[str]] = Field(default_factory=lambda: [["sex", "race"]])
+    #: required: which columns are sensitive is a fact of the project, never a default of the code
+    sensitive_features: Annotated[list[str], AfterValidator(_sensitive_columns)]
+    intersections: list[list[str]] = Field(default_factory=list)
     reference_group: Literal["most_favoured"] = "most_favoured"
     min_group_size: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 100
     confidence_level: Annotated[float, _rule(lambda v: 0 < v < 1, "must be in (0, 1)")] = 0.95

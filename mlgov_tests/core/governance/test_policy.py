@@ -77,9 +77,10 @@ def test_semantic_checks_on_other_sections():
     with pytest.raises(PolicyError, match=r"drift.psi_warn: must be > 0 and <= drift.psi_act"):
         parse_policy(GOOD + "drift: {psi_warn: 0.5, psi_act: 0.2}\n")
     with pytest.raises(PolicyError, match=r"fairness.confidence_level"):
-        parse_policy(GOOD + "fairness: {confidence_level: 1.5}\n")
+        parse_policy(GOOD + "fairness: {sensitive_features: [sex], confidence_level: 1.5}\n")
     with pytest.raises(PolicyError, match=r"fairness.rules\[0\].feature"):
-        parse_policy(GOOD + "fairness: {rules: [{feature: age, metric: demographic_parity_ratio, min: 0.8}]}\n")
+        rule = "{feature: age, metric: demographic_parity_ratio, min: 0.8}"
+        parse_policy(GOOD + f"fairness: {{sensitive_features: [sex], rules: [{rule}]}}\n")
     with pytest.raises(PolicyError, match=r"not valid YAML"):
         parse_policy("metric_floors: [", source="x")
 
@@ -93,7 +94,11 @@ def test_missing_policy_file(tmp_path):
     "extra, key",
     [
         ("fairness: {sensitive_features: []}\n", "fairness.sensitive_features"),
-        ("fairness: {rules: [{feature: sex, metric: happiness_ratio, min: 0.8}]}\n", "fairness.rules[0].metric"),
+        (
+            "fairness: {sensitive_features: [sex], rules: [{feature: sex, metric: happiness_ratio, min: 0.8}]}\n",
+            "fairness.rules[0].metric",
+        ),
+        ("fairness: {min_group_size: 50}\n", "fairness.sensitive_features: required key is missing"),
         ("drift: {jensenshannon_threshold: 3}\n", "drift.jensenshannon_threshold"),
         ("monitoring: {webhook_url: 'file:///etc/passwd'}\n", "monitoring.webhook_url"),
         ("monitoring: {min_batch_rows: 0}\n", "monitoring.min_batch_rows"),
