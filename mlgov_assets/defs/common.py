@@ -1,5 +1,6 @@
 """Small shared pieces of the Dagster layer: metadata builders and code versions."""
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,38 @@ from mlgov_assets.core.provenance import source_version
 if TYPE_CHECKING:
     from mlgov_assets.core.data.schemas import ValidationReport
 
-#: Each stage's code version: its module plus everything it imports (see ``source_version``).
-CODE_VERSIONS = {
-    stage: source_version(f"defs/{stage}.py") for stage in ("data", "features", "training", "governance", "fairness")
-}
+#: Stages whose code includes the project's Python hooks (``hooks.reader``, ``hooks.features``).
+HOOKED_STAGES = ("data", "features")
+
+
+def _hooks_sha256() -> str:
+    """The default-selected project's hooks hash (they live in the team's repository, not the package);
+    ``""`` without hooks, or when the spec or a hook cannot be loaded (the run then says why)."""
+    from mlgov_assets.core.errors import MlgovError
+    from mlgov_assets.core.project.project import open_project
+    from mlgov_assets.core.settings import get_settings
+
+    try:
+        s = get_settings()
+        return open_project(s.project_spec, s.project_dir).hooks_sha256()
+    except MlgovError:
+        return ""
+
+
+def _code_versions() -> dict[str, str]:
+    """Each stage's code version: its module plus everything it imports (see ``source_version``),
+    and for the data/features stages the project's hooks, when it has any."""
+    versions = {
+        stage: source_version(f"defs/{stage}.py")
+        for stage in ("data", "features", "training", "governance", "fairness")
+    }
+    if hooks := _hooks_sha256():
+        for stage in HOOKED_STAGES:
+            versions[stage] = hashlib.sha256(f"{versions[stage]}+hooks:{hooks}".encode()).hexdigest()[:16]
+    return versions
+
+
+CODE_VERSIONS = _code_versions()
 
 
 def table_metadata(df: pd.DataFrame) -> dict[str, Any]:

@@ -219,11 +219,12 @@ def fingerprint(
     *,
     code_version: str,
     project_sha256: str,
+    hooks_sha256: str = "",
     mitigation: MitigationSpec | None = None,
     base_version: int | None = None,
 ) -> str:
-    """The registration identity of a fit: data md5s (and a holdout split), project spec sha256,
-    params, code version and mitigation."""
+    """The registration identity of a fit: data md5s (and a holdout split), project spec sha256 and
+    its hooks' sha256 (:meth:`Project.hooks_sha256`), params, code version and mitigation."""
     extra: dict[str, Any] = {}
     if mitigation is not None:
         extra = mitigation.model_dump() | {"base_version": base_version}
@@ -235,6 +236,7 @@ def fingerprint(
         params=params,
         code_version=code_version,
         project_sha256=project_sha256,
+        hooks_sha256=hooks_sha256,
         variant="baseline" if mitigation is None else "mitigated",
         extra=extra,
     )

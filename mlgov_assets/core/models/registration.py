@@ -1,7 +1,8 @@
 """Registering what the recipe fits: one MLflow version per distinct input, with its provenance.
 
 Every version carries tags and text artifacts saying where its data, code, policy and project
-spec came from (``mlgov.project``, ``mlgov.project_sha256``, the spec as ``project/project.yaml``).
+spec came from (``mlgov.project``, ``mlgov.project_sha256``, the spec as ``project/project.yaml``;
+``mlgov.hooks_sha256`` when the spec names Python hooks).
 A fit whose inputs (fingerprint) were registered before reuses that version, so identical re-runs
 mint nothing new (and promote nothing twice).
 """
@@ -112,6 +113,8 @@ def _provenance(
     }
     if holdout.lineage.split is not None:
         tags["mlgov.holdout_split_sha256"] = holdout.lineage.split.holdout_sha256
+    if hooks := project.hooks_sha256():  # only a spec with Python hooks has this tag
+        tags["mlgov.hooks_sha256"] = hooks
     env = environment_info(s.project_dir)
     data = {"train": train.lineage.model_dump(mode="json"), "holdout": holdout.lineage.model_dump(mode="json")}
     texts = {
@@ -148,7 +151,12 @@ def train_and_register(
     """Fit the baseline pipeline, evaluate it on the holdout, log and register it — or reuse the
     version already registered for exactly these inputs."""
     fp = recipe.fingerprint(
-        train.lineage, holdout.lineage, params, code_version=code_version, project_sha256=project.sha256
+        train.lineage,
+        holdout.lineage,
+        params,
+        code_version=code_version,
+        project_sha256=project.sha256,
+        hooks_sha256=project.hooks_sha256(),
     )
     template = ModelResult(
         version=0,
@@ -212,6 +220,7 @@ def mitigate_and_register(
         params,
         code_version=code_version,
         project_sha256=project.sha256,
+        hooks_sha256=project.hooks_sha256(),
         mitigation=spec,
         base_version=challenger.version,
     )

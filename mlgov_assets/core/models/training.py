@@ -107,22 +107,24 @@ def fingerprint(
     params: HyperParams,
     code_version: str,
     project_sha256: str,
+    hooks_sha256: str = "",
     variant: str = "baseline",
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """sha256 identity of a training run's inputs (data bytes, project spec, params, code, variant):
-    identical inputs reuse the registered version instead of minting (and maybe promoting) a
-    duplicate; a changed spec is a different input."""
-    blob = json.dumps(
-        {
-            "train_md5": train_md5,
-            "holdout_md5": holdout_md5,
-            "project_sha256": project_sha256,
-            "params": params.to_dict(),
-            "code_version": code_version,
-            "variant": variant,
-            "extra": extra or {},
-        },
-        sort_keys=True,
-    )
+    """sha256 identity of a training run's inputs (data bytes, project spec and its Python hooks,
+    params, code, variant): identical inputs reuse the registered version instead of minting (and
+    maybe promoting) a duplicate; a changed spec or hook is a different input. A spec without hooks
+    (``hooks_sha256=""``) keeps the identity it had before hooks existed."""
+    inputs: dict[str, Any] = {
+        "train_md5": train_md5,
+        "holdout_md5": holdout_md5,
+        "project_sha256": project_sha256,
+        "params": params.to_dict(),
+        "code_version": code_version,
+        "variant": variant,
+        "extra": extra or {},
+    }
+    if hooks_sha256:
+        inputs["hooks_sha256"] = hooks_sha256
+    blob = json.dumps(inputs, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -3,9 +3,13 @@ the same modelling table. Protected columns and their bands are carried for fair
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pandas as pd
 
 from mlgov_assets.core.errors import InputError
+from mlgov_assets.core.project.hooks import HookError, call_hook, resolve_hook
 from mlgov_assets.core.project.project import TARGET, UNKNOWN, Project
 from mlgov_assets.core.project.schemas import band_labels
 
@@ -39,4 +43,26 @@ def build_features(project: Project, raw: pd.DataFrame, *, require_label: bool =
         out[TARGET] = (raw[label].astype(str) == project.favourable).astype("int64")
     elif require_label:
         raise InputError(f"column '{label}': labels are required for training/holdout data")
+    hook = resolve_hook("features", spec.hooks, project.repo)
+    if hook is not None:
+        out = _with_hook(hook, project, raw, out)
     return out.reset_index(drop=True)
+
+
+def _with_hook(hook: Callable[..., Any], project: Project, raw: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+    """The built-in table with the features hook's columns put in (added or replaced).
+
+    The hook may only supply model columns the spec declares, one row per raw row; the label and
+    protected columns stay mlgov's. The feature schema judges the values afterwards.
+    """
+    where = f"hooks.features: {project.spec.hooks.features!r}"
+    supplied = call_hook("features", hook, project.spec.hooks, raw, project)
+    foreign = [str(c) for c in supplied.columns if c not in project.model_features]
+    if foreign:
+        raise HookError(f"{where} returned {foreign}, not model columns of the spec ({project.model_features})")
+    if len(supplied) != len(raw):
+        raise HookError(f"{where} returned {len(supplied)} rows for {len(raw)} raw rows")
+    out = out.copy()
+    for col in supplied.columns:
+        out[col] = supplied[col].to_numpy()
+    return out

@@ -10,6 +10,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlgov_assets.core.project.hooks import hooks_sha256
 from mlgov_assets.core.project.spec import ProjectSpec, Source, load_project
 
 #: The modelling table's target column (1 = the favourable outcome).
@@ -107,6 +108,13 @@ class Project:
     @property
     def policy_path(self) -> Path:
         return (self.spec_path.parent / self.spec.policy).resolve()
+
+    def hooks_sha256(self) -> str:
+        """sha256 of the spec's Python hooks (their module sources, by key); ``""`` when it has none.
+
+        Read on every call, like the spec: an edited hook is a different code version and fingerprint.
+        """
+        return hooks_sha256(self.spec.hooks, self.repo)
 
 
 def open_project(spec_path: str | Path, repo: str | Path) -> Project:

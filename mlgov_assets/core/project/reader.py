@@ -8,12 +8,14 @@ normalisation.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
 from mlgov_assets.core.errors import InputError
+from mlgov_assets.core.project.hooks import call_hook, resolve_hook
 from mlgov_assets.core.project.project import Project
 
 HeaderMode = Literal["present", "absent", "auto"]
@@ -23,11 +25,15 @@ def read_raw(project: Project, path: str | Path, *, header: HeaderMode | None = 
     """The file at ``path`` in the project's raw layout (columns named as in the spec).
 
     ``header`` overrides the spec's header mode, e.g. ``"present"`` for files mlgov wrote itself
-    (:func:`write_raw`), whatever the team's own files look like.
+    (:func:`write_raw`), whatever the team's own files look like. The spec's ``hooks.reader``, when
+    set, reads the team's own files (``header`` not given); mlgov's own files never go through it.
     """
     fmt = project.spec.data.format
     path = Path(path)
-    if fmt.kind == "parquet" or path.suffix == ".parquet":
+    hook = resolve_hook("reader", project.spec.hooks, project.repo) if header is None else None
+    if hook is not None:
+        df = _from_hook(hook, path, project)
+    elif fmt.kind == "parquet" or path.suffix == ".parquet":
         stored = pd.read_parquet(path)
         df = pd.DataFrame(
             {c: [None if pd.isna(v) else str(v).strip() for v in stored[c]] for c in stored.columns}, dtype=object
@@ -39,6 +45,15 @@ def read_raw(project: Project, path: str | Path, *, header: HeaderMode | None = 
     if fmt.label_strip_suffix and project.label in df.columns:
         df[project.label] = df[project.label].str.removesuffix(fmt.label_strip_suffix)
     return df
+
+
+def _from_hook(hook: Callable[..., Any], path: Path, project: Project) -> pd.DataFrame:
+    """The reader hook's table as raw strings (``None`` for missing); then normalised like any file."""
+    df = call_hook("reader", hook, project.spec.hooks, path, project)
+    return pd.DataFrame(
+        {str(c): [None if v is None or pd.isna(v) else str(v).strip() for v in df[c]] for c in df.columns},
+        dtype=object,
+    )
 
 
 def _read_csv(project: Project, path: Path, mode: HeaderMode) -> pd.DataFrame:

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlgov_assets.core.errors import ConfigError
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+#: ``package.module:function``: a dotted module path (importable from the project repository) and a name.
+HOOK_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$", re.ASCII)
 
 
 class ProjectError(ConfigError):
@@ -135,6 +137,28 @@ class Monitoring(_Strict):
     simulation: Simulation = Field(default_factory=Simulation)
 
 
+class Hooks(_Strict):
+    """Python functions in the team's repository for what the YAML cannot say (see ``hooks.py``).
+
+    ``reader(path, project) -> DataFrame`` replaces the format-driven reader for the team's own
+    files; ``features(raw, project) -> DataFrame`` supplies model columns after the built-in table.
+    """
+
+    reader: str | None = Field(default=None, description="package.module:function")
+    features: str | None = Field(default=None, description="package.module:function")
+
+    @field_validator("reader", "features")
+    @classmethod
+    def _dotted(cls, value: str | None) -> str | None:
+        if value is not None and not HOOK_PATH.match(value):
+            raise ValueError(f"{value!r} is not a hook path 'package.module:function'")
+        return value
+
+    def declared(self) -> dict[str, str]:
+        """The hooks that are set, by key (``reader``, ``features``)."""
+        return {k: v for k, v in (("reader", self.reader), ("features", self.features)) if v is not None}
+
+
 class ProjectSpec(_Strict):
     """The whole spec. Column order is file order."""
 
@@ -150,6 +174,7 @@ class ProjectSpec(_Strict):
     policy: str = Field(description="the policy file, relative to the spec")
     registered_model: str | None = Field(default=None, description="MLflow registered model (default mlgov-<name>)")
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    hooks: Hooks = Field(default_factory=Hooks)
 
     @model_validator(mode="after")
     def _coherent(self) -> ProjectSpec:
