@@ -37,11 +37,6 @@ from .common import CODE_VERSIONS, json_md, schema_check_result, table_metadata
 if TYPE_CHECKING:
     from mlgov_assets.core.project.project import Project
 
-#: The demo project's files, for callers that still name them; the project spec is authoritative
-#: (``Project.train_file``, ``Project.holdout_file``, :func:`observed_files`).
-TRAIN_FILE = "data/adult.data"
-HOLDOUT_FILE = "data/adult.test"
-
 
 def observed_files(project: "Project") -> dict[str, str]:
     """The source asset -> the file it observes (the training file twice when the holdout is a split)."""

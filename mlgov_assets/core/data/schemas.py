@@ -2,9 +2,7 @@
 failure cases into evidence a person can act on (per rule the column, the check, how many rows fail
 and examples of failing rows).
 
-The schemas are generated from the project spec (:mod:`mlgov_assets.core.project.schemas`). The
-Adult ``DataFrameModel`` classes below (``RawAdultSchema``, ``UnlabelledRawAdultSchema``,
-``FeatureSchema``) remain only for callers not yet moved to the project API and go when they do.
+The schemas themselves are generated from the project spec (:mod:`mlgov_assets.core.project.schemas`).
 """
 
 from __future__ import annotations

@@ -132,7 +132,8 @@ def batch_scores(
     code_version=CODE_VERSION,
     kinds={"numpy"},
     owners=["team:model-risk"],
-    description="Data drift of the batch's 14 input columns and prediction drift of the champion's scores, against "
+    description="Data drift of the batch's input columns (the spec's, less target and row id) and prediction "
+    "drift of the champion's scores, against "
     "the champion's training data (reference profile built once per reference md5). Tests and "
     "thresholds come from the policy's `drift` section; dataset drift = drifted share >= "
     "dataset_drift_share. A judged dataset drift is a breach: alerted and picked up by "
