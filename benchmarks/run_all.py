@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     ("Governed path per project, against a plain script", ["bench_path.py"]),
     ("This tree against the tree before the architecture change", ["bench_baseline.py", "--baseline", "4189841"]),
+    ("The governed path on ~1M training rows", ["bench_large.py", "--copies", "30"]),
     ("Fairness and explanations (issue 3)", ["bench_fairness.py"]),
     ("Drift engine vs Evidently (issue 4)", ["bench_drift.py", "--repeats", "3"]),
     ("Mean time to detect (issue 4)", ["mttd.py", "--trials", "3"]),
