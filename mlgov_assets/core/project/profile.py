@@ -44,10 +44,6 @@ def _is_numeric(values: pd.Series) -> bool:
     return len(present) > 0 and bool(pd.to_numeric(present, errors="coerce").notna().all())
 
 
-def _number(x: float) -> float | int:
-    return int(x) if float(x).is_integer() else float(x)
-
-
 def _column(values: pd.Series, *, categorical: bool) -> Column:
     present = values.dropna()
     nullable = len(present) < len(values)

@@ -91,9 +91,6 @@ class Project:
     def numeric(self) -> list[str]:
         return [c for c, col in self.spec.columns.items() if col.type != "categorical"]
 
-    def path(self, source: Source) -> Path:
-        return self.repo / source.path
-
     @property
     def train_file(self) -> str:
         """The training file, relative to the repository."""

@@ -114,12 +114,13 @@ class Protected(_Strict):
     bands: Band | None = None
 
 
-EXCLUSION_REASONS = ("identifier", "pii", "sampling_weight", "leakage", "duplicate", "other")
+#: Why a column is kept out of the model (recorded in the spec and on the model card).
+ExclusionReason = Literal["identifier", "pii", "sampling_weight", "leakage", "duplicate", "other"]
 
 
 class Exclusion(_Strict):
     column: str
-    reason: Literal["identifier", "pii", "sampling_weight", "leakage", "duplicate", "other"]
+    reason: ExclusionReason
     note: str = ""
 
 
