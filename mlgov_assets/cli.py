@@ -52,12 +52,14 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None) -> ExecuteInProcessResult:
-    """Execute a Definitions job in this process against the persistent instance."""
-    from .definitions import defs
+    """Execute the selected project's job ``job_name`` in this process against the persistent instance."""
+    from .definitions import location_defs
+    from .defs.scope import scoped_name
     from .instance import get_instance
 
-    instance = get_instance(get_settings())
-    job = defs.resolve_job_def(job_name)
+    s = get_settings()
+    instance = get_instance(s)
+    job = location_defs().resolve_job_def(scoped_name(s.project_name, job_name))
     return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags or {})
 
 
@@ -245,7 +247,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st.to_dict(), indent=2, default=str))
         return 0
-    print(f"model {st.model_name}  (state: {s.home})")
+    print(f"project {s.project_name}: model {st.model_name}  (state: {s.home})")
     print(f"policy {st.policy.path}  sha256 {st.policy.sha256[:16]}")
     ch = st.champion
     if ch is None:
@@ -263,6 +265,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"    {g.verdict.upper():6} {name}: {g.summary}{stale}")
     _print_monitoring(st.sections.get("monitoring"))
     _print_audit(st.sections.get("audit"))
+    if st.sections.get("projects"):
+        from mlgov_assets.commands.projects import print_projects
+
+        print("projects (* = this one; --project NAME selects another):")
+        print_projects(st.sections.get("projects"))
+    notices = st.sections.get("notices")
+    for notice in notices if isinstance(notices, list) else []:
+        print(f"note: {notice}")
     return 0
 
 
@@ -323,9 +333,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
 
     from .instance import prepare_environment
+    from .upgrade import state_notices
 
     s = get_settings()
     prepare_environment(s)
+    for notice in state_notices(s):
+        print(f"mlgov: note: {notice}", file=sys.stderr)
     cwd = s.project_dir if (s.project_dir / "workspace.yaml").exists() else Path.cwd()
     bindir = Path(sys.executable).parent
     children: list[subprocess.Popen[bytes]] = []

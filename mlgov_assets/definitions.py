@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import ModuleType
 
-from dagster import Definitions, in_process_executor
+from dagster import AssetChecksDefinition, AssetsDefinition, BetaWarning, Definitions, in_process_executor
 
 from mlgov_assets.core.settings import apply_quiet_env
 
+from .defs.common import hooked_code_versions
+from .defs.scope import ProjectScope, location_projects, project_assets
 from .io_manager import MlgovIOManager
 from .resources import MlgovResource, TrainingLock
 
@@ -35,28 +39,76 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _stages() -> tuple[ModuleType, ...]:
-    """The graph's stages, left to right; each module exports its own ``defs``."""
+    """The graph's stages, left to right; each module exports its own ``defs`` (asset and check
+    templates) and, where it has jobs, sensors or schedules, ``project_defs(scope)``."""
     from .defs import audit, data, fairness, features, governance, jobs, monitoring, training
 
     return (data, features, training, fairness, governance, monitoring, audit, jobs)
 
 
-def build_definitions(mlgov: MlgovResource | None = None, io_manager: MlgovIOManager | None = None) -> Definitions:
-    """The code location's definitions; tests pass a resource on a temporary home and project."""
+def project_definitions(scope: ProjectScope, project_dir: Path) -> Definitions:
+    """One project's part of the code location: every stage's templates under its key prefix and
+    groups, and its jobs, sensors and schedules."""
+    templates = Definitions.merge(*(stage.defs for stage in STAGES))
+    assets = [a for a in templates.assets or () if isinstance(a, AssetsDefinition)]
+    checks = [c for c in templates.asset_checks or () if isinstance(c, AssetChecksDefinition)]
+    keys = [k for a in (*assets, *checks) for k in (*a.keys, *(c.asset_key for c in a.check_keys))]
+    keys += [d.asset_key for a in assets for spec in a.specs for d in spec.deps]
+    copied, copied_checks = project_assets(
+        scope, assets, checks, all_keys=set(keys), code_versions=hooked_code_versions(scope.spec, project_dir)
+    )
+    own = [stage.project_defs(scope) for stage in STAGES if hasattr(stage, "project_defs")]
+    return Definitions.merge(Definitions(assets=copied, asset_checks=copied_checks), *own)
+
+
+def build_definitions(
+    mlgov: MlgovResource | None = None,
+    io_manager: MlgovIOManager | None = None,
+    projects: Sequence[ProjectScope] | None = None,
+) -> Definitions:
+    """The code location's definitions: every project of :func:`location_projects` (or ``projects``)
+    side by side; tests pass a resource on a temporary home and project."""
     mlgov = mlgov or MlgovResource()
+    settings = mlgov.settings()
+    scopes = projects if projects is not None else location_projects(settings.project_dir)
     runtime = Definitions(
         resources={
             "mlgov": mlgov,
             "io_manager": io_manager or MlgovIOManager(),
-            "training_lock": TrainingLock(home=mlgov.home),
+            "training_lock": TrainingLock(home=str(settings.location)),
         },
         # one process per run: the multiprocess executor costs 2-3 s per step here (each step
         # re-imports the code location) and the 2-core machine gains nothing from it
         executor=in_process_executor,
     )
-    return Definitions.merge(*(stage.defs for stage in STAGES), runtime)
+    return Definitions.merge(*(project_definitions(scope, settings.project_dir) for scope in scopes), runtime)
 
 
-with _gc_paused():
+_BUILT: dict[tuple[ProjectScope, ...], Definitions] = {}
+
+
+def location_defs() -> Definitions:
+    """The code location for this process's current environment. Commands run in-process (the CLI, and
+    tests running many commands), so a command may select a project the module's ``defs`` was not
+    built with: that location is built once and kept."""
+    scopes = tuple(location_projects())
+    if scopes == LOCATION:
+        return defs
+    if scopes not in _BUILT:
+        with _quiet_build():
+            _BUILT[scopes] = build_definitions(projects=scopes)
+    return _BUILT[scopes]
+
+
+@contextlib.contextmanager
+def _quiet_build() -> Iterator[None]:
+    with _gc_paused(), warnings.catch_warnings():
+        # copying a check definition per project passes Dagster's beta `execution_type` through unchanged
+        warnings.filterwarnings("ignore", category=BetaWarning)
+        yield
+
+
+with _quiet_build():
     STAGES = _stages()
-    defs = build_definitions()
+    LOCATION = tuple(location_projects())
+    defs = build_definitions(projects=LOCATION)

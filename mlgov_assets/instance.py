@@ -27,7 +27,7 @@ def prepare_environment(settings: Settings) -> Path:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
     os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["MLGOV_HOME"] = str(settings.home)
+    os.environ["MLGOV_HOME"] = str(settings.location)  # the location's: every project's state is below it
     os.environ["MLGOV_PROJECT_DIR"] = str(settings.project_dir)
     os.environ["MLGOV_POLICY"] = str(settings.policy_path)
     os.environ["MLGOV_LANDING_DIR"] = str(settings.landing_dir)

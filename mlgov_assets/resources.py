@@ -52,6 +52,19 @@ class MlgovResource(ConfigurableResource["MlgovResource"]):
     def registry(self) -> "Registry":
         return _registry_for(self.settings())
 
+    def for_project(self, name: str | None) -> "MlgovResource":
+        """This resource for one project of the code location (``None`` or its own project: itself).
+        Another project keeps the location's home and repository, and what its own spec declares."""
+        if name is None:
+            return self
+        own = self.settings()
+        if name == own.project_name:
+            return self
+        from mlgov_assets.core.project.catalog import resolve_project
+
+        spec = resolve_project(name, own.project_dir)
+        return MlgovResource(home=str(own.location), project_dir=str(own.project_dir), project_spec=str(spec))
+
 
 class TrainingLock(ConfigurableResource["TrainingLock"]):
     """Held for the whole run by any run that needs it (training_data, model_cards): such runs
@@ -66,7 +79,8 @@ class TrainingLock(ConfigurableResource["TrainingLock"]):
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["TrainingLock"]:
         from mlgov_assets.core.integrity import file_lock
 
-        path = get_settings(home=self.home).ensure().lock_dir / "training.lock"
+        # one lock for the whole code location: training runs of different projects never interleave
+        path = get_settings(home=self.home).ensure().location / "locks" / "training.lock"
         if context.log is not None:
             context.log.info(f"waiting for the training lock {path}")
         with file_lock(path):

@@ -167,7 +167,7 @@ def run_path(
     *,
     params: dict | None = None,
     dataset: str | None = None,
-    job: str = "governed_training",
+    job: str = "adult__governed_training",
     run_config: dict | None = None,
 ):
     cfg = run_config or {"ops": {"challenger_model": {"config": params if params is not None else FAST_PARAMS}}}

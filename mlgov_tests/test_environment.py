@@ -16,7 +16,8 @@ def test_definitions_are_loadable():
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"training_data", "train_features", "challenger_model", "champion"} <= keys
+    for project in ("adult", "credit_default"):  # the two shipped projects, side by side
+        assert {f"{project}/{k}" for k in ("training_data", "train_features", "challenger_model", "champion")} <= keys
 
 
 def test_importing_definitions_imports_no_heavy_library():
@@ -31,11 +32,12 @@ def test_selection_strings_parse_with_the_antlr_runtime_we_pin():
     from mlgov_assets.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    selected = {k.to_user_string() for k in AssetSelection.from_string("key:training_data+").resolve(graph)}
-    assert {"training_data", "train_features"} <= selected
-    assert "holdout_data" not in selected and "holdout_features" not in selected
-    upstream = AssetSelection.from_string("+key:champion").resolve(graph)
-    assert {"challenger_model", "champion"} <= {k.to_user_string() for k in upstream}
+    selected = {k.to_user_string() for k in AssetSelection.from_string('key:"adult/training_data"+').resolve(graph)}
+    assert {"adult/training_data", "adult/train_features"} <= selected
+    assert "adult/holdout_data" not in selected and "adult/holdout_features" not in selected
+    upstream = AssetSelection.from_string('+key:"credit_default/champion"').resolve(graph)
+    assert {"credit_default/challenger_model", "credit_default/champion"} <= {k.to_user_string() for k in upstream}
+    assert not any(k.path[0] == "adult" for k in upstream)  # projects never share lineage
 
 
 def test_dvc_add_and_read_work_under_the_same_runtime(tmp_path):

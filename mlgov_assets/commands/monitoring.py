@@ -124,11 +124,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
     from mlgov_assets.core.monitoring.summary import monitoring_status
 
-    from ..definitions import defs
+    from ..definitions import location_defs
     from ..instance import get_instance
 
     s = get_settings()
     instance = get_instance(s)
+    defs = location_defs()
     ledger = BatchLedger(MonitoringPaths.of(s))
     found = plan_landing(s.landing_dir, ledger, None)  # what the folder holds, for the report
     batches, labels = _landing_pass(defs, instance, s, ledger)
@@ -154,17 +155,18 @@ def _landing_pass(
     from ..cli import summarize_run
     from ..defs.monitoring.once import evaluate_once, launch
     from ..defs.monitoring.shared import LANDING_SENSOR, LANDING_SETTLE_SECONDS
+    from ..defs.scope import scoped_name
 
     batches: list[BatchOutcome] = []
     labels: list[BatchOutcome] = []
     for _ in range(MAX_LANDING_TICKS):
-        tick = evaluate_once(defs, instance, LANDING_SENSOR, project_dir=s.project_dir)
+        tick = evaluate_once(defs, instance, scoped_name(s.project_name, LANDING_SENSOR), project_dir=s.project_dir)
         for request in tick.requests:
             result = launch(defs, instance, tick, request, tags={"mlgov/trigger": TRIGGER})
             batch_id = str(request.partition_key)
             file = request.tags.get("mlgov/batch_file") or request.tags.get("mlgov/labels_file") or batch_id
             outcome = _batch_outcome(batch_id, file, summarize_run(result), ledger.get(batch_id) or {})
-            (batches if request.job_name == "monitor_batch" else labels).append(outcome)
+            (batches if request.job_name == scoped_name(s.project_name, "monitor_batch") else labels).append(outcome)
         settling = [n for n, seen in json.loads(tick.cursor or "{}").items() if seen.get("outcome") == "settling"]
         if not settling:
             break
@@ -181,10 +183,11 @@ def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) 
     from ..cli import summarize_run
     from ..defs.monitoring.once import evaluate_once, launch
     from ..defs.monitoring.shared import RETRAIN_SENSOR
+    from ..defs.scope import scoped_name
     from .monitor_report import RetrainingPass, RetrainRun
 
     registry = Registry(s)
-    tick = evaluate_once(defs, instance, RETRAIN_SENSOR, project_dir=s.project_dir)
+    tick = evaluate_once(defs, instance, scoped_name(s.project_name, RETRAIN_SENSOR), project_dir=s.project_dir)
     recorded = {r.run_key: r for r in read_retrain_requests(MonitoringPaths.of(s))}
     runs: list[RetrainRun] = []
     for request in tick.requests:

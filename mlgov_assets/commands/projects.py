@@ -7,11 +7,14 @@ import json
 import os
 from typing import TYPE_CHECKING
 
+from pydantic import JsonValue
+
 from mlgov_assets.core.errors import ConfigError, MlgovError
 from mlgov_assets.core.settings import get_settings
 
 if TYPE_CHECKING:
     from mlgov_assets.core.settings import Settings
+
 
 #: The variable ``--project`` sets for the command's process (and the Dagster runs it starts).
 PROJECT_ENV = "MLGOV_PROJECT_SPEC"
@@ -32,35 +35,60 @@ def select_project(argv: list[str]) -> None:
             return
 
 
-def cmd_projects(args: argparse.Namespace) -> int:
-    """Every known project: name, spec, registered model, current champion."""
-    from mlgov_assets.core.project.catalog import known_projects
+def project_rows() -> list[dict[str, JsonValue]]:
+    """Every project of the code location: name, spec, registered model, champion, state directory."""
     from mlgov_assets.core.project.spec import load_project
+    from mlgov_assets.defs.scope import location_projects
 
-    rows = []
-    for name, path in known_projects(get_settings().project_dir).items():
+    rows: list[dict[str, JsonValue]] = []
+    for scope in location_projects(get_settings().project_dir):
         try:
-            spec, sha = load_project(path)
-            s = get_settings(project_spec=path)
+            spec, sha = load_project(scope.spec)
+            s = get_settings(project_spec=scope.spec)
             rows.append(
                 {
-                    "project": name,
-                    "spec": str(path),
+                    "project": scope.name,
+                    "spec": str(scope.spec),
                     "spec_sha256": sha,
                     "registered_model": s.model_name,
                     "title": spec.title,
                     "champion": _champion_of(s),
+                    "state": str(s.home),
+                    "selected": s.project_spec == get_settings().project_spec,
                 }
             )
         except MlgovError as exc:
-            rows.append({"project": name, "spec": str(path), "error": str(exc)})
+            rows.append({"project": scope.name, "spec": str(scope.spec), "error": str(exc)})
+    return rows
+
+
+def status_hook(settings: Settings) -> dict[str, JsonValue]:
+    """``mlgov status`` lists every project of the code location (``projects``) and what is left of an
+    older state layout (``notices``)."""
+    from mlgov_assets.instance import get_instance
+    from mlgov_assets.upgrade import state_notices
+
+    instance = get_instance(settings) if (settings.dagster_home / "history").exists() else None
+    return {"projects": list(project_rows()), "notices": list(state_notices(settings, instance))}
+
+
+def print_projects(rows: object) -> None:
+    for r in rows if isinstance(rows, list) else []:
+        if not isinstance(r, dict):
+            continue
+        champ = r.get("champion")
+        state = r.get("error") or f"model {r['registered_model']}, champion {champ if champ else 'none'}"
+        mark = "*" if r.get("selected") else " "
+        print(f"{mark} {r['project']:<20} {state}  ({r['spec']})")
+
+
+def cmd_projects(args: argparse.Namespace) -> int:
+    """Every project of the code location: name, spec, registered model, current champion."""
+    rows = project_rows()
     if args.json:
         print(json.dumps({"projects": rows}, indent=2))
     else:
-        for r in rows:
-            champ = r.get("champion")
-            state = r.get("error") or f"model {r['registered_model']}, champion {champ if champ else 'none'}"
-            print(f"{r['project']:<20} {state}  ({r['spec']})")
+        print_projects(rows)
     return 0
 
 

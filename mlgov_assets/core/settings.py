@@ -53,6 +53,12 @@ class Settings:
     landing_dir: Path
     mlflow_ui_url: str = DEFAULT_MLFLOW_UI_URL
     project_spec: Path = DEFAULT_PROJECT_SPEC
+    #: The code location's state directory: the one Dagster instance and asset store every project of
+    #: the location shares (asset keys are prefixed per project). ``home`` is this project's own part
+    #: of it (the same directory for the default project, ``projects/<name>/`` below it for the others).
+    location_home: Path | None = None
+    #: The project's name (its spec's ``name``): the prefix of its asset keys, jobs and sensors.
+    project_name: str = "adult"
 
     def mlflow_model_version_url(self, model_name: str, version: int | str) -> str:
         """The MLflow UI page of one registered model version."""
@@ -65,12 +71,23 @@ class Settings:
         return url.port or (443 if url.scheme == "https" else 80)
 
     @property
+    def location(self) -> Path:
+        """The code location's state directory (see :attr:`location_home`)."""
+        return self.location_home or self.home
+
+    @property
     def dagster_home(self) -> Path:
-        return self.home / "dagster"
+        return self.location / "dagster"
 
     @property
     def mlflow_dir(self) -> Path:
-        return self.home / "mlflow"
+        """The MLflow store every project of the location shares (one registered model per project, so
+        one MLflow UI shows them all) — except a project that already had its own store before projects
+        shared a code location, which keeps it (``mlgov status`` says so)."""
+        own = self.home / "mlflow"
+        if self.home != self.location and (own / "mlflow.db").exists():
+            return own
+        return self.location / "mlflow"
 
     @property
     def tracking_uri(self) -> str:
@@ -82,8 +99,9 @@ class Settings:
 
     @property
     def assets_dir(self) -> Path:
-        """Asset values written by mlgov's IO manager (Parquet/JSON, never pickle)."""
-        return self.home / "assets"
+        """Asset values written by mlgov's IO manager (Parquet/JSON, never pickle), shared by the
+        location's projects: their keys (hence their files) are prefixed by the project name."""
+        return self.location / "assets"
 
     @property
     def decision_log(self) -> Path:
@@ -131,19 +149,27 @@ def get_settings(
     project_spec: str | os.PathLike[str] | None = None,
 ) -> Settings:
     """Explicit arguments win, then ``MLGOV_*`` environment variables, then the project spec
-    (``MLGOV_PROJECT_SPEC``, default the Adult demo: its policy and registered model name)."""
+    (``MLGOV_PROJECT_SPEC``, default the Adult demo: its policy and registered model name).
+
+    ``MLGOV_POLICY``, ``MLGOV_MODEL_NAME`` and ``MLGOV_LANDING_DIR`` override the *selected* project
+    (``MLGOV_PROJECT_SPEC`` or the default) only: the other projects of a code location keep what their
+    own specs declare."""
     project = Path(project_dir or os.environ.get("MLGOV_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()
     env_home = os.environ.get("MLGOV_HOME")
-    spec = Path(project_spec or os.environ.get("MLGOV_PROJECT_SPEC") or DEFAULT_PROJECT_SPEC).resolve()
+    selected = Path(os.environ.get("MLGOV_PROJECT_SPEC") or DEFAULT_PROJECT_SPEC).resolve()
+    spec = Path(project_spec).resolve() if project_spec else selected
+    env = os.environ if spec == selected else {}
     declared_policy, declared_model, name = _declared(spec)
     # the default project keeps the top of the state directory (existing homes keep working); every
     # other project gets its own, so projects never share asset values, runs, stores or batches
     own = () if spec == DEFAULT_PROJECT_SPEC.resolve() else ("projects", name)
     base = Path(home or env_home or project / ".mlgov").resolve()
     # idempotent: a project's own home passed back in (get_settings(home=s.home)) is not nested again
-    home_path = base if base.parts[-2:] == own else base.joinpath(*own)
-    if landing_dir or os.environ.get("MLGOV_LANDING_DIR"):
-        landing = Path(landing_dir or os.environ["MLGOV_LANDING_DIR"])
+    if own and base.parts[-2:] == own:
+        base = base.parents[1]
+    home_path = base.joinpath(*own)
+    if landing_dir or env.get("MLGOV_LANDING_DIR"):
+        landing = Path(landing_dir or env["MLGOV_LANDING_DIR"])
     elif home or env_home:
         # a relocated home takes the landing folder with it, so instances never share batches
         landing = home_path / "incoming"
@@ -152,11 +178,13 @@ def get_settings(
     return Settings(
         home=home_path,
         project_dir=project,
-        policy_path=Path(policy_path or os.environ.get("MLGOV_POLICY") or declared_policy).resolve(),
-        model_name=model_name or os.environ.get("MLGOV_MODEL_NAME") or declared_model,
+        policy_path=Path(policy_path or env.get("MLGOV_POLICY") or declared_policy).resolve(),
+        model_name=model_name or env.get("MLGOV_MODEL_NAME") or declared_model,
         landing_dir=landing.resolve(),
         mlflow_ui_url=os.environ.get("MLGOV_MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL,
         project_spec=spec,
+        location_home=base,
+        project_name=name,
     )
 
 

@@ -45,6 +45,7 @@ from mlgov_assets.core.provenance import source_version
 from ..resources import MlgovResource, TrainingLock
 from .common import json_md, rows_table
 from .governance import champion
+from .scope import ProjectScope, scoped
 
 if TYPE_CHECKING:
     from mlgov_assets.core.audit.lineage.audit import DagsterReader
@@ -54,8 +55,6 @@ CODE_VERSION = source_version("defs/audit.py")
 CARD_TAG = "mlgov.model_card_sha256"
 CARD_DIR = "model_card"
 POINTER = "dagster/input_event_pointer/"
-#: Runs of these jobs may register, promote or roll back a version: each is followed by a card refresh.
-CARD_TRIGGER_JOBS = frozenset({"governed_training", "champion_decision"})
 
 
 # --------------------------------------------------------------------------- reading Dagster (thin)
@@ -82,7 +81,7 @@ def _node(instance: DagsterInstance, rec: EventLogRecord, role: str) -> dict[str
         and k in ("dagster/row_count", "path", "dvc_md5", "model_version", "mlflow_run_id", "source", "train_data_md5")
     }
     return {
-        "asset": key.to_user_string(),
+        "asset": key.path[-1],  # the asset's name within its project (keys are prefixed by the project)
         "role": role,
         "storage_id": rec.storage_id,
         "run_id": rec.run_id,
@@ -103,20 +102,17 @@ def _model_records(instance: DagsterInstance, run_record: RunRecord, version: in
     candidate_model (the version proposed for promotion; the same version when mitigation is off)."""
     from mlgov_assets.core.audit.lineage.model import MODEL_ASSETS
 
-    run_id = run_record.dagster_run.run_id
-    after = (run_record.start_time or run_record.create_timestamp.timestamp()) - 1
     found = []
-    for asset_name in MODEL_ASSETS:
-        recs = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset_name), after_timestamp=after), limit=1000, ascending=True
-        ).records
-        found += [
-            rec
-            for rec in recs
-            if rec.run_id == run_id
-            and rec.asset_materialization is not None
-            and str(_value((rec.asset_materialization.metadata or {}).get("model_version"))) == str(version)
-        ]
+    for rec in instance.get_records_for_run(
+        run_record.dagster_run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+    ).records:
+        ev = rec.event_log_entry.dagster_event
+        if ev is None or ev.asset_key is None or ev.asset_key.path[-1] not in MODEL_ASSETS:
+            continue  # keyed <project>/<asset> (or <asset> in a state directory from before the prefixes)
+        mat = ev.step_materialization_data.materialization
+        if str(_value((mat.metadata or {}).get("model_version"))) != str(version):
+            continue
+        found.append(rec)
     return found
 
 
@@ -136,7 +132,7 @@ def _checks(instance: DagsterInstance, run_ids: set[str], nodes: dict[int, dict[
             evidence: dict[str, Any] = found if isinstance(found, dict) else {}
             out.append(
                 {
-                    "asset": ev.asset_key.to_user_string(),
+                    "asset": ev.asset_key.path[-1],
                     "check": ev.check_name,
                     "passed": bool(ev.passed),
                     "severity": ev.severity.value,
@@ -293,6 +289,7 @@ def publish_card(
 def model_cards(
     context: AssetExecutionContext, mlgov: MlgovResource, training_lock: TrainingLock
 ) -> Output[dict[str, Any]]:
+    mlgov = scoped(mlgov, context)
     registry = mlgov.registry()
     champ = registry.champion_version()
     cards: list[dict[str, Any]] = []
@@ -346,6 +343,7 @@ def model_cards(
 def check_model_cards_champion_lineage(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
     from mlgov_assets.core.audit.lineage.audit import audit
 
+    mlgov = scoped(mlgov, context)
     registry = mlgov.registry()
     if registry.champion_version() is None:
         return AssetCheckResult(
@@ -366,50 +364,48 @@ def check_model_cards_champion_lineage(context: AssetCheckExecutionContext, mlgo
     )
 
 
-model_cards_job = define_asset_job(
-    "refresh_model_cards",
-    selection=AssetSelection.assets(model_cards),
-    description="Rebuild stale model cards (every registered version) and audit the champion's lineage.",
-    tags={"mlgov/serial": "training"},
-)  # queued behind training: cards read what training writes
-
-
-def _card_request(context: RunStatusSensorContext, jobs: frozenset[str] = CARD_TRIGGER_JOBS) -> RunRequest | SkipReason:
+def _card_request(context: RunStatusSensorContext, jobs: frozenset[str]) -> RunRequest | SkipReason:
     run = context.dagster_run
     if run.job_name not in jobs:
-        return SkipReason(f"run {run.run_id[:8]} of {run.job_name}: not a governance job")
+        return SkipReason(f"run {run.run_id[:8]} of {run.job_name}: not a governance job of this project")
     return RunRequest(
         run_key=f"cards-after-{run.run_id}", tags={"mlgov/trigger": f"after {run.job_name} {run.run_id[:8]}"}
     )
 
 
-@run_status_sensor(
-    run_status=DagsterRunStatus.SUCCESS,
-    name="model_cards_after_success",
-    request_job=model_cards_job,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="After a champion_decision run (mlgov promote/rollback) succeeds: refresh the model "
-    "cards. (A successful governed_training run builds them itself.)",
-)
-def model_cards_after_success(context: RunStatusSensorContext) -> RunRequest | SkipReason:
-    return _card_request(context, jobs=frozenset({"champion_decision"}))
+def project_defs(scope: ProjectScope) -> Definitions:
+    """The project's card refresh job and the two run-status sensors that launch it."""
+    cards_job = define_asset_job(
+        scope.named("refresh_model_cards"),
+        selection=AssetSelection.assets(scope.key("model_cards")),
+        description="Rebuild stale model cards (every registered version) and audit the champion's lineage.",
+        tags={"mlgov/serial": "training"},
+    )  # queued behind training: cards read what training writes
+    training, decision = scope.named("governed_training"), scope.named("champion_decision")
+
+    @run_status_sensor(
+        run_status=DagsterRunStatus.SUCCESS,
+        name=scope.named("model_cards_after_success"),
+        request_job=cards_job,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="After a champion_decision run (mlgov promote/rollback) succeeds: refresh the model "
+        "cards. (A successful governed_training run builds them itself.)",
+    )
+    def after_success(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+        return _card_request(context, frozenset({decision}))
+
+    @run_status_sensor(
+        run_status=DagsterRunStatus.FAILURE,
+        name=scope.named("model_cards_after_failure"),
+        request_job=cards_job,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="After a governed_training or champion_decision run fails (e.g. a refused challenger, "
+        "which is still a registered version): refresh the model cards.",
+    )
+    def after_failure(context: RunStatusSensorContext) -> RunRequest | SkipReason:
+        return _card_request(context, frozenset({training, decision}))
+
+    return Definitions(jobs=[cards_job], sensors=[after_success, after_failure])
 
 
-@run_status_sensor(
-    run_status=DagsterRunStatus.FAILURE,
-    name="model_cards_after_failure",
-    request_job=model_cards_job,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="After a governed_training or champion_decision run fails (e.g. a refused challenger, "
-    "which is still a registered version): refresh the model cards.",
-)
-def model_cards_after_failure(context: RunStatusSensorContext) -> RunRequest | SkipReason:
-    return _card_request(context)
-
-
-defs = Definitions(
-    assets=[model_cards],
-    asset_checks=[check_model_cards_champion_lineage],
-    jobs=[model_cards_job],
-    sensors=[model_cards_after_success, model_cards_after_failure],
-)
+defs = Definitions(assets=[model_cards], asset_checks=[check_model_cards_champion_lineage])

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -16,34 +17,35 @@ if TYPE_CHECKING:
 HOOKED_STAGES = ("data", "features")
 
 
-def _hooks_sha256() -> str:
-    """The default-selected project's hooks hash (they live in the team's repository, not the package);
-    ``""`` without hooks, or when the spec or a hook cannot be loaded (the run then says why)."""
-    from mlgov_assets.core.errors import MlgovError
-    from mlgov_assets.core.project.project import open_project
-    from mlgov_assets.core.settings import get_settings
-
-    try:
-        s = get_settings()
-        return open_project(s.project_spec, s.project_dir).hooks_sha256()
-    except MlgovError:
-        return ""
-
-
 def _code_versions() -> dict[str, str]:
-    """Each stage's code version: its module plus everything it imports (see ``source_version``),
-    and for the data/features stages the project's hooks, when it has any."""
-    versions = {
+    """Each stage's code version: its module plus everything it imports (see ``source_version``)."""
+    return {
         stage: source_version(f"defs/{stage}.py")
         for stage in ("data", "features", "training", "governance", "fairness")
     }
-    if hooks := _hooks_sha256():
-        for stage in HOOKED_STAGES:
-            versions[stage] = hashlib.sha256(f"{versions[stage]}+hooks:{hooks}".encode()).hexdigest()[:16]
-    return versions
 
 
+#: The stages' code versions as the templates carry them (no project hooks).
 CODE_VERSIONS = _code_versions()
+
+
+def hooked_code_versions(spec: Path, project_dir: Path) -> dict[str, str]:
+    """For a project with Python hooks (``hooks.reader``, ``hooks.features``): template code version ->
+    the project's, which includes the hooks' source hash; ``{}`` without hooks, or when the spec or a
+    hook cannot be loaded (the run then says why)."""
+    from mlgov_assets.core.errors import MlgovError
+    from mlgov_assets.core.project.project import open_project
+
+    try:
+        hooks = open_project(spec, project_dir).hooks_sha256()
+    except MlgovError:
+        return {}
+    if not hooks:
+        return {}
+    return {
+        CODE_VERSIONS[stage]: hashlib.sha256(f"{CODE_VERSIONS[stage]}+hooks:{hooks}".encode()).hexdigest()[:16]
+        for stage in HOOKED_STAGES
+    }
 
 
 def table_metadata(df: pd.DataFrame) -> dict[str, Any]:

@@ -19,9 +19,11 @@ from dagster import (
     DefaultSensorStatus,
     Definitions,
     Output,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    SourceAsset,
     asset,
     asset_check,
     observable_source_asset,
@@ -33,37 +35,48 @@ from mlgov_assets.core.integrity import md5_file
 
 from ..resources import MlgovResource, TrainingLock
 from .common import CODE_VERSIONS, json_md, schema_check_result, table_metadata
+from .scope import ProjectScope, scoped
 
 if TYPE_CHECKING:
     from mlgov_assets.core.project.project import Project
 
 
+#: The source assets (per project: ``<project>/training_file``, ``<project>/holdout_file``).
+TRAINING_FILE, HOLDOUT_FILE = "training_file", "holdout_file"
+SOURCE_NAMES = (TRAINING_FILE, HOLDOUT_FILE)
+
+
 def observed_files(project: "Project") -> dict[str, str]:
     """The source asset -> the file it observes (the training file twice when the holdout is a split)."""
     return {
-        "adult_training_file": project.train_file,
-        "adult_holdout_file": project.holdout_file or project.train_file,
+        TRAINING_FILE: project.train_file,
+        HOLDOUT_FILE: project.holdout_file or project.train_file,
     }
 
 
-@observable_source_asset(
-    group_name="data",
-    description="The project's raw training file (the spec's `data.train`; the demo ships UCI Adult, "
-    "CC BY 4.0). Observed data version = md5 of its bytes (DVC's md5).",
-)
-def adult_training_file(mlgov: MlgovResource) -> DataVersion:
-    project = mlgov.project()
-    return DataVersion(md5_file(project.repo / observed_files(project)["adult_training_file"]))
+def source_assets(scope: ProjectScope) -> list[SourceAsset]:
+    """The project's observed source files: data version = md5 of their bytes (DVC's md5)."""
 
+    def observer(name: str, description: str) -> SourceAsset:
+        @observable_source_asset(key=scope.key(name), group_name=scope.named("data"), description=description)
+        def observe(mlgov: MlgovResource) -> DataVersion:
+            project = mlgov.for_project(scope.name).project()
+            return DataVersion(md5_file(project.repo / observed_files(project)[name]))
 
-@observable_source_asset(
-    group_name="data",
-    description="The project's holdout file (the spec's `data.holdout`), or the training file when the "
-    "holdout is a seeded split of it. Observed data version = md5 of its bytes.",
-)
-def adult_holdout_file(mlgov: MlgovResource) -> DataVersion:
-    project = mlgov.project()
-    return DataVersion(md5_file(project.repo / observed_files(project)["adult_holdout_file"]))
+        return observe
+
+    return [
+        observer(
+            TRAINING_FILE,
+            "The project's raw training file (the spec's `data.train`; the Adult demo ships UCI Adult, CC BY 4.0). "
+            "Observed data version = md5 of its bytes (DVC's md5).",
+        ),
+        observer(
+            HOLDOUT_FILE,
+            "The project's holdout file (the spec's `data.holdout`), or the training file when the holdout is a "
+            "seeded split of it. Observed data version = md5 of its bytes.",
+        ),
+    ]
 
 
 class DatasetConfig(Config):
@@ -111,7 +124,7 @@ def _load(
 
 @asset(
     group_name="data",
-    deps=[adult_training_file],
+    deps=[AssetKey(TRAINING_FILE)],
     code_version=CODE_VERSIONS["data"],
     kinds={"dvc", "pandas"},
     owners=["team:ml-platform"],
@@ -122,12 +135,13 @@ def training_data(
     context: AssetExecutionContext, config: DatasetConfig, mlgov: MlgovResource, training_lock: TrainingLock
 ) -> Output[LineagedFrame]:
     # training_lock: held from run start to run end (resources live for the whole run)
+    mlgov = scoped(mlgov, context)
     return _load(context, mlgov, config.path or mlgov.project().train_file, "training")
 
 
 @asset(
     group_name="data",
-    deps=[adult_holdout_file],
+    deps=[AssetKey(HOLDOUT_FILE)],
     code_version=CODE_VERSIONS["data"],
     kinds={"dvc", "pandas"},
     owners=["team:ml-platform"],
@@ -135,6 +149,7 @@ def training_data(
     "of the training file), DVC-versioned like the training data.",
 )
 def holdout_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[LineagedFrame]:
+    mlgov = scoped(mlgov, context)
     project = mlgov.project()
     return _load(context, mlgov, project.holdout_file or project.train_file, "holdout")
 
@@ -154,50 +169,55 @@ def _raw_check(mlgov: MlgovResource, data: LineagedFrame) -> AssetCheckResult:
 def check_training_data_schema(
     context: AssetCheckExecutionContext, mlgov: MlgovResource, training_data: LineagedFrame
 ) -> AssetCheckResult:
-    return _raw_check(mlgov, training_data)
+    return _raw_check(scoped(mlgov, context), training_data)
 
 
 @asset_check(asset=holdout_data, blocking=True, description="The project's raw schema on the holdout.")
 def check_holdout_data_schema(
     context: AssetCheckExecutionContext, mlgov: MlgovResource, holdout_data: LineagedFrame
 ) -> AssetCheckResult:
-    return _raw_check(mlgov, holdout_data)
-
-
-SOURCE_KEYS = [AssetKey("adult_training_file"), AssetKey("adult_holdout_file")]
+    return _raw_check(scoped(mlgov, context), holdout_data)
 
 
 DATA_VERSION_TAG = "dagster/data_version"
 
 
-@sensor(
-    name="source_files_sensor",
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Hashes the project's training and holdout files (md5, as DVC does) and records an "
-    "observation when the bytes change, so the UI marks every downstream asset stale.",
-)
-def source_files_sensor(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult | SkipReason:
-    project = mlgov.project()
-    seen = json.loads(context.cursor) if context.cursor else {}
-    current = {
-        key: md5_file(project.repo / rel)
-        for key, rel in observed_files(project).items()
-        if (project.repo / rel).exists()
-    }
-    changed = {k: v for k, v in current.items() if seen.get(k) != v}
-    if not changed:
-        return SkipReason("source files unchanged")
-    return SensorResult(
-        asset_events=[
-            AssetObservation(AssetKey(k), tags={DATA_VERSION_TAG: v}, metadata={"md5": v}) for k, v in changed.items()
-        ],
-        cursor=json.dumps(current),
+def source_files_sensor(scope: ProjectScope) -> SensorDefinition:
+    @sensor(
+        name=scope.named("source_files_sensor"),
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Hashes the project's training and holdout files (md5, as DVC does) and records an "
+        "observation when the bytes change, so the UI marks every downstream asset stale.",
     )
+    def observe_sources(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult | SkipReason:
+        project = mlgov.for_project(scope.name).project()
+        seen = json.loads(context.cursor) if context.cursor else {}
+        current = {
+            key: md5_file(project.repo / rel)
+            for key, rel in observed_files(project).items()
+            if (project.repo / rel).exists()
+        }
+        changed = {k: v for k, v in current.items() if seen.get(k) != v}
+        if not changed:
+            return SkipReason("source files unchanged")
+        return SensorResult(
+            asset_events=[
+                AssetObservation(scope.key(k), tags={DATA_VERSION_TAG: v}, metadata={"md5": v})
+                for k, v in changed.items()
+            ],
+            cursor=json.dumps(current),
+        )
+
+    return observe_sources
+
+
+def project_defs(scope: ProjectScope) -> Definitions:
+    """The stage's per-project pieces: the observed source files and their sensor."""
+    return Definitions(assets=source_assets(scope), sensors=[source_files_sensor(scope)])
 
 
 defs = Definitions(
-    assets=[adult_training_file, adult_holdout_file, training_data, holdout_data],
+    assets=[training_data, holdout_data],
     asset_checks=[check_training_data_schema, check_holdout_data_schema],
-    sensors=[source_files_sensor],
 )

@@ -31,6 +31,7 @@ from mlgov_assets.core.governance.policy import Explanations
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, json_md, rows_table, table_metadata
 from .governance import _actor, _run_id
+from .scope import scoped
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry
@@ -101,6 +102,7 @@ def fairness_report(
 ) -> Output[FairnessAssessment]:
     from mlgov_assets.core.governance.fairness.render import compare_tradeoff
 
+    mlgov = scoped(mlgov, context)
     policy, registry = mlgov.policy(), mlgov.registry()
     if policy.fairness is None:
         return Output(FairnessAssessment(configured=False), metadata={"note": "the policy has no fairness section"})
@@ -177,6 +179,7 @@ def _fairness_check(
 def check_fairness_report_candidate(
     context: AssetCheckExecutionContext, mlgov: MlgovResource, fairness_report: FairnessAssessment
 ) -> AssetCheckResult:
+    mlgov = scoped(mlgov, context)
     return _fairness_check(context, mlgov, fairness_report, "candidate")
 
 
@@ -189,6 +192,7 @@ def check_fairness_report_candidate(
 def check_fairness_report_challenger(
     context: AssetCheckExecutionContext, mlgov: MlgovResource, fairness_report: FairnessAssessment
 ) -> AssetCheckResult:
+    mlgov = scoped(mlgov, context)
     return _fairness_check(context, mlgov, fairness_report, "challenger")
 
 
@@ -206,6 +210,7 @@ def training_data_bias(
     from mlgov_assets.core.governance.fairness.bias import pretraining_bias
     from mlgov_assets.core.project.project import TARGET
 
+    mlgov = scoped(mlgov, context)
     policy = mlgov.policy()
     sensitive = policy.fairness.sensitive_features if policy.fairness else mlgov.project().sensitive
     bias = pretraining_bias(train_features.frame, TARGET, 1, sensitive)
@@ -238,6 +243,7 @@ def explanations(
     from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, model_raw_output
     from mlgov_assets.core.models.scoring import explained_pipeline, score_frame
 
+    mlgov = scoped(mlgov, context)
     policy, registry, project = mlgov.policy(), mlgov.registry(), mlgov.project()
     ex = policy.explanations or Explanations()  # no section: report with the documented defaults
     version = int(candidate_model["version"])
@@ -312,6 +318,7 @@ def check_explanations_additivity(
     from mlgov_assets.core.governance.gates import GateResult
     from mlgov_assets.core.governance.promotion import record_gates
 
+    mlgov = scoped(mlgov, context)
     policy = mlgov.policy()
     tol = (policy.explanations or Explanations()).additivity_tolerance
     shap_cols = [c for c in explanations.columns if c.startswith(SHAP_PREFIX)]
@@ -372,6 +379,7 @@ def check_explanations_attribution_stability(
 ) -> AssetCheckResult:
     from mlgov_assets.core.governance.explanations import ndcg_ranking
 
+    mlgov = scoped(mlgov, context)
     policy, registry = mlgov.policy(), mlgov.registry()
     champ = registry.champion_version()
     if champ is None:

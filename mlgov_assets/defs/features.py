@@ -1,6 +1,7 @@
 """Stage 2 — features: the deterministic modelling table, gated by the feature schema."""
 
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetExecutionContext,
     Definitions,
@@ -15,6 +16,7 @@ from mlgov_assets.core.data.lineage import LineagedFrame
 
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, schema_check_result, table_metadata
+from .scope import scoped
 
 
 def _features(context: AssetExecutionContext, mlgov: MlgovResource, raw: LineagedFrame) -> Output[LineagedFrame]:
@@ -52,7 +54,7 @@ def _features(context: AssetExecutionContext, mlgov: MlgovResource, raw: Lineage
 def train_features(
     context: AssetExecutionContext, mlgov: MlgovResource, training_data: LineagedFrame
 ) -> Output[LineagedFrame]:
-    return _features(context, mlgov, training_data)
+    return _features(context, scoped(mlgov, context), training_data)
 
 
 @asset(
@@ -65,7 +67,7 @@ def train_features(
 def holdout_features(
     context: AssetExecutionContext, mlgov: MlgovResource, holdout_data: LineagedFrame
 ) -> Output[LineagedFrame]:
-    return _features(context, mlgov, holdout_data)
+    return _features(context, scoped(mlgov, context), holdout_data)
 
 
 def _feature_check(mlgov: MlgovResource, table: LineagedFrame) -> AssetCheckResult:
@@ -79,8 +81,10 @@ def _feature_check(mlgov: MlgovResource, table: LineagedFrame) -> AssetCheckResu
     blocking=True,
     description="Pandera FeatureSchema (from the project spec) on the training table.",
 )
-def check_train_features_schema(mlgov: MlgovResource, train_features: LineagedFrame) -> AssetCheckResult:
-    return _feature_check(mlgov, train_features)
+def check_train_features_schema(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, train_features: LineagedFrame
+) -> AssetCheckResult:
+    return _feature_check(scoped(mlgov, context), train_features)
 
 
 @asset_check(
@@ -88,8 +92,10 @@ def check_train_features_schema(mlgov: MlgovResource, train_features: LineagedFr
     blocking=True,
     description="Pandera FeatureSchema (from the project spec) on the holdout table.",
 )
-def check_holdout_features_schema(mlgov: MlgovResource, holdout_features: LineagedFrame) -> AssetCheckResult:
-    return _feature_check(mlgov, holdout_features)
+def check_holdout_features_schema(
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, holdout_features: LineagedFrame
+) -> AssetCheckResult:
+    return _feature_check(scoped(mlgov, context), holdout_features)
 
 
 defs = Definitions(

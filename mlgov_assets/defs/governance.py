@@ -25,6 +25,7 @@ from dagster import (
 
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, json_md, rows_table
+from .scope import scoped, sibling
 from .training import candidate_model, challenger_model
 
 PROMOTION_POOL = "mlgov_promotion"
@@ -99,6 +100,7 @@ def _model_gate_checks(asset: AssetsDefinition, blocking: bool, role: str) -> li
         description=f"The {role}'s holdout metrics meet the policy's absolute floors (metric_floors).{note}",
     )
     def floors(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
+        mlgov = scoped(mlgov, context)
         return _gate_check(context, mlgov, _model_of(context, asset), "metric_floors")
 
     @asset_check(
@@ -109,6 +111,7 @@ def _model_gate_checks(asset: AssetsDefinition, blocking: bool, role: str) -> li
         f"(MLflow MetricThreshold semantics).{note}",
     )
     def beats(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> AssetCheckResult:
+        mlgov = scoped(mlgov, context)
         return _gate_check(context, mlgov, _model_of(context, asset), "champion_comparison")
 
     return [floors, beats]
@@ -133,7 +136,7 @@ def _materialization(context: AnyContext, key: AssetKey) -> AssetMaterialization
 
 def _model_of(context: AssetCheckExecutionContext, asset: AssetsDefinition) -> ModelUnderReview:
     """The model this run materialized for ``asset`` (from its materialization metadata)."""
-    mat = _materialization(context, asset.key)
+    mat = _materialization(context, sibling(context, asset.key.path[-1]))
     if mat is None:
         raise Failure(description=f"{asset.key.to_user_string()} has not been materialized yet")
     meta = mat.metadata
@@ -163,7 +166,7 @@ class ChampionConfig(Config):
 def _challenger_version(context: AssetExecutionContext) -> int:
     """The candidate this run materialized; run on its own, the latest materialized one.
     (A dependency, not an IO-managed input: rollback and promote-by-version need no model.)"""
-    mat = _materialization(context, candidate_model.key)
+    mat = _materialization(context, sibling(context, candidate_model.key.path[-1]))
     if mat is None:
         raise Failure(description="no candidate_model has been materialized yet: run the governed training path first")
     return int(_meta_number(mat.metadata, "model_version"))
@@ -191,6 +194,7 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
         rollback,
     )
 
+    mlgov = scoped(mlgov, context)
     policy, registry = mlgov.policy(), mlgov.registry()
     actor = f"{config.actor} via {_actor(context)}" if config.actor else _actor(context)
     try:

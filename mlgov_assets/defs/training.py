@@ -12,6 +12,7 @@ from mlgov_assets.core.models.training import HyperParams
 
 from ..resources import MlgovResource
 from .common import CODE_VERSIONS, json_md
+from .scope import scoped
 
 
 class ChallengerConfig(Config, HyperParams):
@@ -62,6 +63,7 @@ def challenger_model(
 ) -> Output[ModelResult]:
     from mlgov_assets.core.models.registration import train_and_register
 
+    mlgov = scoped(mlgov, context)
     result = train_and_register(
         mlgov.registry(),
         mlgov.policy(),
@@ -100,6 +102,7 @@ def candidate_model(
     from mlgov_assets.core.models.recipe import MitigationSpec
     from mlgov_assets.core.models.registration import mitigate_and_register
 
+    mlgov = scoped(mlgov, context)
     policy = mlgov.policy()
     spec = MitigationSpec.from_policy(policy)
     if spec is None:

@@ -78,7 +78,7 @@ def world(project_template, tmp_path_factory):
         env = Env(project=project, home=home, policy=policy)
         instance = get_instance(env.settings())  # the persistent instance the CLI opens too
         defs = env.defs()
-        keys = AssetSelection.assets("model_cards").upstream().resolve(defs.resolve_asset_graph())
+        keys = AssetSelection.assets(AssetKey(["adult", "model_cards"])).upstream().resolve(defs.resolve_asset_graph())
         job = defs.resolve_implicit_job_def_def_for_assets(list(keys))
         result = job.execute_in_process(
             run_config={"ops": {"challenger_model": {"config": FAST_PARAMS}}},
@@ -301,7 +301,7 @@ def test_reproduce_yields_identical_holdout_predictions_and_a_certificate(world,
     )
     # independently: the registered model's own outputs on the stored holdout hash to what the
     # certificate recorded (score, then decision, then P(decision=1), float64 little-endian)
-    holdout = pd.read_parquet(world.env.home / "assets" / "holdout_features.parquet")
+    holdout = pd.read_parquet(world.env.home / "assets" / "adult" / "holdout_features.parquet")
     from mlgov_assets.core.project.project import open_project
 
     project = open_project(world.env.settings().project_spec, world.env.project)
@@ -338,8 +338,13 @@ def test_reproduce_refuses_altered_training_data(world, capsys):
 
 
 def test_card_sensors_follow_governance_runs_only(world):
-    from mlgov_assets.defs.audit import model_cards_after_failure, model_cards_after_success
+    from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
+    from mlgov_assets.defs.audit import project_defs
+    from mlgov_assets.defs.scope import ProjectScope
 
+    sensors = {s.name: s for s in project_defs(ProjectScope("adult", DEFAULT_PROJECT_SPEC)).sensors or []}
+    model_cards_after_success = sensors["adult__model_cards_after_success"]
+    model_cards_after_failure = sensors["adult__model_cards_after_failure"]
     run = world.instance.get_run_by_id(world.run.run_id)
     event = (
         world.instance.get_records_for_run(world.run.run_id, of_type=DagsterEventType.RUN_SUCCESS)
@@ -354,9 +359,10 @@ def test_card_sensors_follow_governance_runs_only(world):
         # a failed one (refused challenger) and any champion_decision run get a refresh
         after_training = SkipReason if status == DagsterRunStatus.SUCCESS else RunRequest
         for job_name, expected in (
-            ("governed_training", after_training),
-            ("champion_decision", RunRequest),
-            ("refresh_model_cards", SkipReason),
+            ("adult__governed_training", after_training),
+            ("adult__champion_decision", RunRequest),
+            ("adult__refresh_model_cards", SkipReason),
+            ("credit_default__champion_decision", SkipReason),  # another project's run
         ):
             ctx = build_run_status_sensor_context(
                 sensor_name=sensor.name,
@@ -426,7 +432,7 @@ def test_override_needs_a_justification_is_recorded_and_shown_in_the_card(world,
     assert "OVERRIDE" in md2 and why.split(":")[0] in md2
     assert any(g["name"] == "metric_floors" and g["passed"] is False for g in bundle2["gates"])
     assert "not_available" in bundle2["explanations"]  # never explained: stated, not hidden
-    mat = world.instance.get_latest_materialization_event(AssetKey("model_cards")).asset_materialization
+    mat = world.instance.get_latest_materialization_event(AssetKey(["adult", "model_cards"])).asset_materialization
     assert f"Model card: {reg.name} version {target}" in mat.metadata["champion_card"].value
     assert "OVERRIDE" in mat.metadata["champion_card"].value
     # unchanged evidence -> nothing republished on the next refresh

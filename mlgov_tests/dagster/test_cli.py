@@ -34,7 +34,8 @@ def test_train_status_promote_refusal_override_and_rollback(cli_env, capsys):
 
     assert main(["status", "--json"]) == 0
     st = _json(capsys)
-    assert list(st) == ["model_name", "policy", "champion", "history", "versions", "state_dir", "monitoring", "audit"]
+    keys = ["model_name", "policy", "champion", "history", "versions", "state_dir", "monitoring", "audit"]
+    assert list(st) == [*keys, "projects", "notices"]
     assert st["state_dir"] == str(env.home) and st["audit"]["decision_log"]["ok"] is True
     assert st["champion"]["version"] == 1
     assert st["champion"]["train_data_md5"] == "5d7c39d7b8804f071cdd1f2a7c460872"

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from dagster import AssetSelection, Definitions, define_asset_job, instance_for_test
+from dagster import AssetCheckKey, AssetKey, AssetSelection, Definitions, define_asset_job, instance_for_test
 
 from mlgov_assets.core.models.scoring import score_frame
 from mlgov_assets.core.project.project import open_project
@@ -45,14 +45,14 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
             "explanation_additivity": True,
         }
 
-        report = json.loads((env.home / "assets" / "fairness_report.json").read_text())
+        report = json.loads((env.home / "assets" / "adult" / "fairness_report.json").read_text())
         cand = report["candidate"]["report"]["features"]["sex"]["summary"]["demographic_parity_ratio"]["value"]
         unmit = report["challenger"]["report"]["features"]["sex"]["summary"]["demographic_parity_ratio"]["value"]
         assert cand > 0.8 > unmit  # mitigation improves the fairness metric on the holdout
         assert report["candidate"]["metrics"]["accuracy"] < report["challenger"]["metrics"]["accuracy"]  # the trade-off
 
         # per-group selection rate / TPR / FPR equal an independent pandas groupby on the same decisions
-        holdout = pd.read_parquet(env.home / "assets" / "holdout_features.parquet")
+        holdout = pd.read_parquet(env.home / "assets" / "adult" / "holdout_features.parquet")
         decisions = score_frame(reg.load_governed(champ), holdout[[*ADULT.model_features, *ADULT.sensitive]])[
             "decision"
         ]
@@ -68,7 +68,7 @@ def test_default_policy_refuses_the_unmitigated_model_and_promotes_the_mitigated
                 assert abs(groups[sex][metric] - row[metric]) < 1e-12, (sex, metric)
 
         # explanations: exact additivity on every holdout row, stored per decision with reasons
-        expl = pd.read_parquet(env.home / "assets" / "explanations.parquet")
+        expl = pd.read_parquet(env.home / "assets" / "adult" / "explanations.parquet")
         assert len(expl) == len(holdout)
         assert checks["check_explanations_additivity"].passed
         assert {"reason_1", "reason_1_shap", "shap_age", "base_value", "model_raw_output"} <= set(expl.columns)
@@ -122,11 +122,12 @@ def test_biased_challenger_fails_the_fairness_gate_and_a_broken_explanation_fail
         assert reg.champion_version() == champ  # champion unchanged
 
         # a broken explainer output fails the (blocking) sanity gate, naming the rows
-        path = env.home / "assets" / "explanations.parquet"
+        path = env.home / "assets" / "adult" / "explanations.parquet"
         expl = pd.read_parquet(path)
         expl.loc[[3, 7], "shap_age"] += 0.5
         expl.to_parquet(path, index=False)
-        job = define_asset_job("additivity_only", selection=AssetSelection.checks(check_explanations_additivity))
+        check_key = AssetCheckKey(AssetKey(["adult", "explanations"]), check_explanations_additivity.check_key.name)
+        job = define_asset_job("additivity_only", selection=AssetSelection.checks(check_key))
         d = env.defs()
         defs = Definitions(assets=list(d.assets), asset_checks=list(d.asset_checks), resources=d.resources, jobs=[job])
         res = defs.resolve_job_def("additivity_only").execute_in_process(instance=instance, raise_on_error=False)

@@ -37,12 +37,12 @@ def test_whole_path_ends_with_a_champion_carrying_its_lineage(env):
         assert tags["mlgov.project_sha256"] == hashlib.sha256(spec.read_bytes()).hexdigest()
         assert reg.artifact_text(reg.version_info(champ).run_id, "project/project.yaml") == spec.read_text()
         # the training data's DataVersion is the DVC md5, and the bytes are in the DVC cache
-        mat = instance.get_latest_materialization_event(AssetKey("training_data")).asset_materialization
+        mat = instance.get_latest_materialization_event(AssetKey(["adult", "training_data"])).asset_materialization
         assert mat.tags["dagster/data_version"] == SHIPPED_TRAIN_MD5
         ok, detail = verify_dvc_cached(env.project / ".dvc" / "cache", SHIPPED_TRAIN_MD5)
         assert ok, detail
         # feature assets carry row counts and column schemas
-        mat = instance.get_latest_materialization_event(AssetKey("train_features")).asset_materialization
+        mat = instance.get_latest_materialization_event(AssetKey(["adult", "train_features"])).asset_materialization
         assert mat.metadata["dagster/row_count"].value == 32561
         assert {c.name for c in mat.metadata["dagster/column_schema"].schema.columns} >= {"age", "label", "sex"}
         # the promotion is in the hash-chained decision log
@@ -105,7 +105,7 @@ def test_corrupted_data_fails_the_validation_gate_and_changes_nothing(env):
             assert fragment in text, (fragment, text)
         assert "corrupt.csv" in text  # names the file
         # nothing downstream ran: no features, no new model, champion unchanged
-        materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
         assert "training_data" in materialized  # written, then audited (write -> audit -> publish)
         assert not materialized & {"train_features", "challenger_model", "candidate_model", "champion"}
         assert (reg.versions(), reg.champion_version()) == before
@@ -148,7 +148,7 @@ def test_a_better_challenger_is_promoted_and_rollback_restores_the_previous(env)
         rb = run_path(
             env,
             instance,
-            job="champion_decision",
+            job="adult__champion_decision",
             run_config={"ops": {"champion": {"config": {"action": "rollback", "reason": "incident 42"}}}},
         )
         assert rb.success
@@ -163,8 +163,8 @@ def test_stored_asset_values_are_data_not_pickles(env):
     stored = sorted(p.suffix for p in (env.home / "assets").rglob("*") if p.is_file())
     assert stored and set(stored) <= {".parquet", ".json"}
     # the lineage travels in a JSON sidecar naming the table's bytes, not in DataFrame.attrs
-    table = env.home / "assets" / "train_features.parquet"
-    side = json.loads((env.home / "assets" / "train_features.lineage.json").read_text())
+    table = env.home / "assets" / "adult" / "train_features.parquet"
+    side = json.loads((env.home / "assets" / "adult" / "train_features.lineage.json").read_text())
     assert side["lineage"]["dvc_md5"] == SHIPPED_TRAIN_MD5 and side["table_sha256"] == sha256_file(table)
     assert len(pd.read_parquet(table)) == 32561
 
@@ -178,6 +178,7 @@ def test_a_split_holdout_is_cut_from_the_training_file_and_recorded(env):
     from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
     from mlgov_assets.definitions import build_definitions
     from mlgov_assets.defs.data import source_files_sensor
+    from mlgov_assets.defs.scope import ProjectScope
     from mlgov_assets.io_manager import MlgovIOManager
     from mlgov_assets.resources import MlgovResource
 
@@ -191,9 +192,9 @@ def test_a_split_holdout_is_cut_from_the_training_file_and_recorded(env):
     )
     defs = build_definitions(mlgov, MlgovIOManager(base_dir=str(env.home / "assets")))
     with instance_for_test() as instance:
-        result = defs.resolve_job_def("governed_training").execute_in_process(
+        result = defs.resolve_job_def("adult__governed_training").execute_in_process(
             instance=instance,
-            asset_selection=[AssetKey("training_data"), AssetKey("holdout_data")],
+            asset_selection=[AssetKey(["adult", "training_data"]), AssetKey(["adult", "holdout_data"])],
             raise_on_error=False,
         )
         assert result.success
@@ -201,7 +202,7 @@ def test_a_split_holdout_is_cut_from_the_training_file_and_recorded(env):
         assert set(checks) == {"check_training_data_schema", "check_holdout_data_schema"}
         assert all(c.passed for c in checks.values())
         sides = {
-            role: json.loads((env.home / "assets" / f"{role}_data.lineage.json").read_text())["lineage"]
+            role: json.loads((env.home / "assets" / "adult" / f"{role}_data.lineage.json").read_text())["lineage"]
             for role in ("training", "holdout")
         }
         assert sides["training"]["split"] == sides["holdout"]["split"] is not None
@@ -209,11 +210,13 @@ def test_a_split_holdout_is_cut_from_the_training_file_and_recorded(env):
         assert sides["holdout"]["dvc_md5"] == SHIPPED_TRAIN_MD5 and sides["holdout"]["role"] == "holdout"
         record = sides["holdout"]["split"]
         rows = {
-            role: len(pd.read_parquet(env.home / "assets" / f"{role}_data.parquet")) for role in ("training", "holdout")
+            role: len(pd.read_parquet(env.home / "assets" / "adult" / f"{role}_data.parquet"))
+            for role in ("training", "holdout")
         }
         assert rows["holdout"] == record["holdout_rows"] and rows["training"] + rows["holdout"] == 32561
         assert abs(rows["holdout"] / 32561 - 0.25) < 0.001 and (record["seed"], record["fraction"]) == (5, 0.25)
         # the holdout's source asset observes the training file
         ctx = build_sensor_context(instance=instance, resources={"mlgov": mlgov})
-        events = {e.asset_key.path[-1]: e.tags["dagster/data_version"] for e in source_files_sensor(ctx).asset_events}
-        assert events == {"adult_training_file": SHIPPED_TRAIN_MD5, "adult_holdout_file": SHIPPED_TRAIN_MD5}
+        sensor = source_files_sensor(ProjectScope("adult", spec))
+        events = {e.asset_key.to_user_string(): e.tags["dagster/data_version"] for e in sensor(ctx).asset_events}
+        assert events == {"adult/training_file": SHIPPED_TRAIN_MD5, "adult/holdout_file": SHIPPED_TRAIN_MD5}

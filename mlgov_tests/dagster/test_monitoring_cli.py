@@ -73,7 +73,7 @@ def test_monitor_once_does_what_the_sensors_do_retraining_included(env, capsys, 
     try:
         [dagster_run] = instance.get_runs(filters=RunsFilter(tags={"dagster/run_key": run["run_key"]}))
         assert dagster_run.tags["mlgov/trigger"] == "mlgov monitor --once"
-        assert set(instance.get_dynamic_partitions("batches")) == set(by_id)
+        assert set(instance.get_dynamic_partitions("adult__batches")) == set(by_id)
     finally:
         instance.dispose()
 

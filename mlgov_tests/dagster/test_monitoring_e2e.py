@@ -29,7 +29,7 @@ from mlgov_tests.dagster.test_monitoring_sensors import (
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-LANDING, RETRAIN = "batch_landing_sensor", "retrain_on_breach_sensor"
+LANDING, RETRAIN = "adult__batch_landing_sensor", "adult__retrain_on_breach_sensor"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         report = runs["cov-1"].output_for_node("batch_drift_report")
         assert Path(report["html_path"]).stat().st_size > 10_000
         assert reg.client.get_run(report["mlflow_run_id"]).data.tags["mlgov.batch_id"] == "cov-1"
-        mat = instance.get_latest_materialization_event(AssetKey("batch_drift_report")).asset_materialization
+        mat = instance.get_latest_materialization_event(AssetKey(["adult", "batch_drift_report"])).asset_materialization
         assert mat.partition == "cov-1" and mat.metadata["evidently_html"].value == report["html_path"]
         assert materialized_partitions(instance, "batch_scores") == {"cov-1"}  # the broken batch was never scored
 

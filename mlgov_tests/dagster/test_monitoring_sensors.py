@@ -110,7 +110,9 @@ def apply_partitions(instance, result) -> None:
 
 
 def materialized_partitions(instance, asset: str) -> set[str]:
-    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=1000).records
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(["adult", asset])), limit=1000
+    ).records
     return {r.partition_key for r in records}
 
 
@@ -119,8 +121,8 @@ def materialized_partitions(instance, asset: str) -> set[str]:
 # with the ledger standing in for finished batch runs where a test needs one.
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-LANDING = "batch_landing_sensor"
-RETRAIN = "retrain_on_breach_sensor"
+LANDING = "adult__batch_landing_sensor"
+RETRAIN = "adult__retrain_on_breach_sensor"
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +140,19 @@ def test_monitoring_definitions_are_on_by_default_and_wired(env):
         sensor = defs.resolve_sensor_def(name)
         assert sensor.default_status == DefaultSensorStatus.RUNNING
         assert 5 <= sensor.minimum_interval_seconds <= 15
-    assert defs.resolve_sensor_def(RETRAIN).job_name == "governed_training"
-    for name in ("daily_monitoring_summary_schedule", "champion_reevaluation_schedule"):
+    assert defs.resolve_sensor_def(RETRAIN).job_name == "adult__governed_training"
+    for name in ("adult__daily_monitoring_summary_schedule", "adult__champion_reevaluation_schedule"):
         assert defs.resolve_schedule_def(name).default_status == DefaultScheduleStatus.RUNNING
-    job = defs.resolve_job_def("monitor_batch")
-    assert job.partitions_def.name == "batches"
+    job = defs.resolve_job_def("adult__monitor_batch")
+    assert job.partitions_def.name == "adult__batches"
     keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert keys == {"batch_data", "batch_scores", "batch_drift", "batch_performance", "batch_drift_report"}
-    labels_keys = {k.to_user_string() for k in defs.resolve_job_def("batch_labels").asset_layer.executable_asset_keys}
-    assert labels_keys == {"batch_performance"}
+    assert keys == {
+        f"adult/{k}" for k in ("batch_data", "batch_scores", "batch_drift", "batch_performance", "batch_drift_report")
+    }
+    labels_keys = {
+        k.to_user_string() for k in defs.resolve_job_def("adult__batch_labels").asset_layer.executable_asset_keys
+    }
+    assert labels_keys == {"adult/batch_performance"}
 
 
 def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing(env, holdout):
@@ -158,13 +164,13 @@ def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing
     with instance_for_test() as instance:
         first = tick(defs, LANDING, instance)
         [req] = _requests(first)
-        assert (req.job_name, req.partition_key) == ("monitor_batch", "b-1")
+        assert (req.job_name, req.partition_key) == ("adult__monitor_batch", "b-1")
         md5 = md5_file(path)
         assert req.run_key == f"batch-b-1-{md5[:12]}"
         [add] = first.dynamic_partitions_requests
-        assert (add.partitions_def_name, list(add.partition_keys)) == ("batches", ["b-1"])
+        assert (add.partitions_def_name, list(add.partition_keys)) == ("adult__batches", ["b-1"])
         apply_partitions(instance, first)
-        assert instance.get_dynamic_partitions("batches") == ["b-1"]
+        assert instance.get_dynamic_partitions("adult__batches") == ["b-1"]
         assert json.loads(first.cursor)["README.txt"]["outcome"] == "refused"
 
         # the same file again: nothing (cursor), for as many ticks as it takes
@@ -197,7 +203,7 @@ def test_delayed_labels_request_only_the_performance_asset(env, holdout):
         land(landing, labels_filename("b-2"), labels)
         later = tick(defs, LANDING, instance, first.cursor)
         [req] = _requests(later)
-        assert (req.job_name, req.partition_key) == ("batch_labels", "b-2")
+        assert (req.job_name, req.partition_key) == ("adult__batch_labels", "b-2")
         assert req.run_key.startswith("labels-b-2-") and not later.dynamic_partitions_requests
         assert not _requests(tick(defs, LANDING, instance, later.cursor))
 
@@ -283,8 +289,8 @@ def test_one_shot_ticks_keep_the_cursor_where_the_daemon_reads_it(env, holdout):
     land(env.settings().landing_dir, "b-9.csv", simulate_batch(ADULT, "none", holdout, 300, 9)[0])
     with instance_for_test() as instance:
         first = evaluate_once(defs, instance, LANDING, project_dir=env.project)
-        assert [(r.job_name, r.partition_key) for r in first.requests] == [("monitor_batch", "b-9")]
-        assert instance.get_dynamic_partitions("batches") == ["b-9"]
+        assert [(r.job_name, r.partition_key) for r in first.requests] == [("adult__monitor_batch", "b-9")]
+        assert instance.get_dynamic_partitions("adult__batches") == ["b-9"]
         selector = InstigatorSelector(location_name="mlgov", repository_name="__repository__", name=LANDING)
         [state] = [s for s in instance.all_instigator_state() if s.selector_id == selector.get_id()]
         assert state.instigator_data.cursor == first.cursor

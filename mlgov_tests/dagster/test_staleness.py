@@ -6,14 +6,18 @@ from dagster import AssetKey, SensorResult, build_sensor_context, instance_for_t
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
+from mlgov_assets.core.settings import DEFAULT_PROJECT_SPEC
 from mlgov_assets.definitions import defs
-from mlgov_assets.defs.data import source_files_sensor
+from mlgov_assets.defs.data import source_files_sensor as sensor_for
+from mlgov_assets.defs.scope import ProjectScope
 from mlgov_assets.resources import MlgovResource
 from mlgov_tests.conftest import run_path
 
+source_files_sensor = sensor_for(ProjectScope("adult", DEFAULT_PROJECT_SPEC))
+
 
 def _status(instance, key: str) -> StaleStatus:
-    return get_stale_status_resolver(instance, list(defs.assets or [])).get_status(AssetKey(key))
+    return get_stale_status_resolver(instance, list(defs.assets or [])).get_status(AssetKey(["adult", key]))
 
 
 def _tick(instance, env, cursor=None):
@@ -47,7 +51,7 @@ def test_changed_byte_marks_downstream_stale_via_the_observation_sensor(env):
         raw[i] = ord("s")  # one byte
         path.write_bytes(bytes(raw))
         _, changed = _tick(instance, env, cursor=first.cursor)
-        assert [e.asset_key for e in changed.asset_events] == [AssetKey("adult_training_file")]
+        assert [e.asset_key for e in changed.asset_events] == [AssetKey(["adult", "training_file"])]
         for ev in changed.asset_events:
             instance.report_runless_asset_event(ev)
         # training_data is stale ("has a new dependency data version"). Its own DataVersion is

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 #: Where a version records the project spec it was trained under (next to ``policy/policy.yaml``).
 PROJECT_ARTIFACT = "project/project.yaml"
+#: Where a version records the source of the project's Python hooks, by their path in the repository.
+HOOKS_ARTIFACT_DIR = "project/hooks"
 
 
 class MitigationSettings(MitigationSpec):
@@ -122,6 +124,8 @@ def _provenance(
         PROJECT_ARTIFACT: project_text(project),
         "provenance/environment.json": json.dumps(env, indent=2),
         "provenance/data.json": json.dumps(data, indent=2),
+        # the hooks' source beside the spec (their hash is the mlgov.hooks_sha256 tag)
+        **{f"{HOOKS_ARTIFACT_DIR}/{rel}": text for rel, text in project.hook_sources().items()},
     }
     packages = env["packages"]
     return _Provenance(tags=tags, texts=texts, packages=dict(packages) if isinstance(packages, dict) else {})

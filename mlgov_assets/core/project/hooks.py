@@ -59,6 +59,16 @@ def hooks_sha256(hooks: Hooks, repo: Path) -> str:
     return h.hexdigest()
 
 
+def hook_sources(hooks: Hooks, repo: Path) -> dict[str, str]:
+    """Each hook module's source by its path in the repository (what a version records beside its spec,
+    so the code that read or shaped its data can be read and re-run years later)."""
+    sources = {}
+    for key, dotted in sorted(hooks.declared().items()):
+        path = module_file(key, dotted, repo)
+        sources[path.relative_to(repo).as_posix()] = path.read_text(encoding="utf-8")
+    return sources
+
+
 def resolve_hook(key: HookKey, hooks: Hooks, repo: Path) -> Callable[..., Any] | None:
     """The function named by ``hooks.<key>``, imported from ``repo``; ``None`` when the hook is not set.
 

@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlgov_assets.core.project.hooks import hooks_sha256
+from mlgov_assets.core.project.hooks import hook_sources, hooks_sha256
 from mlgov_assets.core.project.spec import ProjectSpec, Source, load_project
 
 #: The modelling table's target column (1 = the favourable outcome).
@@ -112,6 +112,10 @@ class Project:
         Read on every call, like the spec: an edited hook is a different code version and fingerprint.
         """
         return hooks_sha256(self.spec.hooks, self.repo)
+
+    def hook_sources(self) -> dict[str, str]:
+        """The hooks' module sources by repository path (``{}`` without hooks)."""
+        return hook_sources(self.spec.hooks, self.repo)
 
 
 def open_project(spec_path: str | Path, repo: str | Path) -> Project:

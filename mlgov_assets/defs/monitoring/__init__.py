@@ -5,25 +5,18 @@ the same governed path, and the daily schedules.
 ``assets`` holds the per-batch assets and checks, ``sensors`` the landing and retraining sensors
 (and the retraining run config), ``scheduled`` the daily assets and schedules, ``once`` one
 daemon-like sensor tick for ``mlgov monitor --once``. All logic is in ``core.monitoring``.
+Assets and checks are templates (see ``defs/scope.py``); jobs, sensors and schedules are built per project.
 """
 
 from dagster import Definitions
 
+from ..scope import ProjectScope
 from .assets import BATCH_ASSETS, BATCH_CHECKS
-from .scheduled import (
-    champion_reevaluation,
-    champion_reevaluation_schedule,
-    daily_summary_schedule,
-    monitoring_summary,
-    reevaluation_job,
-    summary_job,
-)
-from .sensors import batch_labels_job, batch_landing_sensor, monitor_batch_job, retrain_on_breach_sensor
+from .scheduled import champion_reevaluation, monitoring_summary, scheduled_defs
+from .sensors import sensor_defs
 
-defs = Definitions(
-    assets=[*BATCH_ASSETS, monitoring_summary, champion_reevaluation],
-    asset_checks=list(BATCH_CHECKS),
-    jobs=[monitor_batch_job, batch_labels_job, summary_job, reevaluation_job],
-    sensors=[batch_landing_sensor, retrain_on_breach_sensor],
-    schedules=[daily_summary_schedule, champion_reevaluation_schedule],
-)
+defs = Definitions(assets=[*BATCH_ASSETS, monitoring_summary, champion_reevaluation], asset_checks=list(BATCH_CHECKS))
+
+
+def project_defs(scope: ProjectScope) -> Definitions:
+    return Definitions.merge(sensor_defs(scope), scheduled_defs(scope))

@@ -23,6 +23,7 @@ from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, ScoredBatch
 
 from ...resources import MlgovResource
 from ..common import json_md, rows_table, table_metadata
+from ..scope import scoped
 from .shared import BATCHES, CHAMPION, CODE_VERSION, GROUP, webhook
 
 
@@ -40,6 +41,7 @@ from .shared import BATCHES, CHAMPION, CODE_VERSION, GROUP, webhook
 def batch_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[AcceptedBatch]:
     from mlgov_assets.core.monitoring.intake import accept_batch
 
+    mlgov = scoped(mlgov, context)
     acc = accept_batch(
         mlgov.settings(), mlgov.project(), context.partition_key, webhook_url=webhook(mlgov), log=context.log
     )
@@ -110,6 +112,7 @@ def batch_scores(
 ) -> Output[ScoredBatch]:
     from mlgov_assets.core.monitoring.scoring import score_batch
 
+    mlgov = scoped(mlgov, context)
     scored = score_batch(
         mlgov.settings(), mlgov.project(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=context.log
     )
@@ -144,6 +147,7 @@ def batch_drift(
 ) -> Output[dict[str, Any]]:
     from mlgov_assets.core.monitoring.drift_assessment import assess_drift
 
+    mlgov = scoped(mlgov, context)
     result = assess_drift(
         mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=context.log
     )
@@ -211,6 +215,7 @@ def batch_drift_report(
     from mlgov_assets.core.monitoring.drift_assessment import DriftAssessment
     from mlgov_assets.core.monitoring.drift_report import evidently_report
 
+    mlgov = scoped(mlgov, context)
     settings = mlgov.settings()
     drift = DriftAssessment.model_validate(batch_drift)
     info = evidently_report(
@@ -253,6 +258,7 @@ def batch_performance(
 ) -> Output[dict[str, Any]]:
     from mlgov_assets.core.monitoring.performance import assess_performance
 
+    mlgov = scoped(mlgov, context)
     perf = assess_performance(
         mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=context.log
     )

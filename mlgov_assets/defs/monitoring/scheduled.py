@@ -16,6 +16,7 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     DefaultScheduleStatus,
+    Definitions,
     Output,
     ScheduleDefinition,
     asset,
@@ -24,6 +25,7 @@ from dagster import (
 
 from ...resources import MlgovResource
 from ..common import json_md, rows_table
+from ..scope import ProjectScope, scoped
 from .shared import CHAMPION, CODE_VERSION, GROUP
 
 
@@ -38,6 +40,7 @@ from .shared import CHAMPION, CODE_VERSION, GROUP
 def monitoring_summary(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[dict[str, Any]]:
     from mlgov_assets.core.monitoring.summary import monitoring_summary as summarize
 
+    mlgov = scoped(mlgov, context)
     summary = summarize(mlgov.settings(), mlgov.policy().monitoring.summary_last_n_batches)
     counts = summary.counts.model_dump()
     context.log.info(f"monitoring summary: {json.dumps(counts)}")
@@ -75,6 +78,7 @@ def champion_reevaluation(
 ) -> Iterator[Output[dict[str, Any]] | AssetCheckResult]:
     from mlgov_assets.core.monitoring.reevaluation import reevaluate_champion
 
+    mlgov = scoped(mlgov, context)
     policy = mlgov.policy()
     result = reevaluate_champion(
         mlgov.settings(),
@@ -104,29 +108,32 @@ def champion_reevaluation(
     )
 
 
-summary_job = define_asset_job(
-    "daily_monitoring_summary",
-    selection=AssetSelection.assets(monitoring_summary),
-    description="The monitoring summary over the last N batches.",
-)
-reevaluation_job = define_asset_job(
-    "reevaluate_champion",
-    selection=AssetSelection.assets(champion_reevaluation),
-    description="Re-evaluate the champion against the current policy.",
-)
-daily_summary_schedule = ScheduleDefinition(
-    name="daily_monitoring_summary_schedule",
-    job=summary_job,
-    cron_schedule="0 6 * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Daily monitoring summary (06:00 UTC).",
-)
-champion_reevaluation_schedule = ScheduleDefinition(
-    name="champion_reevaluation_schedule",
-    job=reevaluation_job,
-    cron_schedule="30 5 * * *",
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Daily re-evaluation of the champion against the current policy (05:30 UTC).",
-)
+def scheduled_defs(scope: ProjectScope) -> Definitions:
+    """The project's daily jobs and their schedules."""
+    summary_job = define_asset_job(
+        scope.named("daily_monitoring_summary"),
+        selection=AssetSelection.assets(scope.key("monitoring_summary")),
+        description="The monitoring summary over the last N batches.",
+    )
+    reevaluation_job = define_asset_job(
+        scope.named("reevaluate_champion"),
+        selection=AssetSelection.assets(scope.key("champion_reevaluation")),
+        description="Re-evaluate the champion against the current policy.",
+    )
+    daily_summary = ScheduleDefinition(
+        name=scope.named("daily_monitoring_summary_schedule"),
+        job=summary_job,
+        cron_schedule="0 6 * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Daily monitoring summary (06:00 UTC).",
+    )
+    reevaluation = ScheduleDefinition(
+        name=scope.named("champion_reevaluation_schedule"),
+        job=reevaluation_job,
+        cron_schedule="30 5 * * *",
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description="Daily re-evaluation of the champion against the current policy (05:30 UTC).",
+    )
+    return Definitions(jobs=[summary_job, reevaluation_job], schedules=[daily_summary, reevaluation])

@@ -8,40 +8,48 @@ from dagster import (
     AssetSelection,
     DagsterInstance,
     DefaultSensorStatus,
+    Definitions,
     RunRequest,
     RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     define_asset_job,
     sensor,
 )
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ...resources import MlgovResource
+from ..scope import ProjectScope
 from .assets import BATCH_ASSETS, batch_performance
-from .shared import BATCHES, BATCHES_NAME, LANDING_SENSOR, LANDING_SETTLE_SECONDS, RETRAIN_SENSOR, RUN_KEY_TAG
+from .shared import LANDING_SENSOR, LANDING_SETTLE_SECONDS, RETRAIN_SENSOR, RUN_KEY_TAG
 
 if TYPE_CHECKING:
     from mlgov_assets.core.monitoring.landing import LandingFile
     from mlgov_assets.core.monitoring.retraining import RetrainRequest
 
-#: The job a retraining request runs, and the ops its config addresses.
+#: The job a retraining request runs (per project), and the ops its config addresses.
 RETRAIN_JOB = "governed_training"
 
-monitor_batch_job = define_asset_job(
-    "monitor_batch",
-    selection=AssetSelection.assets(*BATCH_ASSETS),
-    partitions_def=BATCHES,
-    description="Everything for one landed batch: validate (quarantine if invalid), score (+ shadow), drift, "
-    "performance, Evidently report.",
-    tags={"mlgov/stage": "monitoring"},
-)
-batch_labels_job = define_asset_job(
-    "batch_labels",
-    selection=AssetSelection.assets(batch_performance),
-    partitions_def=BATCHES,
-    description="Delayed labels for a batch: recompute only its performance.",
-    tags={"mlgov/stage": "monitoring"},
-)
+
+def batch_jobs(scope: ProjectScope) -> tuple[UnresolvedAssetJobDefinition, UnresolvedAssetJobDefinition]:
+    """The project's per-batch jobs: monitor_batch (everything) and batch_labels (performance only)."""
+    monitor = define_asset_job(
+        scope.named("monitor_batch"),
+        selection=AssetSelection.assets(*(scope.key(*a.key.path) for a in BATCH_ASSETS)),
+        partitions_def=scope.batches,
+        description="Everything for one landed batch: validate (quarantine if invalid), score (+ shadow), drift, "
+        "performance, Evidently report.",
+        tags={"mlgov/stage": "monitoring"},
+    )
+    labels = define_asset_job(
+        scope.named("batch_labels"),
+        selection=AssetSelection.assets(scope.key(*batch_performance.key.path)),
+        partitions_def=scope.batches,
+        description="Delayed labels for a batch: recompute only its performance.",
+        tags={"mlgov/stage": "monitoring"},
+    )
+    return monitor, labels
 
 
 def retrain_run_config(request: "RetrainRequest") -> dict[str, Any]:
@@ -66,60 +74,85 @@ def run_exists(instance: DagsterInstance, run_key: str) -> bool:
     return bool(instance.get_runs(filters=RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1))
 
 
-def _landing_request(f: "LandingFile") -> RunRequest:
+def _landing_request(scope: ProjectScope, f: "LandingFile") -> RunRequest:
     batch = f.kind == "batch"
     return RunRequest(
         run_key=f.run_key,
-        job_name="monitor_batch" if batch else "batch_labels",
+        job_name=scope.named("monitor_batch" if batch else "batch_labels"),
         partition_key=f.batch_id,
         tags={"mlgov/trigger": LANDING_SENSOR, "mlgov/batch_file" if batch else "mlgov/labels_file": f.name},
     )
 
 
-@sensor(
-    name=LANDING_SENSOR,
-    jobs=[monitor_batch_job, batch_labels_job],
-    minimum_interval_seconds=10,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Scans the landing folder: each new batch file (CSV/Parquet, allow-listed id) becomes a `batches` "
-    "partition and a monitor_batch run; `<batch_id>.labels.csv` arriving later runs batch_labels. "
-    "Same file again -> nothing (cursor + run key).",
-)
-def batch_landing_sensor(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
-    from mlgov_assets.core.monitoring.landing import plan_landing
-    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
-
-    s = mlgov.settings()
-    seen = json.loads(context.cursor) if context.cursor else {}
-    plan = plan_landing(s.landing_dir, BatchLedger(MonitoringPaths.of(s)), seen, settle_seconds=LANDING_SETTLE_SECONDS)
-    for name, why in plan.refused:
-        context.log.warning(f"landing folder: {name} refused: {why}")
-    for name, why in plan.waiting:
-        context.log.info(f"landing folder: {name} waits: {why}")
-    requests = [_landing_request(f) for f in plan.new_batches + plan.new_labels]
-    new_ids = sorted(
-        {f.batch_id for f in plan.new_batches if not context.instance.has_dynamic_partition(BATCHES_NAME, f.batch_id)}
+def landing_sensor(
+    scope: ProjectScope, monitor: UnresolvedAssetJobDefinition, labels: UnresolvedAssetJobDefinition
+) -> SensorDefinition:
+    @sensor(
+        name=scope.named(LANDING_SENSOR),
+        jobs=[monitor, labels],
+        minimum_interval_seconds=10,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Scans the project's landing folder: each new batch file (CSV/Parquet, allow-listed id) becomes "
+        "a `batches` partition and a monitor_batch run; `<batch_id>.labels.csv` arriving later runs batch_labels. "
+        "Same file again -> nothing (cursor + run key).",
     )
-    cursor = plan.cursor()
-    if not requests:
-        return SensorResult(skip_reason=f"no new batch or labels file in {s.landing_dir}", cursor=cursor)
-    return SensorResult(
-        run_requests=requests,
-        cursor=cursor,
-        dynamic_partitions_requests=[BATCHES.build_add_request(new_ids)] if new_ids else [],
+    def scan_landing(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
+        from mlgov_assets.core.monitoring.landing import plan_landing
+        from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
+
+        s = mlgov.for_project(scope.name).settings()
+        seen = json.loads(context.cursor) if context.cursor else {}
+        plan = plan_landing(
+            s.landing_dir, BatchLedger(MonitoringPaths.of(s)), seen, settle_seconds=LANDING_SETTLE_SECONDS
+        )
+        for name, why in plan.refused:
+            context.log.warning(f"landing folder: {name} refused: {why}")
+        for name, why in plan.waiting:
+            context.log.info(f"landing folder: {name} waits: {why}")
+        requests = [_landing_request(scope, f) for f in plan.new_batches + plan.new_labels]
+        partitions = scope.batches
+        new_ids = sorted(
+            {
+                f.batch_id
+                for f in plan.new_batches
+                if not context.instance.has_dynamic_partition(scope.named("batches"), f.batch_id)
+            }
+        )
+        cursor = plan.cursor()
+        if not requests:
+            return SensorResult(skip_reason=f"no new batch or labels file in {s.landing_dir}", cursor=cursor)
+        return SensorResult(
+            run_requests=requests,
+            cursor=cursor,
+            dynamic_partitions_requests=[partitions.build_add_request(new_ids)] if new_ids else [],
+        )
+
+    return scan_landing
+
+
+def retrain_sensor(scope: ProjectScope) -> SensorDefinition:
+    @sensor(
+        name=scope.named(RETRAIN_SENSOR),
+        job_name=scope.named(RETRAIN_JOB),
+        minimum_interval_seconds=10,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Turns a drift or performance breach (policy monitoring.retrain_on) into one governed_training "
+        "run on a new DVC-versioned dataset (reference + labelled batches), with the champion's "
+        "hyperparameters. The run key comes from the evidence: ticks and daemon restarts launch it once.",
     )
+    def retrain_on_breach(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
+        return _retrain_tick(context, mlgov.for_project(scope.name))
+
+    return retrain_on_breach
 
 
-@sensor(
-    name=RETRAIN_SENSOR,
-    job_name=RETRAIN_JOB,
-    minimum_interval_seconds=10,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Turns a drift or performance breach (policy monitoring.retrain_on) into one governed_training "
-    "run on a new DVC-versioned dataset (reference + labelled batches), with the champion's "
-    "hyperparameters. The run key comes from the evidence: ticks and daemon restarts launch it once.",
-)
-def retrain_on_breach_sensor(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
+def sensor_defs(scope: ProjectScope) -> Definitions:
+    """The project's batch jobs and its two monitoring sensors."""
+    monitor, labels = batch_jobs(scope)
+    return Definitions(jobs=[monitor, labels], sensors=[landing_sensor(scope, monitor, labels), retrain_sensor(scope)])
+
+
+def _retrain_tick(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
     from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
     from mlgov_assets.core.monitoring.retrain_plan import breach_reasons
     from mlgov_assets.core.monitoring.retraining import read_retrain_requests, request_retraining, unlaunched_requests
