@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 SNAPSHOT = Path(__file__).with_name("graph_snapshot.json")
 REGENERATE = "MLGOV_UPDATE_SNAPSHOT=1 .venv/bin/python -m pytest mlgov_tests/dagster/test_graph_snapshot.py"
 
@@ -102,21 +104,23 @@ def test_asset_graph_matches_the_reviewed_snapshot():
         )
 
 
-def test_model_cards_are_downstream_of_champion_and_never_block_it():
+@pytest.mark.parametrize("p", ["adult", "credit_default"])
+def test_model_cards_are_downstream_of_champion_and_never_block_it(p: str):
     """Read off the same snapshot structure: the audit stage hangs below promotion, never above it."""
     from mlgov_assets.definitions import defs
 
     snap = graph_snapshot(defs)
-    assert "champion" in snap["assets"]["model_cards"]["deps"]
-    assert snap["assets"]["model_cards"]["group"] == "audit"
+    assert f"{p}/champion" in snap["assets"][f"{p}/model_cards"]["deps"]
+    assert snap["assets"][f"{p}/model_cards"]["group"] == f"{p}__audit"
     # model cards are never upstream of the champion: promotion cannot wait on (or be blocked by) them
-    upstream_of_champion, frontier = set(), {"champion"}
+    upstream_of_champion, frontier = set(), {f"{p}/champion"}
     while frontier:
         deps = {d for a in frontier for d in snap["assets"][a]["deps"]}
         frontier = deps - upstream_of_champion
         upstream_of_champion |= deps
-    assert {"training_data", "challenger_model"} <= upstream_of_champion
-    assert "model_cards" not in upstream_of_champion
+    assert {f"{p}/training_data", f"{p}/challenger_model"} <= upstream_of_champion
+    assert f"{p}/model_cards" not in upstream_of_champion
+    assert all(a.startswith(f"{p}/") for a in upstream_of_champion)  # no lineage across projects
     blocking = {(c["asset"], c["name"]) for c in snap["checks"] if c["blocking"]}
-    assert ("training_data", "check_training_data_schema") in blocking
-    assert ("model_cards", "check_model_cards_champion_lineage") not in blocking
+    assert (f"{p}/training_data", "check_training_data_schema") in blocking
+    assert (f"{p}/model_cards", "check_model_cards_champion_lineage") not in blocking
