@@ -70,7 +70,7 @@ def test_a_conflicting_labels_file_is_refused_alerted_and_changes_nothing(settin
     policy = _policy(settings)
     assert policy.labels.on_conflict == "refuse"  # the default
     y_before, info_before = record_labels(settings, ADULT, "c1", frame, policy=policy)
-    entry_before, parquet_before = _state(settings, "c1")
+    _, parquet_before = _state(settings, "c1")
     flips = list(range(3, 200, 7))  # 29 rows with an inline label
     _conflicting_file(settings, "c1", labels, flips)
     path = settings.landing_dir / labels_filename("c1")
