@@ -1,7 +1,7 @@
 """Late labels through ``mlgov monitor --once`` (in-process CLI, persistent instance under the test's
 MLGOV_HOME): a labels file that contradicts the labels a batch already has is refused and alerted
 (exit 1), the batch's performance verdict stays as it was, no retraining is requested, and the same
-file is not processed again on the next pass."""
+file is not processed again on the next pass; a file naming unknown row ids is a refusal too."""
 
 from __future__ import annotations
 
@@ -76,3 +76,13 @@ def test_a_conflicting_labels_file_is_refused_alerted_and_retrains_nothing(env, 
     assert len(read_jsonl(paths.alerts)) == len(alerts) and read_retrain_requests(paths) == []
     rc = main(["monitor", "--once"])
     assert rc == 0
+
+    # 4) a labels file naming rows the batch does not have: a refusal naming them, not a crashed step
+    land(landing, labels_path.name, truth.assign(row_id=truth["row_id"] + 1000))
+    rc, report = _monitor(capsys)
+    assert rc == 1
+    [outcome] = report["labels"]
+    decision = outcome["labels"]["decision"]
+    assert outcome["success"] and decision["rule"] == "unknown_row_ids" and decision["count"] == 1000
+    assert decision["row_ids"] == list(range(1500, 1510))  # capped: policy labels.max_examples
+    assert ledger.get("calm-1")["performance"] == before["performance"]
