@@ -297,8 +297,6 @@ def record_labels(
     )
     if info.n_labelled and (decision.applied or not ledger.labels_path(batch_id).exists()):
         _write_labels(project, ledger, batch_id, y)
-    files = {**(entry.get("label_files") or {}), decision.sha256: decision.model_dump()}
-    ledger.update(batch_id, labels=info.model_dump(), label_files=files)
     if not decision.applied:
         raise_alert(
             paths,
@@ -311,4 +309,7 @@ def record_labels(
             log=log,
             evidence={"labels_file": decision.model_dump(), "disputed_rows": disputed},
         )
+    # recorded after the alert: a crash in between judges the file again, and the alert is not repeated
+    files = {**(entry.get("label_files") or {}), decision.sha256: decision.model_dump()}
+    ledger.update(batch_id, labels=info.model_dump(), label_files=files)
     return y, info
