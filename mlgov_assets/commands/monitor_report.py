@@ -30,6 +30,7 @@ class BatchOutcome(BaseModel):
     drift: dict[str, Any] | None
     performance: dict[str, Any] | None
     failed_steps: list[dict[str, Any]]
+    labels: dict[str, Any] | None = None  # the ledger's labels info (``decision``: the labels file judged)
 
 
 class RetrainRun(BaseModel):

@@ -4,8 +4,8 @@ to watch it work.
 ``monitor --once`` evaluates the real sensor definitions (landing, then retraining) once each, as
 the daemon would (stored cursors, dynamic partitions, run keys), and runs what they request in this
 process against the persistent instance, so its runs appear in the UI and a daemon started later
-does not repeat them. Exit codes: 0 done, 1 a gate refused something (a batch quarantined, a
-retrained model refused), 2 an error.
+does not repeat them. Exit codes: 0 done, 1 a gate refused something (a batch quarantined, a labels
+file refused or held for review, a retrained model refused), 2 an error.
 """
 
 from __future__ import annotations
@@ -242,6 +242,7 @@ def _batch_outcome(batch_id: str, file: str, summary: RunSummary, entry: dict[st
         validation=(entry.get("validation") or {}).get("summary"),
         drift=entry.get("drift"),
         performance=entry.get("performance"),
+        labels=entry.get("labels"),
         failed_steps=[x.model_dump() for x in summary.failed_steps if "check" not in (x.step or "")],
     )
 
@@ -253,9 +254,15 @@ def _exit_code(report: dict[str, Any]) -> int:
     runs = report["retraining"]["runs"]
     if any(not r["success"] and not r["refused_by"] for r in runs):
         return 2
-    if any(b["status"] == "quarantined" for b in items) or any(r["refused_by"] for r in runs):
+    if any(b["status"] == "quarantined" or _labels_not_applied(b) for b in items) or any(r["refused_by"] for r in runs):
         return 1
     return 0
+
+
+def _labels_not_applied(b: dict[str, Any]) -> dict[str, Any] | None:
+    """The decision on the batch's labels file when it was refused or held (exit 1), else None."""
+    decision = (b.get("labels") or {}).get("decision") or {}
+    return decision if decision.get("decision") in ("refused", "held") else None
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -293,6 +300,9 @@ def _print_report(report: dict[str, Any]) -> None:
 def _describe(b: dict[str, Any]) -> str:
     if b["status"] == "quarantined":
         return f"QUARANTINED to {b['quarantine_dir']}: {(b['validation'] or '')[:300]}"
+    not_applied = _labels_not_applied(b)
+    if not_applied:
+        return f"labels {str(not_applied['decision']).upper()}: {not_applied['reason']}"
     if not b["success"] and not b.get("drift"):
         return f"FAILED: {b['failed_steps']}"
     parts = [

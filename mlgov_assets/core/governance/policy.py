@@ -310,6 +310,22 @@ class Monitoring(_Model):
     webhook_url: Annotated[str | None, _rule(_http_url, "must be an http:// or https:// URL")] = None
 
 
+LabelConflictAction = Literal["refuse", "hold"]
+
+
+class Labels(_Model):
+    """Delayed labels files (``<batch_id>.labels.csv|parquet``). A file whose labels disagree with
+    labels already recorded for the batch (its own label column or an earlier labels file) is never
+    applied: ``refuse`` rejects it, ``hold`` keeps it for review; either way it is alerted, the rows
+    in dispute are kept out of retraining, and the batch's labels and performance stay as they were."""
+
+    on_conflict: LabelConflictAction = "refuse"
+    #: row ids quoted as examples in a refusal, its alert and the ledger (the count is always complete)
+    max_examples: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 10
+    #: characters of a reader's error message kept verbatim (longer: a prefix, its length and sha256)
+    max_quoted_chars: Annotated[int, _rule(lambda v: v >= 20, "must be >= 20")] = 200
+
+
 # --------------------------------------------------------------------------- the policy
 
 
@@ -324,6 +340,7 @@ class Policy(_Model):
     explanations: Explanations | None = None
     drift: Drift = Field(default_factory=Drift)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    labels: Labels = Field(default_factory=Labels)
     # filled by load_policy, not read from the file
     sha256: str = ""
     path: str = ""

@@ -203,12 +203,13 @@ def assess_performance(
     log: Log | None = None,
 ) -> PerformanceAssessment:
     """Performance of one batch once labels exist; records the labels for retraining, the verdict
-    in the ledger, and alerts a breach."""
+    in the ledger, and alerts a breach. A labels file refused or held (:func:`record_labels`) adds
+    no label: the verdict is the one the batch's recorded labels give, as before the file landed."""
     paths = MonitoringPaths.of(settings)
     ledger = BatchLedger(paths)
     batch_id = batch_id_of(batch, scores)
     champion = scores.scoring.champion_version
-    y, info = record_labels(settings, project, batch_id, batch.frame)
+    y, info = record_labels(settings, project, batch_id, batch.frame, policy=policy, log=log)
     entry = ledger.get(batch_id) or {}
     perf = performance_report(
         y,

@@ -1,4 +1,5 @@
-"""The retraining dataset: the champion's training rows plus the labelled batch rows, DVC-versioned."""
+"""The retraining dataset: the champion's training rows plus the labelled batch rows (never rows whose
+labels are in dispute), DVC-versioned."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.integrity import md5_file
 from mlgov_assets.core.monitoring.batches import ROW_ID
+from mlgov_assets.core.monitoring.labels import disputed_row_ids
 from mlgov_assets.core.monitoring.ledger import (
     BatchLedger,
     Log,
@@ -46,6 +48,9 @@ class DatasetManifest(BaseModel):
     batches: dict[str, int]  # batch id -> labelled rows taken
     rows: int
     holdout_overlap_rows: int
+    # labelled rows left out because their labels are in dispute (manifests written before: 0)
+    disputed_rows_excluded: int = 0
+    disputed_by_batch: dict[str, int] = {}
     trigger_batch_ids: list[str]
     champion_version: int
     included_batch_ids: list[str]  # every batch in this data's lineage
@@ -59,13 +64,16 @@ class RetrainDataset(DatasetManifest):
     added_to_dvc_now: bool
 
 
-def _labelled_rows(project: Project, ledger: BatchLedger, batch_id: str) -> pd.DataFrame:
+def _labelled_rows(project: Project, ledger: BatchLedger, batch_id: str) -> tuple[pd.DataFrame, int]:
+    """The batch's labelled rows, less those whose labels are in dispute (a refused or held labels
+    file disagreed with them), and how many were left out for that reason."""
     label = project.label
     rows = pd.read_parquet(ledger.rows_path(batch_id)).set_index(ROW_ID)
     labels = pd.read_parquet(ledger.labels_path(batch_id)).set_index(ROW_ID)[label]
     joined = rows.drop(columns=[label], errors="ignore").join(labels, how="inner")
-    labelled: pd.DataFrame = joined[project.columns]
-    return labelled.reset_index(drop=True)
+    disputed = joined.index.isin(disputed_row_ids(ledger, batch_id))
+    labelled: pd.DataFrame = joined.loc[~disputed, project.columns]
+    return labelled.reset_index(drop=True), int(disputed.sum())
 
 
 def _holdout_overlap(project: Project, rows: pd.DataFrame) -> int:
@@ -96,7 +104,9 @@ def _write_dataset(settings: Settings, project: Project, plan: RetrainPlan, out:
     if ref.path == project.train_file and isinstance(split, Split):
         # only the training part: the holdout rows of the split must never reach a retraining
         reference = split_holdout(project, reference, split).train
-    per_batch = {b: _labelled_rows(project, ledger, b) for b in plan.training_batch_ids}
+    taken = {b: _labelled_rows(project, ledger, b) for b in plan.training_batch_ids}
+    per_batch = {b: rows for b, (rows, _) in taken.items()}
+    excluded = {b: n for b, (_, n) in taken.items() if n}
     batches = pd.concat(per_batch.values(), ignore_index=True) if per_batch else reference.iloc[:0]
     df = pd.concat([reference, batches], ignore_index=True)
     overlap = _holdout_overlap(project, batches)
@@ -109,11 +119,15 @@ def _write_dataset(settings: Settings, project: Project, plan: RetrainPlan, out:
         batches={b: len(rows) for b, rows in per_batch.items()},
         rows=len(df),
         holdout_overlap_rows=int(overlap),
+        disputed_rows_excluded=sum(excluded.values()),
+        disputed_by_batch=excluded,
         trigger_batch_ids=plan.trigger_batch_ids,
         champion_version=plan.champion_version,
         included_batch_ids=sorted(set(lineage_batch_ids(repo, ref.path)) | set(per_batch)),
     )
     atomic_write_text(dataset_manifest_path(out), manifest.model_dump_json(indent=1) + "\n")
+    if excluded:
+        emit(log, "warning", f"{plan.dataset}: {sum(excluded.values())} labelled rows in dispute left out {excluded}")
     if overlap:
         emit(
             log,

@@ -93,6 +93,12 @@ def champion_hyperparams(params: Mapping[str, str]) -> HyperParams:
     return HyperParams.model_validate(recorded)
 
 
+def _usable_rows(entry: LedgerEntry) -> int:
+    """Labelled rows of a batch a retraining may use: those whose labels are not in dispute."""
+    labels = entry.get("labels") or {}
+    return max(0, int(labels.get("n_labelled", 0)) - int(labels.get("disputed", 0)))
+
+
 def _training_entries(ledger: BatchLedger, entries: list[LedgerEntry], in_lineage: set[str]) -> list[LedgerEntry]:
     """Scored batches with archived labels that are not yet in the champion's training data."""
     return [
@@ -100,7 +106,7 @@ def _training_entries(ledger: BatchLedger, entries: list[LedgerEntry], in_lineag
         for e in entries
         if e.get("status") == "scored"
         and e["batch_id"] not in in_lineage
-        and (e.get("labels") or {}).get("n_labelled", 0) > 0
+        and _usable_rows(e) > 0
         and ledger.labels_path(e["batch_id"]).exists()
     ]
 
@@ -119,8 +125,8 @@ def plan_retraining(
     Breaches count only against the champion that scored the batch, and only once per request, so
     repeated ticks, fresh cursors and restarts decide the same thing. The run key covers the
     unhandled breaching batches, the reference fingerprint and the champion version. The training
-    set is the reference plus every labelled batch not already in the champion's training data;
-    with no such row the decision is ``pending_labels``.
+    set is the reference plus every labelled batch not already in the champion's training data,
+    less the rows whose labels are in dispute; with no such row the decision is ``pending_labels``.
     """
     if champion is None or champion_info is None:
         return RetrainDecision(kind="none", message="no champion")
@@ -136,7 +142,7 @@ def plan_retraining(
         return RetrainDecision(kind="none", message=message, breaches=sorted(breaching))
     in_lineage = set(lineage_batch_ids(project_dir, champion_info.tags.get("mlgov.train_data_path", "")))
     training = _training_entries(ledger, entries, in_lineage)
-    n_rows = sum(int(e["labels"]["n_labelled"]) for e in training)
+    n_rows = sum(_usable_rows(e) for e in training)
     if not n_rows:
         message = (
             f"breach in {new} against champion v{champion}, but no labelled batch "

@@ -41,6 +41,7 @@ class RetrainRequest(BaseModel):
     dataset_md5: str | None = None
     rows: int | None = None
     holdout_overlap_rows: int | None = None
+    disputed_rows_excluded: int = 0  # labelled rows left out: their labels are in dispute
     params: dict[str, Any] = {}  # the champion's hyperparameters for the training run
     trigger: str
     policy_sha256: str
@@ -68,6 +69,7 @@ def record_retrain_request(
         dataset_md5=dataset.md5,
         rows=dataset.rows,
         holdout_overlap_rows=dataset.holdout_overlap_rows,
+        disputed_rows_excluded=dataset.disputed_rows_excluded,
         params=plan.params.model_dump(exclude_unset=True),
         trigger=trigger,
         policy_sha256=policy_sha256,
@@ -128,8 +130,9 @@ def request_retraining(
         paths,
         "retrain_requested",
         f"retraining requested ({plan.run_key}) after {decision.message.removeprefix('retrain: ')}; dataset "
-        f"{plan.dataset} ({dataset.rows} rows, {plan.new_labelled_rows} new labelled), "
-        f"against champion v{plan.champion_version}",
+        f"{plan.dataset} ({dataset.rows} rows, {plan.new_labelled_rows} new labelled"
+        + (f", {dataset.disputed_rows_excluded} in dispute left out" if dataset.disputed_rows_excluded else "")
+        + f"), against champion v{plan.champion_version}",
         identity=plan.run_key,
         webhook_url=webhook,
         log=log,

@@ -97,6 +97,7 @@ def landing_sensor(
         "Same file again -> nothing (cursor + run key).",
     )
     def scan_landing(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
+        from mlgov_assets.core.monitoring.labels import labels_file_judged
         from mlgov_assets.core.monitoring.landing import plan_landing
         from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
 
@@ -109,7 +110,10 @@ def landing_sensor(
             context.log.warning(f"landing folder: {name} refused: {why}")
         for name, why in plan.waiting:
             context.log.info(f"landing folder: {name} waits: {why}")
-        requests = [_landing_request(scope, f) for f in plan.new_batches + plan.new_labels]
+        ledger = BatchLedger(MonitoringPaths.of(s))
+        # a labels file already refused or held is not run again as if new (its decision is in the ledger)
+        new_labels = [f for f in plan.new_labels if not labels_file_judged(ledger, f.batch_id, f.md5)]
+        requests = [_landing_request(scope, f) for f in plan.new_batches + new_labels]
         partitions = scope.batches
         new_ids = sorted(
             {

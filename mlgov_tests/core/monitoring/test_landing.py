@@ -12,7 +12,7 @@ import pytest
 
 from mlgov_assets.core.monitoring.batches import labels_filename
 from mlgov_assets.core.monitoring.intake import accept_batch
-from mlgov_assets.core.monitoring.labels import collect_labels
+from mlgov_assets.core.monitoring.labels import record_labels
 from mlgov_assets.core.monitoring.landing import find_batch_file, plan_landing
 from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringError, MonitoringPaths, read_jsonl
 from mlgov_assets.core.monitoring.retrain_plan import breach_reasons
@@ -145,13 +145,11 @@ def test_a_batch_without_labels_validates_and_labels_come_from_both_sources(sett
     land(settings.landing_dir, "lab1.csv", inline)
     acc = accept_batch(settings, ADULT, "lab1")
     assert acc.intake.valid
-    y, info = collect_labels(ADULT, settings.landing_dir, "lab1", acc.frame)
+    y, info = record_labels(settings, ADULT, "lab1", acc.frame)
     assert info.inline == 150 and info.n_labelled == 150 and info.file is None
-    delayed = labels.iloc[:120].copy()
-    delayed.loc[110, "income"] = "<=50K" if delayed.loc[110, "income"] == ">50K" else ">50K"  # one disagreement
+    delayed = labels.iloc[:120].copy()  # fills the 100 unlabelled rows, agrees on 20 (conflicts: test_labels.py)
     land(settings.landing_dir, labels_filename("lab1"), delayed)
-    y, info = collect_labels(ADULT, settings.landing_dir, "lab1", acc.frame)
-    assert info.n_labelled == 250 and info.conflicts == 1 and info.from_file == 120
-    expected = (labels["income"] == ">50K").astype(float).to_numpy()
-    expected[110] = 1 - expected[110]  # the later (delayed) label wins
-    np.testing.assert_array_equal(y.to_numpy(), expected)
+    y, info = record_labels(settings, ADULT, "lab1", acc.frame)
+    assert info.n_labelled == 250 and info.conflicts == 0 and info.from_file == 120
+    assert info.file == "lab1.labels.csv" and info.decision is not None and info.decision.applied
+    np.testing.assert_array_equal(y.to_numpy(), (labels["income"] == ">50K").astype(float).to_numpy())
