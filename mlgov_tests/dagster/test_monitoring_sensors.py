@@ -269,7 +269,7 @@ def test_a_retraining_request_becomes_a_valid_governed_training_run_config(env):
     assert retrain_run_config(req.model_copy(update={"params": {}})) == {
         "ops": {"training_data": {"config": {"path": req.dataset}}}
     }
-    validate_run_config(env.defs().resolve_job_def(RETRAIN_JOB), config)  # raises if an op name drifted
+    validate_run_config(env.defs().resolve_job_def(f"adult__{RETRAIN_JOB}"), config)  # raises if an op name drifted
     assert retrain_run_tags(req) == {
         "mlgov/trigger": RETRAIN,
         "mlgov/retrain_key": req.run_key,
