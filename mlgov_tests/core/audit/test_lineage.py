@@ -453,7 +453,10 @@ def test_decision_log_truncation_with_a_rewritten_head_is_caught_by_the_publishe
     Path(f"{log}.head").write_text(
         json.dumps({"count": 2, "last_hash": json.loads(lines[1])["hash"]})
     )  # ...and re-anchor
-    assert verify_with_witnesses(log, []).ok  # consistent with its own head: invisible locally
+    assert not verify_with_witnesses(log, []).ok  # the witness file beside the log still records 3
+    witness = log.parent / ".witness" / f"{log.name}.json"
+    witness.write_text(Path(f"{log}.head").read_text())  # rewritten too: invisible locally
+    assert verify_with_witnesses(log, []).ok
     res = verify_with_witnesses(log, facts["witnesses"])
     assert (res.ok, res.first_bad_index) == (False, 2) and "version 3" in str(res.problem)
     assert check_decision_log(_typed(facts)).status == "fail"

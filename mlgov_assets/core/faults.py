@@ -1,0 +1,40 @@
+"""Fault injection for crash-safety tests: ``fault_point(name)`` is inert unless armed.
+
+Arm with ``MLGOV_FAULT=<point>`` (the process dies there with ``os._exit(137)``, as a SIGKILL would
+leave it: no cleanup, no finally blocks) or ``MLGOV_FAULT=<point>:erofs`` / ``:enospc`` / ``:eacces``
+(an ``OSError`` as a read-only file system, a full disk or a permission change would raise).
+Several points may be armed, comma-separated. Stdlib only: a leaf anyone may import.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+__all__ = ["ENV", "armed", "fault_point"]
+
+ENV = "MLGOV_FAULT"
+_ERRORS = {"erofs": errno.EROFS, "enospc": errno.ENOSPC, "eacces": errno.EACCES}
+
+
+def armed(name: str) -> str | None:
+    """The mode armed at point ``name`` ("" for a kill, "erofs", ...), or None when it is not armed."""
+    value = os.environ.get(ENV)
+    if not value:
+        return None
+    for item in value.split(","):
+        point, _, mode = item.strip().partition(":")
+        if point == name:
+            return mode
+    return None
+
+
+def fault_point(name: str) -> None:
+    """Die (or raise the armed OSError) here if ``MLGOV_FAULT`` names this point; else nothing."""
+    mode = armed(name)
+    if mode is None:
+        return
+    if mode in _ERRORS:
+        code = _ERRORS[mode]
+        raise OSError(code, f"{os.strerror(code)} (injected at fault point {name})")
+    os._exit(137)
