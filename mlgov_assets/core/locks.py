@@ -21,7 +21,7 @@ from pathlib import Path
 from mlgov_assets.core.errors import MlgovError
 from mlgov_assets.core.integrity import atomic_write_bytes
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "TIMEOUT_ENV", "LockBusy", "holder", "holding", "lock_timeout"]
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "TIMEOUT_ENV", "LockBusy", "holder", "holding", "lock_timeout", "pid_alive"]
 
 TIMEOUT_ENV = "MLGOV_LOCK_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -53,14 +53,15 @@ def holder(path: str | os.PathLike[str]) -> str:
         pid = int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return "an unknown process (no holder record)"
-    alive = "alive" if _alive(pid) and info.get("host") == socket.gethostname() else "state unknown"
+    alive = "alive" if pid_alive(pid) and info.get("host") == socket.gethostname() else "state unknown"
     return (
         f"pid {pid} on {str(info.get('host'))[:64]} ({alive}), {str(info.get('purpose'))[:120]}, "
         f"since {str(info.get('since'))[:40]}"
     )
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a reused pid counts as alive: the safe side)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

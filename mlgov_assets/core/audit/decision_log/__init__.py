@@ -37,6 +37,6 @@ __all__ = [
     "read_records",
     "read_witness",
     "records",
-    "witness_path",
     "verify",
+    "witness_path",
 ]

@@ -34,10 +34,10 @@ __all__ = [
     "Record",
     "head_path",
     "read_head",
-    "read_witness",
-    "witness_path",
     "read_records",
+    "read_witness",
     "records",
+    "witness_path",
 ]
 
 Kind = Literal[

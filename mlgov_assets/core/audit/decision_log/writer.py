@@ -169,6 +169,7 @@ class DecisionLog:
         return Record.model_validate(record)
 
     def _write_line(self, line: bytes) -> None:
+        fault_point("decision_log.before_line")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             if armed("decision_log.torn_line") is not None:  # a crash half-way through the write
