@@ -3,7 +3,8 @@
 Arm with ``MLGOV_FAULT=<point>`` (the process dies there with ``os._exit(137)``, as a SIGKILL would
 leave it: no cleanup, no finally blocks) or ``MLGOV_FAULT=<point>:erofs`` / ``:enospc`` / ``:eacces``
 (an ``OSError`` as a read-only file system, a full disk or a permission change would raise).
-Several points may be armed, comma-separated. Stdlib only: a leaf anyone may import.
+``<point>@N`` fires at the N-th time the process reaches the point (default the first). Several
+points may be armed, comma-separated. Stdlib only: a leaf anyone may import.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ __all__ = ["ENV", "armed", "fault_point"]
 
 ENV = "MLGOV_FAULT"
 _ERRORS = {"erofs": errno.EROFS, "enospc": errno.ENOSPC, "eacces": errno.EACCES}
+_HITS: dict[str, int] = {}
 
 
 def armed(name: str) -> str | None:
@@ -24,14 +26,16 @@ def armed(name: str) -> str | None:
         return None
     for item in value.split(","):
         point, _, mode = item.strip().partition(":")
+        point, _, nth = point.partition("@")
         if point == name:
-            return mode
+            return mode if (_HITS.get(name, 0) + 1) == (int(nth) if nth.isdigit() else 1) else None
     return None
 
 
 def fault_point(name: str) -> None:
     """Die (or raise the armed OSError) here if ``MLGOV_FAULT`` names this point; else nothing."""
     mode = armed(name)
+    _HITS[name] = _HITS.get(name, 0) + 1
     if mode is None:
         return
     if mode in _ERRORS:

@@ -175,7 +175,7 @@ class DecisionLog:
             if armed("decision_log.torn_line") is not None:  # a crash half-way through the write
                 os.write(fd, line[: len(line) // 2])
                 os.fsync(fd)
-                fault_point("decision_log.torn_line")
+            fault_point("decision_log.torn_line")
             written = os.write(fd, line)
             if written != len(line):
                 raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes; run verify")
