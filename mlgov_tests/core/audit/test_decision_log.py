@@ -20,10 +20,10 @@ from mlgov_assets.core.audit.decision_log import (
     DecisionLog,
     LogIntegrityError,
     head_path,
-    witness_path,
     read_records,
     records,
     verify,
+    witness_path,
 )
 
 N = 10
