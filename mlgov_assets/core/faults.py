@@ -16,7 +16,7 @@ __all__ = ["ENV", "armed", "fault_point"]
 
 ENV = "MLGOV_FAULT"
 _ERRORS = {"erofs": errno.EROFS, "enospc": errno.ENOSPC, "eacces": errno.EACCES}
-_HITS: dict[str, int] = {}
+_HITS: dict[tuple[str, str], int] = {}  # (armed value, point) -> times reached while so armed
 
 
 def armed(name: str) -> str | None:
@@ -28,14 +28,17 @@ def armed(name: str) -> str | None:
         point, _, mode = item.strip().partition(":")
         point, _, nth = point.partition("@")
         if point == name:
-            return mode if (_HITS.get(name, 0) + 1) == (int(nth) if nth.isdigit() else 1) else None
+            return mode if (_HITS.get((value, name), 0) + 1) == (int(nth) if nth.isdigit() else 1) else None
     return None
 
 
 def fault_point(name: str) -> None:
     """Die (or raise the armed OSError) here if ``MLGOV_FAULT`` names this point; else nothing."""
     mode = armed(name)
-    _HITS[name] = _HITS.get(name, 0) + 1
+    value = os.environ.get(ENV)
+    if not value:
+        return
+    _HITS[(value, name)] = _HITS.get((value, name), 0) + 1
     if mode is None:
         return
     if mode in _ERRORS:
