@@ -48,13 +48,13 @@ def _passed(policy: Policy, gate: str, compared: int | None) -> GateResult:
     )
 
 
-def make_versions(home: Path, policy_path: Path, n: int) -> list[int]:
-    """``n`` tiny sklearn versions registered in a real store under ``home``, every gate passed."""
+def make_versions(reg: Registry, policy_path: Path, n: int) -> list[int]:
+    """``n`` tiny sklearn versions registered in the real store of ``reg``, every gate passed."""
     import numpy as np
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    reg, policy = registry(home), load_policy(policy_path)
+    policy = load_policy(policy_path)
     out = []
     for seed in range(n):
         rng = np.random.default_rng(seed)
@@ -77,9 +77,9 @@ def make_versions(home: Path, policy_path: Path, n: int) -> list[int]:
     return out
 
 
-def compared_with_current(home: Path, policy_path: Path, version: int) -> None:
+def compared_with_current(reg: Registry, policy_path: Path, version: int) -> None:
     """Record that ``version`` was compared with today's champion (what a training run does)."""
-    reg, policy = registry(home), load_policy(policy_path)
+    policy = load_policy(policy_path)
     record_gates(
         reg, policy, version, [_passed(policy, "champion_comparison", reg.champion_version())], actor="test setup"
     )

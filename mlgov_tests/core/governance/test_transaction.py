@@ -34,9 +34,9 @@ def template(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("promo")
     policy = h.write_policy(root / "policy.yaml")
     home = root / "home"
-    h.make_versions(home, policy, 3)
+    h.make_versions(h.registry(home), policy, 3)
     for v in (1, 2):
-        h.compared_with_current(home, policy, v)
+        h.compared_with_current(h.registry(home), policy, v)
         promote(h.registry(home), load_policy(policy), v, actor="setup", reason="setup")
     return home, policy
 
@@ -45,7 +45,7 @@ def template(tmp_path_factory) -> tuple[Path, Path]:
 def store(template, tmp_path) -> tuple[Path, Path]:
     home, policy = template
     shutil.copytree(home, tmp_path / "home")
-    h.compared_with_current(tmp_path / "home", policy, 3)  # version 3 is ready to promote
+    h.compared_with_current(h.registry(tmp_path / "home"), policy, 3)  # version 3 is ready to promote
     return tmp_path / "home", policy
 
 

@@ -75,9 +75,12 @@ def verify_with_witnesses(
     problems = [f"unreadable head witness on version {w.version}: {w.raw!r}" for w in heads if w.head is None]
     result = verify_log(path)
     problem, checked = result.problem, 0
+    cut_to = _repaired_to(path) if result.ok else []
     for w in heads:
         if not result.ok or w.head is None:
             continue
+        if any(isinstance(w.head.get("count"), int) and kept < w.head["count"] for kept in cut_to):
+            continue  # published before a recorded repair cut the log below it (the repair names what was lost)
         try:
             result = verify_log(path, expected_head=w.head)
         except ValueError as exc:
@@ -135,6 +138,15 @@ def registry_agreement(facts: Facts) -> list[str]:
             f"{version}, but the decision log's last committed move makes version {want} champion"
         )
     return problems
+
+
+def _repaired_to(path: str | os.PathLike[str]) -> list[int]:
+    """How many records each recorded repair kept (``log_repair`` records that cut the log)."""
+    try:
+        repairs = read_records(path, kinds=["log_repair"])
+    except LogIntegrityError:
+        return []
+    return [r.payload["records_kept"] for r in repairs if isinstance(r.payload.get("records_kept"), int)]
 
 
 def check_decision_log(facts: Facts) -> Link:
