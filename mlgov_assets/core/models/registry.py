@@ -196,6 +196,7 @@ class Registry:
         owner = {TAG + "pid": str(os.getpid()), TAG + "host": socket.gethostname()}  # for end_dead_runs
         with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags={**tags, **owner}) as run:
             mlflow.log_params(params)
+            fault_point("registry.in_run")
             mlflow.log_metrics(metrics)
             for name, text in text_artifacts.items():
                 mlflow.log_text(text, name)

@@ -102,6 +102,8 @@ def main(argv: list[str]) -> int:
     try:
         if action == "promote":
             out = promote(reg, policy, int(rest[0]), actor="crash test", reason="test").to_dict()
+        elif action == "register":
+            out = {"versions": make_versions(reg, Path(policy_path), 1)}
         elif action == "rollback":
             out = rollback(reg, policy, actor="crash test", reason="test rollback").to_dict()
         else:

@@ -214,3 +214,15 @@ def test_a_broken_log_refuses_promotion_with_a_sentence(store):
     assert _log(home).repair(actor="t", reason="torn by a test") is not None
     assert _records(home)[-1].kind == "log_repair"
     assert promote(h.registry(home), load_policy(policy), 3, actor="t", reason="after repair").promoted
+
+
+def test_an_mlflow_run_killed_mid_registration_is_ended_as_failed(store):
+    home, policy = store
+    _killed(home, policy, "registry.in_run", "register")
+    reg = h.registry(home)
+    exp = reg.client.get_experiment_by_name(reg.name)
+    running = reg.client.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'")
+    assert len(running) == 1
+    _recover(home, policy)
+    run = reg.client.get_run(running[0].info.run_id)
+    assert run.info.status == "FAILED" and "had died" in run.data.tags["mlgov.ended_by"]
