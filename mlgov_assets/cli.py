@@ -53,14 +53,17 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None) -> ExecuteInProcessResult:
     """Execute the selected project's job ``job_name`` in this process against the persistent instance."""
+    from .commands.recovery import fail_dead_runs, process_tags
     from .definitions import location_defs
     from .defs.scope import scoped_name
     from .instance import get_instance
 
     s = get_settings()
     instance = get_instance(s)
+    fail_dead_runs(instance)  # runs a killed CLI process left STARTED
     job = location_defs().resolve_job_def(scoped_name(s.project_name, job_name))
-    return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags or {})
+    tags = {**(tags or {}), **process_tags()}
+    return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
 
 
 def _step_failure(ev: DagsterEvent, refusing_steps: set[str | None]) -> StepFailure:
@@ -134,7 +137,7 @@ def _print_summary(summary: RunSummary) -> None:
         print(f"  step {f.step} failed: {f.error}")
     ch = summary.champion
     if ch:
-        verb = "promoted" if ch.promoted else "unchanged"
+        verb = ("rolled back" if ch.kind == "rollback" else "promoted") if ch.promoted else "unchanged"
         print(f"champion: version {ch.champion} ({verb}; {ch.reason})")
     elif summary.refused_by:
         names = ", ".join(c.check for c in summary.refused_by)

@@ -72,6 +72,7 @@ def cmd_audit_ref(ref: str, as_json: bool) -> int:
     s = get_settings()
     try:
         registry = _registry(s, ref)
+        _recover(registry, "audit")
         report, _ = audit(registry, ref, dagster_reader=dagster_reader(_instance(s)))
     except MlgovError as exc:  # a malformed or unknown MODEL_REF is a usage error: 2
         return _refused("audit", exc)
@@ -93,17 +94,57 @@ def cmd_audit_ref(ref: str, as_json: bool) -> int:
 # --------------------------------------------------------------------------- mlgov audit verify
 
 
+def _recover(registry: Registry, command: str) -> None:
+    """Finish what a dead process left (interrupted append, unfinished alias move, runs of dead
+    processes) before auditing; each thing done is logged (stderr) and recorded in the decision log."""
+    from mlgov_assets.core.governance.promotion import recover_for_status
+
+    for note in recover_for_status(registry, actor=f"{getpass.getuser()} ({command})"):
+        print(f"mlgov {command}: {note}", file=sys.stderr)
+
+
 def verify_log(settings: Settings) -> WitnessedLog:
-    """The decision log verified against its head anchor and every head published on a version."""
-    from mlgov_assets.core.audit.lineage.audit import verify_with_witnesses
+    """The decision log verified against its head anchor, its witness, every head published on a
+    version, and the registry's champion alias and history (after recovery)."""
+    from mlgov_assets.core.audit.lineage.audit import verify_against_registry
     from mlgov_assets.core.audit.lineage.gather import published_heads
 
-    witnesses = published_heads(_registry(settings))
-    return verify_with_witnesses(settings.decision_log, witnesses)
+    registry = _registry(settings)
+    _recover(registry, "audit verify")
+    return verify_against_registry(registry, settings.decision_log, published_heads(registry))
+
+
+def cmd_audit_repair(reason: str | None, as_json: bool) -> int:
+    """``mlgov audit repair --reason TEXT``: cut an interrupted append back to the last complete
+    record (at most one line), re-anchor head and witness, and record the repair in the log."""
+    from mlgov_assets.core.audit.decision_log.writer import DecisionLog
+
+    if not (reason or "").strip():
+        print("mlgov audit repair needs --reason TEXT (it is recorded in the decision log)", file=sys.stderr)
+        return 2
+    s = get_settings()
+    try:
+        done = DecisionLog(s.decision_log).repair(actor=f"{getpass.getuser()} (mlgov audit repair)", reason=str(reason))
+    except MlgovError as exc:
+        return _refused("audit repair", exc)
+    except OSError as exc:
+        print(
+            f"mlgov audit repair: cannot write {s.decision_log} ({exc.strerror or exc}); nothing changed",
+            file=sys.stderr,
+        )
+        return 2
+    if as_json:
+        _print_json({"repaired": done is not None, "summary": done})
+    else:
+        print(f"decision log {s.decision_log}: " + (done or "nothing to repair (log, head and witness agree)"))
+    return VERIFIED
 
 
 def cmd_audit_verify(as_json: bool) -> int:
-    res = verify_log(get_settings())
+    try:
+        res = verify_log(get_settings())
+    except MlgovError as exc:
+        return _refused("audit verify", exc)
     if as_json:
         _print_json(res.to_dict())
     elif res.ok:
@@ -145,6 +186,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return cmd_audit_verify(args.json)
     if args.target == "cards":
         return cmd_audit_cards(args.json)
+    if args.target == "repair":
+        return cmd_audit_repair(args.reason, args.json)
     return cmd_audit_ref(args.target, args.json)
 
 
@@ -240,13 +283,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "run and the materializations it consumed (data versions) -> DVC md5 of the training data -> git "
         "commit -> policy hash -> check results -> decision log, re-hashing the training data in the DVC "
         "cache, every model artifact file and the policy file. mlgov audit verify: check the hash-chained "
-        "decision log (edited, deleted, reordered, truncated records) against its head and every head "
-        "published on a model version. mlgov audit cards: rebuild stale model cards. Exit 1 names what "
-        "is broken.",
+        "decision log (edited, deleted, reordered, truncated records) against its head, its witness, every "
+        "head published on a model version and the registry's champion alias and history. mlgov audit "
+        "repair --reason TEXT: recover a log an interrupted append left damaged (recorded). mlgov audit "
+        "cards: rebuild stale model cards. Exit 1 names what is broken.",
         epilog="MODEL_REF: models:/NAME@champion, models:/NAME/N, N, or champion.",
     )
-    a.add_argument("target", metavar="MODEL_REF|verify|cards")
+    a.add_argument("target", metavar="MODEL_REF|verify|cards|repair")
     a.add_argument("--json", action="store_true", help="machine-readable output")
+    a.add_argument(
+        "--reason",
+        help="repair: why (recorded). `mlgov audit repair --reason TEXT` cuts an interrupted append back to "
+        "the last complete record (at most one line; the bytes are kept beside the log), re-anchors the "
+        "head and the witness, and records the repair in the log",
+    )
     a.set_defaults(func=cmd_audit)
 
     r = subparsers.add_parser(
@@ -274,21 +324,20 @@ def status_hook(settings: Settings) -> dict[str, JsonValue]:
     """``mlgov status`` gains "audit": decision log verified? its head, certificates, model cards."""
     from mlgov_assets.core.audit.decision_log.records import LogIntegrityError, read_records
     from mlgov_assets.core.audit.decision_log.writer import DecisionLog
-    from mlgov_assets.core.audit.lineage.audit import verify_with_witnesses
+    from mlgov_assets.core.audit.lineage.audit import verify_against_registry
     from mlgov_assets.core.audit.lineage.gather import published_heads, version_tags
 
     try:
         registry = _registry(settings)
         tags = version_tags(registry)
-        res = verify_with_witnesses(settings.decision_log, published_heads(registry))
+        res = verify_against_registry(registry, settings.decision_log, published_heads(registry))
         try:
             certs = read_records(settings.decision_log, kinds=["reproducibility_certificate"])
         except LogIntegrityError:
             certs = []
         section = {
-            "decision_log": res.model_dump(
-                include={"path", "ok", "count", "first_bad_index", "problem", "witnesses_checked"}
-            ),
+            "decision_log": res.model_dump(include={"path", "ok", "count", "first_bad_index", "witnesses_checked"})
+            | {"problem": res.problem or next(iter(res.witness_problems), None)},
             "head": DecisionLog(settings.decision_log).head(),
             "certificates": {
                 r.model_version: {"index": r.index, "time": r.time, "code_identity": r.payload.get("code_identity")}

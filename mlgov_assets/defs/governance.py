@@ -28,7 +28,6 @@ from .common import CODE_VERSIONS, json_md, rows_table
 from .scope import scoped, sibling
 from .training import candidate_model, challenger_model
 
-PROMOTION_POOL = "mlgov_promotion"
 #: Failure metadata key marking a governance refusal (vs. a breakage): the CLI exits 1, not 2.
 REFUSED = "mlgov/refused"
 
@@ -175,14 +174,14 @@ def _challenger_version(context: AssetExecutionContext) -> int:
 @asset(
     group_name="governance",
     code_version=CODE_VERSIONS["governance"],
-    pool=PROMOTION_POOL,
     deps=[candidate_model, "fairness_report", "explanations"],
     kinds={"mlflow"},
     owners=["team:model-risk"],
     tags={"mlgov/stage": "promotion"},
     description="The registry's `champion` alias. Moves only if the version passed every gate the current "
     "policy requires (re-checked from the registry, so it also holds when run alone), serialized "
-    "(pool of 1 + file lock) and compare-and-set against the champion the gates compared with. "
+    "(a file lock the OS frees if its holder dies) as one crash-safe transaction, compare-and-set "
+    "against the champion the gates compared with. "
     "Every move is recorded in the hash-chained decision log.",
 )
 def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: MlgovResource) -> Output[dict[str, Any]]:

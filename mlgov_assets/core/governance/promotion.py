@@ -8,22 +8,32 @@ every alias move is also a Dagster materialization with its run id.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, SerializerFunctionWrapHandler, model_serializer
 
-from mlgov_assets.core.audit.decision_log import DecisionLog
+from mlgov_assets.core.audit.decision_log import DecisionLog, LogIntegrityError
+from mlgov_assets.core.errors import MlgovError
+from mlgov_assets.core.faults import fault_point
 from mlgov_assets.core.governance.gates import GateResult
 from mlgov_assets.core.governance.policy import Policy
+from mlgov_assets.core.governance.transaction import (
+    HEAD_TAG,
+    Intent,
+    execute,
+    explained_write_errors,
+    promotion_lock,
+    recover,
+)
 from mlgov_assets.core.integrity import canonical_hash
-from mlgov_assets.core.models.registry import ChampionChanged, PromotionRefused
+from mlgov_assets.core.models.registry import ChampionChanged, ChampionState, PromotionRefused
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry
 
 __all__ = [
+    "HEAD_TAG",
     "ChampionChanged",
     "ChampionOutcome",
     "GateStatus",
@@ -33,12 +43,13 @@ __all__ = [
     "VersionStatus",
     "promote",
     "record_gates",
+    "recover_for_status",
     "rollback",
     "status",
 ]
 
 
-HEAD_TAG = "mlgov.decision_log_head"
+STATUS_LOCK_WAIT_SECONDS = 5.0  # status never waits long behind a promotion in progress
 
 
 class PromotionDecision(BaseModel):
@@ -137,14 +148,6 @@ def _log(registry: Registry) -> DecisionLog:
     return DecisionLog(registry.settings.decision_log)
 
 
-def _publish_head(registry: Registry, version: int) -> None:
-    """Witness the decision log's head on the model version: ``mlgov audit verify`` checks the log
-    still extends every published head, so a consistent rewrite of log + head file is detected."""
-    registry.client.set_model_version_tag(
-        registry.name, str(version), HEAD_TAG, json.dumps(_log(registry).head(), sort_keys=True)
-    )
-
-
 def record_gates(
     registry: Registry,
     policy: Policy,
@@ -185,27 +188,20 @@ def record_gates(
         )
 
 
-def _require_log_ok(registry: Registry) -> None:
-    """No alias moves while the decision log is broken: a move must be recordable (it is checked
-    before the move, so a broken log never leaves an unrecorded champion behind)."""
+def _require_log_ok(registry: Registry, *, actor: str) -> None:
+    """Finish what a dead process left (see ``transaction.recover``), then refuse to move the alias
+    while the decision log is broken: a move must be recordable."""
+    try:
+        recover(registry, actor=actor)
+    except LogIntegrityError as exc:
+        raise PromotionRefused(f"no promotion or rollback while the decision log is damaged: {exc}") from exc
     res = _log(registry).verify()
     if not res.ok:
         raise PromotionRefused(
-            f"the decision log is broken (record {res.first_bad_index}: {res.problem}); "
-            "no promotion or rollback until it is repaired — run `mlgov audit verify`"
+            f"the decision log is broken (record {res.first_bad_index}: {res.problem}); no promotion or "
+            "rollback until it is repaired — `mlgov audit verify` names the damage, "
+            "`mlgov audit repair --reason TEXT` repairs an interrupted append"
         )
-
-
-def _append_after_move(registry: Registry, kind: str, **kw: Any) -> None:
-    from mlgov_assets.core.audit.decision_log import LogIntegrityError
-
-    try:
-        _log(registry).append(kind, **kw)
-    except (LogIntegrityError, OSError) as exc:  # pragma: no cover - needs a failure between verify and append
-        raise RuntimeError(
-            f"the champion alias MOVED ({kind} of version {kw.get('model_version')}) but the decision "
-            f"log append failed: {exc}. Record it by hand and repair the log."
-        ) from exc
 
 
 def _recompare(
@@ -266,41 +262,6 @@ def _reject(
     return PromotionRefused(f"version {version} may not become champion: " + "; ".join(blockers))
 
 
-def _record_move(
-    registry: Registry,
-    policy: Policy,
-    decision: PromotionDecision,
-    *,
-    blockers: list[str],
-    actor: str,
-    request_reason: str,
-    dagster_run_id: str | None,
-) -> None:
-    """Decision log, published head and version tags for an alias move that happened."""
-    version = decision.champion
-    _append_after_move(
-        registry,
-        str(decision.kind),
-        actor=actor,
-        reason=decision.reason,
-        model_name=registry.name,
-        model_version=version,
-        payload={
-            "previous": decision.previous,
-            "blockers_overridden": blockers,
-            "request_reason": request_reason,
-            "dagster_run_id": dagster_run_id,
-        },
-        evidence_hashes={"policy_sha256": policy.sha256},
-    )
-    _publish_head(registry, version)
-    registry.client.set_model_version_tag(registry.name, str(version), "mlgov.promoted_by", actor)
-    if blockers:
-        registry.client.set_model_version_tag(
-            registry.name, str(version), "mlgov.override_justification", decision.reason[:4000]
-        )
-
-
 def promote(
     registry: Registry,
     policy: Policy,
@@ -315,85 +276,105 @@ def promote(
     """Make ``version`` champion if it passed every gate the current policy requires.
 
     The champion comparison must be against today's champion: otherwise ``reevaluate=True``
-    re-runs it, else :class:`ChampionChanged` is raised. The move is compare-and-set under the
-    promotion lock. A refusal is logged and raised as :class:`PromotionRefused`; an override
-    (failed gates promoted anyway) needs ``override_justification`` and is recorded as such.
+    re-runs it, else :class:`ChampionChanged` is raised. The whole decision and the move run under
+    the promotion lock as one crash-safe transaction (``transaction``). A refusal is logged and
+    raised as :class:`PromotionRefused`; an override (failed gates promoted anyway) needs
+    ``override_justification`` and is recorded as such.
     """
     if version < 1 or version not in registry.versions():
         raise PromotionRefused(f"version {version} of {registry.name} is not registered (have {registry.versions()})")
-    _require_log_ok(registry)
-    current = registry.champion_version()
-    if current == version:
-        return PromotionDecision(
-            promoted=False,
-            champion=version,
-            previous=current,
-            reason=f"version {version} is already champion (nothing to do)",
+    with (
+        explained_write_errors(f"promotion of version {version}"),
+        promotion_lock(registry, purpose=f"promote version {version} of {registry.name} ({actor})"),
+    ):
+        fault_point("promotion.locked")
+        _require_log_ok(registry, actor=actor)
+        state = registry.champion_state()
+        current = state.champion
+        if current == version:
+            return PromotionDecision(
+                promoted=False,
+                champion=version,
+                previous=current,
+                reason=f"version {version} is already champion (nothing to do)",
+            )
+        justification = override_justification.strip()
+        _ensure_compared_with_current(
+            registry,
+            policy,
+            version,
+            current,
+            reevaluate=reevaluate,
+            overriding=bool(justification),
+            actor=actor,
+            dagster_run_id=dagster_run_id,
         )
-    justification = override_justification.strip()
-    _ensure_compared_with_current(
-        registry,
-        policy,
-        version,
-        current,
-        reevaluate=reevaluate,
-        overriding=bool(justification),
-        actor=actor,
-        dagster_run_id=dagster_run_id,
-    )
-    blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
-    if blockers and not justification:
-        raise _reject(registry, policy, version, blockers, actor=actor, dagster_run_id=dagster_run_id)
-    previous = registry.move_champion(version, expected_current=current, history_op="push")
-    decision = PromotionDecision(
-        promoted=True,
-        champion=version,
-        previous=previous,
-        kind="override" if blockers else "promotion",
-        reason=justification if blockers else reason,
-    )
-    _record_move(
-        registry,
-        policy,
-        decision,
-        blockers=blockers,
-        actor=actor,
-        request_reason=reason,
-        dagster_run_id=dagster_run_id,
-    )
-    return decision
+        blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
+        if blockers and not justification:
+            raise _reject(registry, policy, version, blockers, actor=actor, dagster_run_id=dagster_run_id)
+        intent = Intent(
+            op="override" if blockers else "promotion",
+            before=state,
+            after=ChampionState(
+                champion=version,
+                previous=current if current is not None else state.previous,
+                history=[*state.history, version],
+            ),
+            reason=justification if blockers else reason,
+            request_reason=reason,
+            blockers=blockers,
+            dagster_run_id=dagster_run_id,
+            policy_sha256=policy.sha256,
+        )
+        execute(registry, intent, actor=actor)
+    return PromotionDecision(promoted=True, champion=version, previous=current, kind=intent.op, reason=intent.reason)
 
 
 def rollback(
     registry: Registry, policy: Policy, *, actor: str, reason: str, dagster_run_id: str | None = None
 ) -> PromotionDecision:
-    """Champion back to the one before it (the promotion history's previous entry)."""
+    """Champion back to the one before it (the promotion history's previous entry), as the same
+    crash-safe transaction as a promotion."""
     if not reason.strip():
         raise ValueError("rollback needs a reason (it is recorded in the decision log)")
-    _require_log_ok(registry)
-    history = registry.champion_history()
-    current = registry.champion_version()
-    if current is None or len(history) < 2:
-        raise PromotionRefused("nothing to roll back to: there is no previous champion")
-    if history[-1] != current:
-        raise PromotionRefused(
-            f"the promotion history {history} disagrees with the champion alias ({current}); "
-            "refusing to guess where to roll back to"
+    with (
+        explained_write_errors("rollback"),
+        promotion_lock(registry, purpose=f"roll back the champion of {registry.name} ({actor})"),
+    ):
+        fault_point("promotion.locked")
+        _require_log_ok(registry, actor=actor)
+        state = registry.champion_state()
+        history, current = state.history, state.champion
+        if current is None or len(history) < 2:
+            raise PromotionRefused("nothing to roll back to: there is no previous champion")
+        if history[-1] != current:
+            raise PromotionRefused(
+                f"the promotion history {history} disagrees with the champion alias ({current}); "
+                "refusing to guess where to roll back to (`mlgov audit verify` compares both with the log)"
+            )
+        target = history[-2]
+        intent = Intent(
+            op="rollback",
+            before=state,
+            after=ChampionState(champion=target, previous=current, history=history[:-1]),
+            reason=reason,
+            request_reason=reason,
+            blockers=[],
+            dagster_run_id=dagster_run_id,
+            policy_sha256=policy.sha256,
         )
-    target = history[-2]
-    registry.move_champion(target, expected_current=current, history_op="pop")
-    _append_after_move(
-        registry,
-        "rollback",
-        actor=actor,
-        reason=reason,
-        model_name=registry.name,
-        model_version=target,
-        payload={"from_version": current, "to_version": target, "dagster_run_id": dagster_run_id},
-        evidence_hashes={"policy_sha256": policy.sha256},
-    )
-    _publish_head(registry, target)
+        execute(registry, intent, actor=actor)
     return PromotionDecision(promoted=True, champion=target, previous=current, kind="rollback", reason=reason)
+
+
+def recover_for_status(registry: Registry, *, actor: str) -> list[str]:
+    """What ``status`` and the audit run first: the same recovery as a promotion, with a short wait
+    for the lock (a promotion in progress is left alone) and never failing the report."""
+    try:
+        with promotion_lock(registry, purpose=f"recovery for {actor}", timeout=STATUS_LOCK_WAIT_SECONDS):
+            return recover(registry, actor=actor)
+    except (MlgovError, OSError) as exc:
+        return [f"recovery not done: {exc}"]
 
 
 def _version_status(registry: Registry, policy: Policy, version: int) -> VersionStatus:
@@ -421,7 +402,9 @@ def _version_status(registry: Registry, policy: Policy, version: int) -> Version
 
 
 def status(registry: Registry, policy: Policy) -> StatusReport:
-    """Champion, its metrics and data md5, and every gate's verdict, for people and machines."""
+    """Champion, its metrics and data md5, and every gate's verdict, for people and machines
+    (after completing any move a dead process left unfinished)."""
+    recover_for_status(registry, actor="mlgov status")
     champ = registry.champion_version()
     versions = [_version_status(registry, policy, v) for v in registry.versions()]
     return StatusReport(

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from urllib.parse import unquote, urlparse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from mlgov_assets.core.errors import MlgovError, Refusal
+from mlgov_assets.core.faults import fault_point
 from mlgov_assets.core.integrity import copy_verified, file_lock, hash_tree, manifest_digest, verify_tree
+from mlgov_assets.core.locks import holding, pid_alive
 from mlgov_assets.core.settings import Settings
 
 CHAMPION = "champion"
@@ -30,6 +33,7 @@ PREVIOUS = "previous-champion"
 TAG = "mlgov."
 GATE = "mlgov.gate."
 HISTORY_TAG = "mlgov.champion_history"
+DEAD_RUN_SWEEP_LIMIT = 20  # runs ended per call: the sweep runs on every promotion, so it stays bounded
 TAG_LIMIT = 4500  # MLflow tag values are capped (5000 chars); full evidence goes to a run artifact
 _JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 
@@ -48,6 +52,16 @@ class PromotionRefused(Refusal):
 
 class ChampionChanged(Refusal):
     """Compare-and-set failed: the champion moved after the challenger was compared with it."""
+
+
+class ChampionState(BaseModel):
+    """The registry's champion bookkeeping: the alias, the previous-champion alias, the history tag."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    champion: int | None
+    previous: int | None
+    history: list[int]
 
 
 class VersionInfo(BaseModel):
@@ -179,8 +193,10 @@ class Registry:
         from mlflow.models import infer_signature
 
         self._ensure_registered_model()
-        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags) as run:
+        owner = {TAG + "pid": str(os.getpid()), TAG + "host": socket.gethostname()}  # for end_dead_runs
+        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags={**tags, **owner}) as run:
             mlflow.log_params(params)
+            fault_point("registry.in_run")
             mlflow.log_metrics(metrics)
             for name, text in text_artifacts.items():
                 mlflow.log_text(text, name)
@@ -353,32 +369,77 @@ class Registry:
                 problems.append(f"gate '{gate}' failed: {rec.summary}")
         return problems
 
+    def end_dead_runs(self) -> list[str]:
+        """Runs still RUNNING although the mlgov process that started them (on this host) is dead,
+        e.g. killed mid-training: ended as FAILED, with who ended them. At most
+        ``DEAD_RUN_SWEEP_LIMIT`` per call; returns their ids."""
+        exp = self.client.get_experiment_by_name(self.name)
+        if exp is None:
+            return []
+        found = self.client.search_runs(
+            [exp.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=DEAD_RUN_SWEEP_LIMIT
+        )
+        ended = []
+        for run in found:
+            tags = run.data.tags
+            pid = tags.get(TAG + "pid", "")
+            if tags.get(TAG + "host") != socket.gethostname() or not pid.isdigit() or pid_alive(int(pid)):
+                continue
+            self.client.set_tag(run.info.run_id, TAG + "ended_by", f"pid {os.getpid()}: its process {pid} had died")
+            self.client.set_terminated(run.info.run_id, status="FAILED")
+            ended.append(run.info.run_id)
+        return ended
+
     # ------------------------------------------------------------------ the alias (CAS)
+    def previous_version(self) -> int | None:
+        """The version the ``previous-champion`` alias names (None if unset)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return int(self.client.get_model_version_by_alias(self.name, PREVIOUS).version)
+        except MlflowException:
+            return None
+
+    def champion_state(self) -> ChampionState:
+        """Alias, previous alias and history as the registry holds them now."""
+        return ChampionState(
+            champion=self.champion_version(), previous=self.previous_version(), history=self.champion_history()
+        )
+
+    def apply_champion_state(self, target: ChampionState) -> None:
+        """Write ``target`` (history tag, champion alias, previous alias), idempotently. The caller
+        holds the promotion lock and has logged its intent (``core/governance/transaction``): a crash
+        between these writes is completed from that intent by the next process."""
+        if target.champion is None:
+            raise ValueError("a champion state to apply must name a champion")
+        self.client.set_registered_model_tag(self.name, HISTORY_TAG, json.dumps(target.history))
+        fault_point("promotion.after_history")
+        self.client.set_registered_model_alias(self.name, CHAMPION, str(target.champion))
+        fault_point("promotion.after_alias")
+        if target.previous is not None:
+            self.client.set_registered_model_alias(self.name, PREVIOUS, str(target.previous))
+        elif self.previous_version() is not None:
+            self.client.delete_registered_model_alias(self.name, PREVIOUS)
+
     def move_champion(self, version: int, *, expected_current: int | None, history_op: str) -> int | None:
-        """Compare-and-set the champion alias under the promotion lock.
+        """Compare-and-set the champion alias under the promotion lock (no decision log: the
+        governed path is ``core/governance/promotion``, which logs an intent first).
 
         ``expected_current`` is the champion the caller's decision was based on; if another
         promotion moved it since, :class:`ChampionChanged` is raised and nothing changes.
         Returns the previous champion. ``history_op`` is ``push`` (promotion) or ``pop`` (rollback).
         """
-        with file_lock(self.settings.lock_dir / "promotion.lock"):
-            current = self.champion_version()
+        with holding(self.settings.lock_dir / "promotion.lock", purpose=f"move champion of {self.name}"):
+            now = self.champion_state()
+            current = now.champion
             if current != expected_current:
                 raise ChampionChanged(
                     f"champion is version {current}, but the decision was made against "
                     f"{expected_current}; re-evaluate the challenger against the new champion"
                 )
-            history = self.champion_history()
-            if history_op == "push":
-                history = [*history, version]
-            elif history_op == "pop":
-                history = history[:-1]
-            # history first: a crash after it leaves history ahead of the alias, which rollback
-            # detects (it refuses when history[-1] is not the champion) instead of trusting it
-            self.client.set_registered_model_tag(self.name, HISTORY_TAG, json.dumps(history))
-            self.client.set_registered_model_alias(self.name, CHAMPION, str(version))
-            if current is not None and current != version:
-                self.client.set_registered_model_alias(self.name, PREVIOUS, str(current))
+            history = [*now.history, version] if history_op == "push" else now.history[:-1]
+            previous = current if current is not None and current != version else now.previous
+            self.apply_champion_state(ChampionState(champion=version, previous=previous, history=history))
             return current
 
     # ------------------------------------------------------------------ loading, verified

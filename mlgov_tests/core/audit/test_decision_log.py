@@ -23,6 +23,7 @@ from mlgov_assets.core.audit.decision_log import (
     read_records,
     records,
     verify,
+    witness_path,
 )
 
 N = 10
@@ -260,7 +261,10 @@ def test_consistent_rewrite_needs_an_external_witness(log_path: Path) -> None:
         prev = rec["hash"]
     _write(log_path, rewritten)
     head_path(log_path).write_text(json.dumps({"count": 6, "last_hash": prev}))
-    assert verify(log_path).ok  # the documented limit: log + head rewritten consistently
+    local = verify(log_path)  # log + head rewritten consistently: the witness file still catches it
+    assert not local.ok and local.first_bad_index == 6 and "witness" in local.problem
+    witness_path(log_path).write_text(json.dumps({"count": 6, "last_hash": prev}))  # ...unless rewritten too
+    assert verify(log_path).ok
     result = verify(log_path, expected_head=witness)
     assert not result.ok and result.first_bad_index == 6 and "witness" in result.problem
 

@@ -453,7 +453,10 @@ def test_decision_log_truncation_with_a_rewritten_head_is_caught_by_the_publishe
     Path(f"{log}.head").write_text(
         json.dumps({"count": 2, "last_hash": json.loads(lines[1])["hash"]})
     )  # ...and re-anchor
-    assert verify_with_witnesses(log, []).ok  # consistent with its own head: invisible locally
+    assert not verify_with_witnesses(log, []).ok  # the witness file beside the log still records 3
+    witness = log.parent / ".witness" / f"{log.name}.json"
+    witness.write_text(Path(f"{log}.head").read_text())  # rewritten too: invisible locally
+    assert verify_with_witnesses(log, []).ok
     res = verify_with_witnesses(log, facts["witnesses"])
     assert (res.ok, res.first_bad_index) == (False, 2) and "version 3" in str(res.problem)
     assert check_decision_log(_typed(facts)).status == "fail"
@@ -611,3 +614,25 @@ def test_bundle_prefers_the_spec_copy_stored_with_the_run(facts):
     facts["model"]["tags"]["mlgov.project_sha256"] = facts["project"]["sha256"]
     na = build_bundle(_typed(facts), settings).to_json()["project"]["not_available"]
     assert sha in na and facts["project"]["sha256"] in na
+
+
+def test_a_reused_version_re_evaluated_under_a_new_policy_is_not_broken(facts):
+    """The version's tag holds a later verdict (new policy) than its training run's Dagster check."""
+    check = facts["dagster"]["checks"][1]
+    check["passed"], check["run_id"] = False, "run-r"
+    check["metadata"]["policy_sha256"] = "0" * 64  # the training run judged it under an older policy
+    link = check_gates(_typed(facts))
+    assert link.status == "warn" and "re-evaluated later" in link.summary
+    check["metadata"].pop("policy_sha256")  # same policy, same run, different verdict: still broken
+    link = check_gates(_typed(facts))
+    assert link.status == "fail" and "the tag disagrees" in link.summary
+
+
+def test_the_champion_alias_against_the_logs_committed_moves(facts):
+    from mlgov_assets.core.audit.lineage.audit import registry_agreement
+
+    assert registry_agreement(_typed(facts)) == []
+    facts["model"]["aliases"] = []  # the log promoted 3, the registry does not name it
+    assert any("does not name version 3" in p for p in registry_agreement(_typed(facts)))
+    facts["model"]["aliases"], facts["champion_history"] = ["champion"], [3, 3]
+    assert any("champion history [3, 3]" in p for p in registry_agreement(_typed(facts)))

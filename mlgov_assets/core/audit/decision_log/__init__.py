@@ -15,7 +15,9 @@ from mlgov_assets.core.audit.decision_log.records import (
     head_path,
     read_head,
     read_records,
+    read_witness,
     records,
+    witness_path,
 )
 from mlgov_assets.core.audit.decision_log.verify import VerifyResult, verify
 from mlgov_assets.core.audit.decision_log.writer import DecisionLog
@@ -33,6 +35,8 @@ __all__ = [
     "head_path",
     "read_head",
     "read_records",
+    "read_witness",
     "records",
     "verify",
+    "witness_path",
 ]

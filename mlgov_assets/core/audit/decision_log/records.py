@@ -3,6 +3,10 @@
 One record per line (canonical JSON). ``hash`` is the sha256 of the canonical JSON of the record
 without ``hash``; ``prev_hash`` is the previous record's ``hash`` (``GENESIS_HASH`` for index 0).
 ``<log>.head`` ({count, last_hash}) makes truncation detectable; ``<log>.lock`` serialises writers.
+The witness (``<log dir>/.witness/<log name>.json``, same shape, written after the line and before
+the head) lives outside the log's own files, so dropping trailing records and rewriting the head to
+match is still detected. ``promotion_intent`` / ``promotion_aborted`` frame an alias move as a
+transaction (``core/governance/transaction``); ``log_repair`` records a recovery of the log itself.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ __all__ = [
     "head_path",
     "read_head",
     "read_records",
+    "read_witness",
     "records",
+    "witness_path",
 ]
 
 Kind = Literal[
@@ -43,6 +49,9 @@ Kind = Literal[
     "reproducibility_certificate",
     "drift_alert",
     "retrain_request",
+    "promotion_intent",
+    "promotion_aborted",
+    "log_repair",
 ]
 KINDS: frozenset[str] = frozenset(get_args(Kind))
 GENESIS_HASH = "0" * 64  # prev_hash of record 0: a fixed value no real sha256 will collide with
@@ -108,6 +117,12 @@ def head_path(log_path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(log_path)}.head")
 
 
+def witness_path(log_path: str | os.PathLike[str]) -> Path:
+    """Where the log's witness lives: a separate directory beside it (``.witness/<name>.json``)."""
+    path = Path(log_path)
+    return path.parent / ".witness" / f"{path.name}.json"
+
+
 def _lock_path(log_path: str | os.PathLike[str]) -> Path:
     # A separate, never-deleted lock file: locking the log itself would break if it were replaced.
     return Path(f"{os.fspath(log_path)}.lock")
@@ -148,6 +163,21 @@ def read_head(log_path: str | os.PathLike[str]) -> Head | None:
     if head is None:
         raise LogIntegrityError(f"head anchor {path} must be {{count: int >= 0, last_hash: sha256}}, got {data!r}")
     return head
+
+
+def read_witness(log_path: str | os.PathLike[str]) -> Head | None:
+    """The witness ({count, last_hash}), or None if absent. Raises LogIntegrityError if unreadable."""
+    path = witness_path(log_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LogIntegrityError(f"log witness {path} is not valid JSON: {exc}") from exc
+    witness = as_head(data)
+    if witness is None:
+        raise LogIntegrityError(f"log witness {path} must be {{count: int >= 0, last_hash: sha256}}")
+    return witness
 
 
 def last_line(path: Path, block: int = 1 << 16) -> bytes | None:

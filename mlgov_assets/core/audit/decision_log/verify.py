@@ -22,7 +22,9 @@ from mlgov_assets.core.audit.decision_log.records import (
     locked,
     parse_line,
     read_head,
+    read_witness,
     split_lines,
+    witness_path,
 )
 
 __all__ = ["VerifyResult", "verify"]
@@ -117,9 +119,22 @@ def _check_head(recs: list[Record], head: Head | None, label: str, *, may_grow: 
     return None
 
 
-def _read_snapshot(log: Path) -> tuple[bytes, Head | None, str | None]:
-    """Log bytes, head anchor and the head's read error, read as one consistent snapshot."""
-    head_error: str | None = None
+class _Snapshot(BaseModel):
+    """Log bytes, head anchor and witness read under one shared lock, with their read errors."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data: bytes
+    head: Head | None
+    head_error: str | None
+    witness: Head | None
+    witness_error: str | None
+
+
+def _read_snapshot(log: Path) -> _Snapshot:
+    """Log bytes, head anchor and witness, read as one consistent snapshot."""
+    head_error = witness_error = None
+    head = witness = None
     with locked(log, exclusive=False):
         try:
             data = log.read_bytes()
@@ -128,8 +143,28 @@ def _read_snapshot(log: Path) -> tuple[bytes, Head | None, str | None]:
         try:
             head = read_head(log)
         except LogIntegrityError as exc:
-            head, head_error = None, str(exc)
-    return data, head, head_error
+            head_error = str(exc)
+        try:
+            witness = read_witness(log)
+        except LogIntegrityError as exc:
+            witness_error = str(exc)
+    return _Snapshot(data=data, head=head, head_error=head_error, witness=witness, witness_error=witness_error)
+
+
+def _check_witness(good: list[Record], snap: _Snapshot, log: Path) -> tuple[int | None, str] | None:
+    """The witness outside the log's files: the log must still extend it (it may be one behind the
+    head only after an interrupted append, which the next writer completes)."""
+    if snap.witness_error is not None:
+        return None, snap.witness_error
+    if snap.witness is None:
+        if not good:
+            return None
+        return None, (
+            f"the log's witness {witness_path(log)} is missing while the log has {len(good)} record(s): "
+            "dropped trailing records cannot be ruled out (a log from before witnesses: "
+            "`mlgov audit repair --reason TEXT` adopts it, recorded in the log)"
+        )
+    return _check_head(good, snap.witness, "witness", may_grow=True)
 
 
 def _chain_problem(data: bytes, head: Head | None) -> tuple[list[Record], VerifyResult | None]:
@@ -165,14 +200,16 @@ def verify(path: str | os.PathLike[str], *, expected_head: Mapping[str, Any] | H
     ``expected_head`` is an externally published ``head()`` (e.g. an MLflow tag): the log must still
     extend it. Raises ValueError if it is malformed.
     """
-    data, head, head_error = _read_snapshot(Path(path))
-    good, failure = _chain_problem(data, head)
+    snap = _read_snapshot(Path(path))
+    good, failure = _chain_problem(snap.data, snap.head)
     if failure is not None:
         return failure
     n = len(good)
-    if head_error is not None:
-        return _fail(None, head_error, n)
-    found = _check_head(good, head, "head anchor", may_grow=False)
+    if snap.head_error is not None:
+        return _fail(None, snap.head_error, n)
+    found = _check_head(good, snap.head, "head anchor", may_grow=False)
+    if found is None:
+        found = _check_witness(good, snap, Path(path))
     if found is None and expected_head is not None:
         found = _check_head(good, _as_head(expected_head), "externally witnessed head", may_grow=True)
     if found is not None:

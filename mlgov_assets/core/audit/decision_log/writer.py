@@ -1,4 +1,5 @@
-"""Appending to the decision log: one locked, fsync'ed line, then the head anchor, atomically."""
+"""Appending to the decision log: one locked, fsync'ed line, then the witness and the head anchor,
+each atomically; an interrupted append is completed (or its torn line dropped) by the next writer."""
 
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ from mlgov_assets.core.audit.decision_log.records import (
     GENESIS_HASH,
     KINDS,
     Head,
-    LogIntegrityError,
     Record,
     head_path,
-    last_line,
     locked,
-    parse_line,
     read_head,
     read_records,
     records,
+    witness_path,
 )
+from mlgov_assets.core.audit.decision_log.recovery import current_tail, recover_tail, repair_tail
 from mlgov_assets.core.audit.decision_log.verify import VerifyResult, verify
+from mlgov_assets.core.faults import armed, fault_point
 from mlgov_assets.core.integrity import canonical_hash, canonical_json, normalize_json, write_json_atomic
 
 __all__ = ["DecisionLog"]
@@ -77,26 +78,36 @@ class DecisionLog:
         return now.astimezone(UTC).isoformat(timespec="microseconds")
 
     def _tail(self) -> tuple[int, str]:
-        """(next index, prev hash), refusing to extend a log whose tail disagrees with its head."""
-        head = read_head(self.path)
-        line = last_line(self.path)
-        if line is None:
-            if head is not None and head.count != 0:
-                raise LogIntegrityError(
-                    f"{self.path} is empty but its head anchor records {head.count} record(s): truncated; run verify"
-                )
-            return 0, GENESIS_HASH
-        if not line.endswith(b"\n"):
-            raise LogIntegrityError(f"{self.path}: last line is incomplete (torn write); run verify")
-        rec, problem = parse_line(line[:-1])
-        if rec is None:
-            raise LogIntegrityError(f"{self.path}: last record {problem}; run verify")
-        if head is None or head.count != rec.index + 1 or head.last_hash != rec.hash:
-            raise LogIntegrityError(
-                f"{self.path}: last record (index {rec.index}) disagrees with the head anchor "
-                f"{head.to_dict() if head else 'missing'}; run verify before appending"
-            )
-        return rec.index + 1, rec.hash
+        """(next index, prev hash) after :func:`recovery.recover_tail` made the tail consistent."""
+        tail = recover_tail(self.path)
+        for action in tail.actions:
+            self._write_record("log_repair", action.body(), self._repair_actor())
+        return tail.next_index, tail.prev_hash
+
+    def _repair_actor(self) -> str:
+        return f"mlgov decision log (automatic recovery, pid {os.getpid()})"
+
+    def recover(self) -> list[str]:
+        """Complete an interrupted append (or drop an unwitnessed torn line) now; what was done, in words.
+
+        Raises LogIntegrityError when only ``mlgov audit repair`` may decide."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(self.path):
+            tail = recover_tail(self.path)
+            for action in tail.actions:
+                self._write_record("log_repair", action.body(), self._repair_actor())
+        return [a.summary for a in tail.actions]
+
+    def repair(self, *, actor: str, reason: str) -> str | None:
+        """``mlgov audit repair``: cut the log back to its longest valid chained prefix (at most one
+        trailing line), re-anchor head and witness, and record the repair; None if nothing to repair."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with locked(self.path):
+            action = repair_tail(self.path, reason=_check_text("reason", reason))
+            if action is None:
+                return None
+            self._write_record("log_repair", action.body(), _check_text("actor", actor))
+        return action.summary
 
     def append(
         self,
@@ -126,16 +137,45 @@ class DecisionLog:
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with locked(self.path):
-            index, prev = self._tail()
-            body = {"index": index, "time": self._now(), **body_common, "prev_hash": prev}
-            record = {**body, "hash": canonical_hash(body)}
-            self._write_line((canonical_json(record) + "\n").encode("utf-8"))
-            write_json_atomic(head_path(self.path), {"count": index + 1, "last_hash": record["hash"]})
+            self._tail()
+            return self._write_locked(body_common)
+
+    def _write_record(self, kind: str, payload: dict[str, Any], actor: str) -> Record:
+        """A record written by the log itself (a recovery), under the lock the caller holds."""
+        return self._write_locked(
+            {
+                "actor": actor,
+                "kind": kind,
+                "reason": str(payload.get("summary") or kind),
+                "model_name": None,
+                "model_version": None,
+                "payload": normalize_json(payload, "payload"),
+                "evidence_hashes": {},
+            }
+        )
+
+    def _write_locked(self, body_common: dict[str, Any]) -> Record:
+        """Line (fsync'ed), then the witness, then the head: a crash between any two is completed
+        by the next writer (:func:`recovery.recover_tail`)."""
+        index, prev = current_tail(self.path)
+        body = {"index": index, "time": self._now(), **body_common, "prev_hash": prev}
+        record = {**body, "hash": canonical_hash(body)}
+        anchor = {"count": index + 1, "last_hash": record["hash"]}
+        self._write_line((canonical_json(record) + "\n").encode("utf-8"))
+        fault_point("decision_log.after_line")
+        write_json_atomic(witness_path(self.path), anchor)
+        fault_point("decision_log.after_witness")
+        write_json_atomic(head_path(self.path), anchor)
         return Record.model_validate(record)
 
     def _write_line(self, line: bytes) -> None:
+        fault_point("decision_log.before_line")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            if armed("decision_log.torn_line") is not None:  # a crash half-way through the write
+                os.write(fd, line[: len(line) // 2])
+                os.fsync(fd)
+            fault_point("decision_log.torn_line")
             written = os.write(fd, line)
             if written != len(line):
                 raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes; run verify")

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mlgov_assets.core.audit.decision_log.records import LogIntegrityError, read_records
 from mlgov_assets.core.audit.decision_log.verify import verify as verify_log
 from mlgov_assets.core.audit.lineage.facts import Facts
 from mlgov_assets.core.audit.lineage.gates import check_gates
@@ -31,11 +32,20 @@ from mlgov_assets.core.audit.lineage.verify import (
     check_policy,
     check_training_data,
 )
+from mlgov_assets.core.governance.transaction import consistency_problems, replay, unfinished
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry
 
-__all__ = ["DagsterReader", "audit", "check_decision_log", "verify_lineage", "verify_with_witnesses"]
+__all__ = [
+    "DagsterReader",
+    "audit",
+    "check_decision_log",
+    "registry_agreement",
+    "verify_against_registry",
+    "verify_lineage",
+    "verify_with_witnesses",
+]
 
 #: ``reader(dagster_run_id, version)`` -> the plain-data Dagster view of the run, or None to skip.
 DagsterReader = Callable[[str, int], Mapping[str, Any] | None]
@@ -65,9 +75,12 @@ def verify_with_witnesses(
     problems = [f"unreadable head witness on version {w.version}: {w.raw!r}" for w in heads if w.head is None]
     result = verify_log(path)
     problem, checked = result.problem, 0
+    cut_to = _repaired_to(path) if result.ok else []
     for w in heads:
         if not result.ok or w.head is None:
             continue
+        if any(isinstance(w.head.get("count"), int) and kept < w.head["count"] for kept in cut_to):
+            continue  # published before a recorded repair cut the log below it (the repair names what was lost)
         try:
             result = verify_log(path, expected_head=w.head)
         except ValueError as exc:
@@ -87,10 +100,60 @@ def verify_with_witnesses(
     )
 
 
+def verify_against_registry(
+    registry: Registry, path: str | os.PathLike[str], witnesses: Iterable[PublishedHead | Mapping[str, Any]]
+) -> WitnessedLog:
+    """:func:`verify_with_witnesses`, then the registry's champion alias and history against the
+    moves the log commits (an alias moved without a record, a history that disagrees)."""
+    res = verify_with_witnesses(path, witnesses)
+    if not res.ok:
+        return res
+    try:
+        extra = consistency_problems(registry, read_records(path))
+    except LogIntegrityError as exc:
+        extra = [str(exc)]
+    if not extra:
+        return res
+    return res.model_copy(update={"ok": False, "witness_problems": [*res.witness_problems, *extra]})
+
+
+def registry_agreement(facts: Facts) -> list[str]:
+    """The version's champion alias and the registry's history against the log's committed moves."""
+    try:
+        records = read_records(facts.log.path)
+    except LogIntegrityError:
+        return []  # reported by the chain check
+    name, version = facts.model.name, facts.model.version
+    expected, problems = replay(records, name)
+    problems += [f"transaction intent record {r.index} has no commit" for r in unfinished(records, name)]
+    if facts.champion_history != expected:
+        problems.append(
+            f"the registry's champion history {facts.champion_history} disagrees with the decision log's "
+            f"committed moves, which imply {expected}"
+        )
+    want = expected[-1] if expected else None
+    if ("champion" in facts.model.aliases) != (want == version):
+        problems.append(
+            f"the champion alias {'names' if 'champion' in facts.model.aliases else 'does not name'} version "
+            f"{version}, but the decision log's last committed move makes version {want} champion"
+        )
+    return problems
+
+
+def _repaired_to(path: str | os.PathLike[str]) -> list[int]:
+    """How many records each recorded repair kept (``log_repair`` records that cut the log)."""
+    try:
+        repairs = read_records(path, kinds=["log_repair"])
+    except LogIntegrityError:
+        return []
+    return [r.payload["records_kept"] for r in repairs if isinstance(r.payload.get("records_kept"), int)]
+
+
 def check_decision_log(facts: Facts) -> Link:
-    """The whole hash chain, its head anchor, and every head published on a model version."""
+    """The whole hash chain, its head anchor, every head published on a model version, and the
+    registry's champion alias and history against the moves the log commits."""
     res = verify_with_witnesses(facts.log.path, facts.witnesses)
-    problems = list(res.witness_problems)
+    problems = list(res.witness_problems) + (registry_agreement(facts) if res.ok else [])
     if res.problem:
         at = "" if res.first_bad_index is None else f"first bad record index {res.first_bad_index}: "
         problems.insert(0, f"decision log {res.path}: {at}{res.problem}")

@@ -70,8 +70,17 @@ def _dagster_check(facts: Facts, g: str) -> CheckEvaluation | None:
     )
 
 
-def _gate_row(facts: Facts, g: str, problems: list[str]) -> dict[str, Any]:
-    """Cross-check one gate (appending to ``problems``); its row of the link's evidence."""
+def _superseded(facts: Facts, g: str, dag: CheckEvaluation, rec: Record | None) -> bool:
+    """The Dagster check is an earlier evaluation than the tag's verdict: the version (reused by
+    fingerprint) was re-evaluated later, under another policy or by another run."""
+    policy = facts.tags.get(f"mlgov.gate.{g}.policy_sha256")
+    if dag.metadata.get("policy_sha256") not in (None, policy):
+        return True
+    return rec is not None and dag.run_id is not None and rec.payload.get("dagster_run_id") != dag.run_id
+
+
+def _gate_row(facts: Facts, g: str, problems: list[str], warnings: list[str]) -> dict[str, Any]:
+    """Cross-check one gate (appending to ``problems``/``warnings``); its row of the link's evidence."""
     tags = facts.tags
     verdict = tags[f"mlgov.gate.{g}"] == "passed"
     evidence = facts.artifact_json(f"gates/{g}.json")
@@ -83,7 +92,13 @@ def _gate_row(facts: Facts, g: str, problems: list[str]) -> dict[str, Any]:
     problems += _record_problems(g, verdict, evidence, rec, facts.log.read_error)
     dag = _dagster_check(facts, g)
     if dag is not None and dag.passed != verdict:
-        problems.append(f"gate {g}: Dagster check {dag.check} passed={dag.passed}, the tag disagrees")
+        if _superseded(facts, g, dag, rec):
+            warnings.append(
+                f"gate {g}: the training run's Dagster check {dag.check} said passed={dag.passed}; the version "
+                f"was re-evaluated later (decision record #{rec.index if rec else '?'}), whose verdict the tag holds"
+            )
+        else:
+            problems.append(f"gate {g}: Dagster check {dag.check} passed={dag.passed}, the tag disagrees")
     return {
         "gate": g,
         "passed": verdict,
@@ -117,7 +132,7 @@ def check_gates(facts: Facts) -> Link:
         problems.append(
             f"the decision log cannot be read ({log_error}): gate verdicts cannot be cross-checked against it"
         )
-    rows = [_gate_row(facts, g, problems) for g in gates]
+    rows = [_gate_row(facts, g, problems, warnings) for g in gates]
     _promotion_findings(facts, problems, warnings)
     for c in dag_checks:
         if c.role == "data" and not c.passed and c.blocking:
