@@ -16,6 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
 from mlgov_assets.core.errors import InputError
 from mlgov_assets.core.project.quoting import DEFAULT_QUOTE_CHARS, quote, quote_bytes
 
@@ -122,48 +125,69 @@ def content_lines(text: str, fmt: Format, source: str, limits: Ingestion | None 
     return [(i, ln) for i, ln in enumerate(lines, 1) if ln.strip() and not (prefix and ln.startswith(prefix))]
 
 
-def parse_records(lines: list[tuple[int, str]], fmt: Format, source: str) -> list[tuple[int, list[str]]]:
-    """CSV records as ``(first line number, stripped fields)`` (quoted fields may span lines)."""
+def parse_records(lines: list[tuple[int, str]], fmt: Format, source: str) -> tuple[list[int], list[list[str]]]:
+    """CSV records (fields as written) and the line each starts on (quoted fields may span lines)."""
     if len(fmt.delimiter) != 1:
         raise InputError(f"{source}: the spec's delimiter {fmt.delimiter!r} must be one character")
-    reader = csv.reader(
-        (ln for _, ln in lines), delimiter=fmt.delimiter, quotechar='"', skipinitialspace=fmt.skip_initial_space
-    )
-    out: list[tuple[int, list[str]]] = []
-    consumed = 0
+
+    def reader() -> Any:
+        return csv.reader(
+            (ln for _, ln in lines), delimiter=fmt.delimiter, quotechar='"', skipinitialspace=fmt.skip_initial_space
+        )
+
     try:
-        for record in reader:
-            out.append((lines[consumed][0], [f.strip() for f in record]))
-            consumed = reader.line_num
+        records = list(reader())
+    except csv.Error:
+        records = []  # located below
+    if records and len(records) == len(lines):  # one record per line: the common case, at C speed
+        return [n for n, _ in lines], records
+    starts: list[int] = []
+    records = []
+    consumed = 0
+    rd = reader()
+    try:
+        for record in rd:
+            starts.append(lines[consumed][0])
+            records.append(record)
+            consumed = rd.line_num
     except csv.Error as exc:
         at = lines[min(consumed, len(lines) - 1)][0]
         raise RawFileError(source, [_file_rule("CSV syntax", quote(str(exc)), at)]) from exc
-    return out
+    return starts, records
 
 
 # --------------------------------------------------------------------------- records -> table
 
 
-def check_shape(
-    header: list[str], records: Iterable[tuple[int, list[str]]], source: str, limits: Ingestion | None = None
-) -> None:
-    """Every record has as many fields as the header; no field is over ``ingestion.max_field_chars``."""
-    q = quote_limit(limits)
-    ragged: list[tuple[int, str]] = []
-    long: dict[str, list[tuple[int, str]]] = {}
-    cap = limits.max_field_chars if limits is not None else None
-    for line, fields in records:
-        if len(fields) != len(header):
-            ragged.append((line, f"{len(fields)} fields"))
-        if cap is not None:
-            for name, value in zip(header, fields, strict=False):
-                if len(value) > cap:
-                    long.setdefault(name, []).append((line, value))
-    failures = []
+def check_ragged(header: Sequence[str], starts: Sequence[int], records: Sequence[Sequence[str]], source: str) -> None:
+    """Every record has as many fields as the header (a short or long record would shift or lose
+    values, its label among them): refused with the line numbers."""
+    width = len(header)
+    ragged = [(starts[i], f"{len(r)} fields") for i, r in enumerate(records) if len(r) != width]
     if ragged:
-        failures.append(_lines_rule("<row>", f"{len(header)} fields per record (as the header)", ragged, q))
-    for name, hits in long.items():
-        failures.append(_lines_rule(quote(name, q), f"fields of at most {cap} characters", hits, q))
+        raise RawFileError(source, [_lines_rule("<row>", f"{width} fields per record (as the header)", ragged, 10**6)])
+
+
+def check_field_lengths(
+    df: pd.DataFrame, source: str, limits: Ingestion | None, starts: Sequence[int] | None = None
+) -> None:
+    """No field over ``ingestion.max_field_chars``; refused per column with lines (or rows) and the
+    values quoted."""
+    if limits is None or df.empty:
+        return
+    cap, q = limits.max_field_chars, limits.quote_chars
+    failures = []
+    for pos, name in enumerate(df.columns):
+        col = df.iloc[:, pos]
+        over = np.flatnonzero(col.map(lambda v: v is not None and len(str(v)) > cap).to_numpy(dtype=bool))
+        if not len(over):
+            continue
+        key = "line" if starts is not None else "row"
+        examples = [
+            {key: starts[i] if starts is not None else int(i), "value": quote(col.iloc[i], q)}
+            for i in over[:MAX_EXAMPLES]
+        ]
+        failures.append(RuleFailure(quote(name, q), f"fields of at most {cap} characters", len(over), examples))
     if failures:
         raise RawFileError(source, failures)
 

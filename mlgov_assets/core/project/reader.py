@@ -19,7 +19,8 @@ from mlgov_assets.core.project.project import Project
 from mlgov_assets.core.project.rawcheck import (
     RawFileError,
     check_columns,
-    check_shape,
+    check_field_lengths,
+    check_ragged,
     content_lines,
     decode,
     empty_file,
@@ -88,9 +89,7 @@ def _as_strings(df: pd.DataFrame, source: str, limits: Ingestion | None = None) 
         {n: [None if v is None or pd.isna(v) else str(v).strip() for v in df.iloc[:, i]] for i, n in enumerate(names)},
         dtype=object,
     )
-    if limits is not None:
-        records = ((i + 1, ["" if v is None else v for v in row]) for i, row in enumerate(out.itertuples(index=False)))
-        check_shape(names, records, source, limits)
+    check_field_lengths(out, source, limits)
     return out
 
 
@@ -106,11 +105,16 @@ def _read_csv(project: Project, data: bytes, source: str, mode: HeaderMode, limi
     if not lines:
         raise empty_file(source)
     header = mode == "present" or (mode == "auto" and _looks_like_header(project, [ln for _, ln in lines[:1]]))
-    records = parse_records(lines, fmt, source)
-    names = records[0][1] if header else list(project.columns)
-    body = records[1:] if header else records
-    check_shape(names, body, source, limits)
-    return pd.DataFrame([fields for _, fields in body], columns=names, dtype=object)
+    starts, records = parse_records(lines, fmt, source)
+    names = [f.strip() for f in records[0]] if header else list(project.columns)
+    body, body_starts = (records[1:], starts[1:]) if header else (records, starts)
+    check_ragged(names, body_starts, body, source)
+    df = pd.DataFrame(body, columns=range(len(names)), dtype=object)
+    for pos in range(len(names)):
+        df[pos] = df[pos].str.strip()
+    df.columns = names
+    check_field_lengths(df, source, limits, body_starts)
+    return df
 
 
 def _looks_like_header(project: Project, lines: list[str]) -> bool:
