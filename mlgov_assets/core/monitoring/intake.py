@@ -55,11 +55,12 @@ def _too_few_rows(report: ValidationReport, min_rows: int) -> ValidationReport:
     header only) is refused at the gate, never scored."""
     from mlgov_assets.core.data.schemas import RuleFailure
 
-    if not report.passed or report.rows >= min_rows:
+    if report.rows >= min_rows:
         return report
     what = "header only, no data rows" if report.rows == 0 else f"{report.rows} rows"
     rule = RuleFailure("<dataframe>", f"at least monitoring.min_batch_rows ({min_rows}) rows", 1, [{"value": what}])
-    return replace(report, passed=False, failures=[rule], validated=None)
+    others = [f for f in report.failures if f.column != "<dataframe>"]
+    return replace(report, passed=False, failures=[rule, *others], validated=None)
 
 
 def _gate(project: Project, path: Path, limits: Ingestion, min_rows: int) -> tuple[pd.DataFrame, bytes | None, Any]:

@@ -118,11 +118,13 @@ def _read_csv(project: Project, data: bytes, source: str, mode: HeaderMode, limi
 
 
 def _looks_like_header(project: Project, lines: list[str]) -> bool:
-    """``auto``: a first line whose first field names the first column is a header row."""
+    """``auto``: a first line is a header row when its first field names the first column, or when
+    most of its fields name the spec's columns (a batch may lead with its own ``row_id`` column)."""
     if not lines:
         return False
-    first = lines[0].split(project.spec.data.format.delimiter)[0].strip().strip('"')
-    return _column_name(project, first) == project.columns[0]
+    fields = [f.strip().strip('"') for f in lines[0].split(project.spec.data.format.delimiter)]
+    named = sum(_column_name(project, f) in project.spec.columns for f in fields)
+    return _column_name(project, fields[0]) == project.columns[0] or named * 2 > len(fields)
 
 
 def _column_name(project: Project, name: str) -> str:
