@@ -66,7 +66,9 @@ def refused(source: str, schema: str, error: RawFileError, rows: int = 0) -> Val
 def _no_rows(df: pd.DataFrame, source: str, name: str) -> ValidationReport | None:
     if len(df):
         return None
-    empty = RuleFailure(column="<dataframe>", check="at least one data row", count=1, examples=[{"value": "0 rows"}])
+    empty = RuleFailure(
+        column="<dataframe>", check="at least one data row", count=1, examples=[{"row": None, "value": "0 rows"}]
+    )
     return ValidationReport(source=source, schema=name, rows=0, passed=False, failures=[empty])
 
 

@@ -58,7 +58,9 @@ def _too_few_rows(report: ValidationReport, min_rows: int) -> ValidationReport:
     if report.rows >= min_rows:
         return report
     what = "header only, no data rows" if report.rows == 0 else f"{report.rows} rows"
-    rule = RuleFailure("<dataframe>", f"at least monitoring.min_batch_rows ({min_rows}) rows", 1, [{"value": what}])
+    rule = RuleFailure(
+        "<dataframe>", f"at least monitoring.min_batch_rows ({min_rows}) rows", 1, [{"row": None, "value": what}]
+    )
     others = [f for f in report.failures if f.column != "<dataframe>"]
     return replace(report, passed=False, failures=[rule, *others], validated=None)
 
@@ -75,7 +77,7 @@ def _gate(project: Project, path: Path, limits: Ingestion, min_rows: int) -> tup
         raw = read_batch(project, path, content=content, limits=limits)
         return raw, content, _too_few_rows(validate_batch(project, raw, source=path.name), min_rows)
     except LandingRefusal as exc:
-        rule = RawFileError(path.name, [RuleFailure("<file>", exc.rule, 1, [{"value": exc.why}])])
+        rule = RawFileError(path.name, [RuleFailure("<file>", exc.rule, 1, [{"row": None, "value": exc.why}])])
         return pd.DataFrame(), content, refused(path.name, "landing folder", rule)
     except RawFileError as exc:
         return pd.DataFrame(), content, refused(path.name, "raw file structure", exc)

@@ -145,7 +145,12 @@ def quarantine_failed_batch(
     caps = limits if limits is not None else Ingestion()
     message = quote(f"{type(exc).__name__}: {exc}", caps.quote_chars * 10)
     summary = f"{batch_id}: {stage} failed: {message}"
-    failure = {"column": "<batch>", "check": f"{stage} succeeds", "count": 1, "examples": [{"value": message}]}
+    failure = {
+        "column": "<batch>",
+        "check": f"{stage} succeeds",
+        "count": 1,
+        "examples": [{"row": None, "value": message}],
+    }
     report = {"source": path.name if path else batch_id, "schema": stage, "rows": entry.get("rows", 0)}
     report |= {"passed": False, "failures": [failure]}
     md5 = str(entry.get("md5") or "")

@@ -70,12 +70,12 @@ class RawFileError(InputError):
 
 
 def _lines_rule(column: str, check: str, hits: Sequence[tuple[int, str]], limit: int) -> RuleFailure:
-    examples = [{"line": n, "value": quote(v, limit)} for n, v in hits[:MAX_EXAMPLES]]
+    examples = [{"row": None, "line": n, "value": quote(v, limit)} for n, v in hits[:MAX_EXAMPLES]]
     return RuleFailure(column=column, check=check, count=len(hits), examples=examples)
 
 
 def _file_rule(check: str, value: str, line: int | None = None) -> RuleFailure:
-    return RuleFailure(column="<file>", check=check, count=1, examples=[{"line": line, "value": value}])
+    return RuleFailure(column="<file>", check=check, count=1, examples=[{"row": None, "line": line, "value": value}])
 
 
 def quote_limit(limits: Ingestion | None) -> int:
@@ -182,9 +182,10 @@ def check_field_lengths(
         over = np.flatnonzero(col.map(lambda v: v is not None and len(str(v)) > cap).to_numpy(dtype=bool))
         if not len(over):
             continue
-        key = "line" if starts is not None else "row"
         examples = [
-            {key: starts[i] if starts is not None else int(i), "value": quote(col.iloc[i], q)}
+            {"row": None, "line": starts[i], "value": quote(col.iloc[i], q)}
+            if starts is not None
+            else {"row": int(i), "value": quote(col.iloc[i], q)}
             for i in over[:MAX_EXAMPLES]
         ]
         failures.append(RuleFailure(quote(name, q), f"fields of at most {cap} characters", len(over), examples))
@@ -213,7 +214,12 @@ def check_columns(
     dups = [(n, p) for n, p in seen.items() if len(p) > 1]
     for name, positions in dups[:MAX_NAMED]:
         failures.append(
-            RuleFailure(quote(name, q), "unique column name", len(positions), [{"positions": positions[:MAX_EXAMPLES]}])
+            RuleFailure(
+                quote(name, q),
+                "unique column name",
+                len(positions),
+                [{"row": None, "value": f"positions {positions[:MAX_EXAMPLES]}"}],
+            )
         )
     unknown = [n for n in seen if n not in allowed]
     for name in unknown[:MAX_NAMED]:
@@ -222,7 +228,7 @@ def check_columns(
                 quote(name, q),
                 "column in the project spec (unknown column)",
                 1,
-                [{"positions": seen[name][:MAX_EXAMPLES]}],
+                [{"row": None, "value": f"position {seen[name][0]}"}],
             )
         )
     missing = [c for c in expected if c not in seen and c not in set(optional)]

@@ -91,7 +91,7 @@ def test_duplicate_columns_are_refused_by_name_even_with_conflicting_values(tmp_
     body = [ln + (",Female" if "Male" in ln else ",Male") for ln in text[1:]]
     err = _refusal(tmp_path, "\n".join([header, *body]) + "\n")
     assert _checks(err) == {"sex": "unique column name"}
-    assert err.failures[0].examples == [{"positions": [10, 16]}]
+    assert err.failures[0].examples == [{"row": None, "value": "positions [10, 16]"}]
     # a header alias (native-country) colliding with the spec's spelling is a duplicate too
     alias = _csv(rows).splitlines()
     alias[0] = alias[0].replace(",sex,", ",native-country,", 1)
@@ -152,3 +152,24 @@ def test_quote_keeps_short_values_and_bounds_long_ones():
     assert len(q) < 200 and q.startswith("x" * 40 + "…") and str(len(big)) in q
     assert hashlib.sha256(big.encode()).hexdigest() in q
     assert "[3 bytes, sha256" in quote_bytes(b"\xff\x00a")
+
+
+def test_every_example_has_the_row_and_value_keys_the_check_tables_read(tmp_path, rows):
+    """``schema_check_result`` (the Dagster check) reads ``row`` and ``value`` of every example."""
+    from mlgov_assets.core.data.schemas import refused
+
+    header_only = tmp_path / "h.csv"
+    header_only.write_text(",".join(rows.columns) + "\n")
+    reports = [validate(read_raw(ADULT, header_only), raw_schema(ADULT), source="h.csv")]
+    lines = _csv(rows).splitlines()
+    for content in (
+        b"",
+        b"\xef\xbb\xbf" + _csv(rows).encode(),
+        "\n".join([lines[0] + ",sex,ssn", *(ln + ",Male,1" for ln in lines[1:])]),
+        "\n".join([*lines[:3], lines[3] + ",x"]),
+    ):
+        reports.append(refused("t.csv", "raw", _refusal(tmp_path, content, limits=Ingestion())))
+    for report in reports:
+        assert not report.passed
+        for failure in report.failures:
+            assert all("row" in ex and "value" in ex for ex in failure.examples), failure
