@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,11 +71,9 @@ def check_entry(path: Path, limits: Ingestion) -> LandingRefusal | None:
     return refusal(path.name, os.lstat(path), limits)
 
 
-def read_landing_file(path: Path, limits: Ingestion) -> bytes:
-    """The bytes of a regular landing file, read without following a link and never over the cap.
-
-    Raises :class:`LandingRefusal` naming the rule for anything else.
-    """
+def _chunks(path: Path, limits: Ingestion) -> Iterator[bytes]:
+    """The bytes of a regular landing file in chunks, read without following a link and never over
+    the cap; :class:`LandingRefusal` naming the rule for anything else."""
     try:
         fd = os.open(path, _READ_FLAGS)
     except OSError as exc:  # ELOOP: a symlink; ENXIO: a FIFO without writer; EACCES ...
@@ -84,27 +83,31 @@ def read_landing_file(path: Path, limits: Ingestion) -> bytes:
         found = refusal(path.name, os.fstat(fd), limits)
         if found is not None:
             raise found
-        chunks: list[bytes] = []
         total = 0
         while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
             total += len(chunk)
             if total > limits.max_file_bytes:  # grew after the fstat
-                raise LandingRefusal(
-                    path.name,
-                    "ingestion.max_file_bytes",
-                    f"grew over ingestion.max_file_bytes ({limits.max_file_bytes})",
-                )
-        return b"".join(chunks)
+                why = f"grew over ingestion.max_file_bytes ({limits.max_file_bytes})"
+                raise LandingRefusal(path.name, "ingestion.max_file_bytes", why)
+            yield chunk
     finally:
         os.close(fd)
 
 
+def read_landing_file(path: Path, limits: Ingestion) -> bytes:
+    """The bytes of a regular landing file (see :func:`_chunks`)."""
+    return b"".join(_chunks(path, limits))
+
+
 def landing_md5(path: Path, limits: Ingestion) -> str:
-    """md5 of a landing entry: of its bytes when it may be read, else of its ``lstat`` identity."""
+    """md5 of a landing entry: of its bytes (streamed) when it may be read, else of its ``lstat``
+    identity."""
     if check_entry(path, limits) is not None:
         return entry_identity(os.lstat(path))
+    digest = hashlib.md5(usedforsecurity=False)
     try:
-        return hashlib.md5(read_landing_file(path, limits), usedforsecurity=False).hexdigest()
+        for chunk in _chunks(path, limits):
+            digest.update(chunk)
     except LandingRefusal:
         return entry_identity(os.lstat(path))
+    return digest.hexdigest()

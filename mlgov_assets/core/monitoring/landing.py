@@ -140,7 +140,10 @@ def _scan(
     """
     out: list[LandingFile] = []
     for path in sorted(Path(e.path) for e in os.scandir(landing) if not e.name.startswith(".")):
-        st = os.lstat(path)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:  # gone since the listing: nothing to plan
+            continue
         prev = previous.get(path.name)
         unchanged = prev is not None and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns
         if prev is not None and unchanged and prev.outcome not in _RECHECK:
@@ -158,10 +161,11 @@ def _scan(
             plan.refused.append((path.name, str(exc)))  # names are repr'd: bounded, escaped
             plan.seen[path.name] = SeenFile(size=st.st_size, mtime_ns=st.st_mtime_ns, outcome="refused")
             continue
-        if unread is not None:
-            md5 = entry_identity(st)
-        else:
-            md5 = prev.md5 if prev is not None and unchanged and prev.md5 else landing_md5(path, limits)
+        try:
+            known = prev.md5 if prev is not None and unchanged and prev.md5 and unread is None else None
+            md5 = entry_identity(st) if unread is not None else known or landing_md5(path, limits)
+        except FileNotFoundError:
+            continue
         out.append(LandingFile(path.name, path, batch_id, kind, md5, st.st_size, st.st_mtime_ns))
     return out
 

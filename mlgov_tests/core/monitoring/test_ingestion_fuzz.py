@@ -188,7 +188,12 @@ def _check_one(tmp: Path, kind: str, suffix: str, content: bytes) -> bool:
     return acc.intake.valid
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(landing_file())
 def test_any_landed_entry_is_accepted_or_quarantined_with_a_bounded_reason(entry: tuple[str, str, bytes]) -> None:
     kind, suffix, content = entry
@@ -197,7 +202,7 @@ def test_any_landed_entry_is_accepted_or_quarantined_with_a_bounded_reason(entry
     event(f"{kind}{suffix}: {'accepted' if accepted else 'quarantined'}")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from([*COLUMNS, "ssn", "row_id"]), min_size=1, max_size=20))
 def test_any_column_set_other_than_the_specs_is_refused(columns: list[str]) -> None:
     """Only the spec's columns, each once (label optional, row_id allowed), are accepted."""
