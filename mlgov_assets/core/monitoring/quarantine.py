@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import stat
+import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ from mlgov_assets.core.project.quoting import quote
 
 if TYPE_CHECKING:
     from mlgov_assets.core.settings import Settings
+
+#: How many innermost frames of a late failure's traceback its failure report keeps (code, no values).
+_TRACE_FRAMES = 8
 
 
 def bounded_report(report: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
@@ -151,8 +155,10 @@ def quarantine_failed_batch(
         "count": 1,
         "examples": [{"row": None, "value": message}],
     }
+    frames = traceback.format_tb(exc.__traceback__)[-_TRACE_FRAMES:]
+    trace = [quote(frame, caps.quote_chars * 10) for frame in frames]
     report = {"source": path.name if path else batch_id, "schema": stage, "rows": entry.get("rows", 0)}
-    report |= {"passed": False, "failures": [failure]}
+    report |= {"passed": False, "failures": [failure], "traceback": trace}
     md5 = str(entry.get("md5") or "")
     qdir = quarantine_batch(paths, batch_id, path, report, summary, md5=md5, limits=caps)
     validation = {"passed": False, "summary": summary, "rules_failed": 1, "stage": stage}
@@ -171,6 +177,11 @@ def should_quarantine(exc: BaseException) -> bool:
     return isinstance(exc, InputError) or (isinstance(exc, Exception) and not isinstance(exc, MlgovError))
 
 
+class BatchQuarantined(InputError):
+    """A processing step failed because of its batch, which is now quarantined; the message quotes
+    the original error (raw values bounded), the failure report keeps its traceback."""
+
+
 @contextlib.contextmanager
 def quarantine_on_failure(
     settings: Settings,
@@ -182,13 +193,21 @@ def quarantine_on_failure(
     log: Log | None = None,
 ) -> Iterator[None]:
     """Run a processing step of ``batch_id``; if it fails because of the batch, quarantine the batch
-    (:func:`quarantine_failed_batch`) and re-raise, so the step still fails where it failed."""
+    (:func:`quarantine_failed_batch`) and raise :class:`BatchQuarantined` in its place (the step still
+    fails, with a bounded message); mlgov's own system errors pass through untouched."""
     try:
         yield
     except Exception as exc:
-        if should_quarantine(exc):
-            try:
-                quarantine_failed_batch(settings, batch_id, stage, exc, limits=limits, webhook_url=webhook_url, log=log)
-            except (OSError, ValueError) as inner:  # the original failure is the one to report
-                emit(log, "error", f"quarantining batch {batch_id} after its {stage} failure failed too: {inner!r}")
-        raise
+        if not should_quarantine(exc):
+            raise
+        try:
+            qdir = quarantine_failed_batch(
+                settings, batch_id, stage, exc, limits=limits, webhook_url=webhook_url, log=log
+            )
+        except (OSError, ValueError) as inner:  # the original failure is the one to report
+            emit(log, "error", f"quarantining batch {batch_id} after its {stage} failure failed too: {inner!r}")
+            raise exc from None
+        caps = limits if limits is not None else Ingestion()
+        message = quote(f"{type(exc).__name__}: {exc}", caps.quote_chars * 10)
+        # from None: the raw original is not chained into the run's log (its traceback is in the report)
+        raise BatchQuarantined(f"batch {batch_id}: {stage} failed ({message}); quarantined to {qdir}") from None

@@ -42,7 +42,8 @@ def batch_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[A
     from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
 
     policy, hook = mlgov.policy(), webhook(mlgov)
-    with quarantine_on_failure(mlgov.settings(), context.partition_key, "intake", webhook_url=hook, log=context.log):
+    caps = policy.ingestion
+    with quarantine_on_failure(mlgov.settings(), context.partition_key, "intake", limits=caps, webhook_url=hook):
         acc = accept_batch(
             mlgov.settings(), mlgov.project(), context.partition_key, policy=policy, webhook_url=hook, log=context.log
         )
@@ -114,7 +115,10 @@ def batch_scores(
     from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
     from mlgov_assets.core.monitoring.scoring import score_batch
 
-    with quarantine_on_failure(mlgov.settings(), context.partition_key, "scoring", webhook_url=webhook(mlgov)):
+    caps = mlgov.policy().ingestion
+    with quarantine_on_failure(
+        mlgov.settings(), context.partition_key, "scoring", limits=caps, webhook_url=webhook(mlgov)
+    ):
         scored = score_batch(
             mlgov.settings(), mlgov.project(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=context.log
         )
@@ -150,7 +154,10 @@ def batch_drift(
     from mlgov_assets.core.monitoring.drift_assessment import assess_drift
     from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
 
-    with quarantine_on_failure(mlgov.settings(), context.partition_key, "drift", webhook_url=webhook(mlgov)):
+    caps = mlgov.policy().ingestion
+    with quarantine_on_failure(
+        mlgov.settings(), context.partition_key, "drift", limits=caps, webhook_url=webhook(mlgov)
+    ):
         result = assess_drift(
             mlgov.settings(),
             mlgov.project(),

@@ -14,7 +14,7 @@ from mlgov_assets.core.governance.policy import Ingestion, load_policy
 from mlgov_assets.core.monitoring.intake import accept_batch
 from mlgov_assets.core.monitoring.landing import find_batch_file, plan_landing
 from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringError, MonitoringPaths, read_jsonl
-from mlgov_assets.core.monitoring.quarantine import bounded_report, quarantine_on_failure
+from mlgov_assets.core.monitoring.quarantine import BatchQuarantined, bounded_report, quarantine_on_failure
 from mlgov_tests.core.monitoring.helpers import ADULT, land, sim
 
 SECRET = "TOP-SECRET-CONTENT-0xC0FFEE"
@@ -177,14 +177,16 @@ def test_a_failure_after_intake_quarantines_the_batch_once(settings, holdout, po
     _write(settings, "late1.csv", _text(holdout))
     acc = accept_batch(settings, ADULT, "late1", policy=policy)
     assert acc.intake.valid
-    with pytest.raises(ValueError, match="0 sample"), quarantine_on_failure(settings, "late1", "scoring"):
+    with pytest.raises(BatchQuarantined, match="0 sample") as info, quarantine_on_failure(settings, "late1", "scoring"):
         raise ValueError("Found array with 0 sample(s) " + "q" * 10_000)
+    assert len(str(info.value)) < 1000 and info.value.__suppress_context__ and info.value.__cause__ is None
     paths = MonitoringPaths.of(settings)
     entry = BatchLedger(paths).get("late1")
     assert entry["status"] == "quarantined" and entry["validation"]["stage"] == "scoring"
     assert (paths.quarantine_dir("late1") / "late1.csv").exists() and not (settings.landing_dir / "late1.csv").exists()
     report = json.loads((paths.quarantine_dir("late1") / "failure_report.json").read_text())
     assert "scoring failed" in report["summary"] and "q" * 1000 not in json.dumps(report)
+    assert any("test_ingestion.py" in frame for frame in report["report"]["traceback"])
     plan = plan_landing(settings.landing_dir, BatchLedger(paths))
     assert not plan.new_batches  # never taken up again
 
