@@ -13,16 +13,10 @@ from typing import Any
 import pandas as pd
 import pandera.pandas as pa
 
+from mlgov_assets.core.project.quoting import DEFAULT_QUOTE_CHARS, quote
+from mlgov_assets.core.project.rawcheck import RawFileError, RuleFailure
 
-@dataclass
-class RuleFailure:
-    column: str
-    check: str
-    count: int
-    examples: list[dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "check": self.check, "count": self.count, "examples": self.examples}
+__all__ = ["RuleFailure", "ValidationReport", "refused", "validate"]
 
 
 @dataclass
@@ -42,12 +36,7 @@ class ValidationReport:
         """One paragraph a person can act on: file, then each rule with its column and rows."""
         if self.passed:
             return f"{self.source}: {self.rows} rows pass {self.schema}."
-        parts = []
-        for f in self.failures:
-            rows = [ex["row"] for ex in f.examples if ex.get("row") is not None]
-            vals = [ex["value"] for ex in f.examples]
-            where = f" rows {rows}" if rows else ""
-            parts.append(f"column '{f.column}' fails '{f.check}' in {f.count} case(s){where} (values {vals})")
+        parts = [f.describe() for f in self.failures]
         return f"{self.source}: {self.schema} refused the data: " + "; ".join(parts) + "."
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,12 +49,27 @@ class ValidationReport:
         }
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: Any, limit: int = DEFAULT_QUOTE_CHARS) -> Any:
+    """A failing value as evidence: numbers as they are, anything else quoted (never verbatim)."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     if hasattr(value, "item"):
         value = value.item()
-    return value if isinstance(value, (int, float, bool)) else str(value)
+    return value if isinstance(value, (int, float, bool)) else quote(value, limit)
+
+
+def refused(source: str, schema: str, error: RawFileError, rows: int = 0) -> ValidationReport:
+    """The report of a file refused for its structure (:class:`RawFileError`) before any schema ran."""
+    return ValidationReport(source=source, schema=schema, rows=rows, passed=False, failures=list(error.failures))
+
+
+def _no_rows(df: pd.DataFrame, source: str, name: str) -> ValidationReport | None:
+    if len(df):
+        return None
+    empty = RuleFailure(
+        column="<dataframe>", check="at least one data row", count=1, examples=[{"row": None, "value": "0 rows"}]
+    )
+    return ValidationReport(source=source, schema=name, rows=0, passed=False, failures=[empty])
 
 
 def _short_check(check: str) -> str:
@@ -88,6 +92,9 @@ def validate(
     """
     name = schema.name if isinstance(schema, pa.DataFrameSchema) else schema.__name__
     name = name or "DataFrameSchema"
+    empty = _no_rows(df, source, name)
+    if empty is not None:
+        return empty
     try:
         out = schema.validate(df, lazy=True)
         return ValidationReport(source=source, schema=name, rows=len(df), passed=True, validated=out)
@@ -97,7 +104,7 @@ def validate(
     cases = cases.copy()
     missing = cases["check"].astype(str).isin(["column_in_dataframe", "column_in_schema"])
     # for a missing/unexpected column Pandera names the schema as "column": name the column itself
-    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"]
+    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"].astype(str).map(quote)
     cases["column"] = cases["column"].fillna("<dataframe>")
     cases["check"] = cases["check"].astype(str).map(_short_check)
     # once a column fails type coercion, its range checks only echo a TypeError: drop that noise
@@ -109,5 +116,5 @@ def validate(
             {"row": _clean(r["index"]), "value": _clean(r["failure_case"])}
             for _, r in grp.head(max_examples).iterrows()
         ]
-        failures.append(RuleFailure(column=str(column), check=str(check), count=len(grp), examples=examples))
+        failures.append(RuleFailure(column=quote(column), check=quote(check, 200), count=len(grp), examples=examples))
     return ValidationReport(source=source, schema=name, rows=len(df), passed=False, failures=failures)

@@ -326,6 +326,21 @@ class Labels(_Model):
     max_quoted_chars: Annotated[int, _rule(lambda v: v >= 20, "must be >= 20")] = 200
 
 
+class Ingestion(_Model):
+    """Caps at the trust boundary (the landing folder) and how raw values are quoted in evidence.
+
+    A file, a physical line or a field over its cap is refused by name; reports, logs, alerts and
+    webhooks quote at most ``quote_chars`` characters of a raw value (plus its sha256 and length),
+    and a failure report or alert record is kept under ``max_report_bytes``.
+    """
+
+    max_file_bytes: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 256 * 1024 * 1024
+    max_line_chars: Annotated[int, _rule(lambda v: v >= 16, "must be >= 16")] = 65_536
+    max_field_chars: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 4_096
+    quote_chars: Annotated[int, _rule(lambda v: 8 <= v <= 1_000, "must be in [8, 1000]")] = 40
+    max_report_bytes: Annotated[int, _rule(lambda v: v >= 16_384, "must be >= 16384")] = 262_144
+
+
 # --------------------------------------------------------------------------- the policy
 
 
@@ -341,6 +356,7 @@ class Policy(_Model):
     drift: Drift = Field(default_factory=Drift)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     labels: Labels = Field(default_factory=Labels)
+    ingestion: Ingestion = Field(default_factory=Ingestion)
     # filled by load_policy, not read from the file
     sha256: str = ""
     path: str = ""

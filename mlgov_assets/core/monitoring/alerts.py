@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from mlgov_assets.core.governance.policy import Ingestion
 from mlgov_assets.core.monitoring.ledger import (
     Log,
     MonitoringPaths,
@@ -17,6 +18,10 @@ from mlgov_assets.core.monitoring.ledger import (
     to_json,
     utc_now,
 )
+from mlgov_assets.core.project.quoting import quote
+
+#: The policy's default cap on one alert record (``ingestion.max_report_bytes``).
+_MAX_BYTES = Ingestion().max_report_bytes
 
 #: A webhook must never hold up monitoring: short timeout, failures are logged, never raised.
 WEBHOOK_TIMEOUT_S = 3.0
@@ -70,11 +75,15 @@ def raise_alert(
     webhook_url: str | None = None,
     log: Log | None = None,
     timeout: float = WEBHOOK_TIMEOUT_S,
+    max_bytes: int = _MAX_BYTES,
 ) -> dict[str, Any] | None:
     """Record an alert in ``alerts.jsonl``, log it, and POST it to ``webhook_url`` if one is set.
 
     ``identity`` says what makes two alerts "the same" (default: the summary). Returns the record,
     or None for a duplicate. A webhook failure is logged and returned under ``webhook``, never raised.
+    The record (line, log message, webhook body) stays under ``max_bytes`` (policy
+    ``ingestion.max_report_bytes``): a longer summary is quoted, oversized evidence replaced by its
+    size and sha256.
     """
     aid = alert_id(kind, batch_id, summary if identity is None else identity)
     if any(a.get("alert_id") == aid for a in read_jsonl(paths.alerts)):
@@ -85,9 +94,14 @@ def raise_alert(
         "kind": kind,
         "severity": severity,
         "batch_id": batch_id,
-        "summary": summary,
+        "summary": quote(summary, max_bytes // 64),
         "evidence": jsonable(dict(evidence or {})),
     }
+    blob = to_json(record, sort_keys=True)
+    if len(blob.encode()) > max_bytes:
+        body = to_json(record["evidence"], sort_keys=True).encode()
+        record["evidence"] = {"truncated": True, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    summary = record["summary"]
     append_jsonl(paths.alerts, record)
     emit(log, "error" if severity == "ERROR" else "warning", f"ALERT [{kind}] {summary}")
     if kind in DECISION_KINDS:

@@ -21,6 +21,7 @@ Landing-folder conventions (what the sensor and ``mlgov monitor --once`` rely on
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from mlgov_assets.core.governance.policy import Ingestion
+from mlgov_assets.core.project.quoting import quote
 from mlgov_assets.core.project.reader import read_raw
 
 if TYPE_CHECKING:
@@ -94,18 +97,22 @@ def labels_filename(batch_id: str, suffix: str = ".csv") -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def read_batch(project: Project, path: str | Path) -> pd.DataFrame:
+def read_batch(
+    project: Project, path: str | Path, *, content: bytes | None = None, limits: Ingestion | None = None
+) -> pd.DataFrame:
     """Read a batch file as raw strings (as the project's reader reads its own files), indexed by ``row_id``.
 
     A missing non-label value in a Parquet batch becomes the spec's first missing token (when it has
     any), as the same value written to a CSV would be, so both formats reach the validation gate in
     the same raw form; nothing is coerced to a number here, so a bad value is reported by the gate,
-    not hidden. A missing label is "not labelled yet".
+    not hidden. A missing label is "not labelled yet". The columns are exactly the spec's (the label
+    may be absent, ``row_id`` present: the batch schema is strict); ``content``/``limits`` as
+    :func:`read_raw` takes them.
     """
     path = Path(path)
     if path.suffix not in BATCH_SUFFIXES:
         raise ValueError(f"{path.name}: unsupported batch format (expected {BATCH_SUFFIXES})")
-    df = read_raw(project, path)
+    df = read_raw(project, path, content=content, limits=limits)
     if path.suffix == ".parquet" and project.missing_tokens:
         token = project.missing_tokens[0]
         for col in df.columns:
@@ -133,17 +140,21 @@ def _with_row_index(df: pd.DataFrame, source: str) -> pd.DataFrame:
     return df
 
 
-def read_labels(project: Project, path: str | Path) -> pd.DataFrame:
+def read_labels(project: Project, path: str | Path, *, limits: Ingestion | None = None) -> pd.DataFrame:
     """Read ``<batch_id>.labels.csv|parquet`` -> frame ``row_id`` (int), ``<label column>`` (label string).
 
-    Raises naming the rows if ids are missing/duplicated or labels are not the project's labels.
+    Raises naming the rows if ids are missing/duplicated or labels are not the project's labels; a
+    link or special file is refused unread, a file over ``ingestion.max_file_bytes`` too.
     """
+    from mlgov_assets.core.monitoring.boundary import read_landing_file
+
     path = Path(path)
     label = project.label
+    data = io.BytesIO(read_landing_file(path, limits if limits is not None else Ingestion()))
     if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
+        df = pd.read_parquet(data)
     else:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        df = pd.read_csv(data, dtype=str, keep_default_na=False, skipinitialspace=True)
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in (ROW_ID, label) if c not in df.columns]
     if missing:
@@ -171,7 +182,7 @@ def validate_labels(project: Project, labels: pd.DataFrame, *, source: str = "la
     if bad.any():
         raise ValueError(
             f"{source}: {label} must be one of {tuple(allowed)}; bad rows "
-            f"{np.flatnonzero(bad.to_numpy())[:5].tolist()} (values {y[bad].unique()[:5].tolist()})"
+            f"{np.flatnonzero(bad.to_numpy())[:5].tolist()} (values {[quote(v) for v in y[bad].unique()[:5]]})"
         )
     return pd.DataFrame({ROW_ID: ids.astype(np.int64).to_numpy(), label: y.to_numpy()})
 

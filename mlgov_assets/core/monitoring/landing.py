@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,13 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from mlgov_assets.core.integrity import md5_file
+from mlgov_assets.core.governance.policy import Ingestion
 from mlgov_assets.core.monitoring.batches import (
     BATCH_SUFFIXES,
     LABELS_INFIX,
     parse_landing_filename,
     validate_batch_id,
 )
+from mlgov_assets.core.monitoring.boundary import entry_identity, landing_md5, refusal
 from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringError, is_done
 
 #: Cursor outcomes that are looked at again on the next scan even if the file did not change.
@@ -105,6 +108,7 @@ def plan_landing(
     *,
     settle_seconds: float = 0.0,
     now: float | None = None,
+    limits: Ingestion | None = None,
 ) -> LandingPlan:
     """Compare the landing folder with the sensor cursor (``seen``) and the ledger.
 
@@ -118,17 +122,28 @@ def plan_landing(
     plan = LandingPlan()
     if not Path(landing_dir).is_dir():
         return plan
-    found = _scan(Path(landing_dir), previous, plan, time.time() if now is None else now, settle_seconds)
+    caps = limits if limits is not None else Ingestion()
+    found = _scan(Path(landing_dir), previous, plan, time.time() if now is None else now, settle_seconds, caps)
     new_ids = _classify_batches([f for f in found if f.kind == "batch"], ledger, plan)
     _classify_labels([f for f in found if f.kind == "labels"], ledger, plan, previous, new_ids)
     return plan
 
 
-def _scan(landing: Path, previous: Seen, plan: LandingPlan, now: float, settle_seconds: float) -> list[LandingFile]:
-    """New or changed files (hashed); unchanged, settling and refused ones go straight to the cursor."""
+def _scan(
+    landing: Path, previous: Seen, plan: LandingPlan, now: float, settle_seconds: float, limits: Ingestion
+) -> list[LandingFile]:
+    """New or changed entries; unchanged, settling and refused ones go straight to the cursor.
+
+    Entries are looked at with ``lstat`` only: a batch-named symlink, FIFO, device, directory or
+    oversized file is not read (its identity is its ``lstat``) and goes to intake, which quarantines
+    it by name; such a labels file is refused here. Regular files are hashed without following links.
+    """
     out: list[LandingFile] = []
-    for path in sorted(p for p in landing.iterdir() if p.is_file() and not p.name.startswith(".")):
-        st = path.stat()
+    for path in sorted(Path(e.path) for e in os.scandir(landing) if not e.name.startswith(".")):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:  # gone since the listing: nothing to plan
+            continue
         prev = previous.get(path.name)
         unchanged = prev is not None and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns
         if prev is not None and unchanged and prev.outcome not in _RECHECK:
@@ -137,13 +152,20 @@ def _scan(landing: Path, previous: Seen, plan: LandingPlan, now: float, settle_s
         if now - st.st_mtime < settle_seconds:
             plan.seen[path.name] = SeenFile(size=st.st_size, mtime_ns=st.st_mtime_ns, outcome="settling")
             continue
+        unread = refusal(path.name, st, limits)
         try:
             batch_id, kind = parse_landing_filename(path)
+            if unread is not None and kind == "labels":
+                raise unread
         except ValueError as exc:
-            plan.refused.append((path.name, str(exc)))
+            plan.refused.append((path.name, str(exc)))  # names are repr'd: bounded, escaped
             plan.seen[path.name] = SeenFile(size=st.st_size, mtime_ns=st.st_mtime_ns, outcome="refused")
             continue
-        md5 = prev.md5 if prev is not None and unchanged and prev.md5 else md5_file(path)
+        try:
+            known = prev.md5 if prev is not None and unchanged and prev.md5 and unread is None else None
+            md5 = entry_identity(st) if unread is not None else known or landing_md5(path, limits)
+        except FileNotFoundError:
+            continue
         out.append(LandingFile(path.name, path, batch_id, kind, md5, st.st_size, st.st_mtime_ns))
     return out
 
@@ -207,7 +229,8 @@ def _seen(lf: LandingFile, outcome: Outcome) -> SeenFile:
 def find_batch_file(landing_dir: Path, batch_id: str, ledger: BatchLedger | None = None) -> Path:
     """The landing file of ``batch_id``; a clear error if it is missing (e.g. quarantined) or ambiguous."""
     validate_batch_id(batch_id)
-    found = [p for p in (Path(landing_dir) / f"{batch_id}{sfx}" for sfx in BATCH_SUFFIXES) if p.is_file()]
+    # lexists: a batch-named link or special file is found (and quarantined unread), not skipped
+    found = [p for p in (Path(landing_dir) / f"{batch_id}{sfx}" for sfx in BATCH_SUFFIXES) if os.path.lexists(p)]
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
@@ -225,6 +248,6 @@ def find_labels_file(landing_dir: Path, batch_id: str) -> Path | None:
     """The delayed labels file of ``batch_id`` in the landing folder, if one landed."""
     for sfx in BATCH_SUFFIXES:
         path = Path(landing_dir) / f"{validate_batch_id(batch_id)}{LABELS_INFIX}{sfx}"
-        if path.is_file():
+        if os.path.lexists(path) and stat.S_ISREG(os.lstat(path).st_mode):  # a link is never followed
             return path
     return None

@@ -10,23 +10,49 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from mlgov_assets.core.errors import InputError
 from mlgov_assets.core.project.hooks import call_hook, resolve_hook
 from mlgov_assets.core.project.project import Project
+from mlgov_assets.core.project.rawcheck import (
+    RawFileError,
+    check_columns,
+    check_field_lengths,
+    check_ragged,
+    content_lines,
+    decode,
+    empty_file,
+    parse_records,
+)
+
+if TYPE_CHECKING:
+    from mlgov_assets.core.governance.policy import Ingestion
+
+__all__ = ["RawFileError", "read_raw", "write_raw"]
 
 HeaderMode = Literal["present", "absent", "auto"]
 
 
-def read_raw(project: Project, path: str | Path, *, header: HeaderMode | None = None) -> pd.DataFrame:
+def read_raw(
+    project: Project,
+    path: str | Path,
+    *,
+    header: HeaderMode | None = None,
+    content: bytes | None = None,
+    limits: Ingestion | None = None,
+) -> pd.DataFrame:
     """The file at ``path`` in the project's raw layout (columns named as in the spec).
 
     ``header`` overrides the spec's header mode, e.g. ``"present"`` for files mlgov wrote itself
     (:func:`write_raw`), whatever the team's own files look like. The spec's ``hooks.reader``, when
     set, reads the team's own files (``header`` not given); mlgov's own files never go through it.
+    ``content`` is the file's bytes when the caller already read them (the landing folder reads each
+    file once, without following links); ``limits`` caps lines and fields (policy ``ingestion``).
+    The structure rules (:mod:`~mlgov_assets.core.project.rawcheck`: encoding, BOM, caps, ragged
+    records, duplicate columns) raise :class:`RawFileError`; unknown and missing columns are the
+    schema's to report (``strict``), by name, next to every other failing rule.
     """
     fmt = project.spec.data.format
     path = Path(path)
@@ -34,13 +60,13 @@ def read_raw(project: Project, path: str | Path, *, header: HeaderMode | None = 
     if hook is not None:
         df = _from_hook(hook, path, project)
     elif fmt.kind == "parquet" or path.suffix == ".parquet":
-        stored = pd.read_parquet(path)
-        df = pd.DataFrame(
-            {c: [None if pd.isna(v) else str(v).strip() for v in stored[c]] for c in stored.columns}, dtype=object
-        )
+        df = _read_parquet(path, content, limits)
     else:
-        df = _read_csv(project, path, header or fmt.header)
-    df.columns = [_column_name(project, str(c)) for c in df.columns]
+        data = path.read_bytes() if content is None else content
+        df = _read_csv(project, data, path.name, header or fmt.header, limits)
+    names = [_column_name(project, str(c)) for c in df.columns]
+    check_columns(names, names, path.name, limits=limits)  # each column once (after aliasing)
+    df.columns = names
     df = df.replace("", None)  # an empty field is a missing value, reported as such by the gate
     if fmt.label_strip_suffix and project.label in df.columns:
         df[project.label] = df[project.label].str.removesuffix(fmt.label_strip_suffix)
@@ -50,43 +76,55 @@ def read_raw(project: Project, path: str | Path, *, header: HeaderMode | None = 
 def _from_hook(hook: Callable[..., Any], path: Path, project: Project) -> pd.DataFrame:
     """The reader hook's table as raw strings (``None`` for missing); then normalised like any file."""
     df = call_hook("reader", hook, project.spec.hooks, path, project)
-    return pd.DataFrame(
-        {str(c): [None if v is None or pd.isna(v) else str(v).strip() for v in df[c]] for c in df.columns},
+    return _as_strings(df, path.name)
+
+
+def _as_strings(df: pd.DataFrame, source: str, limits: Ingestion | None = None) -> pd.DataFrame:
+    """Every value a stripped string (``None`` for missing); duplicate column names refused first
+    (building the table by name would silently keep one of them)."""
+    names = [str(c) for c in df.columns]
+    if len(set(names)) != len(names):
+        check_columns(names, names, source, limits=limits)
+    out = pd.DataFrame(
+        {n: [None if v is None or pd.isna(v) else str(v).strip() for v in df.iloc[:, i]] for i, n in enumerate(names)},
         dtype=object,
     )
+    check_field_lengths(out, source, limits)
+    return out
 
 
-def _read_csv(project: Project, path: Path, mode: HeaderMode) -> pd.DataFrame:
+def _read_parquet(path: Path, content: bytes | None, limits: Ingestion | None) -> pd.DataFrame:
+    stored = pd.read_parquet(path if content is None else io.BytesIO(content))
+    return _as_strings(stored, path.name, limits)
+
+
+def _read_csv(project: Project, data: bytes, source: str, mode: HeaderMode, limits: Ingestion | None) -> pd.DataFrame:
     fmt = project.spec.data.format
-    try:
-        text = path.read_text(encoding=fmt.encoding)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not {fmt.encoding} text (byte {exc.start}: {exc.reason})") from exc
-    lines = [
-        ln for ln in text.splitlines() if ln.strip() and not (fmt.comment_prefix and ln.startswith(fmt.comment_prefix))
-    ]
-    header = mode == "present" or (mode == "auto" and _looks_like_header(project, lines))
-    df = pd.read_csv(
-        io.StringIO("\n".join(lines)),
-        sep=fmt.delimiter,
-        header=0 if header else None,
-        names=None if header else project.columns,
-        dtype=str,
-        skipinitialspace=fmt.skip_initial_space,
-        keep_default_na=False,
-        na_values=[],
-    )
-    for col in df.columns:
-        df[col] = df[col].str.strip()
+    text = decode(data, fmt.encoding, source, limits)
+    lines = content_lines(text, fmt, source, limits)
+    if not lines:
+        raise empty_file(source)
+    header = mode == "present" or (mode == "auto" and _looks_like_header(project, [ln for _, ln in lines[:1]]))
+    starts, records = parse_records(lines, fmt, source)
+    names = [f.strip() for f in records[0]] if header else list(project.columns)
+    body, body_starts = (records[1:], starts[1:]) if header else (records, starts)
+    check_ragged(names, body_starts, body, source)
+    df = pd.DataFrame(body, columns=range(len(names)), dtype=object)
+    for pos in range(len(names)):
+        df[pos] = df[pos].str.strip()
+    df.columns = names
+    check_field_lengths(df, source, limits, body_starts)
     return df
 
 
 def _looks_like_header(project: Project, lines: list[str]) -> bool:
-    """``auto``: a first line whose first field names the first column is a header row."""
+    """``auto``: a first line is a header row when its first field names the first column, or when
+    most of its fields name the spec's columns (a batch may lead with its own ``row_id`` column)."""
     if not lines:
         return False
-    first = lines[0].split(project.spec.data.format.delimiter)[0].strip().strip('"')
-    return _column_name(project, first) == project.columns[0]
+    fields = [f.strip().strip('"') for f in lines[0].split(project.spec.data.format.delimiter)]
+    named = sum(_column_name(project, f) in project.spec.columns for f in fields)
+    return _column_name(project, fields[0]) == project.columns[0] or named * 2 > len(fields)
 
 
 def _column_name(project: Project, name: str) -> str:

@@ -51,13 +51,14 @@ def _raw_column(project: Project, name: str, col: Column, *, nullable_label: boo
 
 
 def raw_schema(project: Project, *, batch: bool = False) -> pa.DataFrameSchema:
-    """The files as delivered. A batch may come without labels (``strict="filter"``, label nullable)."""
+    """The files as delivered: exactly the spec's columns (``strict``: an unknown column is refused,
+    never dropped). A batch may come without labels (its label column is nullable)."""
     import pandera.pandas as pa
 
     columns = {n: _raw_column(project, n, c, nullable_label=batch) for n, c in project.spec.columns.items()}
     title = _title(project)
     name = f"UnlabelledRaw{title}Schema" if batch else f"Raw{title}Schema"
-    return pa.DataFrameSchema(columns, strict="filter" if batch else True, ordered=False, name=name)
+    return pa.DataFrameSchema(columns, strict=True, ordered=False, name=name)
 
 
 def feature_schema(project: Project) -> pa.DataFrameSchema:

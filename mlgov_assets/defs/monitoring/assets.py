@@ -40,11 +40,15 @@ from .shared import BATCHES, CHAMPION, CODE_VERSION, GROUP, webhook
 )
 def batch_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[AcceptedBatch]:
     from mlgov_assets.core.monitoring.intake import accept_batch
+    from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
 
     mlgov = scoped(mlgov, context)
-    acc = accept_batch(
-        mlgov.settings(), mlgov.project(), context.partition_key, webhook_url=webhook(mlgov), log=context.log
-    )
+    policy, hook = mlgov.policy(), webhook(mlgov)
+    caps = policy.ingestion
+    with quarantine_on_failure(mlgov.settings(), context.partition_key, "intake", limits=caps, webhook_url=hook):
+        acc = accept_batch(
+            mlgov.settings(), mlgov.project(), context.partition_key, policy=policy, webhook_url=hook, log=context.log
+        )
     intake = acc.intake
     meta = {
         **table_metadata(acc.frame),
@@ -110,12 +114,17 @@ def check_batch_data_schema(context: AssetCheckExecutionContext, batch_data: Acc
 def batch_scores(
     context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch
 ) -> Output[ScoredBatch]:
+    from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
     from mlgov_assets.core.monitoring.scoring import score_batch
 
     mlgov = scoped(mlgov, context)
-    scored = score_batch(
-        mlgov.settings(), mlgov.project(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=context.log
-    )
+    caps = mlgov.policy().ingestion
+    with quarantine_on_failure(
+        mlgov.settings(), context.partition_key, "scoring", limits=caps, webhook_url=webhook(mlgov)
+    ):
+        scored = score_batch(
+            mlgov.settings(), mlgov.project(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=context.log
+        )
     scores, info = scored.frame, scored.scoring
     meta = {
         "rows": len(scores),
@@ -146,11 +155,22 @@ def batch_drift(
     context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch, batch_scores: ScoredBatch
 ) -> Output[dict[str, Any]]:
     from mlgov_assets.core.monitoring.drift_assessment import assess_drift
+    from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
 
     mlgov = scoped(mlgov, context)
-    result = assess_drift(
-        mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=context.log
-    )
+    caps = mlgov.policy().ingestion
+    with quarantine_on_failure(
+        mlgov.settings(), context.partition_key, "drift", limits=caps, webhook_url=webhook(mlgov)
+    ):
+        result = assess_drift(
+            mlgov.settings(),
+            mlgov.project(),
+            mlgov.policy(),
+            mlgov.registry(),
+            batch_data,
+            batch_scores,
+            log=context.log,
+        )
     report = result.report
     cols = [
         {k: c.get(k) for k in ("column", "type", "method", "statistic", "threshold", "verdict", "psi")}
