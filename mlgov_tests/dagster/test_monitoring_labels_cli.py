@@ -68,6 +68,11 @@ def test_a_conflicting_labels_file_is_refused_alerted_and_retrains_nothing(env, 
     assert sorted(refused) == ["calm-1", "inline-1"]
     assert refused["calm-1"]["evidence"]["labels_file"]["sha256"] == decision["sha256"]
     assert not [a for a in alerts if a["kind"] in ("performance_breach", "retrain_requested")]
+    # the refusals are governance evidence: in the hash-chained decision log too
+    from mlgov_assets.core.audit.decision_log.records import read_records
+
+    logged = read_records(env.settings().decision_log, kinds=["labels_refusal"])
+    assert len(logged) == len(refused)
 
     # 3) the next pass does not take the refused files up again as if new (nor the one that came
     #    with its batch, which the landing scan looks at again once the batch is done)

@@ -31,6 +31,9 @@ DECISION_KINDS = {
     "dataset_drift": "drift_alert",
     "performance_breach": "drift_alert",
     "retrain_requested": "retrain_request",
+    # a labels file refused or held for review: evidence an auditor needs (labels drive performance and retraining)
+    "labels_refused": "labels_refusal",
+    "labels_held": "labels_refusal",
 }
 
 

@@ -49,6 +49,7 @@ Kind = Literal[
     "reproducibility_certificate",
     "drift_alert",
     "retrain_request",
+    "labels_refusal",
     "promotion_intent",
     "promotion_aborted",
     "log_repair",
