@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from dagster import AssetCheckEvaluation, DagsterEvent, ExecuteInProcessResult
     from pydantic import JsonValue
 
+    from mlgov_assets.commands.json_mode import JsonStdout
     from mlgov_assets.commands.summary import CheckVerdict, RunSummary, StatusHook, StepFailure
 
 #: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
@@ -42,7 +43,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise MlgovError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         try:
             out[key] = json.loads(raw)
@@ -68,14 +69,31 @@ def _step_failure(ev: DagsterEvent, refusing_steps: set[str | None]) -> StepFail
 
     data = ev.step_failure_data
     err = data.error
+    raised_refusal = False
     while err is not None and err.cause is not None:  # the user's error, not Dagster's wrapper
         err = err.cause
+        raised_refusal = raised_refusal or err.cls_name in _refusal_class_names()
     msg = err.message.strip() if err else ""
     user = data.user_failure_data
-    refused = ev.step_key in refusing_steps or bool(user and (user.metadata or {}).get("mlgov/refused"))
+    refused = (
+        ev.step_key in refusing_steps
+        or raised_refusal  # the step raised a Refusal (e.g. IntegrityError: a verification failed)
+        or bool(user and (user.metadata or {}).get("mlgov/refused"))
+    )
     if user and user.description:
         msg = user.description
     return StepFailure(step=ev.step_key, refused=refused, error=msg.splitlines()[0][:500] if msg else "")
+
+
+def _refusal_class_names() -> set[str]:
+    """Names of every ``Refusal`` subclass loaded (a step's error arrives as Dagster's serialized
+    error info, which keeps the class name, not the class)."""
+    names, todo = set(), [Refusal]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
 
 
 def _check_verdict(c: AssetCheckEvaluation) -> CheckVerdict:
@@ -478,15 +496,31 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_quiet_env()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--json" in argv:  # one JSON document on stdout, whatever happens (commands/json_mode.py)
+        from mlgov_assets.commands.json_mode import JsonStdout
+
+        with JsonStdout() as out:
+            code = _main(argv, out)
+            return out.finish(code)
+    return _main(argv)
+
+
+def _main(argv: list[str], out: JsonStdout | None = None) -> int:
     from mlgov_assets.commands.projects import PROJECT_ENV, select_project
 
     before = os.environ.get(PROJECT_ENV)
     try:
         select_project(argv)
-        return _run(argv)
+        return _run(argv, out)
     except MlgovError as exc:  # --project named no project
-        print(f"mlgov: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
+        return _report_error(f"mlgov: {exc}", exc, out)
+    except SystemExit as exc:  # argparse: a usage error (its message is on stderr already)
+        if out is None:
+            raise
+        code = exc.code if isinstance(exc.code, int) else ERROR
+        if isinstance(exc.code, str):
+            out.error = exc.code
+        return code
     finally:  # --project selects for this command only (main() also runs in-process, e.g. in tests)
         if before is None:
             os.environ.pop(PROJECT_ENV, None)
@@ -494,7 +528,15 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[PROJECT_ENV] = before
 
 
-def _run(argv: list[str]) -> int:
+def _report_error(message: str, exc: BaseException, out: JsonStdout | None) -> int:
+    """An error the command did not handle: one sentence on stderr (and in the ``--json`` document)."""
+    print(message, file=sys.stderr)
+    if out is not None:
+        out.error = message
+    return exit_code_for(exc)
+
+
+def _run(argv: list[str], out: JsonStdout | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -503,8 +545,9 @@ def _run(argv: list[str]) -> int:
     except Exception as exc:
         if os.environ.get("MLGOV_DEBUG"):
             raise
-        print(f"mlgov {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
+        from mlgov_assets.commands.json_mode import describe_error
+
+        return _report_error(f"mlgov {args.command}: {describe_error(exc)}", exc, out)
 
 
 if __name__ == "__main__":

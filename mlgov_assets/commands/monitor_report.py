@@ -30,6 +30,8 @@ class BatchOutcome(BaseModel):
     drift: dict[str, Any] | None
     performance: dict[str, Any] | None
     failed_steps: list[dict[str, Any]]
+    refused: bool = False  # every failed step was a governance no (e.g. the champion failed verification)
+    reason: str | None = None  # why the run failed, in a sentence (None when it succeeded)
 
 
 class RetrainRun(BaseModel):
