@@ -172,6 +172,13 @@ def _finish(summary: RunSummary, as_json: bool) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.accept_data_change:
+        from mlgov_assets.core.project.project import open_project
+
+        s = get_settings()
+        project = open_project(s.project_spec, s.project_dir)
+        files = [args.dataset or project.train_file, project.holdout_file]
+        _accept_data([f for f in dict.fromkeys(files) if f], to=sys.stderr)
     cfg: dict[str, Any] = {"ops": {}}
     params = _parse_sets(args.set)
     if params:
@@ -399,6 +406,36 @@ def cmd_data_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accept_data(paths: list[str], *, to: Any) -> list[dict[str, Any]]:
+    """DVC-track ``paths`` at their current bytes, rewriting a ``.dvc`` file whose md5 changed
+    (the user said the change is meant); one line per file on ``to``."""
+    from mlgov_assets.core.data.datasets import ensure_tracked, recorded_md5
+
+    s = get_settings()
+    out = []
+    for path in paths:
+        abs_path = (s.project_dir / path).resolve()
+        before = recorded_md5(abs_path) if abs_path.is_file() else None
+        tracked = ensure_tracked(s.project_dir, abs_path, site_cache=s.dvc_site_cache, accept_change=True)
+        changed = before is not None and before != tracked.md5
+        rel = tracked.relative_to(s.project_dir)
+        out.append({"path": rel, "md5": tracked.md5, "previous_md5": before, "dvc_file_rewritten": changed})
+        state = (
+            f"changed bytes accepted (md5 {before} -> {tracked.md5}); {rel}.dvc rewritten: commit it"
+            if changed
+            else ("now DVC-tracked" if before is None else "unchanged") + f", md5 {tracked.md5}"
+        )
+        print(f"data: {rel}: {state}", file=to)
+    return out
+
+
+def cmd_data_add(args: argparse.Namespace) -> int:
+    added = _accept_data(args.paths, to=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps({"datasets": added}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlgov",
@@ -428,6 +465,11 @@ def _add_model_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter, e.g. --set max_iter=100")
     t.add_argument("--dataset", help="training dataset inside the project (default: the project spec's data.train)")
+    t.add_argument(
+        "--accept-data-change",
+        action="store_true",
+        help="a DVC-tracked data file whose bytes changed is meant to: re-record it (rewrites its .dvc file)",
+    )
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_train)
 
@@ -489,6 +531,15 @@ def _add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Restore data/*.dvc files' data from the DVC cache or default remote.",
     )
     dp.set_defaults(func=cmd_data_pull)
+    da = dsub.add_parser(
+        "add",
+        help="DVC-track files at their current bytes (re-records a tracked file that changed)",
+        description="DVC-add data files inside the project: a new file is tracked, a tracked file whose bytes "
+        "changed has its .dvc file rewritten (commit it). `mlgov train` refuses changed tracked data until then.",
+    )
+    da.add_argument("paths", nargs="+", metavar="PATH", help="data file(s), relative to the project")
+    da.add_argument("--json", action="store_true")
+    da.set_defaults(func=cmd_data_add)
 
 
 def main(argv: list[str] | None = None) -> int:

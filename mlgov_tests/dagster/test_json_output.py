@@ -37,6 +37,7 @@ NO_MODEL: dict[str, dict[str, tuple[list[str], int]]] = {
         "error": (["init", "x", "--data", "/etc/hostname", "--target", "a", "--favourable", "b", "--sensitive", "c"], 2)
     },
     "projects": {"ok": (["projects"], 0)},
+    "data add": {"ok": (["data", "add", "data/adult.test"], 0), "error": (["data", "add", "data/no-such.csv"], 2)},
 }
 WITH_MODEL: dict[str, dict[str, tuple[list[str], int]]] = {
     "train": {"ok": (["train", "--set", "max_iter=40", "--set", "learning_rate=0.2"], 0)},

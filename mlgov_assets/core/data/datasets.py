@@ -14,12 +14,26 @@ from pathlib import Path
 
 import yaml
 
-from mlgov_assets.core.errors import InputError
+from mlgov_assets.core.errors import InputError, Refusal
 from mlgov_assets.core.integrity import dvc_cache_path, md5_file, verify_dvc_cached
 
 
 class DatasetError(InputError):
     """A dataset file is missing, outside the DVC repository, or DVC disagrees with its bytes."""
+
+
+class TrackedDataChanged(Refusal):
+    """A DVC-tracked file's bytes differ from the md5 its ``.dvc`` file records: refused until the
+    user says the change is meant (``mlgov data add`` / ``mlgov train --accept-data-change``)."""
+
+    def __init__(self, path: Path, shown: str, recorded: str, current: str):
+        super().__init__(
+            f"{shown}: its bytes changed since {shown}.dvc recorded them (recorded md5 {recorded}, "
+            f"current md5 {current}); to train on the changed file run `mlgov train --accept-data-change` "
+            f"or `mlgov data add {shown}` (rewrites {shown}.dvc: commit it); to restore the recorded "
+            "bytes run `mlgov data pull`"
+        )
+        self.path, self.recorded, self.current = path, recorded, current
 
 
 @dataclass(frozen=True)
@@ -73,9 +87,15 @@ def recorded_md5(path: Path) -> str | None:
     return str(md5) if md5 is not None else None
 
 
-def ensure_tracked(repo_root: str | Path, path: str | Path, *, site_cache: Path | None = None) -> TrackedDataset:
+def ensure_tracked(
+    repo_root: str | Path, path: str | Path, *, site_cache: Path | None = None, accept_change: bool = False
+) -> TrackedDataset:
     """Make sure ``path`` (inside the DVC repo ``repo_root``) is DVC-tracked at its current bytes
-    and that those bytes are in the DVC cache; return the md5."""
+    and that those bytes are in the DVC cache; return the md5.
+
+    A file DVC already tracks whose bytes changed is refused (:class:`TrackedDataChanged`: its
+    ``.dvc`` file is version-controlled and is rewritten only when ``accept_change`` says the
+    change is meant). An untracked file is added."""
     root = Path(repo_root).resolve()
     abs_path = (root / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
     if not abs_path.is_file():
@@ -87,7 +107,10 @@ def ensure_tracked(repo_root: str | Path, path: str | Path, *, site_cache: Path 
     md5 = md5_file(abs_path)
     cache = cache_dir(root)
     added = False
-    if recorded_md5(abs_path) != md5 or not verify_dvc_cached(cache, md5)[0]:
+    recorded = recorded_md5(abs_path)
+    if recorded is not None and recorded != md5 and not accept_change:
+        raise TrackedDataChanged(abs_path, str(abs_path.relative_to(root)), recorded, md5)
+    if recorded != md5 or not verify_dvc_cached(cache, md5)[0]:
         _dvc_env(site_cache)
         from dvc.repo import Repo
 
