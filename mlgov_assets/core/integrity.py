@@ -11,6 +11,7 @@ training data in DVC's cache is re-hashed by md5 (`md5_file`, `dvc_cache_path`,
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -303,19 +304,31 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], obje
     same directory, fsynced, then ``os.replace`` and an fsync of the directory, so readers never see
     half a file and the rename survives a crash. The one atomic-write primitive of mlgov."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _naming(exc, target) from exc
     os.close(fd)
     try:
         writer(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _naming(exc, target) from exc
         raise
     fsync_dir(target.parent)
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """A full disk or read-only directory reported against the file being written (not its temp file)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES) and exc.filename != str(target):
+        return type(exc)(exc.errno, exc.strerror, str(target))
+    return exc
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
