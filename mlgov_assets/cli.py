@@ -409,14 +409,14 @@ def cmd_data_pull(args: argparse.Namespace) -> int:
 def _accept_data(paths: list[str], *, to: Any) -> list[dict[str, Any]]:
     """DVC-track ``paths`` at their current bytes, rewriting a ``.dvc`` file whose md5 changed
     (the user said the change is meant); one line per file on ``to``."""
-    from mlgov_assets.core.data.datasets import ensure_tracked, recorded_md5
+    from mlgov_assets.core.data.datasets import dataset_location, ensure_dataset, recorded_md5
 
     s = get_settings()
     out = []
     for path in paths:
-        abs_path = (s.project_dir / path).resolve()
-        before = recorded_md5(abs_path) if abs_path.is_file() else None
-        tracked = ensure_tracked(s.project_dir, abs_path, site_cache=s.dvc_site_cache, accept_change=True)
+        _, file = dataset_location(s.project_dir, path, s.generated_dir)
+        before = recorded_md5(file) if file.is_file() else None
+        tracked = ensure_dataset(s, path, accept_change=True)
         changed = before is not None and before != tracked.md5
         rel = tracked.relative_to(s.project_dir)
         out.append({"path": rel, "md5": tracked.md5, "previous_md5": before, "dvc_file_rewritten": changed})

@@ -100,7 +100,7 @@ class JsonStdout:
         os.dup2(2, 1)
         self._tee = _Tee(self._stderr)
         sys.stdout = self._capture
-        sys.stderr = self._tee  # type: ignore[assignment]
+        sys.stderr = self._tee
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "fsync_dir",
     "hash_tree",
     "is_sha256",
+    "locate_dvc_cached",
     "manifest_digest",
     "md5_file",
     "normalize_json",
@@ -366,13 +367,25 @@ def dvc_cache_path(cache_dir: str | os.PathLike[str], md5: str) -> Path:
     return Path(cache_dir) / "files" / "md5" / md5[:2] / md5[2:]
 
 
-def verify_dvc_cached(cache_dir: str | os.PathLike[str], md5: str) -> tuple[bool, str]:
+#: One DVC cache root, or several searched in order (the project's, then the generated-data one).
+CacheDirs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def locate_dvc_cached(cache_dirs: CacheDirs, md5: str) -> Path:
+    """The object path for ``md5`` in the first of ``cache_dirs`` that holds it (else in the first)."""
+    roots = [cache_dirs] if isinstance(cache_dirs, str | os.PathLike) else list(cache_dirs)
+    paths = [dvc_cache_path(root, md5) for root in roots]
+    return next((p for p in paths if p.is_file() or p.is_symlink()), paths[0])
+
+
+def verify_dvc_cached(cache_dir: CacheDirs, md5: str) -> tuple[bool, str]:
     """Re-hash the cached bytes for `md5`; (ok, human-readable detail naming the cache file).
+    Several cache roots: the first that holds the object is the one verified.
 
     Why re-hash: DVC trusts its cache; an auditor must not. A flipped byte in the cache would
     otherwise silently change the data a `reproduce` trains on.
     """
-    path = dvc_cache_path(cache_dir, md5)
+    path = locate_dvc_cached(cache_dir, md5)
     if not path.is_file() or path.is_symlink():
         return False, f"DVC cache object for md5 {md5} not found (or not a regular file) at {path}"
     actual = md5_file(path)
