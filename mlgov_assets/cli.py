@@ -401,7 +401,7 @@ def cmd_data_pull(args: argparse.Namespace) -> int:
     from mlgov_assets.core.data.datasets import pull
 
     s = get_settings()
-    pulled = pull(s.project_dir, site_cache=s.dvc_site_cache)
+    pulled = pull(s.project_dir, site_cache=s.dvc_site_cache, force=args.force)
     print("data: " + (f"pulled {', '.join(pulled)}" if pulled else "all DVC-tracked files present and matching"))
     return 0
 
@@ -530,6 +530,7 @@ def _add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="restore DVC-tracked files from the cache or the shipped store",
         description="Restore data/*.dvc files' data from the DVC cache or default remote.",
     )
+    dp.add_argument("--force", action="store_true", help="overwrite files whose bytes changed with the recorded ones")
     dp.set_defaults(func=cmd_data_pull)
     da = dsub.add_parser(
         "add",

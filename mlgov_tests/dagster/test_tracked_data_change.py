@@ -39,6 +39,10 @@ def test_ensure_tracked_refuses_changed_bytes_and_adds_only_when_accepted(env):
     assert "mlgov train --accept-data-change" in message and "mlgov data add data/adult.test" in message
     assert err.value.exit_code == 1  # a refusal
     assert dvc_file.read_bytes() == before  # nothing rewritten
+    original = data.read_bytes()[:-1]
+    assert main(["data", "pull", "--force"]) == 0  # the other way out: the recorded bytes back
+    assert data.read_bytes() == original and recorded_md5(data) == recorded
+    data.write_bytes(original + b"\n")
     tracked = ensure_tracked(env.project, data, accept_change=True)
     assert tracked.added_now and recorded_md5(data) == tracked.md5 == md5_file(data) != recorded
 

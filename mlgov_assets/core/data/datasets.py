@@ -45,7 +45,7 @@ class TrackedDataChanged(Refusal):
             f"{shown}: its bytes changed since {shown}.dvc recorded them (recorded md5 {recorded}, "
             f"current md5 {current}); to train on the changed file run `mlgov train --accept-data-change` "
             f"or `mlgov data add {shown}` (rewrites {shown}.dvc: commit it); to restore the recorded "
-            "bytes run `mlgov data pull`"
+            "bytes run `mlgov data pull --force`"
         )
         self.path, self.recorded, self.current = path, recorded, current
 
@@ -203,9 +203,12 @@ def ensure_tracked(
     )
 
 
-def pull(repo_root: str | Path, targets: list[str] | None = None, *, site_cache: Path | None = None) -> list[str]:
+def pull(
+    repo_root: str | Path, targets: list[str] | None = None, *, site_cache: Path | None = None, force: bool = False
+) -> list[str]:
     """Materialize DVC-tracked files from the cache or the default remote (the in-repo
-    ``data/dvc-store`` that ships the starting data, so a fresh clone needs no network)."""
+    ``data/dvc-store`` that ships the starting data, so a fresh clone needs no network). A file whose
+    bytes changed is overwritten with the recorded ones only with ``force``."""
     root = Path(repo_root).resolve()
     missing = []
     for dvc_file in sorted((root / "data").glob("*.dvc")):
@@ -219,5 +222,5 @@ def pull(repo_root: str | Path, targets: list[str] | None = None, *, site_cache:
         from dvc.repo import Repo
 
         with Repo(str(root)) as repo:
-            repo.pull(targets=missing)
+            repo.pull(targets=missing, force=force)
     return missing
