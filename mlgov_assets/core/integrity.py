@@ -309,7 +309,10 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], obje
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise _naming(exc, target) from exc
+        named = _naming(exc, target)
+        if named is exc:
+            raise
+        raise named from exc
     os.close(fd)
     try:
         writer(tmp)
@@ -319,9 +322,9 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], obje
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise _naming(exc, target) from exc
-        raise
+        if not isinstance(exc, OSError) or _naming(exc, target) is exc:
+            raise
+        raise _naming(exc, target) from exc
     fsync_dir(target.parent)
 
 
