@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mlgov_assets.core.errors import MlgovError, Refusal, exit_code_for
 from mlgov_assets.core.settings import get_settings
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pydantic import JsonValue
 
     from mlgov_assets.commands.json_mode import JsonStdout
-    from mlgov_assets.commands.summary import CheckVerdict, RunSummary, StatusHook, StepFailure
+    from mlgov_assets.commands.summary import AcceptedData, CheckVerdict, RunSummary, StatusHook, StepFailure
 
 #: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
 EXTRA_COMMANDS = [
@@ -406,9 +406,10 @@ def cmd_data_pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def _accept_data(paths: list[str], *, to: Any) -> list[dict[str, Any]]:
+def _accept_data(paths: list[str], *, to: TextIO) -> list[AcceptedData]:
     """DVC-track ``paths`` at their current bytes, rewriting a ``.dvc`` file whose md5 changed
     (the user said the change is meant); one line per file on ``to``."""
+    from mlgov_assets.commands.summary import AcceptedData
     from mlgov_assets.core.data.datasets import dataset_location, ensure_dataset, recorded_md5
 
     s = get_settings()
@@ -419,7 +420,7 @@ def _accept_data(paths: list[str], *, to: Any) -> list[dict[str, Any]]:
         tracked = ensure_dataset(s, path, accept_change=True)
         changed = before is not None and before != tracked.md5
         rel = tracked.relative_to(s.project_dir)
-        out.append({"path": rel, "md5": tracked.md5, "previous_md5": before, "dvc_file_rewritten": changed})
+        out.append(AcceptedData(path=rel, md5=tracked.md5, previous_md5=before, dvc_file_rewritten=changed))
         state = (
             f"changed bytes accepted (md5 {before} -> {tracked.md5}); {rel}.dvc rewritten: commit it"
             if changed
@@ -432,7 +433,7 @@ def _accept_data(paths: list[str], *, to: Any) -> list[dict[str, Any]]:
 def cmd_data_add(args: argparse.Namespace) -> int:
     added = _accept_data(args.paths, to=sys.stderr if args.json else sys.stdout)
     if args.json:
-        print(json.dumps({"datasets": added}, indent=2))
+        print(json.dumps({"datasets": [a.model_dump() for a in added]}, indent=2))
     return 0
 
 
