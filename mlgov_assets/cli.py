@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mlgov_assets.core.errors import MlgovError, Refusal, exit_code_for
 from mlgov_assets.core.settings import get_settings
@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from dagster import AssetCheckEvaluation, DagsterEvent, ExecuteInProcessResult
     from pydantic import JsonValue
 
-    from mlgov_assets.commands.summary import CheckVerdict, RunSummary, StatusHook, StepFailure
+    from mlgov_assets.commands.json_mode import JsonStdout
+    from mlgov_assets.commands.summary import AcceptedData, CheckVerdict, RunSummary, StatusHook, StepFailure
 
 #: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
 EXTRA_COMMANDS = [
@@ -42,7 +43,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise MlgovError(f"--set expects key=value, got {item!r}")
         key, raw = item.split("=", 1)
         try:
             out[key] = json.loads(raw)
@@ -73,14 +74,31 @@ def _step_failure(ev: DagsterEvent, refusing_steps: set[str | None]) -> StepFail
 
     data = ev.step_failure_data
     err = data.error
+    raised_refusal = False
     while err is not None and err.cause is not None:  # the user's error, not Dagster's wrapper
         err = err.cause
+        raised_refusal = raised_refusal or err.cls_name in _refusal_class_names()
     msg = err.message.strip() if err else ""
     user = data.user_failure_data
-    refused = ev.step_key in refusing_steps or bool(user and (user.metadata or {}).get("mlgov/refused"))
+    refused = (
+        ev.step_key in refusing_steps
+        or raised_refusal  # the step raised a Refusal (e.g. IntegrityError: a verification failed)
+        or bool(user and (user.metadata or {}).get("mlgov/refused"))
+    )
     if user and user.description:
         msg = user.description
     return StepFailure(step=ev.step_key, refused=refused, error=msg.splitlines()[0][:500] if msg else "")
+
+
+def _refusal_class_names() -> set[str]:
+    """Names of every ``Refusal`` subclass loaded (a step's error arrives as Dagster's serialized
+    error info, which keeps the class name, not the class)."""
+    names, todo = set(), [Refusal]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
 
 
 def _check_verdict(c: AssetCheckEvaluation) -> CheckVerdict:
@@ -159,6 +177,13 @@ def _finish(summary: RunSummary, as_json: bool) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.accept_data_change:
+        from mlgov_assets.core.project.project import open_project
+
+        s = get_settings()
+        project = open_project(s.project_spec, s.project_dir)
+        files = [args.dataset or project.train_file, project.holdout_file]
+        _accept_data([f for f in dict.fromkeys(files) if f], to=sys.stderr)
     cfg: dict[str, Any] = {"ops": {}}
     params = _parse_sets(args.set)
     if params:
@@ -392,8 +417,39 @@ def cmd_data_pull(args: argparse.Namespace) -> int:
     from mlgov_assets.core.data.datasets import pull
 
     s = get_settings()
-    pulled = pull(s.project_dir, site_cache=s.dvc_site_cache)
+    pulled = pull(s.project_dir, site_cache=s.dvc_site_cache, force=args.force)
     print("data: " + (f"pulled {', '.join(pulled)}" if pulled else "all DVC-tracked files present and matching"))
+    return 0
+
+
+def _accept_data(paths: list[str], *, to: TextIO) -> list[AcceptedData]:
+    """DVC-track ``paths`` at their current bytes, rewriting a ``.dvc`` file whose md5 changed
+    (the user said the change is meant); one line per file on ``to``."""
+    from mlgov_assets.commands.summary import AcceptedData
+    from mlgov_assets.core.data.datasets import dataset_location, ensure_dataset, recorded_md5
+
+    s = get_settings()
+    out = []
+    for path in paths:
+        _, file = dataset_location(s.project_dir, path, s.generated_dir)
+        before = recorded_md5(file) if file.is_file() else None
+        tracked = ensure_dataset(s, path, accept_change=True)
+        changed = before is not None and before != tracked.md5
+        rel = tracked.relative_to(s.project_dir)
+        out.append(AcceptedData(path=rel, md5=tracked.md5, previous_md5=before, dvc_file_rewritten=changed))
+        state = (
+            f"changed bytes accepted (md5 {before} -> {tracked.md5}); {rel}.dvc rewritten: commit it"
+            if changed
+            else ("now DVC-tracked" if before is None else "unchanged") + f", md5 {tracked.md5}"
+        )
+        print(f"data: {rel}: {state}", file=to)
+    return out
+
+
+def cmd_data_add(args: argparse.Namespace) -> int:
+    added = _accept_data(args.paths, to=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps({"datasets": [a.model_dump() for a in added]}, indent=2))
     return 0
 
 
@@ -426,6 +482,11 @@ def _add_model_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="hyperparameter, e.g. --set max_iter=100")
     t.add_argument("--dataset", help="training dataset inside the project (default: the project spec's data.train)")
+    t.add_argument(
+        "--accept-data-change",
+        action="store_true",
+        help="a DVC-tracked data file whose bytes changed is meant to: re-record it (rewrites its .dvc file)",
+    )
     t.add_argument("--json", action="store_true", help="machine-readable output")
     t.set_defaults(func=cmd_train)
 
@@ -486,7 +547,17 @@ def _add_ops_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="restore DVC-tracked files from the cache or the shipped store",
         description="Restore data/*.dvc files' data from the DVC cache or default remote.",
     )
+    dp.add_argument("--force", action="store_true", help="overwrite files whose bytes changed with the recorded ones")
     dp.set_defaults(func=cmd_data_pull)
+    da = dsub.add_parser(
+        "add",
+        help="DVC-track files at their current bytes (re-records a tracked file that changed)",
+        description="DVC-add data files inside the project: a new file is tracked, a tracked file whose bytes "
+        "changed has its .dvc file rewritten (commit it). `mlgov train` refuses changed tracked data until then.",
+    )
+    da.add_argument("paths", nargs="+", metavar="PATH", help="data file(s), relative to the project")
+    da.add_argument("--json", action="store_true")
+    da.set_defaults(func=cmd_data_add)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -494,15 +565,31 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_quiet_env()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--json" in argv:  # one JSON document on stdout, whatever happens (commands/json_mode.py)
+        from mlgov_assets.commands.json_mode import JsonStdout
+
+        with JsonStdout() as out:
+            code = _main(argv, out)
+            return out.finish(code)
+    return _main(argv)
+
+
+def _main(argv: list[str], out: JsonStdout | None = None) -> int:
     from mlgov_assets.commands.projects import PROJECT_ENV, select_project
 
     before = os.environ.get(PROJECT_ENV)
     try:
         select_project(argv)
-        return _run(argv)
+        return _run(argv, out)
     except MlgovError as exc:  # --project named no project
-        print(f"mlgov: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
+        return _report_error(f"mlgov: {exc}", exc, out)
+    except SystemExit as exc:  # argparse: a usage error (its message is on stderr already)
+        if out is None:
+            raise
+        code = exc.code if isinstance(exc.code, int) else ERROR
+        if isinstance(exc.code, str):
+            out.error = exc.code
+        return code
     finally:  # --project selects for this command only (main() also runs in-process, e.g. in tests)
         if before is None:
             os.environ.pop(PROJECT_ENV, None)
@@ -510,7 +597,15 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[PROJECT_ENV] = before
 
 
-def _run(argv: list[str]) -> int:
+def _report_error(message: str, exc: BaseException, out: JsonStdout | None) -> int:
+    """An error the command did not handle: one sentence on stderr (and in the ``--json`` document)."""
+    print(message, file=sys.stderr)
+    if out is not None:
+        out.error = message
+    return exit_code_for(exc)
+
+
+def _run(argv: list[str], out: JsonStdout | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -519,8 +614,9 @@ def _run(argv: list[str]) -> int:
     except Exception as exc:
         if os.environ.get("MLGOV_DEBUG"):
             raise
-        print(f"mlgov {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
+        from mlgov_assets.commands.json_mode import describe_error
+
+        return _report_error(f"mlgov {args.command}: {describe_error(exc)}", exc, out)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ def prepare_environment(settings: Settings) -> Path:
     os.environ["MLGOV_POLICY"] = str(settings.policy_path)
     os.environ["MLGOV_LANDING_DIR"] = str(settings.landing_dir)
     os.environ["MLGOV_PROJECT_SPEC"] = str(settings.project_spec)
+    if settings.generated_override is not None:
+        os.environ["MLGOV_GENERATED_DIR"] = str(settings.generated_override)
     return home
 
 

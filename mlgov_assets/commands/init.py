@@ -111,7 +111,7 @@ def _track(repo: Path, data: Path, site_cache: Path) -> str:
     from mlgov_assets.core.data.datasets import ensure_tracked
 
     with contextlib.redirect_stdout(sys.stderr):  # DVC's hints must not reach stdout
-        return ensure_tracked(repo, data, site_cache=site_cache).md5
+        return ensure_tracked(repo, data, site_cache=site_cache, accept_change=True).md5  # the user adds it
 
 
 def _report(result: dict[str, object], as_json: bool) -> None:

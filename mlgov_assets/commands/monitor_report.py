@@ -31,6 +31,8 @@ class BatchOutcome(BaseModel):
     performance: dict[str, Any] | None
     failed_steps: list[dict[str, Any]]
     labels: dict[str, Any] | None = None  # the ledger's labels info (``decision``: the labels file judged)
+    refused: bool = False  # every failed step was a governance no (e.g. the champion failed verification)
+    reason: str | None = None  # why the run failed, in a sentence (None when it succeeded)
 
 
 class RetrainRun(BaseModel):

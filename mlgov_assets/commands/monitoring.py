@@ -229,6 +229,7 @@ def _decision(skip_message: str | None, requested: list[RetrainRequest]) -> Retr
 def _batch_outcome(batch_id: str, file: str, summary: RunSummary, entry: dict[str, Any]) -> BatchOutcome:
     from .monitor_report import BatchOutcome
 
+    failed = [x for x in summary.failed_steps if "check" not in (x.step or "")]
     return BatchOutcome(
         batch_id=batch_id,
         file=file,
@@ -243,18 +244,23 @@ def _batch_outcome(batch_id: str, file: str, summary: RunSummary, entry: dict[st
         drift=entry.get("drift"),
         performance=entry.get("performance"),
         labels=entry.get("labels"),
-        failed_steps=[x.model_dump() for x in summary.failed_steps if "check" not in (x.step or "")],
+        failed_steps=[x.model_dump() for x in failed],
+        refused=bool(failed) and all(x.refused for x in failed),
+        reason="; ".join(f"step {x.step}: {x.error}" for x in failed) or None,
     )
 
 
 def _exit_code(report: dict[str, Any]) -> int:
     items = report["batches"] + report["labels"]
-    if any(not b["success"] and b["status"] != "quarantined" for b in items):
+    if any(not b["success"] and b["status"] != "quarantined" and not b.get("refused") for b in items):
         return 2
     runs = report["retraining"]["runs"]
-    if any(not r["success"] and not r["refused_by"] for r in runs):
+    run_refused = [bool(r["refused_by"]) or all(f["refused"] for f in r["failed_steps"]) for r in runs]
+    if any(not r["success"] and not refused for r, refused in zip(runs, run_refused, strict=True)):
         return 2
-    if any(b["status"] == "quarantined" or _labels_not_applied(b) for b in items) or any(r["refused_by"] for r in runs):
+    if any(b["status"] == "quarantined" or b.get("refused") or _labels_not_applied(b) for b in items) or any(
+        not r["success"] and refused for r, refused in zip(runs, run_refused, strict=True)
+    ):
         return 1
     return 0
 
@@ -293,7 +299,8 @@ def _print_report(report: dict[str, Any]) -> None:
                 f"champion stays v{run['champion_after']}"
             )
         else:
-            verdict = f"FAILED: {run['failed_steps']}"
+            reasons = "; ".join(f"step {f['step']}: {f['error']}" for f in run["failed_steps"])
+            verdict = f"FAILED: {reasons or 'the run failed'}"
         print(f"  {run['run_key']} on {run['dataset']} ({run['rows']} rows), dagster run {run['run_id']}: {verdict}")
 
 
@@ -304,7 +311,7 @@ def _describe(b: dict[str, Any]) -> str:
     if not_applied:
         return f"labels {str(not_applied['decision']).upper()}: {not_applied['reason']}"
     if not b["success"] and not b.get("drift"):
-        return f"FAILED: {b['failed_steps']}"
+        return f"{'REFUSED' if b.get('refused') else 'FAILED'}: {b.get('reason') or 'the run failed'}"
     parts = [
         f"{b['rows']} rows, champion v{b['champion_version']}"
         + (f" (shadow v{b['shadow_version']})" if b.get("shadow_version") else "")

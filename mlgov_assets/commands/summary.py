@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from mlgov_assets.core.governance.promotion import ChampionOutcome
 from mlgov_assets.core.settings import Settings
 
-__all__ = ["CardRef", "CardsRunSummary", "CheckVerdict", "RunSummary", "StatusHook", "StepFailure"]
+__all__ = ["AcceptedData", "CardRef", "CardsRunSummary", "CheckVerdict", "RunSummary", "StatusHook", "StepFailure"]
 
 #: A subcommand module's ``status_hook``: the named sections it adds to ``mlgov status`` (JSON values;
 #: a hook reports its own failure inside its section rather than raising).
@@ -60,6 +60,17 @@ class RunSummary(BaseModel):
     failed_steps: list[StepFailure]
     refused_by: list[CheckVerdict]
     champion: ChampionOutcome | None
+
+
+class AcceptedData(BaseModel):
+    """A data file ``mlgov data add`` / ``mlgov train --accept-data-change`` DVC-tracked at its bytes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    md5: str
+    previous_md5: str | None  # what its .dvc file recorded before (None: it was not tracked)
+    dvc_file_rewritten: bool
 
 
 class CardRef(BaseModel):

@@ -11,6 +11,7 @@ training data in DVC's cache is re-hashed by md5 (`md5_file`, `dvc_cache_path`,
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -20,7 +21,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "fsync_dir",
     "hash_tree",
     "is_sha256",
+    "locate_dvc_cached",
     "manifest_digest",
     "md5_file",
     "normalize_json",
@@ -303,19 +305,34 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], obje
     same directory, fsynced, then ``os.replace`` and an fsync of the directory, so readers never see
     half a file and the rename survives a crash. The one atomic-write primitive of mlgov."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        named = _naming(exc, target)
+        if named is exc:
+            raise
+        raise named from exc
     os.close(fd)
     try:
         writer(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+        if not isinstance(exc, OSError) or _naming(exc, target) is exc:
+            raise
+        raise _naming(exc, target) from exc
     fsync_dir(target.parent)
+
+
+def _naming(exc: OSError, target: Path) -> OSError:
+    """A full disk or read-only directory reported against the file being written (not its temp file)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES) and exc.filename != str(target):
+        return type(exc)(exc.errno, exc.strerror, str(target))
+    return exc
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -353,13 +370,25 @@ def dvc_cache_path(cache_dir: str | os.PathLike[str], md5: str) -> Path:
     return Path(cache_dir) / "files" / "md5" / md5[:2] / md5[2:]
 
 
-def verify_dvc_cached(cache_dir: str | os.PathLike[str], md5: str) -> tuple[bool, str]:
+#: One DVC cache root, or several searched in order (the project's, then the generated-data one).
+CacheDirs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
+def locate_dvc_cached(cache_dirs: CacheDirs, md5: str) -> Path:
+    """The object path for ``md5`` in the first of ``cache_dirs`` that holds it (else in the first)."""
+    roots = [cache_dirs] if isinstance(cache_dirs, str | os.PathLike) else list(cache_dirs)
+    paths = [dvc_cache_path(root, md5) for root in roots]
+    return next((p for p in paths if p.is_file() or p.is_symlink()), paths[0])
+
+
+def verify_dvc_cached(cache_dir: CacheDirs, md5: str) -> tuple[bool, str]:
     """Re-hash the cached bytes for `md5`; (ok, human-readable detail naming the cache file).
+    Several cache roots: the first that holds the object is the one verified.
 
     Why re-hash: DVC trusts its cache; an auditor must not. A flipped byte in the cache would
     otherwise silently change the data a `reproduce` trains on.
     """
-    path = dvc_cache_path(cache_dir, md5)
+    path = locate_dvc_cached(cache_dir, md5)
     if not path.is_file() or path.is_symlink():
         return False, f"DVC cache object for md5 {md5} not found (or not a regular file) at {path}"
     actual = md5_file(path)

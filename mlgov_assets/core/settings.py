@@ -1,7 +1,8 @@
 """Where mlgov keeps things: one state directory, relocatable with ``MLGOV_HOME``.
 
 Everything persistent — Dagster home and storage, the MLflow store and artifacts, the decision
-log, logs, asset values, the landing folder when relocated — lives under :attr:`Settings.home`.
+log, logs, asset values, generated datasets, the landing folder when relocated — lives under
+:attr:`Settings.home`.
 The default is ``<project>/.mlgov`` (gitignored), never Dagster's temporary home, which
 ``dagster dev`` deletes on exit. Tests and CI point ``MLGOV_HOME`` at a temporary directory and get
 a fully isolated instance.
@@ -59,6 +60,8 @@ class Settings:
     location_home: Path | None = None
     #: The project's name (its spec's ``name``): the prefix of its asset keys, jobs and sensors.
     project_name: str = "adult"
+    #: ``MLGOV_GENERATED_DIR``; None: :attr:`generated_dir` is ``<home>/generated``.
+    generated_override: Path | None = None
 
     def mlflow_model_version_url(self, model_name: str, version: int | str) -> str:
         """The MLflow UI page of one registered model version."""
@@ -118,6 +121,12 @@ class Settings:
     @property
     def data_dir(self) -> Path:
         return self.project_dir / "data"
+
+    @property
+    def generated_dir(self) -> Path:
+        """Datasets mlgov generates (retraining's training sets) and their DVC cache: a DVC repository
+        of its own (no git), under the state directory so runs never write into the checkout."""
+        return self.generated_override or self.home / "generated"
 
     @property
     def dvc_site_cache(self) -> Path:
@@ -185,6 +194,7 @@ def get_settings(
         project_spec=spec,
         location_home=base,
         project_name=name,
+        generated_override=Path(env["MLGOV_GENERATED_DIR"]).resolve() if env.get("MLGOV_GENERATED_DIR") else None,
     )
 
 

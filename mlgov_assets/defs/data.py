@@ -88,12 +88,12 @@ class DatasetConfig(Config):
 def _load(
     context: AssetExecutionContext, mlgov: MlgovResource, path: str, role: Literal["training", "holdout"]
 ) -> Output[LineagedFrame]:
-    from mlgov_assets.core.data.datasets import ensure_tracked
+    from mlgov_assets.core.data.datasets import ensure_dataset
     from mlgov_assets.core.models.recipe import read_tracked, split_tracked
 
     s = mlgov.settings()
     project = mlgov.project()
-    tracked = ensure_tracked(s.project_dir, path, site_cache=s.dvc_site_cache)
+    tracked = ensure_dataset(s, path)
     if project.holdout_file is None and path == project.train_file:
         train, holdout = split_tracked(project, tracked, project_dir=s.project_dir)
         data = train if role == "training" else holdout
@@ -112,7 +112,7 @@ def _load(
         "path": rel,
         "dvc_md5": tracked.md5,
         "bytes": tracked.size,
-        "dvc_file": str(tracked.dvc_file.relative_to(s.project_dir)),
+        "dvc_file": tracked.shown_dvc_file(s.project_dir),
         "dvc_cache_object": str(tracked.cache_object),
         "project": project.name,
         "project_sha256": project.sha256,

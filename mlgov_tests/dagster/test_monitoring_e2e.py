@@ -106,10 +106,11 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         # a daemon restart before the launch (cursor lost): the same key, which Dagster launches once
         assert [r.run_key for r in tick(defs, RETRAIN, instance, None).run_requests] == [key]
         # the new training set = reference + the labelled batch, a DVC-versioned dataset
-        manifest = json.loads((env.project / "data" / "generated" / f"{key}.manifest.json").read_text())
+        generated = env.settings().generated_dir  # under the state directory, not the checkout
+        manifest = json.loads((generated / f"{key}.manifest.json").read_text())
         assert manifest["batches"] == {"cov-1": 2500} and manifest["rows"] == 32561 + 2500
-        csv_md5 = hashlib.md5((env.project / dataset).read_bytes()).hexdigest()
-        assert csv_md5 in (env.project / f"{dataset}.dvc").read_text()
+        csv_md5 = hashlib.md5((generated / f"{key}.csv").read_bytes()).hexdigest()
+        assert csv_md5 in (generated / f"{key}.csv.dvc").read_text()
 
         # 3) the retraining run goes through every gate of the training path, and the champion moves
         retrain = execute(defs, instance, request, RETRAIN)

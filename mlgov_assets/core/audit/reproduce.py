@@ -237,11 +237,11 @@ class _Rebuilt:
 def _rebuild(registry: Registry, rec: _Recorded, workdir: Path) -> _Rebuilt:
     """Copy the recorded data out of the DVC cache, run the recipe under the recorded project spec,
     score both models on the holdout."""
-    from mlgov_assets.core.data.datasets import cache_dir
+    from mlgov_assets.core.data.datasets import dataset_caches
     from mlgov_assets.core.models.recipe import fit_recipe, model_columns
 
     project, notes = project_for(registry, rec.info.version, rec.project_text, workdir)
-    raws = raw_tables(project, rec.lineage, rec.info.tags, cache_dir(registry.settings.project_dir), workdir)
+    raws = raw_tables(project, rec.lineage, rec.info.tags, dataset_caches(registry.settings), workdir)
     tables = {role: features_from_raw(project, raw, workdir).frame for role, raw in raws.items()}
     train, holdout = tables["training"], tables["holdout"]
     t_fit = time.perf_counter()

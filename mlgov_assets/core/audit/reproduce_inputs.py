@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from mlgov_assets.core.data.lineage import DataLineage, LineagedFrame
 from mlgov_assets.core.errors import Refusal
-from mlgov_assets.core.integrity import CHUNK_SIZE, IntegrityError, dvc_cache_path
+from mlgov_assets.core.integrity import CHUNK_SIZE, CacheDirs, IntegrityError, locate_dvc_cached
 from mlgov_assets.core.models.registration import MitigationSettings
 from mlgov_assets.core.models.training import HyperParams
 
@@ -68,9 +68,10 @@ def split_params(params: Mapping[str, str]) -> tuple[HyperParams, MitigationSett
         raise ReproduceError(f"mitigation params are not valid: {exc}") from exc
 
 
-def copy_from_dvc_cache(cache_dir: str | Path, md5: str, dest: Path) -> Path:
-    """Copy the cache object for ``md5`` to ``dest``, hashing the bytes written; refuse a mismatch."""
-    src = dvc_cache_path(cache_dir, md5)
+def copy_from_dvc_cache(cache_dir: CacheDirs, md5: str, dest: Path) -> Path:
+    """Copy the cache object for ``md5`` (from the first cache root holding it) to ``dest``, hashing
+    the bytes written; refuse a mismatch."""
+    src = locate_dvc_cached(cache_dir, md5)
     if not src.is_file() or src.is_symlink():
         raise IntegrityError(
             f"DVC cache object for md5 {md5} not found at {src}: cannot reproduce from the recorded data"
@@ -153,7 +154,7 @@ def project_for(registry: Registry, version: int, project_text: str | None, work
 
 
 def raw_tables(
-    project: Project, lineage: Mapping[str, DataLineage], tags: Mapping[str, str], cache: Path, workdir: Path
+    project: Project, lineage: Mapping[str, DataLineage], tags: Mapping[str, str], cache: CacheDirs, workdir: Path
 ) -> dict[str, LineagedFrame]:
     """The recorded raw rows per role: each file from the DVC cache, or both parts of the training
     file re-split as the spec says (the split's holdout hash checked against the recorded one)."""

@@ -120,17 +120,16 @@ def champion_reference(settings: Settings, version_info: VersionInfo) -> Referen
     with that md5. Anything else raises :class:`MonitoringError`: comparing batches with data the
     champion never saw would be a silent lie.
     """
-    from mlgov_assets.core.data.datasets import cache_dir
-    from mlgov_assets.core.integrity import dvc_cache_path
+    from mlgov_assets.core.data.datasets import dataset_caches, dataset_location
+    from mlgov_assets.core.integrity import locate_dvc_cached
 
     rel, md5 = version_info.tags.get("mlgov.train_data_path"), version_info.tags.get("mlgov.train_data_md5")
     if not rel or not md5:
         raise MonitoringError(f"model version {version_info.version} has no mlgov.train_data_path/md5 tags")
-    project = Path(settings.project_dir)
-    candidate = project / rel
+    _, candidate = dataset_location(Path(settings.project_dir), rel, settings.generated_dir)
     if candidate.is_file() and md5_file(candidate) == md5:
         return Reference(rel, md5, candidate, "project")
-    cached = dvc_cache_path(cache_dir(project), md5)
+    cached = locate_dvc_cached(dataset_caches(settings), md5)
     if cached.is_file() and md5_file(cached) == md5:
         return Reference(rel, md5, cached, "dvc-cache")
     raise MonitoringError(

@@ -123,7 +123,7 @@ def _write_dataset(settings: Settings, project: Project, plan: RetrainPlan, out:
         disputed_by_batch=excluded,
         trigger_batch_ids=plan.trigger_batch_ids,
         champion_version=plan.champion_version,
-        included_batch_ids=sorted(set(lineage_batch_ids(repo, ref.path)) | set(per_batch)),
+        included_batch_ids=sorted(set(lineage_batch_ids(repo, ref.path, settings.generated_dir)) | set(per_batch)),
     )
     atomic_write_text(dataset_manifest_path(out), manifest.model_dump_json(indent=1) + "\n")
     if excluded:
@@ -140,23 +140,24 @@ def _write_dataset(settings: Settings, project: Project, plan: RetrainPlan, out:
 def build_retraining_dataset(
     settings: Settings, project: Project, plan: RetrainPlan, *, log: Log | None = None
 ) -> RetrainDataset:
-    """Write ``data/generated/<run_key>.csv`` (the project's raw layout with a header row, written by
-    ``write_raw``) and its manifest, and make it a DVC-versioned dataset. Written once per run key,
+    """Write ``data/generated/<run_key>.csv`` (in ``settings.generated_dir``, never the checkout: the
+    project's raw layout with a header row, written by ``write_raw``) and its manifest, and make it a
+    DVC-versioned dataset of the generated-data repository. Written once per run key,
     so a re-emitted request trains on the same bytes. Batch rows also found verbatim in the
     project's holdout are counted in ``holdout_overlap_rows``: the retrained model's holdout
     metrics are then optimistic."""
-    from mlgov_assets.core.data.datasets import ensure_tracked
+    from mlgov_assets.core.data.datasets import dataset_location, ensure_dataset
 
     repo = Path(settings.project_dir)
-    out = repo / plan.dataset
+    _, out = dataset_location(repo, plan.dataset, settings.generated_dir)
     manifest_path = dataset_manifest_path(out)
     if not (out.exists() and manifest_path.exists()):
         _write_dataset(settings, project, plan, out, log)
     manifest = DatasetManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
-    tracked = ensure_tracked(repo, out, site_cache=Path(settings.dvc_site_cache))
+    tracked = ensure_dataset(settings, plan.dataset)
     return RetrainDataset(
         **manifest.model_dump(),
         md5=tracked.md5,
-        dvc_file=str(tracked.dvc_file.relative_to(repo)),
+        dvc_file=tracked.shown_dvc_file(repo),
         added_to_dvc_now=tracked.added_now,
     )

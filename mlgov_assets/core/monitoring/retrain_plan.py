@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
 
+from mlgov_assets.core.data.datasets import GENERATED_PREFIX, dataset_location
 from mlgov_assets.core.models.training import HyperParams
 from mlgov_assets.core.monitoring.batches import retrain_run_key
 from mlgov_assets.core.monitoring.ledger import BatchLedger, LedgerEntry
@@ -18,8 +19,9 @@ if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import VersionInfo
     from mlgov_assets.core.monitoring.retraining import RetrainRequest
 
-#: Retraining datasets are written here, inside the project, so DVC can version them.
-GENERATED_DIR = "data/generated"
+#: Retraining datasets are recorded under this logical folder; their bytes live in the generated-data
+#: directory under the state directory (``Settings.generated_dir``, see ``core/data/datasets.py``).
+GENERATED_DIR = GENERATED_PREFIX.rstrip("/")
 
 
 class RetrainPlan(BaseModel):
@@ -78,9 +80,11 @@ def dataset_manifest_path(dataset: Path) -> Path:
     return dataset.with_name(dataset.stem + ".manifest.json")
 
 
-def lineage_batch_ids(project_dir: Path, train_data_path: str) -> list[str]:
+def lineage_batch_ids(project_dir: Path, train_data_path: str, generated_dir: Path | None = None) -> list[str]:
     """Batches already inside a training dataset (from its manifest; the shipped data has none)."""
-    manifest = dataset_manifest_path(Path(project_dir) / train_data_path)
+    if not train_data_path:
+        return []
+    manifest = dataset_manifest_path(dataset_location(Path(project_dir), train_data_path, generated_dir)[1])
     if not manifest.exists():
         return []
     return [str(b) for b in json.loads(manifest.read_text(encoding="utf-8")).get("included_batch_ids", [])]
@@ -119,6 +123,7 @@ def plan_retraining(
     champion_info: VersionInfo | None,
     project_dir: Path,
     retrain_on: Sequence[str],
+    generated_dir: Path | None = None,
 ) -> RetrainDecision:
     """Decide whether a retraining run is due, from the ledger and the earlier requests.
 
@@ -140,7 +145,7 @@ def plan_retraining(
     if not new:
         message = f"breaches {sorted(breaching)} already have a retraining request"
         return RetrainDecision(kind="none", message=message, breaches=sorted(breaching))
-    in_lineage = set(lineage_batch_ids(project_dir, champion_info.tags.get("mlgov.train_data_path", "")))
+    in_lineage = set(lineage_batch_ids(project_dir, champion_info.tags.get("mlgov.train_data_path", ""), generated_dir))
     training = _training_entries(ledger, entries, in_lineage)
     n_rows = sum(_usable_rows(e) for e in training)
     if not n_rows:

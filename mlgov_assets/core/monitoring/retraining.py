@@ -112,6 +112,7 @@ def request_retraining(
         champion_info=registry.version_info(champion) if champion is not None else None,
         project_dir=Path(settings.project_dir),
         retrain_on=list(policy.monitoring.retrain_on),
+        generated_dir=settings.generated_dir,
     )
     webhook = policy.monitoring.webhook_url
     if decision.kind == "pending_labels":

@@ -150,7 +150,7 @@ def test_retraining_dataset_is_reference_plus_labelled_rows_and_dvc_versioned(en
         params={},
     )
     out = build_retraining_dataset(s, project, plan)
-    csv = env.project / plan.dataset
+    csv = s.generated_dir / plan.dataset.removeprefix("data/generated/")  # the state directory's, not the checkout's
     written = read_raw(project, csv, header="present")
     reference = read_raw(project, ref_path)
     assert len(written) == len(reference) + 150 == out.rows

@@ -52,7 +52,7 @@ from mlgov_assets.core.audit.modelcard.schema import (
     ValuesSection,
     problems_of,
 )
-from mlgov_assets.core.integrity import canonical_hash, dvc_cache_path, is_sha256, sha256_file
+from mlgov_assets.core.integrity import canonical_hash, is_sha256, locate_dvc_cached, sha256_file
 
 if TYPE_CHECKING:
     from mlgov_assets.core.settings import Settings
@@ -136,7 +136,7 @@ def _dvc_description(facts: Facts, path: str, md5: str) -> tuple[int, list[Colum
     from mlgov_assets.core.errors import MlgovError
     from mlgov_assets.core.project.reader import read_raw
 
-    obj = dvc_cache_path(facts.paths.dvc_cache_dir, md5) if re.fullmatch(r"[0-9a-f]{32}", md5) else None
+    obj = locate_dvc_cached(facts.paths.dvc_caches, md5) if re.fullmatch(r"[0-9a-f]{32}", md5) else None
     project, _ = version_project(facts)
     try:
         if obj is None or project is None:

@@ -84,8 +84,14 @@ class GitFacts(_Fact):
 class PathFacts(_Fact):
     project_dir: str
     dvc_cache_dir: str
+    generated_dvc_cache_dir: str | None = None  # the generated datasets' DVC cache (state directory)
     policy_path: str
     policy_path_source: str
+
+    @property
+    def dvc_caches(self) -> list[str]:
+        """Every DVC cache a recorded md5 may be found in, searched in this order."""
+        return [self.dvc_cache_dir, *([self.generated_dvc_cache_dir] if self.generated_dvc_cache_dir else [])]
 
 
 class ProjectFacts(_Fact):

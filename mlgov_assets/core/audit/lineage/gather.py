@@ -236,12 +236,14 @@ def _log_facts(registry: Registry, version: int) -> tuple[list[Record], LogFacts
 
 
 def _paths(settings: Settings, dagster: DagsterLineage | None) -> PathFacts:
-    from mlgov_assets.core.data.datasets import cache_dir
+    from mlgov_assets.core.data.datasets import dataset_caches
 
     recorded_path = _recorded_policy_path(dagster)
+    project_cache, generated_cache = dataset_caches(settings)
     return PathFacts(
         project_dir=str(settings.project_dir),
-        dvc_cache_dir=str(cache_dir(settings.project_dir)),
+        dvc_cache_dir=str(project_cache),
+        generated_dvc_cache_dir=str(generated_cache),
         policy_path=recorded_path or str(settings.policy_path),
         policy_path_source="recorded by the Dagster gate checks" if recorded_path else "current settings",
     )

@@ -23,7 +23,7 @@ from mlgov_assets.core.audit.lineage.model import (
 )
 from mlgov_assets.core.integrity import (
     IntegrityError,
-    dvc_cache_path,
+    locate_dvc_cached,
     manifest_digest,
     sha256_file,
     verify_dvc_cached,
@@ -225,7 +225,7 @@ def check_materializations(facts: Facts) -> Link:
 
 def check_training_data(facts: Facts) -> Link:
     """Re-hash the training and holdout bytes held in the DVC cache against the recorded md5s."""
-    tags, cache = facts.tags, facts.paths.dvc_cache_dir
+    tags, cache = facts.tags, facts.paths.dvc_caches
     problems, evidence = [], {}
     data_json = facts.artifact_json("provenance/data.json") or {}
     for role, attrs_key in (("training", "train"), ("holdout", "holdout")):
@@ -234,7 +234,11 @@ def check_training_data(facts: Facts) -> Link:
             ok, detail = verify_dvc_cached(cache, md5)
         except ValueError as exc:
             ok, detail = False, str(exc)
-        evidence[role] = {"md5": md5, "cache_object": str(dvc_cache_path(cache, md5)) if ok else None, "detail": detail}
+        evidence[role] = {
+            "md5": md5,
+            "cache_object": str(locate_dvc_cached(cache, md5)) if ok else None,
+            "detail": detail,
+        }
         if not ok:
             problems.append(f"{role} data: {detail}")
         logged = (data_json.get(attrs_key) or {}).get("dvc_md5")
