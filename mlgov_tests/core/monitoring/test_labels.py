@@ -224,7 +224,10 @@ def test_a_retraining_never_uses_rows_whose_labels_are_in_dispute(env, holdout):
     out = build_retraining_dataset(s, project, plan)
     assert out.disputed_rows_excluded == 12 and out.disputed_by_batch == {"d1": 12}
     assert out.batches == {"d1": 288} and out.rows == len(read_raw(project, ref_path)) + 288
-    written = read_raw(project, env.project / plan.dataset, header="present")
+    from mlgov_assets.core.data.datasets import dataset_location
+
+    _, where = dataset_location(env.project, plan.dataset, s.generated_dir)  # in the state dir, not the checkout
+    written = read_raw(project, where, header="present")
     tail = written.iloc[-288:].reset_index(drop=True)
     kept = np.setdiff1d(np.arange(300), flips)
     rows = pd.read_parquet(ledger.rows_path("d1")).set_index("row_id")  # the batch as archived (raw strings)
