@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlgov_assets.core.audit.decision_log.records import LogIntegrityError, read_records
 from mlgov_assets.core.audit.decision_log.verify import verify as verify_log
+from mlgov_assets.core.audit.lineage.approvals import approval_problems
 from mlgov_assets.core.audit.lineage.facts import Facts
 from mlgov_assets.core.audit.lineage.gates import check_gates
 from mlgov_assets.core.audit.lineage.gather import gather
@@ -104,12 +105,14 @@ def verify_against_registry(
     registry: Registry, path: str | os.PathLike[str], witnesses: Iterable[PublishedHead | Mapping[str, Any]]
 ) -> WitnessedLog:
     """:func:`verify_with_witnesses`, then the registry's champion alias and history against the
-    moves the log commits (an alias moved without a record, a history that disagrees)."""
+    moves the log commits (an alias moved without a record, a history that disagrees), and every
+    promotion made in approval mode against its approvals (``lineage/approvals``)."""
     res = verify_with_witnesses(path, witnesses)
     if not res.ok:
         return res
     try:
-        extra = consistency_problems(registry, read_records(path))
+        records = read_records(path)
+        extra = consistency_problems(registry, records) + approval_problems(registry, records)
     except LogIntegrityError as exc:
         extra = [str(exc)]
     if not extra:
