@@ -32,8 +32,10 @@ from mlgov_assets.core.governance.approval_evidence import (
 )
 from mlgov_assets.core.governance.policy import Policy
 from mlgov_assets.core.governance.promotion import (
+    PromotionDecision,
     PromotionRefused,
     ensure_compared_with_current,
+    promote,
     promote_locked,
     refuse_promotion,
     require_log_ok,
@@ -50,6 +52,7 @@ __all__ = [
     "ApprovalRequest",
     "Evidence",
     "PendingApproval",
+    "champion_step",
     "current_evidence",
     "decide",
     "pending",
@@ -403,3 +406,34 @@ def decide(
         moved.champion,
         f"version {version} is champion: approved by {', '.join(names)}",
     )
+
+
+def champion_step(
+    registry: Registry,
+    policy: Policy,
+    version: int,
+    *,
+    actor: str,
+    requested_by: str,
+    reason: str,
+    reevaluate: bool = False,
+    dagster_run_id: str | None = None,
+) -> tuple[PromotionDecision, ApprovalOutcome | None]:
+    """What the ``champion`` step does with a version that should become champion: promote it
+    (``automatic``) or stage it and request approval (``approval``; the champion does not move)."""
+    if policy.promotion.mode == "automatic":
+        moved = promote(
+            registry, policy, version, actor=actor, reason=reason, reevaluate=reevaluate, dagster_run_id=dagster_run_id
+        )
+        return moved, None
+    out = request_approval(
+        registry,
+        policy,
+        version,
+        actor=actor,
+        requested_by=requested_by,
+        reevaluate=reevaluate,
+        dagster_run_id=dagster_run_id,
+    )
+    unmoved = PromotionDecision(promoted=False, champion=out.champion, previous=out.champion, reason=out.message)
+    return unmoved, out

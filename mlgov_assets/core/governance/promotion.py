@@ -59,7 +59,7 @@ class PromotionDecision(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     promoted: bool
-    champion: int
+    champion: int | None  # None only when staged for approval before any champion existed
     previous: int | None
     reason: str
     kind: Literal["promotion", "override", "rollback"] | None = None
@@ -69,6 +69,8 @@ class PromotionDecision(BaseModel):
         out: dict[str, Any] = handler(self)
         if self.kind is None:  # ``kind`` appears only when the alias moved
             out.pop("kind", None)
+        if out.get("staged", 0) is None:  # ``staged`` only in approval mode
+            out.pop("staged")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,9 +79,11 @@ class PromotionDecision(BaseModel):
 
 
 class ChampionOutcome(PromotionDecision):
-    """What the ``champion`` asset returns: the decision and the registered model it concerns."""
+    """What the ``champion`` asset returns: the decision and the registered model it concerns
+    (approval mode: ``staged``, the version now awaiting approval)."""
 
     model_name: str
+    staged: int | None = None
 
 
 class GateStatus(BaseModel):
