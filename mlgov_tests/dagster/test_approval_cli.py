@@ -92,6 +92,7 @@ def test_approval_mode_end_to_end(approval_env, monkeypatch, capsys):
     assert meta["champion_version"] == 1 and meta["approval_pending"] is False
 
     assert main(["audit", "verify", "--json"]) == 0
+    assert main(["audit", "champion", "--json"]) == 0
     capsys.readouterr()
     assert main(["reject", "--version", "1", "--reason", "too late"]) == 1
     assert "no pending approval request for version 1" in capsys.readouterr().err

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from mlgov_assets.core.audit.decision_log import DecisionLog, Record
-from mlgov_assets.core.audit.lineage.approvals import approval_problems
+from mlgov_assets.core.audit.lineage.approvals import approval_problems, citation_problems
 from mlgov_assets.core.audit.lineage.audit import verify_against_registry
 from mlgov_assets.core.audit.lineage.gather import published_heads
 from mlgov_assets.core.governance.approval import STAGING, ApprovalRefused, decide, pending, request_approval
@@ -215,6 +215,11 @@ def test_audit_verifies_approvals_and_detects_an_edited_one(store):
     _approve(reg, policy, "bob")
     path = reg.settings.decision_log
     assert verify_against_registry(reg, path, published_heads(reg)).ok
+    records = _records(reg)
+    assert citation_problems(records, reg.name, 2) == []
+    first = next(r for r in records if r.kind == "approval")
+    missing = citation_problems([r for r in records if r.hash != first.hash], reg.name, 2)
+    assert any("1 approval(s) missing" in m for m in missing) and any("1 distinct approval" in m for m in missing)
     lines = path.read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "approval")
     edited = json.loads(lines[at]) | {"actor": "carol"}
