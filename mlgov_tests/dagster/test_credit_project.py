@@ -80,5 +80,12 @@ def test_credit_default_trains_monitors_retrains_and_audits(credit_env, capsys, 
     [retrain] = report["retraining"]["runs"]  # type: ignore[index]
     assert retrain["champion_before"] == 1  # the retraining ran through every gate, whatever it decided
 
-    rc, _ = _json(capsys, ["audit", "champion", "--project", "credit_default", "--json"])
-    assert rc == 0
+    _, status = _json(capsys, ["status", "--project", "credit_default", "--json"])
+    for request in status.get("approvals", []):  # type: ignore[union-attr]  # a retrained version is staged too
+        for who in ("alice", "bob"):
+            monkeypatch.setenv("MLGOV_ACTOR", who)
+            argv = ["approve", "--project", "credit_default", "--version", str(request["version"])]
+            assert main([*argv, "--reason", "retrained on the drifted batch; reviewed"]) == 0
+    monkeypatch.delenv("MLGOV_ACTOR", raising=False)
+    rc, audit = _json(capsys, ["audit", "champion", "--project", "credit_default", "--json"])
+    assert rc == 0, [link for link in audit.get("links", []) if link.get("problems")]  # type: ignore[union-attr]
