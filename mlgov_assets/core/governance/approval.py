@@ -323,7 +323,10 @@ def decide(
             )
         prior = approvals_of(records, rec.hash)
         names = [a.actor for a in prior]
-        problem = _who_may_not(req, policy, actor, names, decision)
+        # quorum already recorded (the final approver's process died before the move): anyone's
+        # `approve` completes the move on the recorded approvals, adding none
+        interrupted = decision == "approve" and len(prior) >= req.approvals_required
+        problem = None if interrupted else _who_may_not(req, policy, actor, names, decision)
         if problem:
             raise ApprovalRefused(problem)
         cite = {"request_hash": rec.hash, "request_index": rec.index, "via": via, "dagster_run_id": dagster_run_id}
@@ -363,16 +366,20 @@ def decide(
         blocked = _ready_to_move(registry, policy, version) if final else None
         if blocked:
             raise ApprovalRefused(f"version {version} cannot become champion now: {blocked}")
-        mine = log.append(
-            "approval",
-            actor=actor,
-            reason=reason,
-            model_name=registry.name,
-            model_version=version,
-            payload=cite | {"evidence": ev.model_dump()},
-            evidence_hashes=hashes,
-        )
-        names = [*names, actor]
+        if not interrupted:
+            prior = [
+                *prior,
+                log.append(
+                    "approval",
+                    actor=actor,
+                    reason=reason,
+                    model_name=registry.name,
+                    model_version=version,
+                    payload=cite | {"evidence": ev.model_dump()},
+                    evidence_hashes=hashes,
+                ),
+            ]
+            names = [*names, actor]
         if not final:
             _tag(registry, version, f"pending: {len(names)}/{req.approvals_required} approvals ({', '.join(names)})")
             return _outcome(
@@ -392,7 +399,7 @@ def decide(
             actor=actor,
             reason=f"approved by {', '.join(names)} (evidence {req.evidence_sha256[:12]})",
             dagster_run_id=dagster_run_id,
-            approval=(rec.hash, [a.hash for a in prior] + [mine.hash]),
+            approval=(rec.hash, [a.hash for a in prior]),
         )
         _unstage(registry, version)
         _tag(registry, version, f"approved by {', '.join(names)}; champion")

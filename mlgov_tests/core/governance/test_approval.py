@@ -237,3 +237,26 @@ def test_audit_detects_a_champion_whose_approved_artifacts_changed(store):
     with _tampered(reg):
         problems = approval_problems(reg, _records(reg))
     assert any("no longer matches its approval: the model artifacts" in p for p in problems)
+
+
+def test_a_final_approval_whose_move_died_is_completed_by_the_next_approve(store, monkeypatch):
+    from mlgov_assets.core.governance import approval
+
+    reg, policy = store
+    _request(reg, policy)
+    _approve(reg, policy, "alice")
+    real = approval.promote_locked
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("process killed between the approval record and the move")
+
+    monkeypatch.setattr(approval, "promote_locked", dies)
+    with pytest.raises(RuntimeError):
+        _approve(reg, policy, "bob")
+    assert reg.champion_version() == 1 and [a.actor for a in _records(reg, "approval")] == ["alice", "bob"]
+    monkeypatch.setattr(approval, "promote_locked", real)
+    out = _approve(reg, policy, "dave")  # adds no approval: completes the move on the recorded quorum
+    assert out.action == "promoted" and out.approved_by == ["alice", "bob"] and reg.champion_version() == 2
+    (move,) = [r for r in _records(reg, "promotion") if r.model_version == "2"]
+    assert move.payload["approvals"] == [a.hash for a in _records(reg, "approval")]
+    assert approval_problems(reg, _records(reg)) == []
