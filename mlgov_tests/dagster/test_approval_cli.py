@@ -94,5 +94,9 @@ def test_approval_mode_end_to_end(approval_env, monkeypatch, capsys):
     assert main(["audit", "verify", "--json"]) == 0
     assert main(["audit", "champion", "--json"]) == 0
     capsys.readouterr()
+    assert main(["audit", "cards", "--json"]) == 0  # the card lists who approved
+    card = reg.artifact_text(reg.version_info(1).run_id, "model_card/model_card.md")
+    assert card is not None and "Approved by: alice, bob." in card
+    capsys.readouterr()
     assert main(["reject", "--version", "1", "--reason", "too late"]) == 1
     assert "no pending approval request for version 1" in capsys.readouterr().err
