@@ -79,10 +79,11 @@ def test_two_projects_train_side_by_side_in_one_instance(two_projects, capsys, m
             assert instance.get_latest_materialization_event(AssetKey([project, "champion"])) is not None
     finally:
         instance.dispose()
-    for who in ("alice", "bob"):  # the credit policy is in approval mode: two approvals make it champion
-        monkeypatch.setenv("MLGOV_ACTOR", who)
-        assert main(["approve", "--project", "credit_default", "--version", "1", "--reason", "reviewed"]) == 0
-    monkeypatch.delenv("MLGOV_ACTOR")
+    with monkeypatch.context() as m:  # the credit policy is in approval mode: two approvals make it champion
+        m.delenv("MLGOV_POLICY")  # the Adult test policy would override credit's own for `--project credit_default`
+        for who in ("alice", "bob"):
+            m.setenv("MLGOV_ACTOR", who)
+            assert main(["approve", "--project", "credit_default", "--version", "1", "--reason", "reviewed"]) == 0
 
     capsys.readouterr()
     assert main(["status", "--json"]) == 0
