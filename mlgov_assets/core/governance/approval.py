@@ -57,6 +57,7 @@ __all__ = [
     "decide",
     "pending",
     "request_approval",
+    "staged_version",
 ]
 
 STAGING = "staging"
@@ -121,6 +122,11 @@ def _alias(registry: Registry, alias: str) -> int | None:
         return int(registry.client.get_model_version_by_alias(registry.name, alias).version)
     except MlflowException:
         return None
+
+
+def staged_version(registry: Registry) -> int | None:
+    """The version the ``staging`` alias names (approval mode: awaiting approval), or None."""
+    return _alias(registry, STAGING)
 
 
 def _unstage(registry: Registry, version: int) -> None:

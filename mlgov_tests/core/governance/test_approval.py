@@ -260,3 +260,14 @@ def test_a_final_approval_whose_move_died_is_completed_by_the_next_approve(store
     (move,) = [r for r in _records(reg, "promotion") if r.model_version == "2"]
     assert move.payload["approvals"] == [a.hash for a in _records(reg, "approval")]
     assert approval_problems(reg, _records(reg)) == []
+
+
+def test_the_staged_version_is_the_shadow_in_batch_scoring(store):
+    from mlgov_assets.core.monitoring.scoring import latest_challenger
+
+    reg, policy = store
+    _request(reg, policy)
+    h.make_versions(reg, policy, 1)  # a newer version 3 is registered meanwhile
+    assert latest_challenger(reg, 1) == 2  # the one awaiting approval, not merely the newest
+    decide(reg, load_policy(policy), 2, "reject", actor="alice", reason="no")
+    assert latest_challenger(reg, 1) == 3
