@@ -33,6 +33,7 @@ EXTRA_COMMANDS = [
     "mlgov_assets.commands.audit",
     "mlgov_assets.commands.init",
     "mlgov_assets.commands.projects",
+    "mlgov_assets.commands.approval",
 ]
 
 GATE_REFUSED = Refusal.exit_code  # 1: a governance gate (or verification) said no
@@ -157,6 +158,8 @@ def _print_summary(summary: RunSummary) -> None:
     if ch:
         verb = ("rolled back" if ch.kind == "rollback" else "promoted") if ch.promoted else "unchanged"
         print(f"champion: version {ch.champion} ({verb}; {ch.reason})")
+        if ch.staged is not None:
+            print(f"staged: version {ch.staged} awaits approval (mlgov approve --version {ch.staged} --reason TEXT)")
     elif summary.refused_by:
         names = ", ".join(c.check for c in summary.refused_by)
         print(f"REFUSED by {names}: the champion is unchanged.")
@@ -287,10 +290,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"history: {st.history}")
     for v in st.versions:
         flag = "champion" if "champion" in v.aliases else ("promotable" if v.promotable else "not promotable")
+        flag += ", staging" if "staging" in v.aliases else ""
         print(f"version {v.version} [{flag}] variant={v.variant} data md5 {v.train_data_md5}")
         for name, g in v.gates.items():
             stale = "" if g.current_policy else "  (evaluated under an older policy)"
             print(f"    {g.verdict.upper():6} {name}: {g.summary}{stale}")
+    if "approvals" in st.sections:
+        from mlgov_assets.commands.approval import print_approvals
+
+        print_approvals(st.sections["approvals"])
     _print_monitoring(st.sections.get("monitoring"))
     _print_audit(st.sections.get("audit"))
     if st.sections.get("projects"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import getpass
 import hashlib
 import json
 import os
@@ -16,6 +17,16 @@ from pathlib import Path
 
 from mlgov_assets.core.integrity import atomic_write_bytes
 from mlgov_assets.core.settings import PACKAGE_DIR
+
+#: Who a pipeline acts as (``mlgov approve`` in CI, a training job); default: the OS user.
+ACTOR_ENV = "MLGOV_ACTOR"
+
+
+def identity() -> str:
+    """The acting person or pipeline: ``$MLGOV_ACTOR``, else the OS user. Not authentication:
+    Dagster OSS and the CLI trust the account they run under (see README, "Approval")."""
+    return os.environ.get(ACTOR_ENV, "").strip()[:200] or getpass.getuser()
+
 
 KEY_PACKAGES = [
     "dagster",

@@ -185,27 +185,25 @@ def _challenger_version(context: AssetExecutionContext) -> int:
     "Every move is recorded in the hash-chained decision log.",
 )
 def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: MlgovResource) -> Output[dict[str, Any]]:
-    from mlgov_assets.core.governance.promotion import (
-        ChampionChanged,
-        ChampionOutcome,
-        PromotionRefused,
-        promote,
-        rollback,
-    )
+    from mlgov_assets.core.governance.approval import champion_step
+    from mlgov_assets.core.governance.promotion import ChampionChanged, ChampionOutcome, PromotionRefused, rollback
+    from mlgov_assets.core.provenance import identity
 
     mlgov = scoped(mlgov, context)
     policy, registry = mlgov.policy(), mlgov.registry()
     actor = f"{config.actor} via {_actor(context)}" if config.actor else _actor(context)
+    staged = None
     try:
         if config.action == "rollback":
             decision = rollback(registry, policy, actor=actor, reason=config.reason, dagster_run_id=context.run_id)
         else:
             version = _challenger_version(context) if config.action == "promote_challenger" else config.version
-            decision = promote(
+            decision, staged = champion_step(  # approval mode: stage it and request approval instead
                 registry,
                 policy,
                 version,
                 actor=actor,
+                requested_by=config.actor or identity(),
                 reason=config.reason or f"passed every gate of policy {policy.sha256[:12]}",
                 reevaluate=config.action == "promote_version",
                 dagster_run_id=context.run_id,
@@ -214,21 +212,44 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
         raise Failure(description=str(exc), metadata={"policy_sha256": policy.sha256, REFUSED: True}) from exc
     context.log.info(f"champion: {decision}")
     result, champ = decision.to_dict(), decision.champion
-    outcome = ChampionOutcome(**result, model_name=registry.name)  # what `mlgov train`/`promote` report
+    outcome = ChampionOutcome(**result, model_name=registry.name, staged=staged.version if staged else None)
     return Output(
         outcome.model_dump(),
         metadata={
-            "champion_version": champ,
+            "champion_version": champ if champ is not None else "none",
             "previous_version": decision.previous if decision.previous is not None else "none",
             "promoted": decision.promoted,
             "action": config.action,
             "reason": decision.reason,
             "policy_sha256": policy.sha256,
             "model_uri": f"models:/{registry.name}@champion",
-            "mlflow_ui": MetadataValue.url(mlgov.settings().mlflow_model_version_url(registry.name, champ)),
+            "mlflow_ui": MetadataValue.url(mlgov.settings().mlflow_model_version_url(registry.name, champ or "")),
             "result": json_md(result),
+            **approval_metadata(mlgov),
         },
     )
+
+
+def approval_metadata(mlgov: MlgovResource) -> dict[str, Any]:
+    """Approval mode: what awaits approval, where an auditor looks (the champion's materializations)."""
+    from mlgov_assets.core.governance.approval import pending
+
+    policy = mlgov.policy()
+    if policy.promotion.mode != "approval":
+        return {}
+    waiting = pending(mlgov.registry())
+    last = waiting[-1] if waiting else None
+    return {
+        "approval_pending": last is not None,
+        "staging_version": last.version if last else "none",
+        "approvals": f"{len(last.approved_by)}/{last.approvals_required} ({', '.join(last.approved_by) or 'none yet'})"
+        if last
+        else "none pending",
+        "approval_expires_at": last.expires_at if last else "none",
+        "approve_with": f"mlgov approve --version {last.version} --reason TEXT, or the approve_candidate job"
+        if last
+        else "nothing to approve",
+    }
 
 
 defs = Definitions(assets=[champion], asset_checks=[*CHALLENGER_CHECKS, *CANDIDATE_CHECKS])

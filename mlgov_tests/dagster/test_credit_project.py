@@ -47,10 +47,20 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dic
     return rc, doc
 
 
-def test_credit_default_trains_monitors_retrains_and_audits(credit_env, capsys) -> None:
+def test_credit_default_trains_monitors_retrains_and_audits(credit_env, capsys, monkeypatch) -> None:
     home = credit_env
+    monkeypatch.delenv("MLGOV_ACTOR", raising=False)
     rc, run = _json(capsys, ["train", "--project", "credit_default", "--json"])
-    assert rc == 0 and run["champion"]["promoted"] is True  # type: ignore[index]
+    # the credit policy is in approval mode: staged, champion unchanged until two people approve
+    assert rc == 0 and run["champion"]["promoted"] is False and run["champion"]["staged"] == 1  # type: ignore[index]
+    for n, who in enumerate(["alice", "bob"], start=1):
+        monkeypatch.setenv("MLGOV_ACTOR", who)
+        rc, approved = _json(
+            capsys, ["approve", "--project", "credit_default", "--version", "1", "--reason", "ok", "--json"]
+        )
+        assert rc == 0 and approved["approved_by"] == ["alice", "bob"][:n]
+        assert approved["champion"] == (1 if n == 2 else None)
+    monkeypatch.delenv("MLGOV_ACTOR")
     checks = {c["check"]: c for c in run["checks"]}  # type: ignore[union-attr]
     assert "RawCreditDefaultSchema" in checks["check_training_data_schema"]["description"]
     assert checks["check_fairness_report_candidate"]["passed"] is True
@@ -70,5 +80,12 @@ def test_credit_default_trains_monitors_retrains_and_audits(credit_env, capsys) 
     [retrain] = report["retraining"]["runs"]  # type: ignore[index]
     assert retrain["champion_before"] == 1  # the retraining ran through every gate, whatever it decided
 
-    rc, _ = _json(capsys, ["audit", "champion", "--project", "credit_default", "--json"])
-    assert rc == 0
+    _, status = _json(capsys, ["status", "--project", "credit_default", "--json"])
+    for request in status.get("approvals", []):  # type: ignore[union-attr]  # a retrained version is staged too
+        for who in ("alice", "bob"):
+            monkeypatch.setenv("MLGOV_ACTOR", who)
+            argv = ["approve", "--project", "credit_default", "--version", str(request["version"])]
+            assert main([*argv, "--reason", "retrained on the drifted batch; reviewed"]) == 0
+    monkeypatch.delenv("MLGOV_ACTOR", raising=False)
+    rc, audit = _json(capsys, ["audit", "champion", "--project", "credit_default", "--json"])
+    assert rc == 0, [link for link in audit.get("links", []) if link.get("problems")]  # type: ignore[union-attr]

@@ -59,7 +59,7 @@ def two_projects(env):
     return env
 
 
-def test_two_projects_train_side_by_side_in_one_instance(two_projects, capsys):
+def test_two_projects_train_side_by_side_in_one_instance(two_projects, capsys, monkeypatch):
     from mlgov_assets.core.settings import get_settings
     from mlgov_assets.instance import get_instance
 
@@ -79,6 +79,11 @@ def test_two_projects_train_side_by_side_in_one_instance(two_projects, capsys):
             assert instance.get_latest_materialization_event(AssetKey([project, "champion"])) is not None
     finally:
         instance.dispose()
+    with monkeypatch.context() as m:  # the credit policy is in approval mode: two approvals make it champion
+        m.delenv("MLGOV_POLICY")  # the Adult test policy would override credit's own for `--project credit_default`
+        for who in ("alice", "bob"):
+            m.setenv("MLGOV_ACTOR", who)
+            assert main(["approve", "--project", "credit_default", "--version", "1", "--reason", "reviewed"]) == 0
 
     capsys.readouterr()
     assert main(["status", "--json"]) == 0

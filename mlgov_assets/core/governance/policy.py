@@ -341,6 +341,18 @@ class Ingestion(_Model):
     max_report_bytes: Annotated[int, _rule(lambda v: v >= 16_384, "must be >= 16384")] = 262_144
 
 
+class Promotion(_Model):
+    """How a candidate that passed every gate becomes champion: at once (``automatic``) or, in
+    ``approval`` mode, staged (alias ``staging``) until ``approvals_required`` distinct people approve
+    (``core/governance/approval``). ``approvers`` empty: anyone but the trainer and the requester."""
+
+    mode: Literal["automatic", "approval"] = "automatic"
+    approvals_required: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 1
+    approvers: list[str] = Field(default_factory=list)
+    separation_of_duties: bool = True
+    expires_after_hours: Annotated[float, _rule(lambda v: v > 0, "must be > 0")] = 72.0
+
+
 # --------------------------------------------------------------------------- the policy
 
 
@@ -357,6 +369,7 @@ class Policy(_Model):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     labels: Labels = Field(default_factory=Labels)
     ingestion: Ingestion = Field(default_factory=Ingestion)
+    promotion: Promotion = Field(default_factory=Promotion)
     # filled by load_policy, not read from the file
     sha256: str = ""
     path: str = ""

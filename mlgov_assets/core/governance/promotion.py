@@ -42,6 +42,7 @@ __all__ = [
     "StatusReport",
     "VersionStatus",
     "promote",
+    "promote_locked",
     "record_gates",
     "recover_for_status",
     "rollback",
@@ -58,7 +59,7 @@ class PromotionDecision(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     promoted: bool
-    champion: int
+    champion: int | None  # None only when staged for approval before any champion existed
     previous: int | None
     reason: str
     kind: Literal["promotion", "override", "rollback"] | None = None
@@ -68,6 +69,8 @@ class PromotionDecision(BaseModel):
         out: dict[str, Any] = handler(self)
         if self.kind is None:  # ``kind`` appears only when the alias moved
             out.pop("kind", None)
+        if out.get("staged", 0) is None:  # ``staged`` only in approval mode
+            out.pop("staged")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,9 +79,11 @@ class PromotionDecision(BaseModel):
 
 
 class ChampionOutcome(PromotionDecision):
-    """What the ``champion`` asset returns: the decision and the registered model it concerns."""
+    """What the ``champion`` asset returns: the decision and the registered model it concerns
+    (approval mode: ``staged``, the version now awaiting approval)."""
 
     model_name: str
+    staged: int | None = None
 
 
 class GateStatus(BaseModel):
@@ -188,7 +193,7 @@ def record_gates(
         )
 
 
-def _require_log_ok(registry: Registry, *, actor: str) -> None:
+def require_log_ok(registry: Registry, *, actor: str) -> None:
     """Finish what a dead process left (see ``transaction.recover``), then refuse to move the alias
     while the decision log is broken: a move must be recordable."""
     try:
@@ -222,7 +227,7 @@ def _recompare(
     record_gates(registry, policy, version, [result], actor=actor, dagster_run_id=dagster_run_id)
 
 
-def _ensure_compared_with_current(
+def ensure_compared_with_current(
     registry: Registry,
     policy: Policy,
     version: int,
@@ -246,7 +251,7 @@ def _ensure_compared_with_current(
     _recompare(registry, policy, version, current, actor=actor, dagster_run_id=dagster_run_id)
 
 
-def _reject(
+def refuse_promotion(
     registry: Registry, policy: Policy, version: int, blockers: list[str], *, actor: str, dagster_run_id: str | None
 ) -> PromotionRefused:
     """Log a refused promotion; returns the exception for the caller to raise."""
@@ -288,45 +293,73 @@ def promote(
         promotion_lock(registry, purpose=f"promote version {version} of {registry.name} ({actor})"),
     ):
         fault_point("promotion.locked")
-        _require_log_ok(registry, actor=actor)
-        state = registry.champion_state()
-        current = state.champion
-        if current == version:
-            return PromotionDecision(
-                promoted=False,
-                champion=version,
-                previous=current,
-                reason=f"version {version} is already champion (nothing to do)",
-            )
-        justification = override_justification.strip()
-        _ensure_compared_with_current(
+        require_log_ok(registry, actor=actor)
+        return promote_locked(
             registry,
             policy,
             version,
-            current,
-            reevaluate=reevaluate,
-            overriding=bool(justification),
             actor=actor,
+            reason=reason,
+            reevaluate=reevaluate,
+            override_justification=override_justification,
             dagster_run_id=dagster_run_id,
         )
-        blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
-        if blockers and not justification:
-            raise _reject(registry, policy, version, blockers, actor=actor, dagster_run_id=dagster_run_id)
-        intent = Intent(
-            op="override" if blockers else "promotion",
-            before=state,
-            after=ChampionState(
-                champion=version,
-                previous=current if current is not None else state.previous,
-                history=[*state.history, version],
-            ),
-            reason=justification if blockers else reason,
-            request_reason=reason,
-            blockers=blockers,
-            dagster_run_id=dagster_run_id,
-            policy_sha256=policy.sha256,
+
+
+def promote_locked(
+    registry: Registry,
+    policy: Policy,
+    version: int,
+    *,
+    actor: str,
+    reason: str,
+    reevaluate: bool = False,
+    override_justification: str = "",
+    dagster_run_id: str | None = None,
+    approval: tuple[str, list[str]] | None = None,
+) -> PromotionDecision:
+    """:func:`promote`'s decision and move; the caller holds the promotion lock and has recovered.
+    ``approval`` (request hash, approval hashes): the move the approvals complete, cited in its record."""
+    state = registry.champion_state()
+    current = state.champion
+    if current == version:
+        return PromotionDecision(
+            promoted=False,
+            champion=version,
+            previous=current,
+            reason=f"version {version} is already champion (nothing to do)",
         )
-        execute(registry, intent, actor=actor)
+    justification = override_justification.strip()
+    ensure_compared_with_current(
+        registry,
+        policy,
+        version,
+        current,
+        reevaluate=reevaluate,
+        overriding=bool(justification),
+        actor=actor,
+        dagster_run_id=dagster_run_id,
+    )
+    blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
+    if blockers and not justification:
+        raise refuse_promotion(registry, policy, version, blockers, actor=actor, dagster_run_id=dagster_run_id)
+    intent = Intent(
+        op="override" if blockers else "promotion",
+        before=state,
+        after=ChampionState(
+            champion=version,
+            previous=current if current is not None else state.previous,
+            history=[*state.history, version],
+        ),
+        reason=justification if blockers else reason,
+        request_reason=reason,
+        blockers=blockers,
+        dagster_run_id=dagster_run_id,
+        policy_sha256=policy.sha256,
+        approval_request=approval[0] if approval else None,
+        approvals=approval[1] if approval else [],
+    )
+    execute(registry, intent, actor=actor)
     return PromotionDecision(promoted=True, champion=version, previous=current, kind=intent.op, reason=intent.reason)
 
 
@@ -342,7 +375,7 @@ def rollback(
         promotion_lock(registry, purpose=f"roll back the champion of {registry.name} ({actor})"),
     ):
         fault_point("promotion.locked")
-        _require_log_ok(registry, actor=actor)
+        require_log_ok(registry, actor=actor)
         state = registry.champion_state()
         history, current = state.history, state.champion
         if current is None or len(history) < 2:

@@ -84,6 +84,9 @@ class Intent(BaseModel):
     blockers: list[str]
     dagster_run_id: str | None
     policy_sha256: str
+    #: approval mode: the request record's hash and the approval records' hashes the move rests on
+    approval_request: str | None = None
+    approvals: list[str] = []
 
 
 def _log(registry: Registry) -> DecisionLog:
@@ -137,6 +140,8 @@ def _commit(registry: Registry, rec: Record, intent: Intent, *, actor: str, reco
             "blockers_overridden": intent.blockers,
             "request_reason": intent.request_reason,
         }
+        if intent.approval_request is not None:  # only in approval mode: automatic records are unchanged
+            payload |= {"approval_request": intent.approval_request, "approvals": intent.approvals}
     done = _log(registry).append(
         intent.op,
         actor=actor,
@@ -159,7 +164,7 @@ def execute(registry: Registry, intent: Intent, *, actor: str) -> Record:
         reason=f"{intent.op} to version {intent.after.champion} begins: {intent.reason}",
         model_name=registry.name,
         model_version=intent.after.champion,
-        payload=intent.model_dump(mode="json"),
+        payload=intent.model_dump(mode="json", exclude_defaults=True),  # approval fields only when set
         evidence_hashes={"policy_sha256": intent.policy_sha256},
     )
     fault_point("promotion.after_intent")

@@ -26,6 +26,7 @@ from mlgov_assets.core.errors import MlgovError, Refusal
 from mlgov_assets.core.faults import fault_point
 from mlgov_assets.core.integrity import copy_verified, file_lock, hash_tree, manifest_digest, verify_tree
 from mlgov_assets.core.locks import holding, pid_alive
+from mlgov_assets.core.provenance import identity
 from mlgov_assets.core.settings import Settings
 
 CHAMPION = "champion"
@@ -234,7 +235,8 @@ class Registry:
                 TAG + "model_dir": str(model_dir),
             }
             mlflow.set_tags(integrity)
-            mv = mlflow.register_model(info.model_uri, self.name, tags={**tags, **integrity})
+            trainer = {TAG + "trained_by": tags.get(TAG + "trained_by") or identity()}  # separation of duties
+            mv = mlflow.register_model(info.model_uri, self.name, tags={**tags, **trainer, **integrity})
         return self.version_info(int(mv.version)).model_copy(update={"run_id": run.info.run_id})
 
     # ------------------------------------------------------------------ reading

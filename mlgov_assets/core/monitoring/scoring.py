@@ -47,7 +47,13 @@ def score_model(model: Any, features: pd.DataFrame) -> tuple[np.ndarray, np.ndar
 def latest_challenger(registry: Registry, champion: int | None) -> int | None:
     """The shadow model: the most recently registered version that is not the champion, of the
     champion's own variant when there is one (an unmitigated challenger can never ship when
-    mitigation is on, so shadowing it would compare against nothing useful)."""
+    mitigation is on, so shadowing it would compare against nothing useful). In approval mode, the
+    version awaiting approval (alias ``staging``) is the shadow: approvers see it on real batches."""
+    from mlgov_assets.core.governance.approval import staged_version
+
+    staged = staged_version(registry)
+    if staged is not None and staged != champion:
+        return staged
     others = [v for v in registry.versions() if v != champion]
     if not others:
         return None

@@ -7,6 +7,8 @@ The witness (``<log dir>/.witness/<log name>.json``, same shape, written after t
 the head) lives outside the log's own files, so dropping trailing records and rewriting the head to
 match is still detected. ``promotion_intent`` / ``promotion_aborted`` frame an alias move as a
 transaction (``core/governance/transaction``); ``log_repair`` records a recovery of the log itself.
+``approval_request`` / ``approval`` / ``approval_rejection`` / ``approval_lapsed`` are the staged
+promotion of ``core/governance/approval`` (a promotion it makes cites its approval records).
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ Kind = Literal[
     "promotion_intent",
     "promotion_aborted",
     "log_repair",
+    "approval_request",
+    "approval",
+    "approval_rejection",
+    "approval_lapsed",
 ]
 KINDS: frozenset[str] = frozenset(get_args(Kind))
 GENESIS_HASH = "0" * 64  # prev_hash of record 0: a fixed value no real sha256 will collide with

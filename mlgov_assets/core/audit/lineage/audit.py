@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlgov_assets.core.audit.decision_log.records import LogIntegrityError, read_records
 from mlgov_assets.core.audit.decision_log.verify import verify as verify_log
+from mlgov_assets.core.audit.lineage.approvals import approval_problems, citation_problems
 from mlgov_assets.core.audit.lineage.facts import Facts
 from mlgov_assets.core.audit.lineage.gates import check_gates
 from mlgov_assets.core.audit.lineage.gather import gather
@@ -104,12 +105,14 @@ def verify_against_registry(
     registry: Registry, path: str | os.PathLike[str], witnesses: Iterable[PublishedHead | Mapping[str, Any]]
 ) -> WitnessedLog:
     """:func:`verify_with_witnesses`, then the registry's champion alias and history against the
-    moves the log commits (an alias moved without a record, a history that disagrees)."""
+    moves the log commits (an alias moved without a record, a history that disagrees), and every
+    promotion made in approval mode against its approvals (``lineage/approvals``)."""
     res = verify_with_witnesses(path, witnesses)
     if not res.ok:
         return res
     try:
-        extra = consistency_problems(registry, read_records(path))
+        records = read_records(path)
+        extra = consistency_problems(registry, records) + approval_problems(registry, records)
     except LogIntegrityError as exc:
         extra = [str(exc)]
     if not extra:
@@ -118,7 +121,8 @@ def verify_against_registry(
 
 
 def registry_agreement(facts: Facts) -> list[str]:
-    """The version's champion alias and the registry's history against the log's committed moves."""
+    """The version's champion alias and the registry's history against the log's committed moves, and
+    the approvals its promotion cites (approval mode)."""
     try:
         records = read_records(facts.log.path)
     except LogIntegrityError:
@@ -126,6 +130,7 @@ def registry_agreement(facts: Facts) -> list[str]:
     name, version = facts.model.name, facts.model.version
     expected, problems = replay(records, name)
     problems += [f"transaction intent record {r.index} has no commit" for r in unfinished(records, name)]
+    problems += citation_problems(records, name, version)  # approval mode: the approvals it rests on
     if facts.champion_history != expected:
         problems.append(
             f"the registry's champion history {facts.champion_history} disagrees with the decision log's "

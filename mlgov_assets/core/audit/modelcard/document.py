@@ -246,6 +246,12 @@ def _decisions_section(decisions: list[Decision]) -> list[Block]:
         for d in decisions
     ]
     intro = f"{len(decisions)} decision(s), {overrides} override(s) of a failed gate."
+    approvers = [d.actor for d in decisions if d.kind == "approval"]
+    if any(d.kind.startswith("approval") for d in decisions):  # approval mode (four eyes)
+        intro += f" Approved by: {', '.join(approvers) or 'nobody yet'}" + "".join(
+            f"; {d.kind.replace('approval_', '')} by {d.actor}" for d in decisions if d.kind == "approval_rejection"
+        )
+        intro += "."
     return [Block("text", intro), _table(["#", "Time", "Kind", "Actor", "Reason", "Source"], rows)]
 
 
