@@ -100,3 +100,17 @@ def test_approval_mode_end_to_end(approval_env, monkeypatch, capsys):
     capsys.readouterr()
     assert main(["reject", "--version", "1", "--reason", "too late"]) == 1
     assert "no pending approval request for version 1" in capsys.readouterr().err
+
+
+def test_the_champion_stays_auditable_while_a_newer_version_waits_for_approval(approval_env, monkeypatch, capsys):
+    assert main(["train", "--set", "max_iter=60", "--set", "learning_rate=0.15"]) == 0
+    for who in ("alice", "bob"):
+        _as(monkeypatch, who)
+        assert main(["approve", "--version", "1", "--reason", "reviewed"]) == 0
+    _as(monkeypatch, None)
+    assert main(["train", "--set", "max_iter=120", "--set", "learning_rate=0.15"]) == 0  # v2: staged
+    reg = approval_env.registry()
+    assert reg.champion_version() == 1 and reg.version_info(2).aliases == ["staging"]
+    capsys.readouterr()
+    assert main(["audit", "champion", "--json"]) == 0  # v1's lineage, not the newer staged run's
+    assert main(["audit", "verify", "--json"]) == 0
