@@ -37,6 +37,9 @@ NO_MODEL: dict[str, dict[str, tuple[list[str], int]]] = {
         "error": (["init", "x", "--data", "/etc/hostname", "--target", "a", "--favourable", "b", "--sensitive", "c"], 2)
     },
     "projects": {"ok": (["projects"], 0)},
+    # approval: nothing is pending on a fresh state (and automatic mode never stages): a refusal
+    "approve": {"refusal": (["approve", "--version", "99", "--reason", "looks fine"], 1), "error": (["approve"], 2)},
+    "reject": {"refusal": (["reject", "--version", "99", "--reason", "no"], 1), "error": (["reject"], 2)},
     "data add": {"ok": (["data", "add", "data/adult.test"], 0), "error": (["data", "add", "data/no-such.csv"], 2)},
 }
 WITH_MODEL: dict[str, dict[str, tuple[list[str], int]]] = {
