@@ -22,10 +22,9 @@ from mlgov_assets.core.settings import get_settings
 
 if TYPE_CHECKING:
     from dagster import AssetCheckEvaluation, DagsterEvent, ExecuteInProcessResult
-    from pydantic import JsonValue
 
     from mlgov_assets.commands.json_mode import JsonStdout
-    from mlgov_assets.commands.summary import AcceptedData, CheckVerdict, RunSummary, StatusHook, StepFailure
+    from mlgov_assets.commands.summary import AcceptedData, CheckVerdict, RunSummary, StepFailure
 
 #: Subcommand modules owned by later stages (monitoring, audit); each exposes register(subparsers).
 EXTRA_COMMANDS = [
@@ -266,101 +265,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _champion_action("rollback", args)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from mlgov_assets.core.governance.policy import load_policy
-    from mlgov_assets.core.governance.promotion import status
-    from mlgov_assets.core.models.registry import Registry
-
-    s = get_settings()
-    st = status(Registry(s), load_policy(s.policy_path))
-    for hook in _status_hooks():
-        st = st.with_sections(hook(s))
-    if args.json:
-        print(json.dumps(st.to_dict(), indent=2, default=str))
-        return 0
-    print(f"project {s.project_name}: model {st.model_name}  (state: {s.home})")
-    print(f"policy {st.policy.path}  sha256 {st.policy.sha256[:16]}")
-    ch = st.champion
-    if ch is None:
-        print("champion: none yet (run `mlgov train` or Materialize all in the UI)")
-    else:
-        m = ", ".join(f"{k}={v:.4f}" for k, v in sorted(ch.metrics.items()))
-        print(f"champion: version {ch.version}  data md5 {ch.train_data_md5}  commit {str(ch.git_commit)[:12]}")
-        print(f"  holdout: {m}")
-    print(f"history: {st.history}")
-    for v in st.versions:
-        flag = "champion" if "champion" in v.aliases else ("promotable" if v.promotable else "not promotable")
-        flag += ", staging" if "staging" in v.aliases else ""
-        print(f"version {v.version} [{flag}] variant={v.variant} data md5 {v.train_data_md5}")
-        for name, g in v.gates.items():
-            stale = "" if g.current_policy else "  (evaluated under an older policy)"
-            print(f"    {g.verdict.upper():6} {name}: {g.summary}{stale}")
-    if "approvals" in st.sections:
-        from mlgov_assets.commands.approval import print_approvals
-
-        print_approvals(st.sections["approvals"])
-    _print_monitoring(st.sections.get("monitoring"))
-    _print_audit(st.sections.get("audit"))
-    if st.sections.get("projects"):
-        from mlgov_assets.commands.projects import print_projects
-
-        print("projects (* = this one; --project NAME selects another):")
-        print_projects(st.sections.get("projects"))
-    notices = st.sections.get("notices")
-    for notice in notices if isinstance(notices, list) else []:
-        print(f"note: {notice}")
-    return 0
-
-
-def _short(obj: JsonValue) -> str:
-    if not isinstance(obj, dict):
-        return str(obj)
-    keys = ("batch_id", "verdict", "breach", "drifted_columns", "drifted_share", "at", "run_key", "status")
-    return ", ".join(f"{k}={obj[k]}" for k in keys if obj.get(k) not in (None, "", []))
-
-
-def _print_monitoring(mon: JsonValue) -> None:
-    if not isinstance(mon, dict) or not mon:
-        return
-    print(
-        f"monitoring: {mon.get('batches', 0)} batches ({mon.get('quarantined', 0)} quarantined), "
-        f"{mon.get('alerts', 0)} alerts; landing folder {mon.get('landing_dir')}"
-    )
-    for label, key in (
-        ("latest drift", "latest_drift"),
-        ("latest performance", "latest_performance"),
-        ("last retraining", "last_retraining"),
-    ):
-        print(f"  {label}: {_short(mon[key]) if mon.get(key) else 'none yet'}")
-
-
-def _print_audit(aud: JsonValue) -> None:
-    if not isinstance(aud, dict) or not aud:
-        return
-    log = aud.get("decision_log")
-    log = log if isinstance(log, dict) else {}
-    state = "verified" if log.get("ok") else f"BROKEN at record {log.get('first_bad_index')}: {log.get('problem')}"
-    certificates, cards = aud.get("certificates"), aud.get("model_cards")
-    print(
-        f"audit: decision log {state} ({log.get('count')} records); "
-        f"{len(certificates) if isinstance(certificates, dict | list) else 0} reproducibility certificate(s); "
-        f"{len(cards) if isinstance(cards, dict | list) else 0} model card(s) — details: mlgov audit champion"
-    )
-
-
-def _status_hooks() -> list[StatusHook]:
-    """The ``status_hook`` of each subcommand module that has one, in EXTRA_COMMANDS order."""
-    hooks = []
-    for mod_name in EXTRA_COMMANDS:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError:
-            continue
-        if hasattr(mod, "status_hook"):
-            hooks.append(mod.status_hook)
-    return hooks
-
-
 def cmd_ui(args: argparse.Namespace) -> int:
     """`dagster dev` (webserver + daemon) on the persistent instance, plus MLflow's UI on the same
     store so the links in asset metadata open; both bound to 127.0.0.1 by default. Ctrl-C or
@@ -459,6 +363,13 @@ def cmd_data_add(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"datasets": [a.model_dump() for a in added]}, indent=2))
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``mlgov status`` (in ``commands/status.py``)."""
+    from mlgov_assets.commands.status import cmd_status as status
+
+    return status(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
