@@ -56,6 +56,7 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
     """Execute the selected project's job ``job_name`` in this process against the persistent instance."""
     from .commands.recovery import fail_dead_runs, process_tags
     from .definitions import location_defs
+    from .defs.lineage_events import emit_run
     from .defs.scope import scoped_name
     from .instance import get_instance
 
@@ -64,7 +65,9 @@ def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | No
     fail_dead_runs(instance)  # runs a killed CLI process left STARTED
     job = location_defs().resolve_job_def(scoped_name(s.project_name, job_name))
     tags = {**(tags or {}), **process_tags()}
-    return job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
+    emit_run(instance, result.run_id, s)  # OpenLineage events of the run (never raises; the sensor dedups)
+    return result
 
 
 def _step_failure(ev: DagsterEvent, refusing_steps: set[str | None]) -> StepFailure:

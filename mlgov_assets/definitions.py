@@ -81,7 +81,10 @@ def build_definitions(
         # re-imports the code location) and the 2-core machine gains nothing from it
         executor=in_process_executor,
     )
-    return Definitions.merge(*(project_definitions(scope, settings.project_dir) for scope in scopes), runtime)
+    from .defs import lineage_events  # location-wide: OpenLineage events of every run (no openlineage import)
+
+    projects_defs = (project_definitions(scope, settings.project_dir) for scope in scopes)
+    return Definitions.merge(*projects_defs, lineage_events.location_defs(), runtime)
 
 
 _BUILT: dict[tuple[ProjectScope, ...], Definitions] = {}

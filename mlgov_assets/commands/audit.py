@@ -182,12 +182,19 @@ def cmd_audit_cards(as_json: bool) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    if args.target != "export-lineage" and (args.model_ref or args.out or args.emit):
+        print("mlgov audit: a second MODEL_REF, --out and --emit belong to export-lineage", file=sys.stderr)
+        return 2
     if args.target == "verify":
         return cmd_audit_verify(args.json)
     if args.target == "cards":
         return cmd_audit_cards(args.json)
     if args.target == "repair":
         return cmd_audit_repair(args.reason, args.json)
+    if args.target == "export-lineage":
+        from .export_lineage import cmd_export_lineage
+
+        return cmd_export_lineage(args.model_ref, args.out, args.emit, args.json)
     return cmd_audit_ref(args.target, args.json)
 
 
@@ -286,10 +293,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "decision log (edited, deleted, reordered, truncated records) against its head, its witness, every "
         "head published on a model version and the registry's champion alias and history. mlgov audit "
         "repair --reason TEXT: recover a log an interrupted append left damaged (recorded). mlgov audit "
-        "cards: rebuild stale model cards. Exit 1 names what is broken.",
+        "cards: rebuild stale model cards. mlgov audit export-lineage MODEL_REF [--out FILE] [--emit]: the "
+        "version's whole chain (data, validated data, features, model, gates, registration, champion "
+        "decisions) as OpenLineage run events. Exit 1 names what is broken.",
         epilog="MODEL_REF: models:/NAME@champion, models:/NAME/N, N, or champion.",
     )
-    a.add_argument("target", metavar="MODEL_REF|verify|cards|repair")
+    a.add_argument("target", metavar="MODEL_REF|verify|cards|repair|export-lineage")
+    a.add_argument("model_ref", nargs="?", metavar="MODEL_REF", help="export-lineage: the version to export")
+    a.add_argument("--out", metavar="FILE", help="export-lineage: write the events (JSON lines) to FILE")
+    a.add_argument(
+        "--emit",
+        action="store_true",
+        help="export-lineage: also send the events through the configured transport (MLGOV_OPENLINEAGE_URL)",
+    )
     a.add_argument("--json", action="store_true", help="machine-readable output")
     a.add_argument(
         "--reason",

@@ -139,7 +139,8 @@ def _error(rec: EventLogRecord) -> str:
     if err is None:
         return "step failed"
     message = err.message.strip()
-    return message if err.cls_name in message.split(":", 1)[0] else f"{err.cls_name}: {message}"
+    name = err.cls_name or "Error"
+    return message if name in message.split(":", 1)[0] else f"{name}: {message}"
 
 
 def read_run_view(instance: DagsterInstance, run_id: str) -> RunView | None:
