@@ -119,7 +119,7 @@ def by_job(events: list[dict], name: str) -> list[dict]:
 def test_events_of_a_run_are_valid_openlineage_and_share_its_run_id():
     events = as_json(run_events(EventContext(), view()))
     assert problems(events) == []
-    assert [e["eventType"] for e in events][0] == "START" and events[-1]["eventType"] == "COMPLETE"
+    assert events[0]["eventType"] == "START" and events[-1]["eventType"] == "COMPLETE"
     run_level = by_job(events, "adult__governed_training")
     assert {e["run"]["runId"] for e in run_level} == {RUN_ID}
     steps = [e for e in events if e["job"]["name"] != "adult__governed_training"]
@@ -259,7 +259,7 @@ def test_http_delivers_every_event_with_the_bearer_token(tmp_path):
     received: list[tuple[str, str | None, dict]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append((self.path, self.headers.get("Authorization"), json.loads(body)))
             self.send_response(201)
