@@ -382,6 +382,71 @@ def _card(world, version: int) -> tuple[str, dict]:
     return md, bundle
 
 
+# --------------------------------------------------------------------------- OpenLineage (issue 12)
+
+
+def _link(report: dict, name: str) -> dict:
+    return next(link for link in report["links"] if link["name"] == name)
+
+
+def test_export_lineage_names_what_the_audit_of_the_champion_verified(world, capsys, tmp_path):
+    from mlgov_tests.openlineage_schema import problems
+
+    code, audit = audit_json(capsys, "champion")
+    assert code == 0, audit["broken"]
+    md5 = _link(audit, "training_data")["evidence"]["training"]["md5"]
+    policy = _link(audit, "policy")["evidence"]["recorded_sha256"]
+    code, doc = cli_json(capsys, "audit", "export-lineage", "champion")
+    assert code == 0 and doc["ok"] and doc["version"] == audit["version"] == world.champion
+    events = doc["event_list"]
+    assert len(events) == doc["events"] and problems(events) == []
+    jobs = [e["job"]["name"] for e in events]
+    for stage in ("adult/training_data", "adult/train_features", "adult/challenger_model", "adult/registration"):
+        assert stage in jobs, stage  # data -> validated data -> features -> model -> registration
+    assert any(j.startswith("adult/challenger_model.check_") for j in jobs)  # the gates
+    registered = next(e for e in events if e["job"]["name"] == "adult/registration" and e["eventType"] == "COMPLETE")
+    model = registered["outputs"][0]["facets"]["mlgov_model"]
+    assert (model["modelVersion"], model["trainDataMd5"], model["policySha256"]) == (world.champion, md5, policy)
+    assert model["modelUri"] == f"models:/{world.registry.name}/{world.champion}" and "champion" in model["aliases"]
+    data = next(e for e in events if e["job"]["name"] == "adult/training_data" and e["eventType"] == "COMPLETE")
+    assert data["outputs"][0]["facets"]["mlgov_data"]["dvcMd5"] == md5
+    gates = [e["run"]["facets"]["mlgov_gates"] for e in events if "mlgov_gates" in e["run"]["facets"]]
+    assert gates and {g["policySha256"] for g in gates} == {policy}
+    promoted = [e for e in events if f"models:/{world.registry.name}@champion" in [o["name"] for o in e["outputs"]]]
+    assert promoted and promoted[-1]["run"]["facets"]["mlgov_decision"]["kind"] in ("promotion", "override")
+    # --out FILE: the same events, one JSON line each; a bad MODEL_REF is a usage error
+    out = tmp_path / "chain.jsonl"
+    code, text = cli(capsys, "audit", "export-lineage", "champion", "--out", str(out))
+    assert code == 0 and str(out) in text
+    assert [json.loads(line) for line in out.read_text().splitlines()] == events
+    assert cli(capsys, "audit", "export-lineage", "99")[0] == 2
+    assert cli(capsys, "audit", "export-lineage")[0] == 2
+
+
+def test_the_governed_run_emits_openlineage_events_the_export_agrees_with(world, capsys):
+    from mlgov_assets.defs.lineage_events import emit_run
+    from mlgov_tests.openlineage_schema import problems
+
+    report = emit_run(world.instance, world.run.run_id, world.env.settings())
+    assert report is not None and report.ok and report.written > 20
+    events = [json.loads(line) for line in Path(report.file).read_text().splitlines()]
+    mine = [e for e in events if e["run"]["facets"]["mlgov_dagster"]["dagsterRunId"] == world.run.run_id]
+    assert len(mine) == report.written and problems(mine) == []
+    assert {e["run"]["facets"].get("parent", {}).get("run", {}).get("runId", e["run"]["runId"]) for e in mine} == {
+        world.run.run_id
+    }
+    assert mine[0]["eventType"] == "START" and mine[-1]["eventType"] == "COMPLETE"
+    names = {e["job"]["name"] for e in mine}
+    assert {"adult/training_data", "adult/challenger_model", "adult/champion"} <= names
+    model = next(e for e in mine if e["job"]["name"] == "adult/challenger_model" and e["eventType"] == "COMPLETE")
+    assert model["outputs"][0]["facets"]["mlgov_model"]["modelUri"].startswith(f"models:/{world.registry.name}/")
+    # the exported chain names the same runs as the live events (one run id per materialization)
+    _, doc = cli_json(capsys, "audit", "export-lineage", "champion")
+    exported = {(e["job"]["name"], e["run"]["runId"]) for e in doc["event_list"]}
+    live = {(e["job"]["name"], e["run"]["runId"]) for e in mine}
+    assert ("adult/training_data", next(r for j, r in live if j == "adult/training_data")) in exported
+
+
 def test_override_needs_a_justification_is_recorded_and_shown_in_the_card(world, capsys):
     from mlgov_assets.core.audit.modelcard.schema import bundle_digest
 
