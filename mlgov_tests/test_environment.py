@@ -7,7 +7,7 @@ import sys
 
 from dagster import AssetSelection, Definitions
 
-HEAVY = ("mlflow", "evidently", "shap", "fairlearn", "sklearn", "matplotlib", "dvc", "pandera", "scipy")
+HEAVY = ("mlflow", "evidently", "shap", "fairlearn", "sklearn", "matplotlib", "dvc", "pandera", "scipy", "openlineage")
 
 
 def test_definitions_are_loadable():

@@ -19,8 +19,9 @@ import pytest
 
 from mlgov_assets.cli import build_parser, main
 
-#: command -> outcome -> (argv, exit code). "ok" 0, "refusal" 1, "error" 2. Cases that need a trained
-#: champion are in WITH_MODEL; every other case runs on a fresh state directory.
+#: command -> outcome -> (argv, exit code). "ok" 0, "refusal" 1, "error" 2; "<outcome>: <form>" for a
+#: second form of a command (``audit export-lineage``). Cases that need a trained champion are in
+#: WITH_MODEL; every other case runs on a fresh state directory.
 NO_MODEL: dict[str, dict[str, tuple[list[str], int]]] = {
     "train": {"error": (["train", "--set", "not-a-pair"], 2)},
     "status": {"ok": (["status"], 0)},
@@ -31,7 +32,11 @@ NO_MODEL: dict[str, dict[str, tuple[list[str], int]]] = {
         "ok": (["simulate", "--kind", "none", "--rows", "40", "--seed", "1"], 0),
         "error": (["simulate", "--kind", "none", "--rows", "40", "--batch-id", "../escape"], 2),
     },
-    "audit": {"ok": (["audit", "verify"], 0), "error": (["audit", "champion"], 2)},
+    "audit": {
+        "ok": (["audit", "verify"], 0),
+        "error": (["audit", "champion"], 2),
+        "error: export-lineage": (["audit", "export-lineage", "champion"], 2),
+    },
     "reproduce": {"error": (["reproduce", "99"], 2)},
     "init": {
         "error": (["init", "x", "--data", "/etc/hostname", "--target", "a", "--favourable", "b", "--sensitive", "c"], 2)
@@ -47,7 +52,11 @@ WITH_MODEL: dict[str, dict[str, tuple[list[str], int]]] = {
     "status": {"ok": (["status"], 0)},
     "reproduce": {"ok": (["reproduce", "champion"], 0)},
     "promote": {"ok": (["promote", "--version", "1", "--reason", "again"], 0)},
-    "audit": {"ok": (["audit", "champion"], 0), "refusal": (["audit", "verify"], 1)},  # last: tampers the log
+    "audit": {
+        "ok": (["audit", "champion"], 0),
+        "ok: export-lineage": (["audit", "export-lineage", "champion"], 0),
+        "refusal": (["audit", "verify"], 1),  # last: tampers the log
+    },
 }
 
 #: Cases run with a malformed policy file.
@@ -95,7 +104,7 @@ def test_every_json_command_has_cases():
     assert set(WITH_MODEL) <= commands
     assert set(BROKEN_POLICY) <= commands
     outcomes = {(c, o) for t in (NO_MODEL, WITH_MODEL, BROKEN_POLICY) for c, cases in t.items() for o in cases}
-    assert {o for _, o in outcomes} == {"ok", "refusal", "error"}
+    assert {o.split(":")[0] for _, o in outcomes} == {"ok", "refusal", "error"}
     # every command also has its error case: an unknown --project (in the no-model test)
 
 
@@ -104,7 +113,10 @@ def test_every_command_prints_one_document_without_a_model(env, capfd, monkeypat
     for command, cases in NO_MODEL.items():
         for outcome, (argv, code) in cases.items():
             doc = run_json(capfd, argv, code)
-            assert outcome != "ok" or not (isinstance(doc, dict) and doc.get("ok") is False), (command, doc)
+            assert not outcome.startswith("ok") or not (isinstance(doc, dict) and doc.get("ok") is False), (
+                command,
+                doc,
+            )
     for command in sorted(NO_MODEL):  # an unknown --project is an error document for every command
         argv = NO_MODEL[command].get("ok", NO_MODEL[command].get("refusal", NO_MODEL[command].get("error")))[0]
         doc = run_json(capfd, [*argv, "--project", "no-such-project"], 2)
