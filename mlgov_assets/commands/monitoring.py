@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mlgov_assets.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from dagster import DagsterInstance, Definitions
+    from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
     from pydantic import JsonValue
 
     from mlgov_assets.commands.summary import RunSummary
@@ -148,6 +148,14 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return _exit_code(report)
 
 
+def _launched(result: ExecuteInProcessResult, instance: DagsterInstance) -> ExecuteInProcessResult:
+    """A run this command executed: its OpenLineage events emitted (never raises; once per run)."""
+    from ..defs.lineage_events import emit_run
+
+    emit_run(instance, result.run_id)
+    return result
+
+
 def _landing_pass(
     defs: Definitions, instance: DagsterInstance, s: Settings, ledger: BatchLedger
 ) -> tuple[list[BatchOutcome], list[BatchOutcome]]:
@@ -162,7 +170,7 @@ def _landing_pass(
     for _ in range(MAX_LANDING_TICKS):
         tick = evaluate_once(defs, instance, scoped_name(s.project_name, LANDING_SENSOR), project_dir=s.project_dir)
         for request in tick.requests:
-            result = launch(defs, instance, tick, request, tags={"mlgov/trigger": TRIGGER})
+            result = _launched(launch(defs, instance, tick, request, tags={"mlgov/trigger": TRIGGER}), instance)
             batch_id = str(request.partition_key)
             file = request.tags.get("mlgov/batch_file") or request.tags.get("mlgov/labels_file") or batch_id
             outcome = _batch_outcome(batch_id, file, summarize_run(result), ledger.get(batch_id) or {})
@@ -193,7 +201,9 @@ def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) 
     for request in tick.requests:
         rec = recorded.get(str(request.run_key))
         before = registry.champion_version()
-        summary = summarize_run(launch(defs, instance, tick, request, tags={"mlgov/trigger": TRIGGER}))
+        summary = summarize_run(
+            _launched(launch(defs, instance, tick, request, tags={"mlgov/trigger": TRIGGER}), instance)
+        )
         run = RetrainRun(
             run_key=str(request.run_key),
             dataset=rec.dataset if rec else None,

@@ -150,9 +150,7 @@ def launch(
     run_tags = {**request.tags, SENSOR_NAME_TAG: tick.sensor_name, **tags}
     if request.run_key:
         run_tags[RUN_KEY_TAG] = request.run_key
-    from ..lineage_events import emit_run
-
-    result = defs.resolve_job_def(job_name).execute_in_process(
+    return defs.resolve_job_def(job_name).execute_in_process(
         run_config=request.run_config,
         instance=instance,
         partition_key=request.partition_key,
@@ -160,5 +158,3 @@ def launch(
         tags=run_tags,
         raise_on_error=False,
     )
-    emit_run(instance, result.run_id)  # OpenLineage events of the run (never raises)
-    return result
