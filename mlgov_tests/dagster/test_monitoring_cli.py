@@ -74,8 +74,18 @@ def test_monitor_once_does_what_the_sensors_do_retraining_included(env, capsys, 
         [dagster_run] = instance.get_runs(filters=RunsFilter(tags={"dagster/run_key": run["run_key"]}))
         assert dagster_run.tags["mlgov/trigger"] == "mlgov monitor --once"
         assert set(instance.get_dynamic_partitions("adult__batches")) == set(by_id)
+        every_run = {r.run_id: r for r in instance.get_runs()}
     finally:
         instance.dispose()
+    # OpenLineage (issue 12): every run the commands executed, monitoring included, was emitted once
+    from mlgov_tests.openlineage_schema import problems
+
+    events = [json.loads(line) for line in (env.home / "openlineage" / "events.jsonl").read_text().splitlines()]
+    assert problems(events) == []
+    ends = [e for e in events if e["run"]["runId"] in every_run and e["eventType"] != "START"]
+    assert sorted(e["run"]["runId"] for e in ends) == sorted(every_run)
+    assert {e["job"]["name"] for e in ends} >= {"adult__governed_training", "adult__monitor_batch"}
+    assert any(e["eventType"] == "FAIL" for e in ends)  # the broken batch's run failed its gate
 
     # a second pass finds nothing new and requests nothing
     rc, out = _run(capsys, ["monitor", "--once"])

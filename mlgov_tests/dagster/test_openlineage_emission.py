@@ -118,8 +118,28 @@ def test_the_run_reader_names_steps_by_what_they_materialize(home):
     assert all(s.status == "success" for s in view.steps)
 
 
+def test_a_step_that_raises_is_a_fail_event_with_its_error(home):
+    @asset(key_prefix="demo", name="model")
+    def broken_model(raw: int) -> int:
+        raise ValueError("the training data has no positive labels")
+
+    defs = Definitions(assets=[raw, broken_model], jobs=[define_asset_job("demo__job", AssetSelection.all())])
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("demo__job").execute_in_process(instance=instance, raise_on_error=False)
+        report = emit_run(instance, result.run_id)
+    assert report is not None and report.ok
+    events = _events(home)
+    assert problems(events) == []
+    failed = [e for e in events if e["job"]["name"] == "demo/model"]
+    assert [e["eventType"] for e in failed] == ["START", "FAIL"]
+    assert (
+        "ValueError: the training data has no positive labels" in failed[1]["run"]["facets"]["errorMessage"]["message"]
+    )
+    assert events[-1]["eventType"] == "FAIL" and "demo__model" in events[-1]["run"]["facets"]["errorMessage"]["message"]
+
+
 @pytest.mark.parametrize("where", ["file", "http"])
-def test_a_failing_transport_is_reported_and_never_raises(home, monkeypatch, where):
+def test_a_failing_transport_is_reported_and_never_raises(home, monkeypatch, caplog, where):
     if where == "file":
         home.mkdir(parents=True)
         (home / "openlineage").write_text("a file where the directory should be")
@@ -129,8 +149,10 @@ def test_a_failing_transport_is_reported_and_never_raises(home, monkeypatch, whe
     with DagsterInstance.ephemeral() as instance:
         result = _run(instance, passed=True)
         assert result.success
-        report = emit_run(instance, result.run_id)
+        with caplog.at_level("WARNING", logger="mlgov.openlineage"):
+            report = emit_run(instance, result.run_id)
     assert report is not None and report.errors
+    assert "OpenLineage emission failed (the run is unaffected)" in caplog.text
 
 
 def test_off_means_nothing_is_written(home, monkeypatch):
