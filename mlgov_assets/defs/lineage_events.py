@@ -169,7 +169,7 @@ def read_run_view(instance: DagsterInstance, run_id: str) -> RunView | None:
         s, kind = step(ev.step_key), ev.event_type
         if kind == DagsterEventType.STEP_START:
             s["start_time"] = rec.timestamp
-            s["status"] = "success" if s["status"] == "skipped" else s["status"]
+            s["status"] = "incomplete" if s["status"] == "skipped" else s["status"]
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             s["end_time"] = rec.timestamp
             s["status"] = "success" if kind == DagsterEventType.STEP_SUCCESS else "failure"

@@ -169,6 +169,16 @@ def test_a_failed_gate_is_a_fail_event_and_fails_the_run():
     assert verdicts[0]["passed"] is False and verdicts[0]["blocking"] is True
 
 
+def test_a_step_that_never_finished_is_aborted():
+    v = view()
+    steps = [*v.steps[:1], v.steps[1].model_copy(update={"status": "incomplete", "end_time": None}), *v.steps[2:]]
+    run = v.run.model_copy(update={"status": "CANCELED"})
+    events = as_json(run_events(EventContext(), v.model_copy(update={"steps": steps, "run": run})))
+    assert problems(events) == []
+    assert [e["eventType"] for e in by_job(events, "adult/challenger_model")] == ["START", "ABORT"]
+    assert events[-1]["eventType"] == "ABORT" and "canceled" in events[-1]["run"]["facets"]["errorMessage"]["message"]
+
+
 def test_free_text_is_capped():
     events = as_json(run_events(EventContext(), view(check_passed=False, description="x" * 100_000)))
     assert problems(events) == []

@@ -63,7 +63,9 @@ class StepView(_View):
     project: str | None = Field(description="the first part of the step's asset keys (None: unprefixed)")
     assets: list[str] = Field(default_factory=list, description="asset names the step planned to materialize")
     checks: list[str] = Field(default_factory=list, description="'<asset>.<check>' the step planned to evaluate")
-    status: Literal["success", "failure", "skipped"]
+    status: Literal["success", "failure", "incomplete", "skipped"] = Field(
+        description="incomplete: started, never finished (a killed or canceled run)"
+    )
     start_time: float | None = None
     end_time: float | None = None
     error: str | None = None
@@ -401,10 +403,13 @@ def step_events(ctx: EventContext, view: RunView, step: StepView) -> list[RunEve
         facets["mlgov_gates"] = gates_facet(step.evaluations)
     if step.status == "failure":
         facets["errorMessage"] = error_facet(step.error or f"step {step.step_key} failed")
+    elif step.status == "incomplete":
+        facets["errorMessage"] = error_facet(f"step {step.step_key} started but never finished")
     inputs = input_datasets(ctx, step.materializations) + checked_datasets(ctx, step.project, step.evaluations)
     outputs = [output_dataset(ctx, step.project, m) for m in step.materializations[:MAX_ITEMS]]
+    state = {"success": "COMPLETE", "incomplete": "ABORT"}.get(step.status, "FAIL")
     end = event(
-        "COMPLETE" if step.status == "success" else "FAIL",
+        state,
         step.end_time if step.end_time is not None else step.start_time,
         job_obj=job(ctx, name, kind),
         run_id=rid,
