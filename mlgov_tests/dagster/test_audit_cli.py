@@ -421,6 +421,11 @@ def test_export_lineage_names_what_the_audit_of_the_champion_verified(world, cap
     assert [json.loads(line) for line in out.read_text().splitlines()] == events
     assert cli(capsys, "audit", "export-lineage", "99")[0] == 2
     assert cli(capsys, "audit", "export-lineage")[0] == 2
+    # --emit: through the configured transport too (here the file; MLGOV_OPENLINEAGE_URL for Marquez)
+    os.environ["MLGOV_OPENLINEAGE_FILE"] = str(tmp_path / "emitted.jsonl")
+    code, doc = cli_json(capsys, "audit", "export-lineage", "champion", "--emit")
+    assert code == 0 and doc["emitted"]["written"] == len(events) and not doc["emitted"]["errors"]
+    assert [json.loads(line) for line in (tmp_path / "emitted.jsonl").read_text().splitlines()] == events
 
 
 def test_the_governed_run_emits_openlineage_events_the_export_agrees_with(world, capsys):
