@@ -46,6 +46,21 @@ def _champion_meta(env) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+def _candidate_observations(env) -> list[dict]:
+    """The approval request's state as recorded on the candidate's asset page (observations)."""
+    from dagster import DagsterEventType, EventRecordsFilter
+
+    from mlgov_assets.instance import get_instance
+
+    records = get_instance(env.settings()).get_event_records(
+        EventRecordsFilter(DagsterEventType.ASSET_OBSERVATION, asset_key=AssetKey(["adult", "candidate_model"])),
+        ascending=True,
+    )
+    events = [r.event_log_entry.dagster_event for r in records]
+    obs = [e.asset_observation_data.asset_observation for e in events if e is not None and e.asset_observation_data]
+    return [{k: v.value for k, v in o.metadata.items()} for o in obs]
+
+
 def test_approval_mode_end_to_end(approval_env, monkeypatch, capsys):
     env = approval_env
     reg = env.registry()
@@ -56,6 +71,8 @@ def test_approval_mode_end_to_end(approval_env, monkeypatch, capsys):
     assert reg.version_info(1).tags["mlgov.trained_by"] == getpass.getuser()
     meta = _champion_meta(env)
     assert meta["approval_pending"] is True and meta["staging_version"] == 1
+    (seen,) = _candidate_observations(env)  # the candidate's own page says it waits
+    assert seen["approval_pending"] is True and seen["approvals"].startswith("0/2")
 
     assert main(["status", "--json"]) == 0
     (req,) = _json(capsys)["approvals"]
@@ -90,6 +107,7 @@ def test_approval_mode_end_to_end(approval_env, monkeypatch, capsys):
     assert "as OS user" in approvals[0].payload["via"]
     meta = _champion_meta(env)
     assert meta["champion_version"] == 1 and meta["approval_pending"] is False
+    assert [o["approval_pending"] for o in _candidate_observations(env)] == [True, True, False]
 
     assert main(["audit", "verify", "--json"]) == 0
     assert main(["audit", "champion", "--json"]) == 0

@@ -210,6 +210,7 @@ def request_approval(
             evidence_sha256=ev.sha256,
             approvals_required=rules.approvals_required,
             approvers=rules.approvers,
+            approver_groups=rules.groups_named(),
             separation_of_duties=rules.separation_of_duties,
             trained_by=registry.version_info(version).tags.get("mlgov.trained_by"),
             requested_by=requested_by,
@@ -271,7 +272,7 @@ def _who_may_not(req: ApprovalRequest, policy: Policy, actor: str, names: list[s
     if rules.separation_of_duties and actor in (req.trained_by, req.requested_by):
         role = "trained" if actor == req.trained_by else "requested the promotion of"
         return f"{actor} {role} version {req.version}: separation of duties forbids them to {what} it"
-    if rules.approvers and actor not in rules.approvers:
+    if rules.approver_basis(actor) is None:
         return f"{actor} is not an approver under the policy (approvers: {', '.join(rules.approvers)})"
     if actor in names:
         return f"{actor} has already approved version {req.version}: approvals must come from distinct people"
@@ -381,7 +382,7 @@ def decide(
                     reason=reason,
                     model_name=registry.name,
                     model_version=version,
-                    payload=cite | {"evidence": ev.model_dump()},
+                    payload=cite | {"evidence": ev.model_dump(), "approver_basis": req.approver_basis(actor)},
                     evidence_hashes=hashes,
                 ),
             ]
