@@ -34,6 +34,7 @@ class ApproveConfig(Config):
     decision: Literal["approve", "reject"] = "approve"
     reason: str
     actor: str = ""  # empty: $MLGOV_ACTOR, else the OS user running the code server (no authentication)
+    via: str = ""  # how the actor was identified (e.g. the approval API's proxy header); recorded
 
 
 def project_defs(scope: ProjectScope) -> Definitions:
@@ -54,7 +55,8 @@ def project_defs(scope: ProjectScope) -> Definitions:
                 config.decision,
                 actor=config.actor.strip() or identity(),
                 reason=config.reason,
-                via=f"dagster run {context.run_id[:8]} as OS user {getpass.getuser()}",
+                via=f"{config.via.strip()[:300] or 'launched'}: dagster run {context.run_id[:8]} as OS user "
+                f"{getpass.getuser()}",
                 dagster_run_id=context.run_id,
             )
         except ApprovalRefused as exc:

@@ -132,3 +132,50 @@ def test_the_champion_stays_auditable_while_a_newer_version_waits_for_approval(a
     capsys.readouterr()
     assert main(["audit", "champion", "--json"]) == 0  # v1's lineage, not the newer staged run's
     assert main(["audit", "verify", "--json"]) == 0
+
+
+def test_the_approval_api_takes_identity_only_from_the_proxy_header(approval_env, monkeypatch, capsys):
+    """Behind an authenticating proxy: the approver is whoever the proxy's header names (separation of
+    duties, quorum and groups checked on that identity by the same job as `mlgov approve`); a request
+    without the header, or not from the proxy, is refused and records nothing."""
+    from fastapi.testclient import TestClient
+
+    from mlgov_assets.approval_api import create_app
+
+    env = approval_env
+    env.use_policy(
+        drop=CORE_ONLY,
+        promotion=APPROVAL | {"approvers": ["group:model-risk"], "approver_groups": {"model-risk": ["alice", "bob"]}},
+    )
+    assert main(["train", "--set", "max_iter=60", "--set", "learning_rate=0.15"]) == 0
+    reg, trainer = env.registry(), getpass.getuser()
+    log = DecisionLog(env.settings().decision_log)
+    api = TestClient(create_app("X-Forwarded-User", trusted_proxies=["testclient"]))
+    direct = TestClient(create_app("X-Forwarded-User", trusted_proxies=["10.0.0.5"]))
+    body = {"decision": "approve", "reason": "reviewed the evidence"}
+
+    assert direct.post("/approvals/1", json=body, headers={"X-Forwarded-User": "alice"}).status_code == 403
+    assert api.post("/approvals/1", json=body).status_code == 401  # no identity from the proxy
+    assert api.post("/approvals/1", json=body, headers={"X-Forwarded-User": "al\x07ice"}).status_code == 401
+    assert api.post("/approvals/1", json={"decision": "maybe", "reason": "x"}).status_code == 422
+    assert log.read(kinds=["approval"]) == []
+
+    own = api.post("/approvals/1", json=body, headers={"X-Forwarded-User": trainer})
+    assert own.status_code == 409 and "separation of duties" in own.json()["error"]
+    outsider = api.post("/approvals/1", json=body, headers={"X-Forwarded-User": "mallory"})
+    assert outsider.status_code == 409 and "not an approver" in outsider.json()["error"]
+
+    pending = api.get("/approvals", headers={"X-Forwarded-User": "alice"}).json()
+    assert [(p["version"], p["approved_by"]) for p in pending["approvals"]] == [(1, [])]
+    first = api.post("/approvals/1", json=body, headers={"X-Forwarded-User": "alice"})
+    assert first.status_code == 200 and first.json()["action"] == "approved" and reg.champion_version() is None
+    second = api.post("/approvals/1", json=body, headers={"X-Forwarded-User": "bob"})
+    assert second.status_code == 200 and second.json()["promoted"] and reg.champion_version() == 1
+    approvals = log.read(kinds=["approval"])
+    assert [(a.actor, a.payload["approver_basis"]) for a in approvals] == [
+        ("alice", "group:model-risk"),
+        ("bob", "group:model-risk"),
+    ]
+    assert all("identity from header X-Forwarded-User" in a.payload["via"] for a in approvals)
+    capsys.readouterr()
+    assert main(["audit", "verify", "--json"]) == 0
