@@ -39,6 +39,7 @@ from mlgov_assets.core.governance.promotion import (
     promote_locked,
     refuse_promotion,
     require_log_ok,
+    stale_comparison,
 )
 from mlgov_assets.core.governance.transaction import explained_write_errors, promotion_lock
 
@@ -281,13 +282,9 @@ def _who_may_not(req: ApprovalRequest, policy: Policy, actor: str, names: list[s
 
 def _ready_to_move(registry: Registry, policy: Policy, version: int) -> str | None:
     """Why the final approval could not move the champion now (checked before it is recorded)."""
-    current = registry.champion_version()
-    compared = registry.gate_details(version, "champion_comparison").get("compared_champion_version", "never")
-    if "champion_comparison" in policy.required_model_gates() and compared != current:
-        return (
-            f"version {version} was compared with champion {compared}, but the champion is now {current}: "
-            f"re-evaluate it (`mlgov promote --version {version}` requests approval afresh)"
-        )
+    stale = stale_comparison(registry, policy, version, registry.champion_version())
+    if stale:
+        return f"{stale}: re-evaluate it (`mlgov promote --version {version}` requests approval afresh)"
     blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
     return "; ".join(blockers) or None
 
