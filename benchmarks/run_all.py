@@ -15,6 +15,7 @@ SCRIPTS = [
     ("Drift engine vs Evidently (issue 4)", ["bench_drift.py", "--repeats", "3"]),
     ("Mean time to detect (issue 4)", ["mttd.py", "--trials", "3"]),
     ("Audit and reproduction (issue 5)", ["bench_audit.py"]),
+    ("Code-location load: one project vs every project (issue 9)", ["bench_import.py"]),
     ("OpenLineage emission against the run (issue 12)", ["bench_openlineage.py"]),
 ]
 

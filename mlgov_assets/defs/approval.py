@@ -9,11 +9,21 @@ import getpass
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from dagster import AssetMaterialization, Config, Definitions, Failure, OpExecutionContext, Output, job, op
+from dagster import (
+    AssetMaterialization,
+    AssetObservation,
+    Config,
+    Definitions,
+    Failure,
+    OpExecutionContext,
+    Output,
+    job,
+    op,
+)
 
 from ..resources import MlgovResource
 from .common import json_md
-from .governance import REFUSED, approval_metadata
+from .governance import REFUSED, approval_metadata, candidate_observation
 from .scope import ProjectScope
 
 
@@ -24,13 +34,14 @@ class ApproveConfig(Config):
     decision: Literal["approve", "reject"] = "approve"
     reason: str
     actor: str = ""  # empty: $MLGOV_ACTOR, else the OS user running the code server (no authentication)
+    via: str = ""  # how the actor was identified (e.g. the approval API's proxy header); recorded
 
 
 def project_defs(scope: ProjectScope) -> Definitions:
     @op(name=scope.named("approval_decision"), description="Record an approval or rejection of the staged version.")
     def approve_candidate(
         context: OpExecutionContext, config: ApproveConfig, mlgov: MlgovResource
-    ) -> Iterator[AssetMaterialization | Output[dict[str, Any]]]:
+    ) -> Iterator[AssetMaterialization | AssetObservation | Output[dict[str, Any]]]:
         from mlgov_assets.core.governance.approval import ApprovalRefused, decide
         from mlgov_assets.core.provenance import identity
 
@@ -44,12 +55,14 @@ def project_defs(scope: ProjectScope) -> Definitions:
                 config.decision,
                 actor=config.actor.strip() or identity(),
                 reason=config.reason,
-                via=f"dagster run {context.run_id[:8]} as OS user {getpass.getuser()}",
+                via=f"{config.via.strip()[:300] or 'launched'}: dagster run {context.run_id[:8]} as OS user "
+                f"{getpass.getuser()}",
                 dagster_run_id=context.run_id,
             )
         except ApprovalRefused as exc:
             raise Failure(description=str(exc), metadata={REFUSED: True, "policy_sha256": policy.sha256}) from exc
         context.log.info(out.message)
+        yield candidate_observation(scope.key("candidate_model"), mlgov, out.message)
         if out.promoted:  # every alias move is a materialization of champion
             yield AssetMaterialization(
                 asset_key=scope.key("champion"),

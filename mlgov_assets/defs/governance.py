@@ -13,6 +13,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetObservation,
     AssetsDefinition,
     Config,
     Definitions,
@@ -211,6 +212,8 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
     except (PromotionRefused, ChampionChanged, ValueError) as exc:
         raise Failure(description=str(exc), metadata={"policy_sha256": policy.sha256, REFUSED: True}) from exc
     context.log.info(f"champion: {decision}")
+    if staged is not None:  # the pending request where an auditor looks: the candidate's page too
+        context.log_event(candidate_observation(sibling(context, "candidate_model"), mlgov, staged.message))
     result, champ = decision.to_dict(), decision.champion
     outcome = ChampionOutcome(**result, model_name=registry.name, staged=staged.version if staged else None)
     return Output(
@@ -228,6 +231,11 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
             **approval_metadata(mlgov),
         },
     )
+
+
+def candidate_observation(key: AssetKey, mlgov: MlgovResource, message: str) -> AssetObservation:
+    """Approval mode: the state of the approval request, recorded on the candidate's asset page."""
+    return AssetObservation(asset_key=key, description=message, metadata=approval_metadata(mlgov))
 
 
 def approval_metadata(mlgov: MlgovResource) -> dict[str, Any]:

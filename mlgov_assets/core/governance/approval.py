@@ -39,6 +39,7 @@ from mlgov_assets.core.governance.promotion import (
     promote_locked,
     refuse_promotion,
     require_log_ok,
+    stale_comparison,
 )
 from mlgov_assets.core.governance.transaction import explained_write_errors, promotion_lock
 
@@ -210,6 +211,7 @@ def request_approval(
             evidence_sha256=ev.sha256,
             approvals_required=rules.approvals_required,
             approvers=rules.approvers,
+            approver_groups=rules.groups_named(),
             separation_of_duties=rules.separation_of_duties,
             trained_by=registry.version_info(version).tags.get("mlgov.trained_by"),
             requested_by=requested_by,
@@ -271,7 +273,7 @@ def _who_may_not(req: ApprovalRequest, policy: Policy, actor: str, names: list[s
     if rules.separation_of_duties and actor in (req.trained_by, req.requested_by):
         role = "trained" if actor == req.trained_by else "requested the promotion of"
         return f"{actor} {role} version {req.version}: separation of duties forbids them to {what} it"
-    if rules.approvers and actor not in rules.approvers:
+    if rules.approver_basis(actor) is None:
         return f"{actor} is not an approver under the policy (approvers: {', '.join(rules.approvers)})"
     if actor in names:
         return f"{actor} has already approved version {req.version}: approvals must come from distinct people"
@@ -280,13 +282,9 @@ def _who_may_not(req: ApprovalRequest, policy: Policy, actor: str, names: list[s
 
 def _ready_to_move(registry: Registry, policy: Policy, version: int) -> str | None:
     """Why the final approval could not move the champion now (checked before it is recorded)."""
-    current = registry.champion_version()
-    compared = registry.gate_details(version, "champion_comparison").get("compared_champion_version", "never")
-    if "champion_comparison" in policy.required_model_gates() and compared != current:
-        return (
-            f"version {version} was compared with champion {compared}, but the champion is now {current}: "
-            f"re-evaluate it (`mlgov promote --version {version}` requests approval afresh)"
-        )
+    stale = stale_comparison(registry, policy, version, registry.champion_version())
+    if stale:
+        return f"{stale}: re-evaluate it (`mlgov promote --version {version}` requests approval afresh)"
     blockers = registry.promotion_blockers(version, policy.required_model_gates(), policy.sha256)
     return "; ".join(blockers) or None
 
@@ -381,7 +379,7 @@ def decide(
                     reason=reason,
                     model_name=registry.name,
                     model_version=version,
-                    payload=cite | {"evidence": ev.model_dump()},
+                    payload=cite | {"evidence": ev.model_dump(), "approver_basis": req.approver_basis(actor)},
                     evidence_hashes=hashes,
                 ),
             ]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlgov_assets.core.audit.decision_log import Record
 from mlgov_assets.core.errors import MlgovError
+from mlgov_assets.core.governance.policy import Promotion
 from mlgov_assets.core.integrity import canonical_hash, manifest_digest
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class ApprovalRequest(BaseModel):
     evidence_sha256: str
     approvals_required: int
     approvers: list[str]
+    #: the groups ``approvers`` names, with their members when the request was made
+    approver_groups: dict[str, list[str]] = {}
     separation_of_duties: bool
     trained_by: str | None
     requested_by: str
@@ -78,6 +81,11 @@ class ApprovalRequest(BaseModel):
     expires_at: str
     staging_before: int | None
     dagster_run_id: str | None
+
+    def approver_basis(self, actor: str) -> str | None:
+        """Why ``actor`` could approve under the rules recorded in this request (None: they could not)."""
+        rules = Promotion(mode="approval", approvers=self.approvers, approver_groups=self.approver_groups)
+        return rules.approver_basis(actor)
 
 
 class PendingApproval(BaseModel):

@@ -342,16 +342,41 @@ class Ingestion(_Model):
 
 
 class Promotion(_Model):
-    """How a candidate that passed every gate becomes champion: at once (``automatic``) or, in
-    ``approval`` mode, staged (alias ``staging``) until ``approvals_required`` distinct people approve
-    (``core/governance/approval``). ``approvers`` empty: anyone but the trainer and the requester."""
+    """How a candidate that passed every gate becomes champion: at once (``automatic``) or, in ``approval``
+    mode, staged (alias ``staging``) until ``approvals_required`` distinct people approve (``core/governance/
+    approval``). ``approvers``: names, and groups as ``group:<name>`` whose members ``approver_groups`` lists
+    (versioned and hashed with the policy); empty: anyone but the trainer and the requester."""
 
     mode: Literal["automatic", "approval"] = "automatic"
     approvals_required: Annotated[int, _rule(lambda v: v >= 1, "must be >= 1")] = 1
     approvers: list[str] = Field(default_factory=list)
+    approver_groups: dict[str, list[str]] = Field(default_factory=dict)
     separation_of_duties: bool = True
     expires_after_hours: Annotated[float, _rule(lambda v: v > 0, "must be > 0")] = 72.0
 
+    @model_validator(mode="after")
+    def _groups_exist(self) -> Promotion:
+        if missing := [g for g in self._named_groups() if g not in self.approver_groups]:
+            raise ValueError(f"approvers name group(s) {', '.join(missing)} that approver_groups does not define")
+        if empty := [g for g, members in self.approver_groups.items() if not any(m.strip() for m in members)]:
+            raise ValueError(f"approver_groups: group(s) {', '.join(empty)} have no members")
+        return self
+
+    def _named_groups(self) -> list[str]:
+        return [a.removeprefix(GROUP_PREFIX) for a in self.approvers if a.startswith(GROUP_PREFIX)]
+
+    def groups_named(self) -> dict[str, list[str]]:
+        """The groups ``approvers`` names, with their members (what an approval request records)."""
+        return {g: list(self.approver_groups[g]) for g in self._named_groups()}
+
+    def approver_basis(self, actor: str) -> str | None:
+        """Why ``actor`` may approve (``named``, ``group:<name>``, ``anyone``), or None if they may not."""
+        if not self.approvers or actor in self.approvers:
+            return "named" if self.approvers else "anyone"
+        return next((f"{GROUP_PREFIX}{g}" for g, m in self.groups_named().items() if actor in m), None)
+
+
+GROUP_PREFIX = "group:"  # in Promotion.approvers: a group of approver_groups
 
 # --------------------------------------------------------------------------- the policy
 

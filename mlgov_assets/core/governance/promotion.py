@@ -227,6 +227,15 @@ def _recompare(
     record_gates(registry, policy, version, [result], actor=actor, dagster_run_id=dagster_run_id)
 
 
+def stale_comparison(registry: Registry, policy: Policy, version: int, current: int | None) -> str | None:
+    """Why ``version``'s required champion comparison no longer holds (it was made against another
+    champion than ``current``), or None when it holds or the policy does not require it."""
+    compared = registry.gate_details(version, "champion_comparison").get("compared_champion_version", "never")
+    if compared == current or "champion_comparison" not in policy.required_model_gates():
+        return None
+    return f"version {version} was compared with champion {compared}, but the champion is now {current}"
+
+
 def ensure_compared_with_current(
     registry: Registry,
     policy: Policy,
@@ -239,13 +248,12 @@ def ensure_compared_with_current(
     dagster_run_id: str | None,
 ) -> None:
     """The champion comparison must be against today's champion: re-run it or raise ChampionChanged."""
-    compared = registry.gate_details(version, "champion_comparison").get("compared_champion_version", "never")
-    if compared == current or "champion_comparison" not in policy.required_model_gates():
+    stale = stale_comparison(registry, policy, version, current)
+    if stale is None:
         return
     if not reevaluate and not overriding:
         raise ChampionChanged(
-            f"version {version} was compared with champion {compared}, but the champion is now "
-            f"{current}: re-evaluate it against the new champion (re-run the path, or "
+            f"{stale}: re-evaluate it against the new champion (re-run the path, or "
             f"`mlgov promote --version {version}`)"
         )
     _recompare(registry, policy, version, current, actor=actor, dagster_run_id=dagster_run_id)

@@ -23,7 +23,7 @@ from mlgov_assets.core.audit.lineage.audit import verify_against_registry
 from mlgov_assets.core.audit.lineage.gather import published_heads
 from mlgov_assets.core.governance.approval import STAGING, ApprovalRefused, decide, pending, request_approval
 from mlgov_assets.core.governance.policy import PolicyError, load_policy, parse_policy
-from mlgov_assets.core.governance.promotion import promote
+from mlgov_assets.core.governance.promotion import promote, record_gates
 from mlgov_assets.core.governance.transaction import consistency_problems
 from mlgov_tests.core.governance import _promo_harness as h
 
@@ -143,6 +143,42 @@ def test_only_listed_approvers_may_approve(store):
     _policy(policy, approvers=["alice", "bob"])  # who may approve is checked before the evidence
     with pytest.raises(ApprovalRefused, match="mallory is not an approver"):
         _approve(reg, policy, "mallory")
+
+
+def test_policy_groups_must_exist_and_have_members():
+    with pytest.raises(PolicyError, match="approver_groups does not define"):
+        parse_policy("policy_version: 1\npromotion: {mode: approval, approvers: ['group:risk']}\n")
+    with pytest.raises(PolicyError, match="have no members"):
+        parse_policy("policy_version: 1\npromotion: {approvers: ['group:risk'], approver_groups: {risk: []}}\n")
+    p = parse_policy(
+        "policy_version: 1\npromotion: {mode: approval, approvers: [alice, 'group:risk'],"
+        " approver_groups: {risk: [bob, erin], unused: [zed]}}\n"
+    ).promotion
+    assert p.groups_named() == {"risk": ["bob", "erin"]}
+    assert [p.approver_basis(a) for a in ("alice", "erin", "zed")] == ["named", "group:risk", None]
+
+
+def test_group_members_approve_and_the_record_says_why(store):
+    reg, policy = store
+    _policy(policy, approvers=["alice", "group:model-risk"], approver_groups={"model-risk": ["bob", "erin"]})
+    p = load_policy(policy)  # the gates judged under this policy (what a training run under it records)
+    record_gates(reg, p, 2, [h._passed(p, g, 1) for g in p.required_model_gates()], actor="test setup")
+    _request(reg, policy)
+    with pytest.raises(ApprovalRefused, match="mallory is not an approver"):
+        _approve(reg, policy, "mallory")
+    _approve(reg, policy, "erin")
+    out = _approve(reg, policy, "alice")
+    assert out.promoted and reg.champion_version() == 2
+    req = _records(reg, "approval_request")[-1]
+    assert req.payload["approver_groups"] == {"model-risk": ["bob", "erin"]}
+    assert [a.payload["approver_basis"] for a in _records(reg, "approval")] == ["group:model-risk", "named"]
+    assert approval_problems(reg, _records(reg)) == []
+    # an approval by someone outside the request's rules (a forged record) is named by the audit
+    records = _records(reg)
+    forged = [
+        r if r.kind != "approval" or r.actor != "erin" else r.model_copy(update={"actor": "zed"}) for r in records
+    ]
+    assert any("zed, not approvers" in m for m in citation_problems(forged, reg.name, 2))
 
 
 def test_second_approver_moves_the_champion_once_citing_both(store):

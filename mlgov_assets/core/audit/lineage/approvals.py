@@ -49,6 +49,9 @@ def citation_problems(records: Sequence[Record], model_name: str, version: int |
             problems.append(f"{where} rests on {len(people)} distinct approval(s), {req.approvals_required} required")
         if req.separation_of_duties and people & {req.trained_by, req.requested_by}:
             problems.append(f"{where} was approved by the version's trainer or requester")
+        outsiders = sorted(a for a in people if req.approver_basis(a) is None)
+        if outsiders:
+            problems.append(f"{where} was approved by {', '.join(outsiders)}, not approvers under its request's rules")
     return problems
 
 
