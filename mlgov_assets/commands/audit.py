@@ -342,6 +342,8 @@ def status_hook(settings: Settings) -> dict[str, JsonValue]:
     from mlgov_assets.core.audit.decision_log.writer import DecisionLog
     from mlgov_assets.core.audit.lineage.audit import verify_against_registry
     from mlgov_assets.core.audit.lineage.gather import published_heads, version_tags
+    from mlgov_assets.core.audit.openlineage.transport import OpenLineageConfig
+    from mlgov_assets.core.audit.openlineage.transport import status as lineage_status
 
     try:
         registry = _registry(settings)
@@ -360,6 +362,7 @@ def status_hook(settings: Settings) -> dict[str, JsonValue]:
                 for r in certs
             },
             "model_cards": {str(v): t.get("mlgov.model_card_sha256") for v, t in sorted(tags.items())},
+            "openlineage": lineage_status(OpenLineageConfig.from_env(settings)).model_dump(mode="json"),
         }
     except Exception as exc:
         return {"audit": {"error": f"{type(exc).__name__}: {exc}"}}

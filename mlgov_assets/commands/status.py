@@ -96,6 +96,12 @@ def _print_audit(aud: JsonValue) -> None:
         f"{len(certificates) if isinstance(certificates, dict | list) else 0} reproducibility certificate(s); "
         f"{len(cards) if isinstance(cards, dict | list) else 0} model card(s) — details: mlgov audit champion"
     )
+    ol = aud.get("openlineage")
+    if isinstance(ol, dict):
+        where = f"{ol.get('file')}" + (f" and {ol.get('url')}" if ol.get("url") else "")
+        print(
+            f"openlineage: {'on' if ol.get('enabled') else 'off'}, {ol.get('runs_emitted')} run(s) emitted to {where}"
+        )
 
 
 def _status_hooks() -> list[StatusHook]:

@@ -37,6 +37,8 @@ def test_train_status_promote_refusal_override_and_rollback(cli_env, capsys):
     keys = ["model_name", "policy", "champion", "history", "versions", "state_dir", "monitoring", "audit"]
     assert list(st) == [*keys, "projects", "notices"]
     assert st["state_dir"] == str(env.home) and st["audit"]["decision_log"]["ok"] is True
+    lineage = st["audit"]["openlineage"]  # both training runs emitted (issue 12)
+    assert lineage["enabled"] and lineage["runs_emitted"] == 2 and lineage["file_bytes"] > 0
     assert st["champion"]["version"] == 1
     assert st["champion"]["train_data_md5"] == "5d7c39d7b8804f071cdd1f2a7c460872"
     v2 = next(v for v in st["versions"] if v["version"] == 2)

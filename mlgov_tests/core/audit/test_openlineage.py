@@ -18,7 +18,7 @@ import pytest
 from mlgov_assets.core.audit.lineage.facts import CheckEvaluation, DagsterRun, Materialization
 from mlgov_assets.core.audit.openlineage.events import MAX_TEXT, EventContext, RunView, StepView, run_events
 from mlgov_assets.core.audit.openlineage.facets import PRODUCER, SCHEMA_BASE
-from mlgov_assets.core.audit.openlineage.transport import OpenLineageConfig, claim_run, emit, event_json
+from mlgov_assets.core.audit.openlineage.transport import OpenLineageConfig, claim_run, emit, event_json, status
 from mlgov_tests.openlineage_schema import problems
 
 RUN_ID = "0b9f6d0e-1d7c-4f43-9d2a-5f3c8e7a1b20"
@@ -224,6 +224,8 @@ def test_configuration_defaults_and_overrides(tmp_path):
     )
     assert not cfg.enabled and cfg.url == "http://127.0.0.1:5000" and "k" not in repr(cfg)
     assert emit(run_events(EventContext(), view()), cfg).written == 0  # off: nothing written
+    shown = status(OpenLineageConfig.from_env(s, {"MLGOV_OPENLINEAGE_URL": "https://user:pw@marquez.example:5002/x"}))
+    assert shown.url == "https://marquez.example:5002" and shown.runs_emitted == 0 and shown.file_bytes is None
 
 
 def test_the_file_transport_appends_one_line_per_event(tmp_path):

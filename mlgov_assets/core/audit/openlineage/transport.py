@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from mlgov_assets.core.settings import Settings
 
-__all__ = ["EmitReport", "OpenLineageConfig", "claim_run", "emit", "event_json"]
+__all__ = ["EmitReport", "OpenLineageConfig", "TransportStatus", "claim_run", "emit", "event_json", "status"]
 
 log = logging.getLogger("mlgov.openlineage")
 _OFF = {"0", "off", "false", "no", "disabled"}
@@ -188,3 +188,34 @@ def claim_run(cfg: OpenLineageConfig, run_id: str) -> bool:
         return True
     os.close(fd)
     return True
+
+
+class TransportStatus(BaseModel):
+    """``mlgov status``: where events go (the URL as scheme://host:port only) and how many runs went."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    file: str
+    file_bytes: int | None
+    url: str | None
+    runs_emitted: int
+
+
+def status(cfg: OpenLineageConfig) -> TransportStatus:
+    parsed = urlparse(cfg.url) if cfg.url else None
+    try:
+        size: int | None = cfg.file.stat().st_size
+    except OSError:
+        size = None
+    try:
+        runs = sum(1 for _ in (cfg.state_dir / "emitted").iterdir())
+    except OSError:
+        runs = 0
+    return TransportStatus(
+        enabled=cfg.enabled,
+        file=str(cfg.file),
+        file_bytes=size,
+        url=f"{parsed.scheme}://{parsed.hostname}{f':{parsed.port}' if parsed.port else ''}" if parsed else None,
+        runs_emitted=runs,
+    )
