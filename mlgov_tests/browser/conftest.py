@@ -25,12 +25,24 @@ MISSING = (
 )
 
 
+def _required() -> bool:
+    return os.environ.get("MLGOV_REQUIRE_SERVICES") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Without Chromium every browser test is skipped with the same reason: one line in the summary."""
+    if CHROMIUM.exists() or _required():
+        return
+    skip = pytest.mark.skip(reason=MISSING)
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     if not CHROMIUM.exists():
-        if os.environ.get("MLGOV_REQUIRE_SERVICES") == "1":
-            pytest.fail(MISSING + " and MLGOV_REQUIRE_SERVICES=1", pytrace=False)
-        pytest.skip(MISSING)
+        pytest.fail(MISSING + " and MLGOV_REQUIRE_SERVICES=1", pytrace=False)
     return CHROMIUM
 
 
