@@ -106,8 +106,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         note = f"browser artifacts (screenshot, page HTML, server log): {saved}"
         if hasattr(longrepr, "addsection"):
             longrepr.addsection("browser artifacts", note)
-        report.sections.append(("browser artifacts", note))
-        print(f"\n{note}")
+        else:
+            report.sections.append(("browser artifacts", note))
+        crash = getattr(longrepr, "reprcrash", None)
+        if crash is not None:  # the one-line summary (-ra) names the directory too
+            crash.message = f"{crash.message} [browser artifacts: {saved}]"
     return report
 
 
