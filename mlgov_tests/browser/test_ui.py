@@ -1,12 +1,11 @@
 """The Dagster UI as a newcomer uses it, against a real ``mlgov ui`` (webserver + daemon): train from the
 Jobs page, read every gate as a check with its evidence, watch a drifted batch retrain without a click.
 
-One server per module; the tests run in order and build on each other (train, inspect, drift). Waits
+One server per module; the tests run in order and build on each other (train, inspect, drift, edit the policy). Waits
 are on real conditions (run status through the webserver's GraphQL API, visible text), bounded."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any
@@ -168,7 +167,7 @@ def test_a_drifted_labelled_batch_runs_then_retrains_without_a_click(page: Any, 
     expect(page.get_by_text(TRAINING).first).to_be_visible()
     # launched by the retraining sensor (its name is middle-truncated on the page; the full name is the title)
     expect(page.locator('[title="adult__retrain_on_breach_sensor"]').first).to_be_visible()
-    print(f"retraining run finished {time.monotonic() - started:.0f} s after the batch run; pid {os.getpid()}")
+    print(f"retraining run finished {time.monotonic() - started:.0f} s after the batch run")
 
 
 def test_a_policy_edit_turns_the_champions_own_check_red_without_a_click(page: Any, ui: UiServer) -> None:
