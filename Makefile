@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: dev install data test test-fast lint format typecheck bench ui mlflow-ui clean-state
+.PHONY: dev install data browser test test-fast lint format typecheck bench ui mlflow-ui clean-state
 
 $(CURDIR)/.uv/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.uv
@@ -28,12 +28,20 @@ dev: install
 ui:
 	$(UV) run --frozen mlgov ui
 
-test: install
+# Debian's Chromium for the browser tests (mlgov_tests/browser): installed only when missing and root;
+# otherwise one line says what to do (the browser tests then skip, or fail under MLGOV_REQUIRE_SERVICES=1)
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	else echo "browser: /usr/bin/chromium missing; as root run: make browser (apt-get install -y chromium)"; fi
+
+test: install browser
 	$(UV) run --frozen pytest
 
 # unit tests of the pure core and the small Dagster-free pieces (no Dagster runs, no servers): < 60 s
 test-fast: install
-	$(UV) run --frozen pytest -m "not slow" mlgov_tests/core mlgov_tests/test_io_manager.py mlgov_tests/test_resources.py
+	$(UV) run --frozen pytest -m "not slow and not browser" mlgov_tests/core mlgov_tests/test_io_manager.py mlgov_tests/test_resources.py
 
 lint: install
 	$(UV) run --frozen ruff check .

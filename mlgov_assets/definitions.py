@@ -41,9 +41,9 @@ def _gc_paused() -> Iterator[None]:
 def _stages() -> tuple[ModuleType, ...]:
     """The graph's stages, left to right; each module exports its own ``defs`` (asset and check
     templates) and, where it has jobs, sensors or schedules, ``project_defs(scope)``."""
-    from .defs import approval, audit, data, fairness, features, governance, jobs, monitoring, training
+    from .defs import approval, audit, champion_checks, data, fairness, features, governance, jobs, monitoring, training
 
-    return (data, features, training, fairness, governance, monitoring, audit, jobs, approval)
+    return (data, features, training, fairness, governance, champion_checks, monitoring, audit, jobs, approval)
 
 
 def project_definitions(scope: ProjectScope, project_dir: Path) -> Definitions:

@@ -117,8 +117,10 @@ def scheduled_defs(scope: ProjectScope) -> Definitions:
     )
     reevaluation_job = define_asset_job(
         scope.named("reevaluate_champion"),
-        selection=AssetSelection.assets(scope.key("champion_reevaluation")),
-        description="Re-evaluate the champion against the current policy.",
+        # the champion's own checks too (defs/champion_checks.py): the verdict shows on the champion's page
+        selection=AssetSelection.assets(scope.key("champion_reevaluation"))
+        | AssetSelection.checks_for_assets(scope.key("champion")),
+        description="Re-evaluate the champion against the current policy (and run the champion's checks).",
     )
     daily_summary = ScheduleDefinition(
         name=scope.named("daily_monitoring_summary_schedule"),
