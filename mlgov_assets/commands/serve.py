@@ -17,12 +17,16 @@ _DEFAULTS = ServeOptions()
 
 def build_service(opts: ServeOptions) -> ScoringService:
     """The selected project's service: settings, spec, policy and registry as every command finds them."""
+    from threadpoolctl import threadpool_limits
+
     from mlgov_assets.core.governance.policy import load_policy
     from mlgov_assets.core.models.registry import Registry
     from mlgov_assets.core.project.project import open_project
     from mlgov_assets.core.serving.service import ScoringService
     from mlgov_assets.core.settings import get_settings
 
+    # one request = one thread: HGB's OpenMP pool per predict call oversubscribes a small host badly
+    threadpool_limits(1)
     s = get_settings().ensure()
     project = open_project(s.project_spec, s.project_dir)
     return ScoringService(s, project, load_policy(s.policy_path), opts, Registry(s))

@@ -104,7 +104,9 @@ class BatchRoller:
             return len(self._pending)
 
     def due(self, now: float | None = None) -> bool:
-        n = self.pending()
+        return self._due(self.pending(), now)
+
+    def _due(self, n: int, now: float | None = None) -> bool:
         waited = (time.monotonic() if now is None else now) - self._since
         return n >= self.roll_rows or (n >= self.min_rows and waited >= self.roll_seconds)
 
@@ -115,7 +117,7 @@ class BatchRoller:
             while True:
                 with self._lock:
                     n = len(self._pending)
-                    if not n or (not force and not self.due()):
+                    if not n or (not force and not self._due(n)):
                         break
                     take = min(n, self.roll_rows)
                     chunk, self._pending = self._pending[:take], self._pending[take:]

@@ -92,6 +92,11 @@ class _ShadowJob:
     features: pd.DataFrame
 
 
+def _warm_explainer() -> None:
+    """Import shap off the request path (~2 s), so the first ``reasons`` request does not pay it."""
+    import shap  # noqa: F401
+
+
 class ScoringService:
     def __init__(self, settings: Settings, project: Project, policy: Policy, opts: ServeOptions, registry: Registry):
         self.settings, self.project, self.policy, self.opts = settings, project, policy, opts
@@ -132,6 +137,7 @@ class ScoringService:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self.holder.start(self.opts.poll_seconds)
+        threading.Thread(target=_warm_explainer, name="mlgov-serve-warm", daemon=True).start()
         for name, target in (("shadow", self._shadow_loop), ("housekeeping", self._housekeeping_loop)):
             t = threading.Thread(target=target, name=f"mlgov-serve-{name}", daemon=True)
             t.start()
