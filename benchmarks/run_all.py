@@ -15,6 +15,7 @@ SCRIPTS = [
     ("Drift engine vs Evidently (issue 4)", ["bench_drift.py", "--repeats", "3"]),
     ("Mean time to detect (issue 4)", ["mttd.py", "--trials", "3"]),
     ("Audit and reproduction (issue 5)", ["bench_audit.py"]),
+    ("Online scoring: mlgov serve vs mlflow models serve (issue 12)", ["serve_load.py", "--requests", "300"]),
 ]
 
 
