@@ -143,3 +143,15 @@ def test_rows_roll_into_landing_batches_and_labels_find_them(tmp_path, rows):
     with pytest.raises(InputError, match="no landing batch yet"):
         land_labels(settings, ADULT, {999_999: ">50K"})
     assert isinstance(batch, pd.DataFrame)
+
+
+def test_fastapi_and_uvicorn_load_only_for_serve():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mlgov_assets.definitions, mlgov_assets.cli as c; c.build_parser(); "
+        "print(','.join(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"definitions / mlgov --help pulled in: {out}"
