@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -309,7 +310,11 @@ def test_real_uvicorn_serves_and_stops(trained, holdout):
         assert "mlgov_serve_ready 1" in httpx.get(f"{base}/metrics", timeout=5).text
     finally:
         proc.terminate()
-        assert proc.wait(60) == 0
+        code = proc.wait(60)
+        stderr = proc.stderr.read() if proc.stderr else b""
+    # uvicorn shuts down gracefully on SIGTERM (the service's stop: shadow drained, log closed), then
+    # re-raises the signal, so the exit status is the signal's
+    assert code in (0, -signal.SIGTERM) and b"Traceback" not in stderr, stderr[-2000:]
 
 
 def test_a_tampered_champion_is_refused_and_ready_says_so(trained, holdout):
