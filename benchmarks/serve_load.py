@@ -50,7 +50,7 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
-def _load(url: str, bodies: list[bytes], requests: int, concurrency: int) -> dict[str, float]:
+def _load(name: str, url: str, bodies: list[bytes], requests: int, concurrency: int) -> dict[str, float]:
     import httpx
 
     lat: list[float] = []
@@ -79,7 +79,9 @@ def _load(url: str, bodies: list[bytes], requests: int, concurrency: int) -> dic
         t.join()
     elapsed = time.perf_counter() - t0
     q = statistics.quantiles(lat, n=100)
-    return {"rps": len(lat) / elapsed, "p50": statistics.median(lat), "p99": q[98], "failed": failures[0]}
+    out = {"rps": len(lat) / elapsed, "p50": statistics.median(lat), "p99": q[98], "failed": failures[0]}
+    print(f"{name}: {out} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
+    return out
 
 
 def _serve(env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -160,7 +162,12 @@ def main() -> int:
         for i in range(0, 1000, 100)
     ]
     port = _port()
-    mlflow_env = {**env, "MLFLOW_TRACKING_URI": s.tracking_uri, "MLFLOW_REGISTRY_URI": s.tracking_uri}
+    mlflow_env = {
+        **env,
+        "MLFLOW_TRACKING_URI": s.tracking_uri,
+        "MLFLOW_REGISTRY_URI": s.tracking_uri,
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # it execs `uvicorn` by name
+    }
     proc = subprocess.Popen(
         [
             str(BIN / "mlflow"),
@@ -184,8 +191,18 @@ def main() -> int:
     try:
         _wait(f"http://127.0.0.1:{port}/ping", proc)
         inv = f"http://127.0.0.1:{port}/invocations"
-        results.append(("mlflow models serve, 1 row", _load(inv, f_single, args.requests, args.concurrency)))
-        results.append(("mlflow models serve, 100 rows", _load(inv, f_hundred, args.requests // 5, args.concurrency)))
+        results.append(
+            (
+                "mlflow models serve, 1 row",
+                _load("mlflow models serve, 1 row", inv, f_single, args.requests, args.concurrency),
+            )
+        )
+        results.append(
+            (
+                "mlflow models serve, 100 rows",
+                _load("mlflow models serve, 100 rows", inv, f_hundred, args.requests // 5, args.concurrency),
+            )
+        )
     finally:
         proc.terminate()
         proc.wait(60)
