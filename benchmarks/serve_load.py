@@ -120,31 +120,23 @@ def main() -> int:
     single = [json.dumps({"row": r}).encode() for r in rows[:500]]
     hundred = [json.dumps({"rows": rows[i : i + 100]}).encode() for i in range(0, 1000, 100)]
     results: list[tuple[str, dict[str, float]]] = []
+
+    def run(name: str, url: str, bodies: list[bytes], n: int) -> None:
+        results.append((name, _load(name, url, bodies, n, args.concurrency)))
+
     for shadow in (False, True):
         proc, base = _serve(env, [] if shadow else ["--no-shadow"])
         try:
             tag = "shadow" if shadow else "no shadow"
-            results.append(
-                (f"mlgov serve, 1 row, {tag}", _load(f"{base}/predict", single, args.requests, args.concurrency))
-            )
-            results.append(
-                (
-                    f"mlgov serve, 100 rows, {tag}",
-                    _load(f"{base}/predict", hundred, args.requests // 5, args.concurrency),
-                )
-            )
+            run(f"mlgov serve, 1 row, {tag}", f"{base}/predict", single, args.requests)
+            run(f"mlgov serve, 100 rows, {tag}", f"{base}/predict", hundred, args.requests // 5)
             if shadow:
-                results.append(
-                    (
-                        "mlgov serve, 1 row, shadow, reasons=3",
-                        _load(f"{base}/predict?reasons=3", single, args.requests, args.concurrency),
-                    )
-                )
-                results.append(
-                    (
-                        "mlgov serve, 100 rows, shadow, reasons=3",
-                        _load(f"{base}/predict?reasons=3", hundred, args.requests // 10, args.concurrency),
-                    )
+                run("mlgov serve, 1 row, shadow, reasons=3", f"{base}/predict?reasons=3", single, args.requests)
+                run(
+                    "mlgov serve, 100 rows, shadow, reasons=3",
+                    f"{base}/predict?reasons=3",
+                    hundred,
+                    args.requests // 10,
                 )
         finally:
             proc.terminate()
