@@ -90,7 +90,11 @@ def _serve(env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen[byte
         [str(BIN / "mlgov"), "serve", "--port", str(port), *extra], env=env, stderr=subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
-    _wait(f"{base}/ready", proc)
+    try:
+        _wait(f"{base}/ready", proc)
+    except BaseException:
+        proc.terminate()
+        raise
     return proc, base
 
 
@@ -180,6 +184,8 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    # runs last: `mlflow models serve` writes `registered_model_meta` into the registered artifact
+    # directory, after which mlgov's verified loader refuses that version (an unexpected extra file)
     try:
         _wait(f"http://127.0.0.1:{port}/ping", proc)
         inv = f"http://127.0.0.1:{port}/invocations"
