@@ -17,6 +17,7 @@ _DEFAULTS = ServeOptions()
 
 def build_service(opts: ServeOptions) -> ScoringService:
     """The selected project's service: settings, spec, policy and registry as every command finds them."""
+    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime, so the limit below reaches it
     from threadpoolctl import threadpool_limits
 
     from mlgov_assets.core.governance.policy import load_policy
