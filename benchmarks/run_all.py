@@ -17,6 +17,7 @@ SCRIPTS = [
     ("Audit and reproduction (issue 5)", ["bench_audit.py"]),
     ("Code-location load: one project vs every project (issue 9)", ["bench_import.py"]),
     ("OpenLineage emission against the run (issue 12)", ["bench_openlineage.py"]),
+    ("Online scoring: mlgov serve vs mlflow models serve (issue 12)", ["serve_load.py", "--requests", "300"]),
 ]
 
 

@@ -33,6 +33,7 @@ EXTRA_COMMANDS = [
     "mlgov_assets.commands.init",
     "mlgov_assets.commands.projects",
     "mlgov_assets.commands.approval",
+    "mlgov_assets.commands.serve",
 ]
 
 GATE_REFUSED = Refusal.exit_code  # 1: a governance gate (or verification) said no

@@ -7,7 +7,7 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "mlgov_assets" / "core"
 #: Lower ranks may be imported by higher ones, never the reverse.
-RANK = {"project": 0, "data": 1, "models": 2, "governance": 3, "monitoring": 4, "audit": 5}
+RANK = {"project": 0, "data": 1, "models": 2, "governance": 3, "monitoring": 4, "serving": 5, "audit": 6}
 #: Modules every package may import: shared infrastructure, configuration and the decision log.
 LEAVES = (
     "mlgov_assets.core.errors",

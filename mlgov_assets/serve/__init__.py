@@ -1,0 +1,1 @@
+"""The HTTP face of online scoring (FastAPI); the logic is ``core/serving``."""

@@ -1,0 +1,342 @@
+"""`mlgov serve` against a real trained champion: verified load, scores equal to the batch scorer's,
+hot swap under concurrent load, a failing shadow, bad requests, live traffic -> landing batch ->
+`mlgov monitor --once` (drift, labels by row id), a real uvicorn, a tampered artifact refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from mlgov_assets.cli import main
+from mlgov_assets.core.models.registry import Registry
+from mlgov_assets.core.monitoring.scoring import load_verified, model_inputs, score_model
+from mlgov_assets.core.serving.holder import Loaded
+from mlgov_assets.core.serving.options import ServeOptions
+from mlgov_assets.core.serving.predlog import PredictionRecord, ShadowRecord, read_log
+from mlgov_assets.core.serving.roller import land_labels
+from mlgov_assets.core.serving.service import ScoringService
+from mlgov_assets.serve.app import create_app
+from mlgov_tests.conftest import CORE_ONLY, _make_env
+from mlgov_tests.core.monitoring.helpers import ADULT, DATA, read_adult
+
+pytestmark = pytest.mark.slow
+NO_RETRAIN = {
+    "performance_tolerance": {"accuracy": 0.05, "roc_auc": 0.05},
+    "min_batch_rows": 200,
+    "retrain_on": [],
+}
+
+
+@pytest.fixture(scope="module")
+def holdout() -> pd.DataFrame:
+    return read_adult(DATA / "adult.test")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, project_template, holdout):
+    """A champion trained by `mlgov train` (the governed path) and a second, different version of
+    the same recipe registered beside it (the shadow challenger, and the target of a swap)."""
+    from mlgov_assets.core.models.training import TARGET, HyperParams, fit
+    from mlgov_assets.core.project.features import build_features
+
+    mp = pytest.MonkeyPatch()
+    env = _make_env(tmp_path_factory.mktemp("serve"), project_template, mp)
+    env.use_policy(drop=CORE_ONLY, monitoring=NO_RETRAIN)
+    mp.setenv("DAGSTER_HOME", str(env.home / "dagster"))
+    mp.setenv("MLGOV_LANDING_DIR", str(env.home / "incoming"))
+    assert main(["train", "--set", "max_iter=60", "--set", "learning_rate=0.15"]) == 0
+    reg = env.registry()
+    v1 = reg.champion_version()
+    train = build_features(ADULT, read_adult(DATA / "adult.data").head(4000))
+    assert TARGET in train.columns
+    pipe = fit(train, HyperParams(max_iter=15, learning_rate=0.3), ADULT)
+    v2 = reg.log_model_version(
+        model=pipe,
+        flavor="sklearn",
+        run_name="serve-test-v2",
+        params={"max_iter": 15},
+        metrics={},
+        tags={
+            "mlgov.fingerprint": "serve-test-v2",
+            "mlgov.variant": reg.version_info(v1).tags.get("mlgov.variant", ""),
+        },
+        input_example=train[ADULT.model_features].head(3),
+        text_artifacts={},
+        pip_requirements=["scikit-learn"],
+    ).version
+    yield env, v1, v2
+    mp.undo()
+
+
+def _service(env, **opts) -> ScoringService:
+    from mlgov_assets.core.project.project import open_project
+
+    s = env.settings()
+    return ScoringService(
+        s, open_project(s.project_spec, s.project_dir), env.policy_obj(), ServeOptions(**opts), Registry(s)
+    )
+
+
+def _rows(holdout: pd.DataFrame, start: int, n: int) -> list[dict[str, str]]:
+    return holdout.drop(columns=[ADULT.label]).iloc[start : start + n].to_dict("records")
+
+
+def _expected(reg: Registry, version: int, holdout: pd.DataFrame, start: int, n: int) -> np.ndarray:
+    raw = holdout.drop(columns=[ADULT.label]).iloc[start : start + n].reset_index(drop=True)
+    return score_model(load_verified(reg, version), model_inputs(ADULT, raw))[0]
+
+
+def test_scores_reasons_log_and_metrics(trained, holdout):
+    env, v1, v2 = trained
+    svc = _service(env, poll_seconds=3600)
+    with TestClient(create_app(svc)) as client:
+        ready = client.get("/ready").json()
+        assert ready["ready"] and ready["champion_version"] == v1 and ready["shadow_version"] == v2
+        one = client.post("/predict", json={"row": _rows(holdout, 0, 1)[0]}).json()
+        assert one["model_version"] == v1 and one["request_id"] == str(one["predictions"][0]["row_id"])
+        # the same number the batch scorer gives (same verified model, same features)
+        assert one["predictions"][0]["score"] == pytest.approx(
+            _expected(env.registry(), v1, holdout, 0, 1)[0], abs=1e-12
+        )
+        many = client.post("/predict?reasons=3", json={"rows": _rows(holdout, 0, 5)}).json()
+        assert [p["score"] for p in many["predictions"]] == pytest.approx(
+            list(_expected(env.registry(), v1, holdout, 0, 5))
+        )
+        assert "TreeExplainer" in many["explanation_method"]
+        assert all(
+            len(p["reasons"]) <= 3 and all(r["contribution"] < 0 for r in p["reasons"]) for p in many["predictions"]
+        )
+        assert any(p["reasons"] for p in many["predictions"])
+        svc.drain()
+        metrics = client.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert 'mlgov_serve_requests_total{status="200"} 2' in metrics.text
+        assert (
+            "mlgov_serve_rows_total 6" in metrics.text
+            and 'mlgov_serve_shadow_total{outcome="scored"} 2' in metrics.text
+        )
+        assert "/predict" in client.get("/openapi.json").json()["paths"]
+        assert client.get("/health").json() == {"status": "ok"}
+    records = read_log(svc.log.path).records
+    preds = {r.request_id: r for r in records if isinstance(r, PredictionRecord)}
+    shadows = {r.request_id: r for r in records if isinstance(r, ShadowRecord)}
+    assert set(preds) == set(shadows) == {one["request_id"], many["request_id"]}
+    assert preds[many["request_id"]].champion.version == v1 and shadows[many["request_id"]].shadow.version == v2
+    assert shadows[many["request_id"]].shadow.scores == pytest.approx(
+        list(_expected(env.registry(), v2, holdout, 0, 5))
+    )
+
+
+def test_bad_requests_get_4xx_and_the_worker_keeps_serving(trained, holdout):
+    env, _, _ = trained
+    svc = _service(env, poll_seconds=3600, max_rows=10, max_body_bytes=8192, shadow=False)
+    row = _rows(holdout, 0, 1)[0]
+    with TestClient(create_app(svc)) as client:
+        cases = [
+            (
+                client.post("/predict", content=b'{"row": {', headers={"content-type": "application/json"}),
+                400,
+                "malformed JSON",
+            ),
+            (client.post("/predict", json={"row": {**row, "age": {"x": 1}}}), 422, "age"),
+            (client.post("/predict", json={"row": {**row, "age": "forty"}}), 422, "age"),
+            (client.post("/predict", json={"row": {**row, "favourite_colour": "blue"}}), 422, "favourite_colour"),
+            (client.post("/predict", json={"rows": _rows(holdout, 0, 11)}), 422, "at most 10 rows"),
+            (client.post("/predict", content=b"x" * 9000), 413, "over the limit"),
+            (client.post("/predict?reasons=abc", json={"row": row}), 422, "reasons"),
+        ]
+        for response, status, needle in cases:
+            assert response.status_code == status, response.text
+            assert needle in response.text
+        assert len(client.post("/predict", json={"row": {**row, "age": "x" * 3000}}).text) < 2000  # quoted, capped
+        assert client.post("/predict", json={"row": row}).status_code == 200
+        assert 'mlgov_serve_requests_total{status="422"}' in client.get("/metrics").text
+
+
+def test_champion_swap_under_concurrent_load_loses_nothing_and_mixes_nothing(trained, holdout):
+    env, v1, v2 = trained
+    reg = env.registry()
+    expected = {v: _expected(reg, v, holdout, 0, 40) for v in (v1, v2)}
+    svc = _service(env, poll_seconds=3600, shadow=False)
+    results: list[tuple[int, dict]] = []
+    errors: list[str] = []
+
+    def client_loop(client: TestClient, worker: int) -> None:
+        for i in range(12):
+            start = (worker * 7 + i) % 35
+            r = client.post("/predict", json={"rows": _rows(holdout, start, 5)})
+            if r.status_code != 200:
+                errors.append(r.text)
+            else:
+                results.append((start, r.json()))
+
+    with TestClient(create_app(svc)) as client:
+        threads = [threading.Thread(target=client_loop, args=(client, w)) for w in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        reg.move_champion(v2, expected_current=v1, history_op="push")
+        svc.holder.poll()  # the poller's look: load + verify off the request path, then one swap
+        assert svc.holder.champion is not None and svc.holder.champion.version == v2
+        for t in threads:
+            t.join(300)
+        after = client.post("/predict", json={"rows": _rows(holdout, 0, 5)}).json()
+        reg.move_champion(v1, expected_current=v2, history_op="pop")  # a rollback, also without a restart
+        svc.holder.poll()
+        back = client.post("/predict", json={"rows": _rows(holdout, 0, 5)}).json()
+    assert not errors and len(results) == 48
+    for start, body in results:  # every row of a response is the version the response names
+        assert [p["score"] for p in body["predictions"]] == pytest.approx(
+            list(expected[body["model_version"]][start : start + 5]), abs=1e-12
+        )
+    assert {body["model_version"] for _, body in results} <= {v1, v2}
+    assert after["model_version"] == v2 and back["model_version"] == v1 and svc.holder.swaps == 2
+    logged = {
+        r.request_id: r.champion.version for r in read_log(svc.log.path).records if isinstance(r, PredictionRecord)
+    }
+    assert all(logged[b["request_id"]] == b["model_version"] for _, b in results)
+
+
+class _Broken:
+    def predict_proba(self, X):
+        raise RuntimeError("shadow exploded")
+
+
+class _Slow:
+    def predict_proba(self, X):
+        time.sleep(3.0)
+        raise RuntimeError("slow and broken")
+
+
+def test_a_failing_or_slow_shadow_never_fails_or_slows_a_request(trained, holdout):
+    env, _, _ = trained
+    svc = _service(env, poll_seconds=3600, shadow_queue=2)
+    with TestClient(create_app(svc)) as client:
+        svc.holder.shadow = Loaded(version=99, model=_Broken())
+        ids = set()
+        for i in range(5):
+            r = client.post("/predict", json={"row": _rows(holdout, i, 1)[0]})
+            assert r.status_code == 200
+            ids.add(r.json()["request_id"])
+        svc.drain()
+        svc.holder.shadow = Loaded(version=98, model=_Slow())
+        t0 = time.perf_counter()
+        for i in range(6):
+            r = client.post("/predict", json={"row": _rows(holdout, i, 1)[0]})
+            assert r.status_code == 200
+            ids.add(r.json()["request_id"])
+        elapsed = time.perf_counter() - t0
+        svc.drain()
+        text = client.get("/metrics").text
+    assert elapsed < 9.0  # six 3 s shadow calls would be 18 s on the request path
+    assert (
+        'outcome="failed"} ' in text and 'mlgov_serve_shadow_total{outcome="skipped"} 0' not in text
+    )  # queue of 2: some skipped
+    shadows = [r for r in read_log(svc.log.path).records if isinstance(r, ShadowRecord) and r.request_id in ids]
+    assert 5 < len(shadows) < 11 and all(
+        "exploded" in (r.shadow.error or "") or "slow" in (r.shadow.error or "") for r in shadows
+    )
+
+
+def test_live_traffic_rolls_into_a_batch_that_monitor_once_checks(trained, holdout, capsys):
+    env, v1, v2 = trained
+    svc = _service(env, poll_seconds=3600, roll_rows=200, roll_seconds=3600)
+    svc.roller.roll_rows = 200 + svc.recovered  # rows earlier tests logged but never rolled join this batch
+    with TestClient(create_app(svc)) as client:
+        bodies = [client.post("/predict", json={"rows": _rows(holdout, s, 100)}).json() for s in (100, 200)]
+        svc.drain()
+    batches = sorted(svc.settings.landing_dir.glob("serve-*.csv"))
+    assert len(batches) == 1, batches
+    batch_id = batches[0].name.removesuffix(".csv")
+    past = time.time() - 120
+    os.utime(batches[0], (past, past))
+    # delayed labels keyed by the row ids the responses returned
+    truth = holdout[ADULT.label].iloc[100:300].str.rstrip(".").tolist()
+    ids = [p["row_id"] for b in bodies for p in b["predictions"]]
+    [labels] = land_labels(svc.settings, ADULT, dict(zip(ids, truth, strict=True)))
+    os.utime(labels, (past, past))
+    capsys.readouterr()
+    main(["monitor", "--once", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    [entry] = [b for b in report["batches"] if b["batch_id"] == batch_id]
+    assert entry["status"] != "quarantined", entry
+    assert entry["drift"] is not None and entry["performance"]["n_labelled"] == 200
+    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
+
+    ledger = BatchLedger(MonitoringPaths.of(svc.settings)).get(batch_id)
+    assert ledger is not None and ledger["champion_version"] == v1 and ledger["shadow_version"] == v2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_real_uvicorn_serves_and_stops(trained, holdout):
+    import httpx
+
+    _, v1, _ = trained
+    port = _free_port()
+    mlgov = Path(sys.executable).with_name("mlgov")
+    proc = subprocess.Popen(
+        [str(mlgov), "serve", "--port", str(port), "--poll-seconds", "0.5"],
+        env=dict(os.environ),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        r = httpx.post(f"{base}/predict", json={"rows": _rows(holdout, 0, 3)}, timeout=30)
+        assert r.status_code == 200 and r.json()["model_version"] == v1
+        assert "mlgov_serve_ready 1" in httpx.get(f"{base}/metrics", timeout=5).text
+    finally:
+        proc.terminate()
+        code = proc.wait(60)
+        stderr = proc.stderr.read() if proc.stderr else b""
+    # uvicorn shuts down gracefully on SIGTERM (the service's stop: shadow drained, log closed), then
+    # re-raises the signal, so the exit status is the signal's
+    assert code in (0, -signal.SIGTERM) and b"Traceback" not in stderr, stderr[-2000:]
+
+
+def test_a_tampered_champion_is_refused_and_ready_says_so(trained, holdout):
+    env, v1, _ = trained
+    reg = env.registry()
+    model_dir = Path(reg.version_info(v1).tags["mlgov.model_dir"])
+    victim = next(p for p in sorted(model_dir.rglob("*")) if p.is_file() and p.name != "MLmodel")
+    original = victim.read_bytes()
+    # a torn prediction-log line from an earlier crash, too
+    log = env.settings().home / "serving" / "predictions.jsonl"
+    with open(log, "ab") as fh:
+        fh.write(b'{"kind": "prediction", "request_')
+    try:
+        victim.write_bytes(original + b"tampered")
+        svc = _service(env, poll_seconds=3600)
+        with TestClient(create_app(svc)) as client:
+            ready = client.get("/ready")
+            assert ready.status_code == 503 and "failed verification" in ready.json()["problem"]
+            assert victim.name in ready.json()["problem"]
+            refused = client.post("/predict", json={"row": _rows(holdout, 0, 1)[0]})
+            assert refused.status_code == 503 and "not ready" in refused.json()["error"]
+            assert "mlgov_serve_ready 0" in client.get("/metrics").text
+            assert "mlgov_serve_log_skipped_lines 1" in client.get("/metrics").text
+    finally:
+        victim.write_bytes(original)
