@@ -23,6 +23,14 @@ QUEUE = "dagster"
 WORKER_MODULE = "mlgov_assets.distributed.worker"
 
 
+#: Celery settings on top of dagster-celery's defaults. A step's message is acknowledged only when the
+#: step ends (``task_acks_late``) and requeued when its worker process dies (``task_reject_on_worker_lost``):
+#: a worker killed mid-step hands the step to another worker instead of leaving the run waiting for a
+#: result that never comes. Steps are idempotent (atomic asset writes; the promotion is a recoverable
+#: transaction), so running one again is safe.
+TASK_SETTINGS: dict[str, Any] = {"task_acks_late": True, "task_reject_on_worker_lost": True}
+
+
 @dataclass(frozen=True)
 class CeleryConfig:
     broker: str = DEFAULT_BROKER
@@ -41,10 +49,11 @@ class CeleryConfig:
         brokers would never meet."""
         from dagster_celery.config import DEFAULT_CONFIG, dict_wrapper
 
-        return {"broker": self.broker, "backend": self.backend, "config_source": dict_wrapper(dict(DEFAULT_CONFIG))}  # type: ignore[no-untyped-call]
+        source = dict_wrapper({**DEFAULT_CONFIG, **TASK_SETTINGS})  # type: ignore[no-untyped-call]
+        return {"broker": self.broker, "backend": self.backend, "config_source": source}
 
     def executor_config(self) -> dict[str, Any]:
-        return {"broker": self.broker, "backend": self.backend}
+        return {"broker": self.broker, "backend": self.backend, "config_source": dict(TASK_SETTINGS)}
 
 
 def worker_command(concurrency: int = 1, name: str | None = None) -> list[str]:
