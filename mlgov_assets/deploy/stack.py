@@ -124,7 +124,9 @@ def mlflow_server_process(
             artifacts,
         ],
         health=f"http://{LOOPBACK}:{port}/health",
-        start_timeout=180.0,  # a new database runs every migration first (~30 s here)
+        start_timeout=300.0,  # a new database runs every migration first (~30 s on a quiet machine)
+        # MLflow 3's GenAI job runner (a huey consumer per job type): mlgov runs no MLflow jobs
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"},
     )
 
 
