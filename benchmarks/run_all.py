@@ -15,6 +15,7 @@ SCRIPTS = [
     ("Drift engine vs Evidently (issue 4)", ["bench_drift.py", "--repeats", "3"]),
     ("Mean time to detect (issue 4)", ["mttd.py", "--trials", "3"]),
     ("Audit and reproduction (issue 5)", ["bench_audit.py"]),
+    ("Governed path: embedded vs production profile (issue 11)", ["bench_prod.py"]),
 ]
 
 
