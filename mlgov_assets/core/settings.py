@@ -56,7 +56,8 @@ def current_profile() -> str:
 @dataclass(frozen=True)
 class Services:
     """Where the production profile's services are (``MLGOV_PG_*``, ``MLGOV_*_DB``,
-    ``MLGOV_MLFLOW_TRACKING_URI``, ``MLGOV_DAGSTER_PORT``); loopback defaults for one machine."""
+    ``MLGOV_MLFLOW_TRACKING_URI``, ``MLGOV_DAGSTER_PORT``, ``MLGOV_CODE_SERVER_*``, ``MLGOV_CELERY_*``);
+    loopback defaults for one machine."""
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
@@ -69,6 +70,13 @@ class Services:
     lock_db: str = "mlgov_dagster"
     tracking_uri: str = "http://127.0.0.1:5000"
     dagster_port: int = 3000
+    #: the code server (``dagster code-server start``) the prod workspace loads: ``MLGOV_CODE_SERVER_HOST``/``_PORT``
+    code_server_host: str = "127.0.0.1"
+    code_server_port: int = 4266
+    #: the Celery executor's broker and result backend (``MLGOV_CELERY_BROKER``/``_BACKEND``): RabbitMQ
+    #: as Dagster's Helm chart uses (``redis://host:6379/N`` works too); ``rpc://`` results ride the broker
+    celery_broker: str = "amqp://guest:guest@127.0.0.1:5672//"
+    celery_backend: str = "rpc://"
 
     @classmethod
     def from_env(cls) -> Services:
@@ -84,6 +92,10 @@ class Services:
             lock_db=env.get("MLGOV_LOCK_DB") or dagster_db,
             tracking_uri=env.get("MLGOV_MLFLOW_TRACKING_URI") or cls.tracking_uri,
             dagster_port=int(env.get("MLGOV_DAGSTER_PORT") or cls.dagster_port),
+            code_server_host=env.get("MLGOV_CODE_SERVER_HOST") or cls.code_server_host,
+            code_server_port=int(env.get("MLGOV_CODE_SERVER_PORT") or cls.code_server_port),
+            celery_broker=env.get("MLGOV_CELERY_BROKER") or cls.celery_broker,
+            celery_backend=env.get("MLGOV_CELERY_BACKEND") or cls.celery_backend,
         )
 
     def sqlalchemy_url(self, db: str) -> str:

@@ -51,6 +51,10 @@ def prod_instance_config(settings: Settings) -> dict[str, Any]:
 
     config: dict[str, Any] = yaml.safe_load(shipped_instance_yaml(settings).read_text(encoding="utf-8")) or {}
     config["storage"] = postgres_storage(settings)
+    # Runs start as processes on the daemon's host (``dagster api execute_run``, from the code
+    # server's pointer); their steps go to the Celery workers (the prod executor, ``distributed``).
+    # On Kubernetes this is dagster-k8s's K8sRunLauncher instead (docs/deploy.md).
+    config["run_launcher"] = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
     return config
 
 

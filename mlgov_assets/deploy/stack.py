@@ -31,10 +31,13 @@ from mlgov_assets.core.integrity import atomic_write_bytes
 from mlgov_assets.core.settings import DEFAULT_PROJECT_DIR, Services, Settings
 
 __all__ = [
+    "CELERY_WORKERS",
     "PROCESSES",
     "Process",
     "ProcessState",
     "artifacts_destination",
+    "celery_worker",
+    "code_server",
     "dagster_daemon",
     "dagster_webserver",
     "down",
@@ -91,7 +94,12 @@ def _services(settings: Settings) -> Services:
 
 
 def workspace_file(settings: Settings) -> Path:
-    """The Dagster workspace the webserver and daemon load (the project's, else the package's)."""
+    """The Dagster workspace the webserver and daemon load: in prod, the code server's
+    (``deploy/workspace``); else the project's, else the package's."""
+    if settings.is_prod:
+        from mlgov_assets.deploy.workspace import write_prod_workspace
+
+        return write_prod_workspace(settings)
     own = settings.project_dir / "workspace.yaml"
     return own if own.exists() else DEFAULT_PROJECT_DIR / "workspace.yaml"
 
@@ -153,8 +161,48 @@ def dagster_daemon(settings: Settings) -> Process:
     return Process(name="dagster-daemon", argv=[_bin("dagster-daemon"), "run", "-w", str(ws)], cwd=ws.parent)
 
 
-#: The stack, in start order (stopped in reverse).
-PROCESSES: list[Callable[[Settings], Process]] = [mlflow_server, dagster_webserver, dagster_daemon]
+def code_server(settings: Settings) -> Process:
+    """``dagster code-server start`` serving the code location on loopback (healthy: gRPC answers)."""
+    from mlgov_assets.deploy.workspace import code_server_argv
+
+    services = _services(settings)
+    return Process(
+        name="code-server",
+        argv=code_server_argv(_bin("dagster"), LOOPBACK, services.code_server_port),
+        health=f"grpc://{LOOPBACK}:{services.code_server_port}",
+        cwd=settings.project_dir,
+    )
+
+
+def celery_worker(number: int) -> Callable[[Settings], Process]:
+    """The builder of Celery worker ``number``: ``celery -A mlgov_assets.distributed.worker worker -Q
+    dagster -c 1`` (one step at a time; the stack runs :data:`CELERY_WORKERS` of them)."""
+
+    def build(settings: Settings) -> Process:
+        from mlgov_assets.distributed.config import worker_argv
+
+        _services(settings)
+        return Process(
+            name=f"celery-worker-{number}",
+            argv=worker_argv(_bin("celery"), f"mlgov-worker-{number}@%h"),
+            cwd=settings.project_dir,
+        )
+
+    return build
+
+
+#: Celery workers ``mlgov prod up`` starts (each runs one step at a time).
+CELERY_WORKERS = 2
+
+#: The stack, in start order (stopped in reverse): the code server and the workers before the
+#: webserver and daemon that load it and launch runs onto them.
+PROCESSES: list[Callable[[Settings], Process]] = [
+    mlflow_server,
+    code_server,
+    *(celery_worker(n) for n in range(1, CELERY_WORKERS + 1)),
+    dagster_webserver,
+    dagster_daemon,
+]
 
 
 # ---------------------------------------------------------------------- one process
@@ -182,10 +230,26 @@ def _recorded_pid(run_dir: Path, name: str) -> int | None:
 
 
 def _answers(url: str) -> bool:
+    if url.startswith("grpc://"):
+        return _grpc_serving(url)
     try:
         with urllib.request.urlopen(url, timeout=3) as resp:
             return 200 <= int(resp.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _grpc_serving(url: str) -> bool:
+    """A Dagster code server at ``grpc://host:port`` answers its health check with SERVING."""
+    from urllib.parse import urlparse
+
+    from dagster._grpc.client import DagsterGrpcClient
+
+    parsed = urlparse(url)
+    try:
+        client = DagsterGrpcClient(host=parsed.hostname or LOOPBACK, port=parsed.port)
+        return bool(client.health_check_query() == "SERVING")  # type: ignore[no-untyped-call]
+    except Exception:  # not answering yet, in whatever way
         return False
 
 
