@@ -214,3 +214,34 @@ def prod_instance(prod_env: Env) -> Iterator[object]:
         yield instance
     finally:
         instance.dispose()
+
+
+RABBIT_HINT = "start it: `sudo service rabbitmq-server start` (guest/guest on 127.0.0.1:5672; rabbitmqctl on PATH)"
+
+
+@pytest.fixture(scope="session")
+def celery_broker() -> Iterator[str]:
+    """A RabbitMQ virtual host of this session's own (``rabbitmqctl add_vhost``; deleted afterwards):
+    the Celery broker URL. Missing RabbitMQ → one skip line (a failure under ``MLGOV_REQUIRE_SERVICES=1``)."""
+    import shutil
+    import subprocess
+
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=3).close()
+    except OSError as exc:
+        service_missing("RabbitMQ", f"127.0.0.1:5672: {exc.strerror or exc}", RABBIT_HINT)
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        service_missing("RabbitMQ", "rabbitmqctl not found (needed for a vhost per test run)", RABBIT_HINT)
+    vhost = f"mlgov_test_{os.getpid()}_{secrets.token_hex(3)}"
+
+    def run(*args: str) -> None:
+        subprocess.run([str(ctl), *args], check=True, capture_output=True, timeout=120)
+
+    try:
+        run("add_vhost", vhost)
+        run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        service_missing("RabbitMQ", f"rabbitmqctl add_vhost failed: {exc}", RABBIT_HINT)
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    run("delete_vhost", vhost)
