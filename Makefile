@@ -38,6 +38,7 @@ test-fast: install
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	git ls-files --cached --others --exclude-standard '*Dockerfile*' | xargs --no-run-if-empty $(CURDIR)/.venv/bin/hadolint
 
 format: install
 	$(UV) run --frozen ruff check --fix .
@@ -55,7 +56,8 @@ mlflow-ui:
 	  --backend-store-uri sqlite:///$${MLGOV_HOME:-$(CURDIR)/.mlgov}/mlflow/mlflow.db
 
 # The production profile on this machine's loopback (MLGOV_PROFILE=prod; PostgreSQL must run):
-# MLflow tracking server + Dagster webserver + daemon on PostgreSQL; pids/logs in $MLGOV_HOME/prod/
+# MLflow tracking server, code server, 2 Celery workers (RabbitMQ must run), Dagster webserver + daemon
+# on PostgreSQL; pids/logs in $MLGOV_HOME/prod/
 prod-up: install
 	MLGOV_PROFILE=prod $(UV) run --frozen mlgov prod up
 
