@@ -16,7 +16,7 @@ SCRIPTS = [
     ("Mean time to detect (issue 4)", ["mttd.py", "--trials", "3"]),
     ("Audit and reproduction (issue 5)", ["bench_audit.py"]),
     ("Governed path: embedded vs production profile (issue 11)", ["bench_prod.py"]),
-    ("Monitoring throughput with 1 vs 2 Celery workers, time to detect drift in prod (issue 11)", ["bench_distributed.py"]),
+    ("Monitoring with 1 vs 2 Celery workers; time to detect drift in prod (issue 11)", ["bench_distributed.py"]),
 ]
 
 
