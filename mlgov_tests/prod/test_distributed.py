@@ -24,7 +24,7 @@ import pytest
 
 from mlgov_tests.conftest import Env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]  # ~16 min on a busy 2-core machine
 
 WORKERS = ("celery-worker-1", "celery-worker-2")
 BAD = re.compile(r"database is locked|deadlock detected|duplicate key value|UniqueViolation", re.IGNORECASE)
