@@ -34,11 +34,12 @@ def cmd_prod(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "prod",
-        help="start/stop/show the production-profile stack on this machine (MLflow server, Dagster)",
+        help="start/stop/show the production-profile stack on this machine (MLflow, Dagster, workers)",
         description="The production profile (MLGOV_PROFILE=prod) on loopback: `up` creates the PostgreSQL "
-        "databases if missing and starts the MLflow tracking server and the Dagster webserver + daemon "
-        "(pids and logs in $MLGOV_HOME/prod/), waiting until each is healthy; `down` stops them; `status` "
-        "exits 1 unless every process is healthy. PostgreSQL itself must already run.",
+        "databases if missing and starts the MLflow tracking server, the code server, two Celery workers and "
+        "the Dagster webserver + daemon (pids and logs in $MLGOV_HOME/prod/), waiting until each is healthy; "
+        "`down` stops them; `status` exits 1 unless every process is healthy. PostgreSQL and the Celery broker "
+        "(RabbitMQ) must already run.",
     )
     p.add_argument("action", choices=("up", "down", "status"))
     p.set_defaults(func=cmd_prod)

@@ -355,6 +355,11 @@ def up(settings: Settings, *, echo: Callable[[str], None] = print) -> list[Proce
     problem = postgres_problem(services)
     if problem:
         raise MlgovError(f"{problem}: start PostgreSQL first (it is not part of `mlgov prod up`)")
+    from mlgov_assets.distributed.config import broker_problem
+
+    problem = broker_problem(services)
+    if problem:
+        raise MlgovError(f"{problem}: start RabbitMQ (or set MLGOV_CELERY_BROKER) first; the workers need it")
     for db in dict.fromkeys((services.dagster_db, services.mlflow_db, services.lock_db)):
         if ensure_database(services, db):
             echo(f"mlgov: created database {db}")

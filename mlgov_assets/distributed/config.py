@@ -39,6 +39,23 @@ def executor_config(services: Services) -> dict[str, Any]:
     return {"broker": services.celery_broker, "backend": services.celery_backend, "config_source": dict(TASK_SETTINGS)}
 
 
+def broker_problem(services: Services) -> str | None:
+    """Why the Celery broker does not answer (a TCP connect to its host and port), or None."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(services.celery_broker)
+    default = {"amqp": 5672, "pyamqp": 5672, "redis": 6379}.get(url.scheme.split("+")[0])
+    host, port = url.hostname or "127.0.0.1", url.port or default
+    if port is None:
+        return None  # a transport without a TCP address of its own: nothing to check here
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        return f"the Celery broker {url.scheme}://{host}:{port} does not answer ({exc.strerror or exc})"
+    return None
+
+
 def worker_argv(celery: str, name: str, concurrency: int = 1) -> list[str]:
     """The command line of one Celery worker (``celery`` is the executable's path)."""
     return [

@@ -1,5 +1,5 @@
 """``mlgov prod up|status|down`` on this machine: databases created, the MLflow server and the Dagster
-webserver + daemon started on loopback with pids and logs under ``$MLGOV_HOME/prod/``, healthy, then
+webserver + daemon (+ the code server and two Celery workers) started on loopback with pids and logs under ``$MLGOV_HOME/prod/``, healthy, then
 stopped (nothing left running)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_prod_up_status_down(pg_services, pg_database, prod_lock_env, tmp_path, monkeypatch, capsys):
+def test_prod_up_status_down(pg_services, pg_database, prod_lock_env, celery_broker, tmp_path, monkeypatch, capsys):
     from mlgov_assets.cli import main
     from mlgov_assets.deploy.postgres import postgres_problem
 
@@ -33,6 +33,8 @@ def test_prod_up_status_down(pg_services, pg_database, prod_lock_env, tmp_path, 
         "MLGOV_LOCK_DB": pg_database("stack_lock", create=False),
         "MLGOV_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
         "MLGOV_DAGSTER_PORT": str(dagster_port),
+        "MLGOV_CODE_SERVER_PORT": str(free_port()),
+        "MLGOV_CELERY_BROKER": celery_broker,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -41,10 +43,17 @@ def test_prod_up_status_down(pg_services, pg_database, prod_lock_env, tmp_path, 
         assert main(["prod", "up"]) == 0
         out = capsys.readouterr()
         assert "created database " + env["MLGOV_MLFLOW_DB"] in out.err
-        assert out.out.count("healthy") == 3, out.out
+        assert out.out.count("healthy") == 6, out.out
         run_dir = home / "prod"
         pids = {p.stem: json.loads(p.read_text())["pid"] for p in run_dir.glob("*.pid")}
-        assert set(pids) == {"mlflow-server", "dagster-webserver", "dagster-daemon"}
+        assert set(pids) == {
+            "mlflow-server",
+            "code-server",
+            "celery-worker-1",
+            "celery-worker-2",
+            "dagster-webserver",
+            "dagster-daemon",
+        }
         assert all(_alive(pid) for pid in pids.values())
         assert all((run_dir / f"{name}.log").exists() for name in pids)
         instance_yaml = yaml.safe_load((home / "dagster" / "dagster.yaml").read_text())
