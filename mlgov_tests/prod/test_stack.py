@@ -1,6 +1,6 @@
-"""``mlgov prod up|status|down`` on this machine: databases created, the MLflow server and the Dagster
-webserver + daemon (+ the code server and two Celery workers) started on loopback with pids and logs under ``$MLGOV_HOME/prod/``, healthy, then
-stopped (nothing left running)."""
+"""``mlgov prod up|status|down`` on this machine: databases created, the MLflow server, the code server,
+two Celery workers and the Dagster webserver + daemon started on loopback with pids and logs under
+``$MLGOV_HOME/prod/``, healthy, then stopped (nothing left running)."""
 
 from __future__ import annotations
 
