@@ -13,8 +13,6 @@ import pytest
 from mlgov_assets.deploy.stack import Process, start, state, stop, wait_healthy
 
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(99)"
-    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(120)"
-)
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace(tmp_path):
