@@ -1,7 +1,7 @@
 """An alias move as one crash-safe transaction: intent record, registry writes, commit record.
 
-Under the promotion lock (an OS file lock, released when its holder dies; a waiter gives up after a
-bounded wait naming the holder) a move is:
+Under the promotion lock (an OS file lock, or in the prod profile a PostgreSQL advisory lock: either is
+released when its holder dies; a waiter gives up after a bounded wait naming the holder) a move is:
 
 1. a ``promotion_intent`` record in the decision log: the registry state before and after;
 2. the registry writes (history tag, ``champion`` alias, ``previous-champion`` alias);

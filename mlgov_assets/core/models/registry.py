@@ -2,7 +2,8 @@
 version, and the only functions that move the ``champion`` alias.
 
 Every call names its MLflow run and store explicitly; mlflow is imported only when used.
-Alias moves hold an exclusive file lock and are compare-and-set: the caller states which champion
+Alias moves hold the promotion lock (:func:`promotion_guard`: a file lock, or a database lock in the
+prod profile) and are compare-and-set: the caller states which champion
 it evaluated against, and the move aborts (:class:`ChampionChanged`) if it changed in between.
 """
 
