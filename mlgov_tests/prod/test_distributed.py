@@ -163,7 +163,7 @@ def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
             (r.tags["dagster/partition"], r.status) for r in runs
         ]
         ledger = BatchLedger(MonitoringPaths.of(settings))
-        assert sorted(e.batch_id for e in ledger.entries()) == batch_ids
+        assert sorted(e["batch_id"] for e in ledger.entries()) == batch_ids
         assert event_log_problems(instance, [r.run_id for r in runs]) == []
 
         # 3) a worker SIGKILLed mid-step: the step is requeued to the other worker, the run succeeds
@@ -192,7 +192,9 @@ def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
         survivor = next(n for n in WORKERS if n != victim)
         assert set(done) <= children(workers[survivor])
         entry = ledger.get("killed-01")
-        assert entry is not None and sorted(e.batch_id for e in ledger.entries()) == sorted([*batch_ids, "killed-01"])
+        assert entry is not None and sorted(e["batch_id"] for e in ledger.entries()) == sorted(
+            [*batch_ids, "killed-01"]
+        )
 
         # the next run needs no repair (one worker left)
         land_batches(prod_env, ["after-01"], seed0=900)
