@@ -125,7 +125,7 @@ def main() -> int:
             "MLGOV_CODE_SERVER_PORT": str(free_port()),
         }
     )
-    started: list[str] = []
+    started: list[str] = []  # process names, stopped in reverse (the MLflow server is `mlflow.name`)
     one: list[float] = []
     two: list[float] = []
     mttd: list[float] = []
@@ -138,7 +138,7 @@ def main() -> int:
         )
         pid = start(mlflow, tmp)
         wait_healthy(mlflow, tmp, pid)
-        started.append("mlflow")
+        started.append(mlflow.name)
         train = subprocess.run([sys.executable, "-m", "mlgov_assets.cli", "train"], capture_output=True, text=True)
         if train.returncode != 0:
             raise SystemExit(f"mlgov train failed:\n{train.stderr[-3000:]}")
@@ -191,7 +191,7 @@ def main() -> int:
 
         run_dir = _gs().prod_dir
         for name in reversed(started):
-            stop(name, tmp if name == "mlflow" else run_dir, grace=5)
+            stop(name, tmp if name == mlflow.name else run_dir, grace=5)
         for db in (dagster_db, mlflow_db):
             drop_database(services, db)
         subprocess.run([ctl, "delete_vhost", vhost], check=False, capture_output=True)
