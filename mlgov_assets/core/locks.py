@@ -133,11 +133,11 @@ def guard(
     database lock."""
     from mlgov_assets.core.settings import Services, current_profile
 
-    limit = lock_timeout() if timeout is None else timeout
     if current_profile() == "prod":
         from mlgov_assets.core.pglock import advisory_holding
 
+        limit = lock_timeout() if timeout is None else timeout
         return advisory_holding(Services.from_env(), resource, purpose=purpose, timeout=limit, shared=shared)
     if path is None:
         return contextlib.nullcontext()
-    return holding(path, purpose=purpose, timeout=limit)
+    return holding(path, purpose=purpose, timeout=timeout)
