@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: dev install data browser test test-fast lint format typecheck bench ui mlflow-ui clean-state
+.PHONY: prod-up prod-down prod-status dev install data browser test test-fast lint format typecheck bench ui mlflow-ui clean-state
 
 $(CURDIR)/.uv/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.uv
@@ -46,6 +46,7 @@ test-fast: install
 lint: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	git ls-files --cached --others --exclude-standard '*Dockerfile*' | xargs --no-run-if-empty $(CURDIR)/.venv/bin/hadolint
 
 format: install
 	$(UV) run --frozen ruff check --fix .
@@ -61,6 +62,18 @@ bench: install
 mlflow-ui:
 	$(UV) run --frozen mlflow ui --host 127.0.0.1 --port 5000 \
 	  --backend-store-uri sqlite:///$${MLGOV_HOME:-$(CURDIR)/.mlgov}/mlflow/mlflow.db
+
+# The production profile on this machine's loopback (MLGOV_PROFILE=prod; PostgreSQL must run):
+# MLflow tracking server, code server, 2 Celery workers (RabbitMQ must run), Dagster webserver + daemon
+# on PostgreSQL; pids/logs in $MLGOV_HOME/prod/
+prod-up: install
+	MLGOV_PROFILE=prod $(UV) run --frozen mlgov prod up
+
+prod-down:
+	MLGOV_PROFILE=prod $(UV) run --frozen mlgov prod down
+
+prod-status:
+	MLGOV_PROFILE=prod $(UV) run --frozen mlgov prod status
 
 clean-state:
 	@echo "This deletes every run, model and decision in $${MLGOV_HOME:-$(CURDIR)/.mlgov}."; \

@@ -18,6 +18,8 @@ SCRIPTS = [
     ("Code-location load: one project vs every project (issue 9)", ["bench_import.py"]),
     ("OpenLineage emission against the run (issue 12)", ["bench_openlineage.py"]),
     ("Online scoring: mlgov serve vs mlflow models serve (issue 12)", ["serve_load.py", "--requests", "300"]),
+    ("Governed path: embedded vs production profile (issue 11)", ["bench_prod.py"]),
+    ("Monitoring with 1 vs 2 Celery workers; time to detect drift in prod (issue 11)", ["bench_distributed.py"]),
 ]
 
 

@@ -34,6 +34,7 @@ EXTRA_COMMANDS = [
     "mlgov_assets.commands.projects",
     "mlgov_assets.commands.approval",
     "mlgov_assets.commands.serve",
+    "mlgov_assets.commands.prod",
 ]
 
 GATE_REFUSED = Refusal.exit_code  # 1: a governance gate (or verification) said no
@@ -286,7 +287,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     cwd = s.project_dir if (s.project_dir / "workspace.yaml").exists() else Path.cwd()
     bindir = Path(sys.executable).parent
     children: list[subprocess.Popen[bytes]] = []
-    if not args.no_mlflow:
+    if not args.no_mlflow and not s.is_prod:  # prod: the tracking server is the MLflow UI
         children.append(
             subprocess.Popen(
                 [

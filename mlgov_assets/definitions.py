@@ -14,12 +14,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from dagster import AssetChecksDefinition, AssetsDefinition, BetaWarning, Definitions, in_process_executor
+from dagster import AssetChecksDefinition, AssetsDefinition, BetaWarning, Definitions
 
 from mlgov_assets.core.settings import apply_quiet_env
 
 from .defs.common import hooked_code_versions
 from .defs.scope import ProjectScope, location_projects, project_assets
+from .distributed.config import location_executor
 from .io_manager import MlgovIOManager
 from .resources import MlgovResource, TrainingLock
 
@@ -77,9 +78,9 @@ def build_definitions(
             "io_manager": io_manager or MlgovIOManager(),
             "training_lock": TrainingLock(home=str(settings.location)),
         },
-        # one process per run: the multiprocess executor costs 2-3 s per step here (each step
-        # re-imports the code location) and the 2-core machine gains nothing from it
-        executor=in_process_executor,
+        # embedded: one process per run (the multiprocess executor costs 2-3 s per step here: each
+        # step re-imports the code location); prod: the Celery executor, every step on a worker
+        executor=location_executor(),
     )
     from .defs import lineage_events  # location-wide: OpenLineage events of every run (no openlineage import)
 

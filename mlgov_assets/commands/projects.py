@@ -93,7 +93,7 @@ def cmd_projects(args: argparse.Namespace) -> int:
 
 
 def _champion_of(settings: Settings) -> int | None:
-    if not (settings.mlflow_dir / "mlflow.db").exists():
+    if not settings.is_prod and not (settings.mlflow_dir / "mlflow.db").exists():
         return None
     from mlgov_assets.core.models.registry import Registry
 

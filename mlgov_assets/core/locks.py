@@ -15,13 +15,23 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mlgov_assets.core.errors import MlgovError
 from mlgov_assets.core.integrity import atomic_write_bytes
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "TIMEOUT_ENV", "LockBusy", "holder", "holding", "lock_timeout", "pid_alive"]
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "TIMEOUT_ENV",
+    "LockBusy",
+    "guard",
+    "holder",
+    "holding",
+    "lock_timeout",
+    "pid_alive",
+]
 
 TIMEOUT_ENV = "MLGOV_LOCK_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -105,3 +115,29 @@ def holding(path: str | os.PathLike[str], *, purpose: str, timeout: float | None
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def guard(
+    resource: str,
+    *,
+    path: str | os.PathLike[str] | None,
+    purpose: str,
+    timeout: float | None = None,
+    shared: bool = False,
+) -> AbstractContextManager[None]:
+    """THE lock factory for state shared by every process of a deployment (alias moves, the decision
+    log), chosen by the profile: the file lock at ``path`` (embedded; one machine), or (``MLGOV_PROFILE=
+    prod``) the PostgreSQL advisory lock of ``resource`` (``core/pglock``; every host). ``resource``
+    must name the same thing on every host (never an absolute path of this one). ``path`` None: no file
+    lock (the caller holds its own), only the database lock in prod; ``shared`` (readers) applies to the
+    database lock."""
+    from mlgov_assets.core.settings import Services, current_profile
+
+    if current_profile() == "prod":
+        from mlgov_assets.core.pglock import advisory_holding
+
+        limit = lock_timeout() if timeout is None else timeout
+        return advisory_holding(Services.from_env(), resource, purpose=purpose, timeout=limit, shared=shared)
+    if path is None:
+        return contextlib.nullcontext()
+    return holding(path, purpose=purpose, timeout=timeout)

@@ -37,6 +37,94 @@ QUIET_ENV = {
 }
 
 
+#: ``MLGOV_PROFILE``: ``embedded`` (default: SQLite Dagster, SQLite MLflow, file locks, all under
+#: ``MLGOV_HOME``) or ``prod`` (PostgreSQL Dagster storage, an MLflow tracking server, database locks).
+PROFILE_ENV = "MLGOV_PROFILE"
+PROFILES = ("embedded", "prod")
+
+
+def current_profile() -> str:
+    """The profile ``MLGOV_PROFILE`` selects (``embedded`` when unset); anything else is refused."""
+    raw = os.environ.get(PROFILE_ENV, "").strip() or "embedded"
+    if raw not in PROFILES:
+        from mlgov_assets.core.errors import ConfigError
+
+        raise ConfigError(f"{PROFILE_ENV} must be one of {', '.join(PROFILES)}, got {raw[:40]!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Services:
+    """Where the production profile's services are (``MLGOV_PG_*``, ``MLGOV_*_DB``,
+    ``MLGOV_MLFLOW_TRACKING_URI``, ``MLGOV_DAGSTER_PORT``, ``MLGOV_CODE_SERVER_*``, ``MLGOV_CELERY_*``);
+    loopback defaults for one machine."""
+
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_user: str = "postgres"
+    pg_password: str = ""
+    dagster_db: str = "mlgov_dagster"
+    mlflow_db: str = "mlgov_mlflow"
+    #: the database whose advisory locks serialize alias moves and decision-log appends (every host
+    #: of one deployment must name the same one): the Dagster database unless ``MLGOV_LOCK_DB``
+    lock_db: str = "mlgov_dagster"
+    tracking_uri: str = "http://127.0.0.1:5000"
+    dagster_port: int = 3000
+    #: the code server (``dagster code-server start``) the prod workspace loads: ``MLGOV_CODE_SERVER_HOST``/``_PORT``
+    code_server_host: str = "127.0.0.1"
+    code_server_port: int = 4266
+    #: the Celery executor's broker and result backend (``MLGOV_CELERY_BROKER``/``_BACKEND``): RabbitMQ
+    #: as Dagster's Helm chart uses (``redis://host:6379/N`` works too); ``rpc://`` results ride the broker
+    celery_broker: str = "amqp://guest:guest@127.0.0.1:5672//"
+    celery_backend: str = "rpc://"
+
+    @classmethod
+    def from_env(cls) -> Services:
+        env = os.environ
+        dagster_db = env.get("MLGOV_DAGSTER_DB") or cls.dagster_db
+        return cls(
+            pg_host=env.get("MLGOV_PG_HOST") or cls.pg_host,
+            pg_port=int(env.get("MLGOV_PG_PORT") or cls.pg_port),
+            pg_user=env.get("MLGOV_PG_USER") or cls.pg_user,
+            pg_password=env.get("MLGOV_PG_PASSWORD", cls.pg_password),
+            dagster_db=dagster_db,
+            mlflow_db=env.get("MLGOV_MLFLOW_DB") or cls.mlflow_db,
+            lock_db=env.get("MLGOV_LOCK_DB") or dagster_db,
+            tracking_uri=env.get("MLGOV_MLFLOW_TRACKING_URI") or cls.tracking_uri,
+            dagster_port=int(env.get("MLGOV_DAGSTER_PORT") or cls.dagster_port),
+            code_server_host=env.get("MLGOV_CODE_SERVER_HOST") or cls.code_server_host,
+            code_server_port=int(env.get("MLGOV_CODE_SERVER_PORT") or cls.code_server_port),
+            celery_broker=env.get("MLGOV_CELERY_BROKER") or cls.celery_broker,
+            celery_backend=env.get("MLGOV_CELERY_BACKEND") or cls.celery_backend,
+        )
+
+    def sqlalchemy_url(self, db: str) -> str:
+        """``postgresql+psycopg2://`` (SQLAlchemy 2.1 maps bare ``postgresql://`` to psycopg3, not shipped)."""
+        from urllib.parse import quote
+
+        auth = quote(self.pg_user, safe="") + (":" + quote(self.pg_password, safe="") if self.pg_password else "")
+        return f"postgresql+psycopg2://{auth}@{self.pg_host}:{self.pg_port}/{quote(db, safe='')}"
+
+    def connect_kwargs(self, db: str) -> dict[str, str | int]:
+        """psycopg2.connect keyword arguments for ``db``; TCP keepalives so a vanished peer is noticed."""
+        return {
+            "host": self.pg_host,
+            "port": self.pg_port,
+            "user": self.pg_user,
+            "password": self.pg_password,
+            "dbname": db,
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+
+    @property
+    def mlflow_port(self) -> int:
+        return urlparse(self.tracking_uri).port or 80
+
+
 def apply_quiet_env() -> None:
     """Set :data:`QUIET_ENV` where the environment does not say otherwise."""
     for key, value in QUIET_ENV.items():
@@ -62,6 +150,18 @@ class Settings:
     project_name: str = "adult"
     #: ``MLGOV_GENERATED_DIR``; None: :attr:`generated_dir` is ``<home>/generated``.
     generated_override: Path | None = None
+    #: ``MLGOV_PROFILE`` (see :func:`current_profile`); ``services`` is set for ``prod`` only.
+    profile: str = "embedded"
+    services: Services | None = None
+
+    @property
+    def is_prod(self) -> bool:
+        return self.services is not None
+
+    @property
+    def prod_dir(self) -> Path:
+        """Pids and logs of the production stack (``mlgov prod up``) on this machine."""
+        return self.location / "prod"
 
     def mlflow_model_version_url(self, model_name: str, version: int | str) -> str:
         """The MLflow UI page of one registered model version."""
@@ -94,11 +194,22 @@ class Settings:
 
     @property
     def tracking_uri(self) -> str:
+        """The embedded SQLite store, or (prod) the MLflow tracking server: clients hold only this."""
+        if self.services is not None:
+            return self.services.tracking_uri
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
     def artifact_root(self) -> Path:
+        """The embedded store's artifact directory (prod: the server's ``--artifacts-destination``)."""
         return self.mlflow_dir / "artifacts"
+
+    def artifact_location(self, sub: str = "") -> str | None:
+        """Where a new experiment keeps its artifacts: a ``file://`` URI (embedded), or None (prod: the
+        server decides, ``mlflow-artifacts:/``, so clients never need the artifact directory)."""
+        if self.services is not None:
+            return None
+        return (self.artifact_root / sub if sub else self.artifact_root).as_uri()
 
     @property
     def assets_dir(self) -> Path:
@@ -163,6 +274,7 @@ def get_settings(
     ``MLGOV_POLICY``, ``MLGOV_MODEL_NAME`` and ``MLGOV_LANDING_DIR`` override the *selected* project
     (``MLGOV_PROJECT_SPEC`` or the default) only: the other projects of a code location keep what their
     own specs declare."""
+    profile = current_profile()
     project = Path(project_dir or os.environ.get("MLGOV_PROJECT_DIR") or DEFAULT_PROJECT_DIR).resolve()
     env_home = os.environ.get("MLGOV_HOME")
     selected = Path(os.environ.get("MLGOV_PROJECT_SPEC") or DEFAULT_PROJECT_SPEC).resolve()
@@ -184,17 +296,21 @@ def get_settings(
         landing = home_path / "incoming"
     else:
         landing = project.joinpath("data", "incoming", *own[1:])
+    services = Services.from_env() if profile == "prod" else None
+    ui_default = DEFAULT_MLFLOW_UI_URL
     return Settings(
         home=home_path,
         project_dir=project,
         policy_path=Path(policy_path or env.get("MLGOV_POLICY") or declared_policy).resolve(),
         model_name=model_name or env.get("MLGOV_MODEL_NAME") or declared_model,
         landing_dir=landing.resolve(),
-        mlflow_ui_url=os.environ.get("MLGOV_MLFLOW_UI_URL") or DEFAULT_MLFLOW_UI_URL,
+        mlflow_ui_url=os.environ.get("MLGOV_MLFLOW_UI_URL") or (services.tracking_uri if services else ui_default),
         project_spec=spec,
         location_home=base,
         project_name=name,
         generated_override=Path(env["MLGOV_GENERATED_DIR"]).resolve() if env.get("MLGOV_GENERATED_DIR") else None,
+        profile=profile,
+        services=services,
     )
 
 

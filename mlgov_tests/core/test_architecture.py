@@ -15,6 +15,7 @@ LEAVES = (
     "mlgov_assets.core.integrity",
     "mlgov_assets.core.faults",
     "mlgov_assets.core.locks",
+    "mlgov_assets.core.pglock",
     "mlgov_assets.core.provenance",
     "mlgov_assets.core.governance.policy",
     "mlgov_assets.core.audit.decision_log",

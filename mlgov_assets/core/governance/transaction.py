@@ -1,7 +1,7 @@
 """An alias move as one crash-safe transaction: intent record, registry writes, commit record.
 
-Under the promotion lock (an OS file lock, released when its holder dies; a waiter gives up after a
-bounded wait naming the holder) a move is:
+Under the promotion lock (an OS file lock, or in the prod profile a PostgreSQL advisory lock: either is
+released when its holder dies; a waiter gives up after a bounded wait naming the holder) a move is:
 
 1. a ``promotion_intent`` record in the decision log: the registry state before and after;
 2. the registry writes (history tag, ``champion`` alias, ``previous-champion`` alias);
@@ -28,8 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from mlgov_assets.core.audit.decision_log import DecisionLog, Record
 from mlgov_assets.core.errors import MlgovError
 from mlgov_assets.core.faults import fault_point
-from mlgov_assets.core.locks import holding
-from mlgov_assets.core.models.registry import ChampionState
+from mlgov_assets.core.models.registry import ChampionState, promotion_guard
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry
@@ -49,7 +48,6 @@ __all__ = [
 ]
 
 HEAD_TAG = "mlgov.decision_log_head"
-PROMOTION_LOCK = "promotion.lock"
 MOVES = ("promotion", "override", "rollback")
 _LOG = logging.getLogger("mlgov.recovery")
 
@@ -95,10 +93,9 @@ def _log(registry: Registry) -> DecisionLog:
 
 @contextlib.contextmanager
 def promotion_lock(registry: Registry, *, purpose: str, timeout: float | None = None) -> Iterator[None]:
-    """The one lock every alias move (and every recovery) holds; bounded wait (see ``core/locks``)."""
-    with holding(
-        registry.settings.lock_dir / PROMOTION_LOCK, purpose=f"{purpose} (pid {os.getpid()})", timeout=timeout
-    ):
+    """The one lock every alias move (and every recovery) holds; bounded wait (see ``core/locks``):
+    a file lock (embedded) or a PostgreSQL advisory lock (prod), from ``registry.promotion_guard``."""
+    with promotion_guard(registry.settings, purpose=f"{purpose} (pid {os.getpid()})", timeout=timeout):
         yield
 
 

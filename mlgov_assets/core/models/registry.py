@@ -2,7 +2,8 @@
 version, and the only functions that move the ``champion`` alias.
 
 Every call names its MLflow run and store explicitly; mlflow is imported only when used.
-Alias moves hold an exclusive file lock and are compare-and-set: the caller states which champion
+Alias moves hold the promotion lock (:func:`promotion_guard`: a file lock, or a database lock in the
+prod profile) and are compare-and-set: the caller states which champion
 it evaluated against, and the move aborts (:class:`ChampionChanged`) if it changed in between.
 """
 
@@ -18,14 +19,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from mlgov_assets.core.errors import MlgovError, Refusal
 from mlgov_assets.core.faults import fault_point
-from mlgov_assets.core.integrity import copy_verified, file_lock, hash_tree, manifest_digest, verify_tree
-from mlgov_assets.core.locks import holding, pid_alive
+from mlgov_assets.core.integrity import copy_verified, hash_tree, manifest_digest, verify_tree
+from mlgov_assets.core.locks import guard, pid_alive
+from mlgov_assets.core.models.store import artifact_tree, is_local_location, seed_store, uri_to_path
 from mlgov_assets.core.provenance import identity
 from mlgov_assets.core.settings import Settings
 
@@ -45,6 +46,22 @@ SKOPS_TRUSTED = [
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]
+
+
+PROMOTION_LOCK = "promotion.lock"
+
+
+def promotion_guard(
+    settings: Settings, *, purpose: str, timeout: float | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """The promotion lock of ``settings``' project, from the profile's one lock factory
+    (``core/locks.guard``): ``<home>/locks/promotion.lock`` embedded, a database lock in prod."""
+    return guard(
+        f"mlgov:promotion:{settings.project_name}:{settings.model_name}",
+        path=settings.lock_dir / PROMOTION_LOCK,
+        purpose=purpose,
+        timeout=timeout,
+    )
 
 
 class PromotionRefused(Refusal):
@@ -87,11 +104,6 @@ class VersionInfo(BaseModel):
         return self.run_id
 
 
-def _uri_to_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(uri)
-
-
 def _clip(text: str) -> str:
     return text if len(text) <= TAG_LIMIT else text[: TAG_LIMIT - 20] + "...(truncated)"
 
@@ -105,47 +117,13 @@ class GateRecord:
     summary: str
 
 
-def _template_path() -> Path:
-    from importlib.metadata import version
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlgov"
-    return cache / f"mlflow-{version('mlflow')}-empty.db"
-
-
-def _seed_store(db: Path) -> None:
-    """Create a new MLflow SQLite store by copying an empty, fully migrated one.
-
-    A fresh MLflow store runs every alembic migration (~3-5 s here), paid by every new
-    ``MLGOV_HOME``: each test, each CI pipeline, each second instance. The template is made once
-    per MLflow version by MLflow itself (same migrations, in a temp dir), kept in the user's cache
-    (it holds no data: an empty schema), and copied; MLflow re-verifies the schema revision on
-    open, so a mismatched template can only fail loudly, never silently."""
-    if db.exists():
-        return
-    template = _template_path()
-    if not template.exists():
-        template.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(template.with_suffix(".lock")):
-            if not template.exists():
-                import mlflow
-
-                with tempfile.TemporaryDirectory(dir=template.parent) as tmp:
-                    uri = f"sqlite:///{Path(tmp) / 'empty.db'}"
-                    mlflow.MlflowClient(tracking_uri=uri).search_experiments()
-                    os.replace(Path(tmp) / "empty.db", template)
-    db.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_db = tempfile.mkstemp(dir=db.parent, prefix=".mlflow.db.")
-    os.close(fd)
-    shutil.copyfile(template, tmp_db)
-    os.replace(tmp_db, db)
-
-
 class Registry:
     def __init__(self, settings: Settings):
         import mlflow
 
         self.settings = settings.ensure()
-        _seed_store(settings.mlflow_dir / "mlflow.db")
+        if not settings.is_prod:  # prod: the tracking server owns its (PostgreSQL) store
+            seed_store(settings.mlflow_dir / "mlflow.db")
         self.name = settings.model_name
         self._mlflow = mlflow
         self.activate()
@@ -162,7 +140,7 @@ class Registry:
         exp = self.client.get_experiment_by_name(self.name)
         if exp is not None:
             return exp.experiment_id
-        return self.client.create_experiment(self.name, artifact_location=self.settings.artifact_root.as_uri())
+        return self.client.create_experiment(self.name, artifact_location=self.settings.artifact_location())
 
     def _ensure_registered_model(self) -> None:
         from mlflow.exceptions import MlflowException
@@ -225,14 +203,17 @@ class Registry:
                     input_example=input_example,
                     pip_requirements=pip_requirements,
                 )
-            model_dir = _uri_to_path(self.client.get_logged_model(info.model_id).artifact_location)
-            manifest = hash_tree(model_dir)
+            model_dir = self.client.get_logged_model(info.model_id).artifact_location
+            if is_local_location(model_dir):
+                model_dir = str(uri_to_path(model_dir))
+            with artifact_tree(model_dir, self.settings.tracking_uri) as tree:  # prod: hash what the server holds
+                manifest = hash_tree(tree)
             digest = manifest_digest(manifest)
             mlflow.log_text(json.dumps(manifest, indent=2, sort_keys=True), "integrity/model_manifest.json")
             integrity = {
                 TAG + "artifact_manifest_sha256": digest,
                 TAG + "artifact_manifest": _clip(json.dumps(manifest, sort_keys=True)),
-                TAG + "model_dir": str(model_dir),
+                TAG + "model_dir": model_dir,
             }
             mlflow.set_tags(integrity)
             trainer = {TAG + "trained_by": tags.get(TAG + "trained_by") or identity()}  # separation of duties
@@ -431,7 +412,7 @@ class Registry:
         promotion moved it since, :class:`ChampionChanged` is raised and nothing changes.
         Returns the previous champion. ``history_op`` is ``push`` (promotion) or ``pop`` (rollback).
         """
-        with holding(self.settings.lock_dir / "promotion.lock", purpose=f"move champion of {self.name}"):
+        with promotion_guard(self.settings, purpose=f"move champion of {self.name} (pid {os.getpid()})"):
             now = self.champion_state()
             current = now.champion
             if current != expected_current:
@@ -445,9 +426,9 @@ class Registry:
             return current
 
     # ------------------------------------------------------------------ loading, verified
-    def _recorded_manifest(self, version: int) -> tuple[dict[str, str], Path]:
+    def _recorded_manifest(self, version: int) -> tuple[dict[str, str], str]:
         """The sha256 manifest recorded at registration (checked against its digest tag) and the
-        model directory it describes."""
+        location of the model directory it describes (a path, or the server's artifact URI in prod)."""
         from mlgov_assets.core.integrity import IntegrityError
 
         tags = self.version_info(version).tags
@@ -462,12 +443,13 @@ class Registry:
             ) from None
         if manifest_digest(manifest) != tags.get(TAG + "artifact_manifest_sha256"):
             raise IntegrityError(f"version {version}: the recorded manifest does not match its digest tag")
-        return manifest, Path(tags[TAG + "model_dir"])
+        return manifest, tags[TAG + "model_dir"]
 
     def verify_artifacts(self, version: int) -> dict[str, str]:
         """Re-hash the version's artifact files against the manifest recorded at registration."""
         manifest, model_dir = self._recorded_manifest(version)
-        verify_tree(model_dir, manifest)
+        with artifact_tree(model_dir, self.settings.tracking_uri) as tree:
+            verify_tree(tree, manifest)
         return manifest
 
     def load_model(self, version: int, *, flavor: str = "auto") -> Any:
@@ -476,13 +458,13 @@ class Registry:
         model is deserialized from that copy. Verifying the registry's files and then loading them
         would leave a window in which they could be swapped; the copy closes it. Any mismatch raises
         ``IntegrityError`` naming every changed, missing or extra file, and nothing is deserialized."""
-        import shutil
         import weakref
 
         manifest, model_dir = self._recorded_manifest(version)
         workdir = Path(tempfile.mkdtemp(prefix="mlgov-verified-model-"))
         try:
-            local = copy_verified(model_dir, manifest, workdir / "model")
+            with artifact_tree(model_dir, self.settings.tracking_uri) as tree:
+                local = copy_verified(tree, manifest, workdir / "model")
             pyfunc = flavor == "pyfunc" or (
                 flavor == "auto" and self.version_info(version).tags.get(TAG + "flavor") == "pyfunc"
             )

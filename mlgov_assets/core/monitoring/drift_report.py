@@ -151,9 +151,7 @@ def _monitoring_experiment(client: Any, settings: Settings) -> str:
         return str(exp.experiment_id)
     try:
         return str(
-            client.create_experiment(
-                MONITORING_EXPERIMENT, artifact_location=(Path(settings.artifact_root) / "monitoring").as_uri()
-            )
+            client.create_experiment(MONITORING_EXPERIMENT, artifact_location=settings.artifact_location("monitoring"))
         )
     except Exception:  # created concurrently by another run: read it back
         return str(client.get_experiment_by_name(MONITORING_EXPERIMENT).experiment_id)

@@ -17,7 +17,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlgov_assets.core.errors import Refusal
 from mlgov_assets.core.integrity import canonical_hash, is_sha256
+from mlgov_assets.core.locks import guard
 
 __all__ = [
     "GENESIS_HASH",
@@ -135,12 +136,35 @@ def _lock_path(log_path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(log_path)}.lock")
 
 
+def log_resource(log_path: str | os.PathLike[str]) -> str:
+    """The log's name for the database lock (prod): its path below ``MLGOV_HOME``, the same on every
+    host that mounts the shared state directory (wherever it is mounted)."""
+    path = Path(log_path).resolve()
+    home = os.environ.get("MLGOV_HOME")
+    with suppress(ValueError):
+        if home:
+            return f"mlgov:decision-log:{path.relative_to(Path(home).resolve()).as_posix()}"
+    return f"mlgov:decision-log:{path.as_posix()}"
+
+
 @contextmanager
 def locked(log_path: Path, *, exclusive: bool = True) -> Iterator[None]:
     """Exclusive lock for writers; shared lock for readers (none if no writer ever ran).
 
-    Readers never create the lock file, so a log on a read-only mount can be verified.
+    Readers never create the lock file, so a log on a read-only mount can be verified. In the prod
+    profile the database lock of the log (``core/locks.guard``) is taken first: appends from two hosts
+    sharing the state volume are serialized by PostgreSQL, never by NFS's view of ``flock``.
     """
+    purpose = f"decision log {Path(log_path).name}"
+    with (
+        guard(log_resource(log_path), path=None, purpose=purpose, shared=not exclusive),
+        _file_locked(log_path, exclusive=exclusive),
+    ):
+        yield
+
+
+@contextmanager
+def _file_locked(log_path: Path, *, exclusive: bool) -> Iterator[None]:
     lock = _lock_path(log_path)
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644) if exclusive else os.open(lock, os.O_RDONLY)

@@ -67,14 +67,22 @@ def _artifact_problem(p: Mapping[str, str | None]) -> str:
     return f"model artifact {p['path']}: {p['problem']}{hashes}"
 
 
-def _tree_problems(model_dir: Path, manifest: Mapping[str, str]) -> list[str]:
-    """Every changed, missing or unexpected model artifact file, named."""
+def _tree_problems(model_dir: str, manifest: Mapping[str, str]) -> list[str]:
+    """Every changed, missing or unexpected model artifact file, named (a server's artifacts, prod:
+    downloaded to a private directory and re-hashed there)."""
+    from mlgov_assets.core.models.store import artifact_tree, is_local_location
+
     try:
-        verify_tree(model_dir, manifest)
+        with artifact_tree(model_dir) as tree:
+            verify_tree(tree, manifest)
     except IntegrityError as exc:
         return [_artifact_problem(p) for p in exc.problems] or [str(exc)]
     except (FileNotFoundError, NotADirectoryError) as exc:
         return [f"model directory missing: {exc}"]
+    except Exception as exc:  # the tracking server refused or lost the download
+        if is_local_location(model_dir):
+            raise
+        return [f"model artifacts at {model_dir[:200]} could not be downloaded: {str(exc)[:200]}"]
     return []
 
 
@@ -94,7 +102,7 @@ def check_model_artifacts(facts: Facts) -> Link:
     digest = tags.get("mlgov.artifact_manifest_sha256")
     if manifest_digest(manifest) != digest:
         problems.append(f"the manifest tag does not match its digest tag {str(digest)[:16]}…")
-    model_dir = Path(tags.get("mlgov.model_dir", ""))
+    model_dir = tags.get("mlgov.model_dir", "")
     problems += _tree_problems(model_dir, manifest)
     logged = facts.artifact_json("integrity/model_manifest.json")
     if logged is None:
