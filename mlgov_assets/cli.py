@@ -21,7 +21,8 @@ from mlgov_assets.core.errors import MlgovError, Refusal, exit_code_for
 from mlgov_assets.core.settings import get_settings
 
 if TYPE_CHECKING:
-    from dagster import AssetCheckEvaluation, DagsterEvent, ExecuteInProcessResult
+    from dagster import AssetCheckEvaluation, DagsterEvent
+    from dagster._core.execution.execution_result import ExecutionResult
 
     from mlgov_assets.commands.json_mode import JsonStdout
     from mlgov_assets.commands.summary import AcceptedData, CheckVerdict, RunSummary, StepFailure
@@ -54,20 +55,20 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None) -> ExecuteInProcessResult:
-    """Execute the selected project's job ``job_name`` in this process against the persistent instance."""
+def run_job(job_name: str, run_config: dict[str, Any], tags: dict[str, str] | None = None) -> ExecutionResult:
+    """Execute the selected project's job ``job_name`` against the persistent instance: in this process
+    (embedded profile), or with its steps on the Celery workers (production profile)."""
     from .commands.recovery import fail_dead_runs, process_tags
-    from .definitions import location_defs
     from .defs.lineage_events import emit_run
     from .defs.scope import scoped_name
+    from .distributed.cli_runs import execute
     from .instance import get_instance
 
     s = get_settings()
     instance = get_instance(s)
     fail_dead_runs(instance)  # runs a killed CLI process left STARTED
-    job = location_defs().resolve_job_def(scoped_name(s.project_name, job_name))
     tags = {**(tags or {}), **process_tags()}
-    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
+    result = execute(scoped_name(s.project_name, job_name), run_config, instance, tags, s.project_dir)
     emit_run(instance, result.run_id, s)  # OpenLineage events of the run (never raises; the sensor dedups)
     return result
 
@@ -119,7 +120,7 @@ def _check_verdict(c: AssetCheckEvaluation) -> CheckVerdict:
     )
 
 
-def summarize_run(result: ExecuteInProcessResult) -> RunSummary:
+def summarize_run(result: ExecutionResult) -> RunSummary:
     """Which gates passed or failed, which steps failed and why: the CLI's verdict."""
     from dagster import DagsterEventType
 

@@ -172,7 +172,8 @@ def cmd_audit_cards(as_json: bool) -> int:
     result = run_job("refresh_model_cards", {}, tags={"mlgov/trigger": "cli"})
     raw: list[Any] = []
     with contextlib.suppress(Exception):  # the step failed: no cards to show
-        raw = result.output_for_node("model_cards")["cards"]
+        out: Any = result.output_for_node("model_cards")
+        raw = out["cards"]
     cards = [CardRef.model_validate(c) for c in raw]
     if not as_json:
         for c in cards:

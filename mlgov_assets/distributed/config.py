@@ -85,3 +85,23 @@ def location_executor() -> ExecutorDefinition:
     from dagster_celery import celery_executor
 
     return celery_executor.configured(executor_config(Services.from_env()))
+
+
+def workers_problem(services: Services, timeout: float = 5.0) -> str | None:
+    """Why no Celery worker would take a step (the broker is down, or no worker answers a ping on it),
+    or None. A run submitted with no worker listening would wait forever instead of failing."""
+    problem = broker_problem(services)
+    if problem:
+        return problem
+    from celery import Celery
+
+    app = Celery(broker=services.celery_broker)
+    try:
+        replies = app.control.ping(timeout=timeout)
+    except Exception as exc:  # kombu/amqp raise many kinds; the message is what the user needs
+        return f"the Celery broker {services.celery_broker.split('@')[-1]} refused the ping: {exc}"[:300]
+    finally:
+        app.close()
+    if not replies:
+        return f"no Celery worker answers on {services.celery_broker.split('@')[-1]} (start them: make prod-up)"
+    return None
