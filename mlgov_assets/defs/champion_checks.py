@@ -65,18 +65,29 @@ CHECKS_JOB = "champion_checks"
 )
 def champion_checks(context: AssetCheckExecutionContext, mlgov: MlgovResource) -> Iterator[AssetCheckResult]:
     from mlgov_assets.core.monitoring.reevaluation import reevaluate_champion
+    from mlgov_assets.core.project.quoting import quote
 
     mlgov = scoped(mlgov, context)
     policy = mlgov.policy()
-    result = reevaluate_champion(
-        mlgov.settings(),
-        mlgov.project(),
-        policy,
-        mlgov.registry(),
-        actor=f"{getpass.getuser()} (dagster run {context.run.run_id[:8]})",
-        dagster_run_id=context.run.run_id,
-        log=context.log,
-    )
+    try:
+        result = reevaluate_champion(
+            mlgov.settings(),
+            mlgov.project(),
+            policy,
+            mlgov.registry(),
+            actor=f"{getpass.getuser()} (dagster run {context.run.run_id[:8]})",
+            dagster_run_id=context.run.run_id,
+            log=context.log,
+        )
+    except Exception as exc:  # a verdict that could not be reached is a failed check, not a failed run
+        why = f"the champion could not be re-evaluated: {quote(f'{type(exc).__name__}: {exc}', 400)}"
+        context.log.error(why)
+        meta = {"policy_sha256": policy.sha256, "policy_path": policy.path, "error": why}
+        for name in (MEETS_POLICY, ARTIFACT_VERIFIED):
+            yield AssetCheckResult(
+                check_name=name, passed=False, severity=AssetCheckSeverity.ERROR, description=why, metadata=meta
+            )
+        return
     yield from champion_check_results(result, policy)
 
 
