@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -228,8 +229,23 @@ def test_cli_train_in_prod_runs_every_step_on_the_workers(
     assert prod_env.registry().champion_version() is None
 
     with stack(settings, WORKERS) as pids:
-        pool = set().union(*(children(p) for p in pids.values()))
-        assert main(["train", "--json"]) == 0, capsys.readouterr().err[-3000:]
+        # the workers' pool processes, watched during the run: Celery replaces a pool process that dies
+        # (e.g. on a step requeued from an earlier test's killed worker), and the new one is a worker too
+        pool: set[int] = set()
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                pool.update(*(children(p) for p in pids.values()))
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            assert main(["train", "--json"]) == 0, capsys.readouterr().err[-3000:]
+        finally:
+            done.set()
+            watcher.join()
         out = capsys.readouterr().out
         run_id = json.loads(out[out.index("{") :])["run_id"]
     steps = step_pids(instance, run_id, "STEP_START")
