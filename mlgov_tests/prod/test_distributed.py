@@ -10,13 +10,11 @@ worker, the run succeeds, nothing is half-written, and the next run needs no rep
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -210,45 +208,3 @@ def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
     logs = "".join((settings.prod_dir / f"{n}.log").read_text(errors="replace") for n in names)
     assert not BAD.search(logs), BAD.findall(logs)[:5]
 
-
-def test_cli_train_in_prod_runs_every_step_on_the_workers(
-    prod_env: Env, celery_broker: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-):
-    """`mlgov train` in the prod profile: the command coordinates, the Celery workers execute every step
-    (as for a run the UI launches); with no worker listening it refuses at once instead of waiting forever."""
-    from mlgov_assets.cli import main
-    from mlgov_assets.instance import get_instance
-
-    monkeypatch.setenv("MLGOV_CELERY_BROKER", celery_broker)
-    monkeypatch.setenv("MLGOV_PROJECTS", "adult")
-    settings = prod_env.settings()
-    instance = get_instance(settings)
-    started = time.monotonic()
-    assert main(["train"]) == 2
-    assert "no Celery worker answers" in capsys.readouterr().err and time.monotonic() - started < 60
-    assert prod_env.registry().champion_version() is None
-
-    with stack(settings, WORKERS) as pids:
-        # the workers' pool processes, watched during the run: Celery replaces a pool process that dies
-        # (e.g. on a step requeued from an earlier test's killed worker), and the new one is a worker too
-        pool: set[int] = set()
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.is_set():
-                pool.update(*(children(p) for p in pids.values()))
-                time.sleep(0.1)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        try:
-            assert main(["train", "--json"]) == 0, capsys.readouterr().err[-3000:]
-        finally:
-            done.set()
-            watcher.join()
-        out = capsys.readouterr().out
-        run_id = json.loads(out[out.index("{") :])["run_id"]
-    steps = step_pids(instance, run_id, "STEP_START")
-    assert len(steps) >= 15 and all(set(p) <= pool for p in steps.values()), (steps, pool)
-    assert os.getpid() not in {p for ps in steps.values() for p in ps}  # the CLI only coordinated
-    assert prod_env.registry().champion_version() == 1
