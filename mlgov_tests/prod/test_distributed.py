@@ -207,4 +207,3 @@ def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
     assert verify(settings.decision_log).ok
     logs = "".join((settings.prod_dir / f"{n}.log").read_text(errors="replace") for n in names)
     assert not BAD.search(logs), BAD.findall(logs)[:5]
-
