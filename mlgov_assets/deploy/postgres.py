@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from mlgov_assets.core.errors import ConfigError
@@ -19,54 +21,48 @@ def _checked(name: str) -> str:
     return name
 
 
-def _admin(services: Services) -> Any:
+@contextmanager
+def _admin_cursor(services: Services) -> Iterator[Any]:
+    """A cursor on the ``postgres`` maintenance database (autocommit: CREATE/DROP DATABASE need it)."""
     import psycopg2
 
     conn = psycopg2.connect(**{**services.connect_kwargs("postgres"), "connect_timeout": 5})
     conn.autocommit = True
-    return conn
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
 
 
 def postgres_problem(services: Services) -> str | None:
     """None when PostgreSQL answers at ``services``; else one line saying what failed."""
     try:
-        conn = _admin(services)
+        with _admin_cursor(services) as cur:
+            cur.execute("SELECT 1")
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         return f"PostgreSQL at {services.pg_host}:{services.pg_port} (user {services.pg_user}) does not answer: {first}"
-    conn.close()
     return None
 
 
 def ensure_database(services: Services, name: str) -> bool:
     """Create database ``name`` if missing; True when it was created."""
-    conn = _admin(services)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (_checked(name),))
-            if cur.fetchone():
-                return False
-            cur.execute(f'CREATE DATABASE "{name}"')
-            return True
-    finally:
-        conn.close()
+    with _admin_cursor(services) as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (_checked(name),))
+        if cur.fetchone():
+            return False
+        cur.execute(f'CREATE DATABASE "{name}"')
+        return True
 
 
 def create_database(services: Services, name: str) -> None:
     """Create database ``name`` (it must not exist)."""
-    conn = _admin(services)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{_checked(name)}"')
-    finally:
-        conn.close()
+    with _admin_cursor(services) as cur:
+        cur.execute(f'CREATE DATABASE "{_checked(name)}"')
 
 
 def drop_database(services: Services, name: str) -> None:
     """Drop database ``name`` (its sessions are terminated first); nothing if it does not exist."""
-    conn = _admin(services)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{_checked(name)}" WITH (FORCE)')
-    finally:
-        conn.close()
+    with _admin_cursor(services) as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{_checked(name)}" WITH (FORCE)')
