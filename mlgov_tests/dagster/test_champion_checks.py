@@ -65,6 +65,16 @@ def test_champion_checks_pass_on_promotion_and_fail_under_a_stricter_policy(env)
         assert meets.metadata["gate/metric_floors"].value == "FAILED"
         assert "roc_auc" in meets.description
         assert check_results(run)["champion_artifact_verified"].passed
+        # the daily job is the same checks, re-evaluated once (one step; no second re-evaluation asset)
+        daily = (
+            env.defs()
+            .resolve_job_def("adult__reevaluate_champion")
+            .execute_in_process(instance=instance, raise_on_error=False)
+        )
+        assert daily.success
+        steps = [e.step_key for e in daily.all_events if e.event_type_value == "STEP_SUCCESS"]
+        assert len(steps) == 1, steps
+        assert not check_results(daily)["champion_meets_current_policy"].passed
         # never demotes
         assert env.registry().champion_version() == champion
 

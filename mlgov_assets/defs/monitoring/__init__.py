@@ -12,10 +12,10 @@ from dagster import Definitions
 
 from ..scope import ProjectScope
 from .assets import BATCH_ASSETS, BATCH_CHECKS
-from .scheduled import champion_reevaluation, monitoring_summary, scheduled_defs
+from .scheduled import monitoring_summary, scheduled_defs
 from .sensors import sensor_defs
 
-defs = Definitions(assets=[*BATCH_ASSETS, monitoring_summary, champion_reevaluation], asset_checks=list(BATCH_CHECKS))
+defs = Definitions(assets=[*BATCH_ASSETS, monitoring_summary], asset_checks=list(BATCH_CHECKS))
 
 
 def project_defs(scope: ProjectScope) -> Definitions:

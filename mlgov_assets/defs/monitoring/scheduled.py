@@ -1,18 +1,14 @@
-"""The daily assets: the monitoring summary and the champion's re-evaluation, their jobs and schedules.
+"""The daily jobs: the monitoring summary (an asset) and the champion's re-evaluation (the champion's own
+checks, ``defs/champion_checks.py``), and their schedules.
 
 Both schedules are RUNNING by default: the summary is read-only and cheap; the re-evaluation writes
 governance records only when a verdict or the policy changed.
 """
 
-import getpass
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetSelection,
     DefaultScheduleStatus,
@@ -26,7 +22,7 @@ from dagster import (
 from ...resources import MlgovResource
 from ..common import json_md, rows_table
 from ..scope import ProjectScope, scoped
-from .shared import CHAMPION, CODE_VERSION, GROUP
+from .shared import CODE_VERSION, GROUP
 
 
 @asset(
@@ -56,58 +52,6 @@ def monitoring_summary(context: AssetExecutionContext, mlgov: MlgovResource) -> 
     )
 
 
-@asset(
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    deps=[CHAMPION],
-    kinds={"mlflow"},
-    owners=["team:model-risk"],
-    check_specs=[
-        AssetCheckSpec(
-            "check_champion_reevaluation_meets_policy",
-            asset="champion_reevaluation",
-            description="The champion, re-evaluated from scratch, meets the current policy.",
-        )
-    ],
-    description="Re-runs the champion's model gates against the current policy: artifact sha256 verification, "
-    "a fresh holdout evaluation (recorded metrics must reproduce), metric floors. Verdicts are "
-    "recorded on the registry and the decision log only when they change; never demotes.",
-)
-def champion_reevaluation(
-    context: AssetExecutionContext, mlgov: MlgovResource
-) -> Iterator[Output[dict[str, Any]] | AssetCheckResult]:
-    from mlgov_assets.core.monitoring.reevaluation import reevaluate_champion
-
-    mlgov = scoped(mlgov, context)
-    policy = mlgov.policy()
-    result = reevaluate_champion(
-        mlgov.settings(),
-        mlgov.project(),
-        policy,
-        mlgov.registry(),
-        actor=f"{getpass.getuser()} (dagster run {context.run_id[:8]})",
-        dagster_run_id=context.run_id,
-        log=context.log,
-    )
-    value = result.model_dump(mode="json", exclude_none=True)
-    yield Output(
-        value,
-        metadata={
-            "champion": str(result.champion),
-            "passed": result.passed,
-            "summary": result.summary,
-            "evidence": json_md(value),
-        },
-    )
-    yield AssetCheckResult(
-        check_name="check_champion_reevaluation_meets_policy",
-        passed=result.passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=result.summary,
-        metadata={"policy_sha256": policy.sha256},
-    )
-
-
 def scheduled_defs(scope: ProjectScope) -> Definitions:
     """The project's daily jobs and their schedules."""
     summary_job = define_asset_job(
@@ -117,10 +61,10 @@ def scheduled_defs(scope: ProjectScope) -> Definitions:
     )
     reevaluation_job = define_asset_job(
         scope.named("reevaluate_champion"),
-        # the champion's own checks too (defs/champion_checks.py): the verdict shows on the champion's page
-        selection=AssetSelection.assets(scope.key("champion_reevaluation"))
-        | AssetSelection.checks_for_assets(scope.key("champion")),
-        description="Re-evaluate the champion against the current policy (and run the champion's checks).",
+        # the champion's own checks (defs/champion_checks.py): one re-evaluation, its verdict on the champion's page
+        selection=AssetSelection.checks_for_assets(scope.key("champion")),
+        description="Re-evaluate the champion against the current policy: the champion's own checks "
+        "(current policy, artifact sha256); never moves the alias.",
     )
     daily_summary = ScheduleDefinition(
         name=scope.named("daily_monitoring_summary_schedule"),
