@@ -20,7 +20,7 @@ from mlgov_assets.core.settings import apply_quiet_env
 
 from .defs.common import hooked_code_versions
 from .defs.scope import ProjectScope, location_projects, project_assets
-from .distributed.config import location_executor
+from .distributed.config import executor_key, location_executor
 from .io_manager import MlgovIOManager
 from .resources import MlgovResource, TrainingLock
 
@@ -88,20 +88,21 @@ def build_definitions(
     return Definitions.merge(*projects_defs, lineage_events.location_defs(), runtime)
 
 
-_BUILT: dict[tuple[ProjectScope, ...], Definitions] = {}
+_BUILT: dict[tuple[tuple[ProjectScope, ...], tuple[str, ...]], Definitions] = {}
 
 
 def location_defs() -> Definitions:
     """The code location for this process's current environment. Commands run in-process (the CLI, and
-    tests running many commands), so a command may select a project the module's ``defs`` was not
-    built with: that location is built once and kept."""
-    scopes = tuple(location_projects())
-    if scopes == LOCATION:
+    tests running many commands), so a command may select a project, a profile or a Celery broker the
+    module's ``defs`` was not built with (its executor is fixed when it is built): that location is
+    built once and kept. The CLI's runs in prod point the workers here too (``distributed/cli_runs``)."""
+    key = (tuple(location_projects()), executor_key())
+    if key == (LOCATION, LOCATION_EXECUTOR):
         return defs
-    if scopes not in _BUILT:
+    if key not in _BUILT:
         with _quiet_build():
-            _BUILT[scopes] = build_definitions(projects=scopes)
-    return _BUILT[scopes]
+            _BUILT[key] = build_definitions(projects=key[0])
+    return _BUILT[key]
 
 
 @contextlib.contextmanager
@@ -115,4 +116,5 @@ def _quiet_build() -> Iterator[None]:
 with _quiet_build():
     STAGES = _stages()
     LOCATION = tuple(location_projects())
+    LOCATION_EXECUTOR = executor_key()
     defs = build_definitions(projects=LOCATION)

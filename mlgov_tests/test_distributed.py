@@ -41,3 +41,38 @@ def test_prod_profile_executes_on_celery_with_the_configured_broker(monkeypatch:
         "broker": "redis://127.0.0.1:6379/7",
         "backend": "rpc://",
     }
+
+
+JOB = "adult__governed_training"
+
+
+def test_a_prod_cli_run_sends_its_steps_to_the_current_broker_whatever_was_imported(monkeypatch: pytest.MonkeyPatch):
+    """``mlgov_assets.definitions`` imported earlier in this process (as a test session's collection
+    does, embedded) keeps ``defs`` with the executor of THAT environment: a prod CLI run must still get
+    the Celery executor on the broker of now (CI saw every step of `mlgov train` run in the pytest process)."""
+    import mlgov_assets.definitions as location
+    from mlgov_assets.core.settings import DEFAULT_PROJECT_DIR
+    from mlgov_assets.distributed.cli_runs import _celery_job
+
+    monkeypatch.delenv("MLGOV_PROFILE", raising=False)
+    assert location.location_defs().resolve_job_def(JOB).executor_def.name == "in_process"
+    monkeypatch.setenv("MLGOV_PROFILE", "prod")
+    for broker in ("redis://127.0.0.1:6379/9", "redis://127.0.0.1:6379/10"):  # one process, two brokers in turn
+        monkeypatch.setenv("MLGOV_CELERY_BROKER", broker)
+        executor = _celery_job(JOB, DEFAULT_PROJECT_DIR).get_definition().executor_def
+        assert executor.name == "celery"
+        assert executor.config_schema.resolve_config({}).value["config"]["broker"] == broker  # type: ignore[attr-defined]
+
+
+def test_a_prod_cli_run_whose_steps_would_run_in_process_is_refused(monkeypatch: pytest.MonkeyPatch):
+    import mlgov_assets.definitions as location
+    from mlgov_assets.core.errors import ConfigError
+    from mlgov_assets.core.settings import DEFAULT_PROJECT_DIR
+    from mlgov_assets.distributed.cli_runs import _celery_job
+
+    monkeypatch.delenv("MLGOV_PROFILE", raising=False)
+    embedded = location.location_defs()
+    monkeypatch.setenv("MLGOV_PROFILE", "prod")
+    monkeypatch.setattr(location, "location_defs", lambda: embedded)  # a location built for another profile
+    with pytest.raises(ConfigError, match=r"its executor is 'in_process'.*would run in this process"):
+        _celery_job(JOB, DEFAULT_PROJECT_DIR)

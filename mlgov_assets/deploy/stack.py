@@ -303,20 +303,59 @@ def _is_zombie(pid: int) -> bool:
 
 
 def stop(name: str, run_dir: Path, *, grace: float = STOP_GRACE_SECONDS) -> bool:
-    """SIGTERM the process group of ``name``, SIGKILL after ``grace`` seconds; True if one was running."""
+    """SIGTERM the process group of ``name``, SIGKILL it after ``grace`` seconds if any of it is still
+    running: the process itself, or children that outlived it (a Celery worker's pool processes, the code
+    server's gRPC server), which keep its group. A group whose leader is already gone is stopped too.
+    True if anything was running."""
     pid = _recorded_pid(run_dir, name)
-    if pid is None:
+    group = pid if pid is not None else _orphaned_group(run_dir, name)
+    if group is None:
         _pidfile(run_dir, name).unlink(missing_ok=True)
         return False
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _start_ticks(pid) is not None and not _is_zombie(pid):
-        time.sleep(0.2)
-    if _start_ticks(pid) is not None and not _is_zombie(pid):
-        _signal_group(pid, signal.SIGKILL)
-    _reap(pid)
+    _signal_group(group, signal.SIGTERM)
+    if not _wait_group_gone(group, grace):
+        _signal_group(group, signal.SIGKILL)
+        _wait_group_gone(group, STOP_GRACE_SECONDS)
+    if pid is not None:
+        _reap(pid)
     _pidfile(run_dir, name).unlink(missing_ok=True)
     return True
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid`` (/proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _group_members(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _orphaned_group(run_dir: Path, name: str) -> int | None:
+    """The recorded process's group when the process itself is gone but members of its group still run
+    (the kernel hands out no pid still in use as a group id, so that group is the recorded one's)."""
+    try:
+        pid = int(json.loads(_pidfile(run_dir, name).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if _start_ticks(pid) is not None:  # that pid now names another process: not ours
+        return None
+    return pid if _group_members(pid) else None
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

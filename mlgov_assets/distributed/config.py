@@ -87,6 +87,16 @@ def location_executor() -> ExecutorDefinition:
     return celery_executor.configured(executor_config(Services.from_env()))
 
 
+def executor_key() -> tuple[str, ...]:
+    """What :func:`location_executor` depends on in this process's environment now: the profile and, in
+    prod, the Celery broker and backend. A code location built under another key sends its steps
+    elsewhere (in-process, or to another broker's workers), so it is rebuilt, never reused."""
+    if current_profile() != "prod":
+        return ("embedded",)
+    services = Services.from_env()
+    return ("prod", services.celery_broker, services.celery_backend)
+
+
 def workers_problem(services: Services, timeout: float = 5.0) -> str | None:
     """Why no Celery worker would take a step (the broker is down, or no worker answers a ping on it),
     or None. A run submitted with no worker listening would wait forever instead of failing."""

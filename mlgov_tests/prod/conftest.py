@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -219,12 +220,56 @@ def prod_instance(prod_env: Env) -> Iterator[object]:
 RABBIT_HINT = "start it: `sudo service rabbitmq-server start` (guest/guest on 127.0.0.1:5672; rabbitmqctl on PATH)"
 
 
-@pytest.fixture(scope="session")
-def celery_broker() -> Iterator[str]:
-    """A RabbitMQ virtual host of this session's own (``rabbitmqctl add_vhost``; deleted afterwards):
-    the Celery broker URL. Missing RabbitMQ → one skip line (a failure under ``MLGOV_REQUIRE_SERVICES=1``)."""
-    import shutil
+def broker_processes(broker: str) -> list[int]:
+    """Pids of this user's processes started with ``MLGOV_CELERY_BROKER=broker`` in their environment
+    (Celery workers and their pool processes, whatever their parent or process group)."""
+    needle = f"MLGOV_CELERY_BROKER={broker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def rabbit_report(ctl: str, vhost: str) -> str:
+    """The vhost's consumers and queues (``rabbitmqctl``), for assertion messages."""
     import subprocess
+
+    out = []
+    for args in (("list_consumers",), ("list_queues", "name", "messages", "messages_unacknowledged")):
+        res = subprocess.run([ctl, args[0], "-q", "-p", vhost, *args[1:]], capture_output=True, text=True, timeout=60)
+        out.append(f"$ rabbitmqctl {' '.join(args)} -p {vhost}\n{res.stdout}{res.stderr}")
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A RabbitMQ virtual host of one test's own: ``url`` (the Celery broker URL), ``vhost``, ``ctl``."""
+
+    url: str
+    vhost: str
+    ctl: str
+
+    def report(self) -> str:
+        return rabbit_report(self.ctl, self.vhost)
+
+
+@pytest.fixture
+def celery_broker() -> Iterator[Broker]:
+    """A RabbitMQ virtual host of this test's own (``rabbitmqctl add_vhost``; deleted afterwards), so
+    no test's workers take another test's steps. Afterwards no process started with this broker may be
+    left running (they are killed, and the test fails). Missing RabbitMQ → one skip line (a failure
+    under ``MLGOV_REQUIRE_SERVICES=1``)."""
+    import shutil
+    import signal
+    import subprocess
+    import time
 
     try:
         socket.create_connection(("127.0.0.1", 5672), timeout=3).close()
@@ -232,7 +277,7 @@ def celery_broker() -> Iterator[str]:
         service_missing("RabbitMQ", f"127.0.0.1:5672: {exc.strerror or exc}", RABBIT_HINT)
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
-        service_missing("RabbitMQ", "rabbitmqctl not found (needed for a vhost per test run)", RABBIT_HINT)
+        service_missing("RabbitMQ", "rabbitmqctl not found (needed for a vhost per test)", RABBIT_HINT)
     vhost = f"mlgov_test_{os.getpid()}_{secrets.token_hex(3)}"
 
     def run(*args: str) -> None:
@@ -243,5 +288,16 @@ def celery_broker() -> Iterator[str]:
         run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         service_missing("RabbitMQ", f"rabbitmqctl add_vhost failed: {exc}", RABBIT_HINT)
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    broker = Broker(url=f"amqp://guest:guest@127.0.0.1:5672/{vhost}", vhost=vhost, ctl=str(ctl))
+    yield broker
+    deadline = time.monotonic() + 10  # a stopped process group may take a moment to go
+    while (left := broker_processes(broker.url)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    ps = subprocess.run(
+        ["ps", "-o", "pid,ppid,pgid,stat,cmd", "-p", ",".join(map(str, left)) or "1"], capture_output=True, text=True
+    )
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     run("delete_vhost", vhost)
+    assert not left, f"processes left running on the test's broker {vhost}:\n{ps.stdout}"

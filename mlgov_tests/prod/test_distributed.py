@@ -10,11 +10,13 @@ worker, the run succeeds, nothing is half-written, and the next run needs no rep
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from mlgov_tests.conftest import Env
+from mlgov_tests.prod.conftest import Broker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]  # ~16 min on a busy 2-core machine
 
@@ -103,7 +106,7 @@ def event_log_problems(instance, run_ids) -> list[str]:
 
 
 def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
-    prod_env: Env, celery_broker: str, monkeypatch: pytest.MonkeyPatch
+    prod_env: Env, celery_broker: Broker, monkeypatch: pytest.MonkeyPatch
 ):
     from dagster import DagsterRunStatus
 
@@ -113,7 +116,7 @@ def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
     from mlgov_assets.instance import get_instance
     from mlgov_tests.prod.conftest import free_port
 
-    monkeypatch.setenv("MLGOV_CELERY_BROKER", celery_broker)
+    monkeypatch.setenv("MLGOV_CELERY_BROKER", celery_broker.url)
     monkeypatch.setenv("MLGOV_CODE_SERVER_PORT", str(free_port()))
     monkeypatch.setenv("MLGOV_PROJECTS", "adult")
     settings = prod_env.settings()
@@ -207,3 +210,64 @@ def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
     assert verify(settings.decision_log).ok
     logs = "".join((settings.prod_dir / f"{n}.log").read_text(errors="replace") for n in names)
     assert not BAD.search(logs), BAD.findall(logs)[:5]
+
+
+def ps(*pids: int) -> str:
+    """``ps -o pid,ppid,pgid,stat,cmd`` of ``pids`` (those still running)."""
+    args = ["ps", "-o", "pid,ppid,pgid,stat,cmd", "-p", ",".join(map(str, pids)) or "1"]
+    return subprocess.run(args, capture_output=True, text=True).stdout
+
+
+def celery_ps() -> str:
+    """Every Celery process of this machine (``ps -ef``), whatever its broker."""
+    out = subprocess.run(["ps", "-eo", "pid,ppid,pgid,stat,cmd"], capture_output=True, text=True).stdout
+    return "".join(line + "\n" for line in out.splitlines() if "celery" in line.lower())
+
+
+def test_cli_train_in_prod_runs_every_step_on_the_workers(
+    prod_env: Env, celery_broker: Broker, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """`mlgov train` in the prod profile: the command coordinates, the Celery workers execute every step
+    (as for a run the UI launches); with no worker listening it refuses at once instead of waiting forever."""
+    from mlgov_assets.cli import main
+    from mlgov_assets.instance import get_instance
+
+    monkeypatch.setenv("MLGOV_CELERY_BROKER", celery_broker.url)
+    monkeypatch.setenv("MLGOV_PROJECTS", "adult")
+    settings = prod_env.settings()
+    instance = get_instance(settings)
+    started = time.monotonic()
+    assert main(["train"]) == 2
+    assert "no Celery worker answers" in capsys.readouterr().err and time.monotonic() - started < 60
+    assert prod_env.registry().champion_version() is None
+
+    before = celery_ps()
+    with stack(settings, WORKERS) as pids:
+        # the workers' pool processes, watched during the run: Celery replaces a pool process that dies
+        pool: set[int] = set()
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                pool.update(*(children(p) for p in pids.values()))
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            code = main(["train", "--json"])
+        finally:
+            done.set()
+            watcher.join()
+        out, err = capsys.readouterr()
+        steps = step_pids(instance, json.loads(out[out.index("{") :])["run_id"], "STEP_START") if "{" in out else {}
+        seen = {p for ps_ in steps.values() for p in ps_}
+        diagnostics = (
+            f"exit {code}; stderr tail: {err[-1500:]}\nstep pids {sorted(seen)} (pytest pid {os.getpid()}), "
+            f"workers {pids}, their pool processes seen {sorted(pool)}\n{ps(*seen)}"
+            f"celery processes before the stack:\n{before}and now:\n{celery_ps()}{celery_broker.report()}"
+        )
+        assert code == 0, diagnostics
+    assert len(steps) >= 15 and seen <= pool, diagnostics
+    assert os.getpid() not in seen, diagnostics  # the CLI only coordinated
+    assert prod_env.registry().champion_version() == 1

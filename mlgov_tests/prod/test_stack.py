@@ -34,7 +34,7 @@ def test_prod_up_status_down(pg_services, pg_database, prod_lock_env, celery_bro
         "MLGOV_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
         "MLGOV_DAGSTER_PORT": str(dagster_port),
         "MLGOV_CODE_SERVER_PORT": str(free_port()),
-        "MLGOV_CELERY_BROKER": celery_broker,
+        "MLGOV_CELERY_BROKER": celery_broker.url,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
