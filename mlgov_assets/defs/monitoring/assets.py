@@ -6,9 +6,10 @@ They are external assets (``AssetSpec``: in the lineage, never selected by the U
 all"): the per-batch op jobs in ``batch_job`` compute them with the functions below, store each value
 where the IO manager keeps asset values and report an ``AssetMaterialization`` per batch, and the
 check results of the checks defined here (defined so the UI lists them with their evidence; Dagster
-1.13 cannot run a partitioned check of an external asset on its own). ``batch_data`` and ``batch_scores`` are tables with a typed description
-(``AcceptedBatch``, ``ScoredBatch``: Parquet plus a JSON sidecar); the assessments are stored as JSON,
-each step storing its core result type dumped to plain data."""
+1.13 cannot run a partitioned check of an external asset on its own). ``batch_data`` and
+``batch_scores`` are tables with a typed description (``AcceptedBatch``, ``ScoredBatch``: Parquet plus
+a JSON sidecar); the assessments are stored as JSON, each step storing its core result type dumped to
+plain data."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
