@@ -112,8 +112,21 @@ def _model_records(instance: DagsterInstance, run_record: RunRecord, version: in
         mat = ev.step_materialization_data.materialization
         if str(_value((mat.metadata or {}).get("model_version"))) != str(version):
             continue
-        found.append(rec)
+        found.append(_indexed(instance, rec, ev.asset_key))
     return found
+
+
+def _indexed(instance: DagsterInstance, rec: EventLogRecord, key: AssetKey) -> EventLogRecord:
+    """A run's materialization as the asset index records it. On SQLite a run's own event log numbers
+    its events apart from the index that input pointers (and every other record here) cite, so a
+    run-local storage id may equal an unrelated index id."""
+    window = AssetRecordsFilter(asset_key=key, after_timestamp=rec.timestamp - 1, before_timestamp=rec.timestamp + 1)
+    same = [
+        r
+        for r in instance.fetch_materializations(window, limit=100).records
+        if r.run_id == rec.run_id and r.timestamp == rec.timestamp
+    ]
+    return same[0] if same else rec
 
 
 def _checks(instance: DagsterInstance, run_ids: set[str], nodes: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:

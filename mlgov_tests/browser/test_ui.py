@@ -17,6 +17,7 @@ from mlgov_tests.browser.ui import UiServer, wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TRAINING = "adult__governed_training"
+GLOBAL_JOB = "__ASSET_JOB"  # the implicit job the asset graph pages launch
 RUN_TIMEOUT = 600  # seconds per run: the governed path with fairness and SHAP takes ~2-3 min on a loaded 2-core machine
 
 
@@ -94,6 +95,60 @@ def test_materialize_all_on_the_job_page_promotes_a_champion(page: Any, ui: UiSe
     expect(page.get_by_role("row").filter(has=page.get_by_text("promoted", exact=True)).first).to_contain_text("true")
 
 
+def _in_the_global_view(ui: UiServer) -> tuple[set[str], set[str], set[str]]:
+    """Every asset of the location as the global lineage page loads it: what its "Materialize all" selects
+    (executable, not observable), the partitioned ones, and the ones the governed training job materializes."""
+    data = ui.graphql(
+        """{ assetNodes { assetKey { path } isExecutable isObservable jobNames partitionDefinition { type } } }"""
+    )
+    nodes = data["assetNodes"]
+
+    def keys(pick: Any) -> set[str]:
+        return {"/".join(n["assetKey"]["path"]) for n in nodes if pick(n)}
+
+    return (
+        keys(lambda n: n["isExecutable"] and not n["isObservable"]),
+        keys(lambda n: n["partitionDefinition"]),
+        keys(lambda n: TRAINING in n["jobNames"] and not n["isObservable"]),
+    )
+
+
+def test_materialize_all_on_the_global_lineage_page_is_one_plain_run_not_a_backfill(page: Any, ui: UiServer) -> None:
+    """The default Lineage page: its "Materialize all" launches one run of the unpartitioned graph (the governed
+    path and the daily assets); the per-batch assets are external (reported by the landing sensor's runs), so
+    no partition or backfill dialog opens."""
+    _trained(ui)
+    expect = _expect()
+    selected, partitioned, governed = _in_the_global_view(ui)
+    batch = {
+        f"adult/{n}" for n in ("batch_data", "batch_scores", "batch_drift", "batch_drift_report", "batch_performance")
+    }
+    assert batch <= partitioned and not selected & partitioned, (selected, partitioned)
+    assert governed and governed <= selected, (governed, selected)
+    before = len(ui.runs(GLOBAL_JOB))
+
+    page.goto(ui.url + "/")
+    page.get_by_text("Lineage", exact=True).first.click()
+    expect(page).to_have_url(re.compile(r"/asset-groups"))
+    button = page.get_by_role("button", name=re.compile(r"Materialize all"))
+    # the count of what it selects, and no "…" after it (Dagster's mark of a partitioned selection: the dialog)
+    expect(button).to_have_text(re.compile(rf"Materialize all \({len(selected)}\)$"))
+    button.click()
+    expect(page.get_by_text(re.compile(r"Launched run"))).to_be_visible()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.get_by_text("Launch backfill")).to_have_count(0)
+
+    run = ui.wait_run(GLOBAL_JOB, after=before, timeout=RUN_TIMEOUT)
+    assert run["status"] == "SUCCESS", f"{GLOBAL_JOB} run {run['runId']} ended {run['status']} (log: {ui.log})"
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert not {k for k in tags if k.startswith(("dagster/partition", "dagster/backfill"))}, tags
+    data = ui.graphql(
+        """query($id: ID!) { runOrError(runId: $id) { ... on Run { assetSelection { path } } } }""",
+        {"id": run["runId"]},
+    )
+    assert {"/".join(k["path"]) for k in data["runOrError"]["assetSelection"]} == selected
+
+
 def test_every_gate_is_a_check_with_its_evidence_and_lineage_reaches_the_data(page: Any, ui: UiServer) -> None:
     _trained(ui)
     expect = _expect()
@@ -157,6 +212,14 @@ def test_a_drifted_labelled_batch_runs_then_retrains_without_a_click(page: Any, 
     assert run["status"] == "SUCCESS", run
     page.reload()
     expect(page.get_by_text("adult__monitor_batch").first).to_be_visible()
+    # the batch run reported the drift check of the batch (a breach: WARN) with its evidence, on the asset's page
+    drift = _latest_check(ui, "batch_drift", "check_batch_drift_within_policy")
+    assert drift and drift["status"] == "FAILED" and drift["evaluation"]["severity"] == "WARN", drift
+    page.goto(f"{ui.url}/assets/adult/batch_drift?view=checks")
+    row = _check_row(page, "check_batch_drift_within_policy")
+    expect(row).to_contain_text("Failed")
+    row.click()
+    expect(page.get_by_text("drifted_share", exact=True).first).to_be_visible()
 
     started = time.monotonic()
     retrain = ui.wait_run(TRAINING, after=trainings, timeout=RUN_TIMEOUT)

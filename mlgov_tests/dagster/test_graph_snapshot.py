@@ -52,10 +52,7 @@ def graph_snapshot(defs) -> dict[str, Any]:
         key=lambda c: (c["asset"], c["name"]),
     )
     jobs = {
-        j.name: {
-            "assets": sorted(k.to_user_string() for k in j.asset_layer.selected_asset_keys),
-            "tags": dict(sorted(j.tags.items())),
-        }
+        j.name: _job(j)
         for j in sorted(defs.resolve_all_job_defs(), key=lambda j: j.name)
         if not j.name.startswith("__")
     }
@@ -72,6 +69,17 @@ def graph_snapshot(defs) -> dict[str, Any]:
         for s in sorted(defs.schedules or [], key=lambda s: s.name)
     }
     return {"assets": assets, "checks": checks, "jobs": jobs, "sensors": sensors, "schedules": schedules}
+
+
+def _job(job) -> dict[str, Any]:
+    """An asset job's assets; an op job (which reports external assets) also names its ops."""
+    entry: dict[str, Any] = {
+        "assets": sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys),
+        "tags": dict(sorted(job.tags.items())),
+    }
+    if not entry["assets"]:
+        entry["ops"] = sorted(n.name for n in job.nodes)
+    return entry
 
 
 def _dump(obj: Any) -> str:

@@ -14,6 +14,7 @@ import pytest
 from dagster import AssetKey, instance_for_test
 
 from mlgov_assets.core.audit.decision_log import DecisionLog
+from mlgov_assets.core.monitoring.batch_values import ScoredBatch
 from mlgov_assets.core.monitoring.batches import labels_filename, retrain_run_key, simulate_batch
 from mlgov_assets.core.monitoring.ledger import MonitoringPaths, read_jsonl
 from mlgov_tests.conftest import check_results, run_path
@@ -25,6 +26,7 @@ from mlgov_tests.dagster.test_monitoring_sensors import (
     execute,
     land,
     materialized_partitions,
+    stored,
     tick,
 )
 
@@ -73,12 +75,12 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         checks = check_results(runs["cov-1"])
         assert not checks["check_batch_drift_within_policy"].passed  # WARN: the breach, not a failure
         assert checks["check_batch_drift_within_policy"].severity.value == "WARN"
-        drift = runs["cov-1"].output_for_node("batch_drift")
+        drift = stored(env, instance, "batch_drift", "cov-1")
         assert drift["breach"] and {"age", "hours_per_week"} <= set(drift["drifted_columns"])
         assert drift["champion_version"] == first and drift["prediction_verdict"] == "drift"
-        perf = runs["cov-1"].output_for_node("batch_performance")
+        perf = stored(env, instance, "batch_performance", "cov-1")
         assert perf["n_labelled"] == 2500 and perf["labels"]["file"] == "cov-1.labels.csv"
-        report = runs["cov-1"].output_for_node("batch_drift_report")
+        report = stored(env, instance, "batch_drift_report", "cov-1")
         assert Path(report["html_path"]).stat().st_size > 10_000
         assert reg.client.get_run(report["mlflow_run_id"]).data.tags["mlgov.batch_id"] == "cov-1"
         mat = instance.get_latest_materialization_event(AssetKey(["adult", "batch_drift_report"])).asset_materialization
@@ -135,9 +137,9 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
             defs, instance, landing, {"cov-2.csv": cov2, labels_filename("cov-2"): labels2}, cursor
         )
         assert set(runs2) == {"cov-2"} and runs2["cov-2"].success
-        perf2 = runs2["cov-2"].output_for_node("batch_performance")
+        perf2 = stored(env, instance, "batch_performance", "cov-2")
         assert perf2["mcnemar"]["promotes"] is False  # champion vs shadow: a recommendation only
-        scores2 = runs2["cov-2"].output_for_node("batch_scores")
+        scores2 = stored(env, instance, "batch_scores", "cov-2", ScoredBatch)
         assert scores2.scoring.champion_version == second and scores2.scoring.shadow_version is not None
         assert scores2.scoring.batch_id == "cov-2" and len(scores2.frame) == 2500
         r2 = tick(defs, RETRAIN, instance)

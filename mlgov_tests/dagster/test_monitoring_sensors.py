@@ -109,6 +109,16 @@ def apply_partitions(instance, result) -> None:
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
 
 
+def stored(env, instance, asset: str, batch_id: str, wanted: type = dict):
+    """A batch asset's value as its op stored it (where the IO manager keeps asset values)."""
+    from mlgov_assets.defs.monitoring.batch_job import BatchStore
+    from mlgov_assets.defs.scope import ProjectScope
+    from mlgov_assets.io_manager import MlgovIOManager
+
+    io = MlgovIOManager(base_dir=str(env.home / "assets"))
+    return BatchStore(io, ProjectScope("adult", env.project), batch_id, instance).load(asset, wanted)
+
+
 def materialized_partitions(instance, asset: str) -> set[str]:
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey(["adult", asset])), limit=1000
@@ -145,14 +155,24 @@ def test_monitoring_definitions_are_on_by_default_and_wired(env):
         assert defs.resolve_schedule_def(name).default_status == DefaultScheduleStatus.RUNNING
     job = defs.resolve_job_def("adult__monitor_batch")
     assert job.partitions_def.name == "adult__batches"
-    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert keys == {
-        f"adult/{k}" for k in ("batch_data", "batch_scores", "batch_drift", "batch_performance", "batch_drift_report")
+    names = ("batch_data", "batch_scores", "batch_drift", "batch_performance", "batch_drift_report")
+    assert {n.name for n in job.nodes} == {f"adult__{n}" for n in names}
+    assert {n.name for n in defs.resolve_job_def("adult__batch_labels").nodes} == {"adult__batch_performance"}
+    # the batch assets are external: in the lineage with their checks, never in the UI's "Materialize all"
+    graph = defs.get_repository_def().asset_graph
+    for name in names:
+        node = graph.get(AssetKey(["adult", name]))
+        assert not node.is_executable and node.partitions_def.name == "adult__batches"
+    assert graph.get(AssetKey(["adult", "batch_scores"])).parent_keys == {
+        AssetKey(["adult", "batch_data"]),
+        AssetKey(["adult", "champion"]),
     }
-    labels_keys = {
-        k.to_user_string() for k in defs.resolve_job_def("adult__batch_labels").asset_layer.executable_asset_keys
-    }
-    assert labels_keys == {"adult/batch_performance"}
+    checks = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys if k.asset_key.path[0] == "adult"}
+    assert {
+        ("batch_data", "check_batch_data_schema"),
+        ("batch_drift", "check_batch_drift_within_policy"),
+        ("batch_performance", "check_batch_performance_within_tolerance"),
+    } <= checks
 
 
 def test_a_new_file_is_one_partition_and_one_run_and_the_same_file_again_nothing(env, holdout):

@@ -2,8 +2,10 @@
 training data, shadow scoring, performance once labels arrive, drift-triggered retraining through
 the same governed path, and the daily schedules.
 
-``assets`` holds the per-batch assets and checks, ``sensors`` the landing and retraining sensors
-(and the retraining run config), ``scheduled`` the daily assets and schedules, ``once`` one
+``assets`` holds the per-batch assets (external ``AssetSpec``s, so the UI's "Materialize all" never
+opens a partition dialog for them), their checks and compute functions, ``batch_job`` the per-batch op
+jobs that compute, store and report them, ``sensors`` the landing and retraining sensors (and the
+retraining run config), ``scheduled`` the daily assets and schedules, ``once`` one
 daemon-like sensor tick for ``mlgov monitor --once``. All logic is in ``core.monitoring``.
 Assets and checks are templates (see ``defs/scope.py``); jobs, sensors and schedules are built per project.
 """

@@ -1,21 +1,28 @@
 """Per-batch assets (partition key = batch id): ``batch_data`` [blocking schema gate; an invalid batch
 is quarantined] -> ``batch_scores`` (champion + shadow) -> ``batch_drift`` [drift gate, WARN] ->
 ``batch_drift_report`` (Evidently HTML in MLflow) and ``batch_performance`` [tolerance gate, WARN].
-``batch_data`` and ``batch_scores`` are tables with a typed description (``AcceptedBatch``,
-``ScoredBatch``: Parquet plus a JSON sidecar); the assessments are stored as JSON, each asset
-returning its core result type dumped to plain data."""
 
+They are external assets (``AssetSpec``: in the lineage, never selected by the UI's "Materialize
+all"): the per-batch op jobs in ``batch_job`` compute them with the functions below, store each value
+where the IO manager keeps asset values and report an ``AssetMaterialization`` per batch, and the
+check results of the checks defined here (defined so the UI lists them with their evidence; Dagster
+1.13 cannot run a partitioned check of an external asset on its own). ``batch_data`` and
+``batch_scores`` are tables with a typed description (``AcceptedBatch``, ``ScoredBatch``: Parquet plus
+a JSON sidecar); the assessments are stored as JSON, each step storing its core result type dumped to
+plain data."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetExecutionContext,
-    DataVersion,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    DagsterLogManager,
     MetadataValue,
-    Output,
-    asset,
     asset_check,
 )
 
@@ -23,32 +30,91 @@ from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, ScoredBatch
 
 from ...resources import MlgovResource
 from ..common import json_md, rows_table, table_metadata
-from ..scope import scoped
 from .shared import BATCHES, CHAMPION, CODE_VERSION, GROUP, webhook
 
 
-@asset(
-    partitions_def=BATCHES,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    kinds={"pandas", "pandera"},
-    owners=["team:ml-platform"],
-    description="A production batch from the landing folder, through the batch schema generated from the "
-    "project spec (labels optional). An invalid "
-    "batch is moved to $MLGOV_HOME/monitoring/quarantine/<batch_id>/ with its failure report, "
-    "alerted, and stopped by the blocking schema check: it is never scored.",
-)
-def batch_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[AcceptedBatch]:
+def _spec(name: str, deps: Sequence[str | AssetKey], kinds: set[str], owner: str, description: str) -> AssetSpec:
+    return AssetSpec(
+        name,
+        deps=deps,
+        partitions_def=BATCHES,
+        group_name=GROUP,
+        code_version=CODE_VERSION,
+        kinds=kinds,
+        owners=[owner],
+        description=description + " Computed per landed batch by the monitor_batch job (landing sensor).",
+    )
+
+
+SPECS = [
+    _spec(
+        "batch_data",
+        [],
+        {"pandas", "pandera"},
+        "team:ml-platform",
+        "A production batch from the landing folder, through the batch schema generated from the project spec "
+        "(labels optional). An invalid batch is moved to $MLGOV_HOME/monitoring/quarantine/<batch_id>/ with its "
+        "failure report, alerted, and stopped by the blocking schema check: it is never scored.",
+    ),
+    _spec(
+        "batch_scores",
+        ["batch_data", CHAMPION],
+        {"scikit-learn", "mlflow"},
+        "team:ml-platform",
+        "P(favourable outcome) per row from the champion and, in shadow, from the latest challenger (the most "
+        "recent registered version that is not the champion). Models load only via Registry.load_model, which "
+        "verifies every artifact's sha256.",
+    ),
+    _spec(
+        "batch_drift",
+        ["batch_data", "batch_scores"],
+        {"numpy"},
+        "team:model-risk",
+        "Data drift of the batch's input columns (the spec's, less target and row id) and prediction drift of the "
+        "champion's scores, against the champion's training data (reference profile built once per reference "
+        "md5). Tests and thresholds come from the policy's `drift` section; dataset drift = drifted share >= "
+        "dataset_drift_share. A judged dataset drift is a breach: alerted and picked up by retrain_on_breach_sensor.",
+    ),
+    _spec(
+        "batch_drift_report",
+        ["batch_data", "batch_drift"],
+        {"evidently", "mlflow"},
+        "team:model-risk",
+        "Evidently DataDriftPreset HTML report for people (the policy's tests and thresholds, both sides sampled "
+        "to a bounded number of rows), logged to MLflow (experiment `monitoring`) next to the engine's full "
+        "report; the verdict itself comes from batch_drift.",
+    ),
+    _spec(
+        "batch_performance",
+        ["batch_data", "batch_scores"],
+        {"numpy"},
+        "team:model-risk",
+        "Once labels exist (the spec's label column in the batch, or `<batch_id>.labels.csv` landing later): "
+        "accuracy, precision, recall, ROC AUC of champion and shadow, the breach verdict against the champion's "
+        "holdout metrics (policy monitoring.performance_tolerance), concept-drift evidence and McNemar's paired "
+        "test champion vs shadow (a recommendation; it never promotes).",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Produced:
+    """One batch asset's value for a batch, the metadata of its materialization and its checks' results."""
+
+    value: Any
+    metadata: dict[str, Any]
+    data_version: str | None = None
+    checks: dict[str, AssetCheckResult] = field(default_factory=dict)
+
+
+def compute_batch_data(mlgov: MlgovResource, batch_id: str, log: DagsterLogManager) -> Produced:
     from mlgov_assets.core.monitoring.intake import accept_batch
     from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
 
-    mlgov = scoped(mlgov, context)
     policy, hook = mlgov.policy(), webhook(mlgov)
     caps = policy.ingestion
-    with quarantine_on_failure(mlgov.settings(), context.partition_key, "intake", limits=caps, webhook_url=hook):
-        acc = accept_batch(
-            mlgov.settings(), mlgov.project(), context.partition_key, policy=policy, webhook_url=hook, log=context.log
-        )
+    with quarantine_on_failure(mlgov.settings(), batch_id, "intake", limits=caps, webhook_url=hook):
+        acc = accept_batch(mlgov.settings(), mlgov.project(), batch_id, policy=policy, webhook_url=hook, log=log)
     intake = acc.intake
     meta = {
         **table_metadata(acc.frame),
@@ -59,17 +125,10 @@ def batch_data(context: AssetExecutionContext, mlgov: MlgovResource) -> Output[A
     }
     if intake.quarantine_dir is not None:
         meta["quarantine_dir"] = MetadataValue.path(str(intake.quarantine_dir))
-    return Output(acc, metadata=meta, data_version=DataVersion(intake.md5))
+    return Produced(acc, meta, intake.md5, {"check_batch_data_schema": schema_result(acc)})
 
 
-@asset_check(
-    asset=batch_data,
-    blocking=True,
-    partitions_def=BATCHES,
-    description="The project's Pandera batch schema on the batch (types, ranges, the spec's categories, "
-    "label set if present). Failing batches are quarantined and never scored.",
-)
-def check_batch_data_schema(context: AssetCheckExecutionContext, batch_data: AcceptedBatch) -> AssetCheckResult:
+def schema_result(batch_data: AcceptedBatch) -> AssetCheckResult:
     intake = batch_data.intake
     report = intake.validation
     rows = [
@@ -99,31 +158,27 @@ def check_batch_data_schema(context: AssetCheckExecutionContext, batch_data: Acc
     )
 
 
-@asset(
+@asset_check(
+    asset=AssetKey("batch_data"),
+    blocking=True,
     partitions_def=BATCHES,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    deps=[CHAMPION],
-    kinds={"scikit-learn", "mlflow"},
-    owners=["team:ml-platform"],
-    description="P(favourable outcome) per row from the champion and, in shadow, from the latest challenger "
-    "(the most recent "
-    "registered version that is not the champion). Models load only via Registry.load_model, "
-    "which verifies every artifact's sha256.",
+    description="The project's Pandera batch schema on the batch (types, ranges, the spec's categories, "
+    "label set if present). Failing batches are quarantined and never scored.",
 )
-def batch_scores(
-    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch
-) -> Output[ScoredBatch]:
+def check_batch_data_schema(batch_data: AcceptedBatch) -> AssetCheckResult:
+    return schema_result(batch_data)
+
+
+def compute_batch_scores(
+    mlgov: MlgovResource, batch_id: str, log: DagsterLogManager, batch_data: AcceptedBatch
+) -> Produced:
     from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
     from mlgov_assets.core.monitoring.scoring import score_batch
 
-    mlgov = scoped(mlgov, context)
     caps = mlgov.policy().ingestion
-    with quarantine_on_failure(
-        mlgov.settings(), context.partition_key, "scoring", limits=caps, webhook_url=webhook(mlgov)
-    ):
+    with quarantine_on_failure(mlgov.settings(), batch_id, "scoring", limits=caps, webhook_url=webhook(mlgov)):
         scored = score_batch(
-            mlgov.settings(), mlgov.project(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=context.log
+            mlgov.settings(), mlgov.project(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=log
         )
     scores, info = scored.frame, scored.scoring
     meta = {
@@ -135,71 +190,43 @@ def batch_scores(
     }
     if "shadow_score" in scores.columns:
         meta["mean_shadow_score"] = float(scores["shadow_score"].mean())
-    return Output(scored, metadata=meta)
+    return Produced(scored, meta)
 
 
-@asset(
-    partitions_def=BATCHES,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    kinds={"numpy"},
-    owners=["team:model-risk"],
-    description="Data drift of the batch's input columns (the spec's, less target and row id) and prediction "
-    "drift of the champion's scores, against "
-    "the champion's training data (reference profile built once per reference md5). Tests and "
-    "thresholds come from the policy's `drift` section; dataset drift = drifted share >= "
-    "dataset_drift_share. A judged dataset drift is a breach: alerted and picked up by "
-    "retrain_on_breach_sensor.",
-)
-def batch_drift(
-    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch, batch_scores: ScoredBatch
-) -> Output[dict[str, Any]]:
+def compute_batch_drift(
+    mlgov: MlgovResource, batch_id: str, log: DagsterLogManager, batch_data: AcceptedBatch, batch_scores: ScoredBatch
+) -> Produced:
     from mlgov_assets.core.monitoring.drift_assessment import assess_drift
     from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
 
-    mlgov = scoped(mlgov, context)
     caps = mlgov.policy().ingestion
-    with quarantine_on_failure(
-        mlgov.settings(), context.partition_key, "drift", limits=caps, webhook_url=webhook(mlgov)
-    ):
+    with quarantine_on_failure(mlgov.settings(), batch_id, "drift", limits=caps, webhook_url=webhook(mlgov)):
         result = assess_drift(
-            mlgov.settings(),
-            mlgov.project(),
-            mlgov.policy(),
-            mlgov.registry(),
-            batch_data,
-            batch_scores,
-            log=context.log,
+            mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=log
         )
     report = result.report
     cols = [
         {k: c.get(k) for k in ("column", "type", "method", "statistic", "threshold", "verdict", "psi")}
         for c in report["columns"] + ([report["prediction"]] if report["prediction"] else [])
     ]
-    return Output(
-        result.model_dump(mode="json"),
-        metadata={
-            "verdict": result.verdict,
-            "breach": result.breach,
-            "drifted_share": float(result.drifted_share),
-            "drifted_columns": ", ".join(result.drifted_columns) or "none",
-            "prediction_drift": str(result.prediction_verdict),
-            "champion_version": result.champion_version,
-            "reference_path": result.reference.path,
-            "reference_md5": result.reference.md5,
-            "reference_fingerprint": result.reference.fingerprint,
-            "columns": rows_table(cols),
-            "engine_seconds": float(result.elapsed_s),
-        },
-    )
+    value = result.model_dump(mode="json")
+    meta = {
+        "verdict": result.verdict,
+        "breach": result.breach,
+        "drifted_share": float(result.drifted_share),
+        "drifted_columns": ", ".join(result.drifted_columns) or "none",
+        "prediction_drift": str(result.prediction_verdict),
+        "champion_version": result.champion_version,
+        "reference_path": result.reference.path,
+        "reference_md5": result.reference.md5,
+        "reference_fingerprint": result.reference.fingerprint,
+        "columns": rows_table(cols),
+        "engine_seconds": float(result.elapsed_s),
+    }
+    return Produced(value, meta, checks={"check_batch_drift_within_policy": drift_result(value)})
 
 
-@asset_check(
-    asset=batch_drift,
-    partitions_def=BATCHES,
-    description="No dataset drift under the policy (a breach triggers retraining; WARN, not blocking).",
-)
-def check_batch_drift_within_policy(batch_drift: dict[str, Any]) -> AssetCheckResult:
+def drift_result(batch_drift: dict[str, Any]) -> AssetCheckResult:
     from mlgov_assets.core.monitoring.drift_assessment import DriftAssessment
 
     d = DriftAssessment.model_validate(batch_drift)
@@ -219,68 +246,46 @@ def check_batch_drift_within_policy(batch_drift: dict[str, Any]) -> AssetCheckRe
     )
 
 
-@asset(
+@asset_check(
+    asset=AssetKey("batch_drift"),
     partitions_def=BATCHES,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    kinds={"evidently", "mlflow"},
-    owners=["team:model-risk"],
-    description="Evidently DataDriftPreset HTML report for people (the policy's tests and thresholds, both sides "
-    "sampled to a bounded number of rows), logged to MLflow (experiment `monitoring`) next to the "
-    "engine's full report; the verdict itself comes from batch_drift.",
+    description="No dataset drift under the policy (a breach triggers retraining; WARN, not blocking).",
 )
-def batch_drift_report(
-    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch, batch_drift: dict[str, Any]
-) -> Output[dict[str, Any]]:
+def check_batch_drift_within_policy(batch_drift: dict[str, Any]) -> AssetCheckResult:
+    return drift_result(batch_drift)
+
+
+def compute_batch_drift_report(
+    mlgov: MlgovResource, batch_data: AcceptedBatch, batch_drift: dict[str, Any], *, run_id: str
+) -> Produced:
     from mlgov_assets.core.monitoring.drift_assessment import DriftAssessment
     from mlgov_assets.core.monitoring.drift_report import evidently_report
 
-    mlgov = scoped(mlgov, context)
     settings = mlgov.settings()
     drift = DriftAssessment.model_validate(batch_drift)
     info = evidently_report(
-        settings,
-        mlgov.project(),
-        mlgov.policy(),
-        mlgov.registry(),
-        batch_data.frame,
-        drift,
-        dagster_run_id=context.run_id,
+        settings, mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data.frame, drift, dagster_run_id=run_id
     )
     url = f"{settings.mlflow_ui_url.rstrip('/')}/#/experiments/{info.mlflow_experiment_id}/runs/{info.mlflow_run_id}"
     value = info.model_dump(mode="json", exclude={"evidently"}) | {"evidently_columns": info.evidently}
-    return Output(
-        value,
-        metadata={
-            "evidently_html": MetadataValue.path(info.html_path),
-            "mlflow_run": MetadataValue.url(url),
-            "mlflow_run_id": info.mlflow_run_id,
-            "sampled_rows": json_md(info.sampled_rows),
-            "agreement_with_engine": json_md(info.agreement.model_dump()),
-            "evidently_seconds": float(info.elapsed_s),
-        },
-    )
+    meta = {
+        "evidently_html": MetadataValue.path(info.html_path),
+        "mlflow_run": MetadataValue.url(url),
+        "mlflow_run_id": info.mlflow_run_id,
+        "sampled_rows": json_md(info.sampled_rows),
+        "agreement_with_engine": json_md(info.agreement.model_dump()),
+        "evidently_seconds": float(info.elapsed_s),
+    }
+    return Produced(value, meta)
 
 
-@asset(
-    partitions_def=BATCHES,
-    group_name=GROUP,
-    code_version=CODE_VERSION,
-    kinds={"numpy"},
-    owners=["team:model-risk"],
-    description="Once labels exist (the spec's label column in the batch, or `<batch_id>.labels.csv` landing later): "
-    "accuracy, precision, recall, ROC AUC of champion and shadow, the breach verdict against the "
-    "champion's holdout metrics (policy monitoring.performance_tolerance), concept-drift evidence and "
-    "McNemar's paired test champion vs shadow (a recommendation; it never promotes).",
-)
-def batch_performance(
-    context: AssetExecutionContext, mlgov: MlgovResource, batch_data: AcceptedBatch, batch_scores: ScoredBatch
-) -> Output[dict[str, Any]]:
+def compute_batch_performance(
+    mlgov: MlgovResource, log: DagsterLogManager, batch_data: AcceptedBatch, batch_scores: ScoredBatch
+) -> Produced:
     from mlgov_assets.core.monitoring.performance import assess_performance
 
-    mlgov = scoped(mlgov, context)
     perf = assess_performance(
-        mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=context.log
+        mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=log
     )
     meta: dict[str, Any] = {"status": perf.status, "labelled_rows": perf.n_labelled, "breach": perf.breach}
     if perf.champion is not None:
@@ -298,16 +303,11 @@ def batch_performance(
                 meta[f"champion/{k}"] = float(getattr(perf.champion, k))
         if perf.mcnemar is not None:
             meta["mcnemar"] = perf.mcnemar.recommendation
-    return Output(perf.model_dump(mode="json"), metadata=meta)
+    value = perf.model_dump(mode="json")
+    return Produced(value, meta, checks={"check_batch_performance_within_tolerance": performance_result(value)})
 
 
-@asset_check(
-    asset=batch_performance,
-    partitions_def=BATCHES,
-    description="Champion performance within the policy's tolerance of its holdout metrics (WARN; a breach "
-    "triggers retraining). Passes while labels are awaited.",
-)
-def check_batch_performance_within_tolerance(batch_performance: dict[str, Any]) -> AssetCheckResult:
+def performance_result(batch_performance: dict[str, Any]) -> AssetCheckResult:
     from mlgov_assets.core.monitoring.performance import PerformanceAssessment
 
     p = PerformanceAssessment.model_validate(batch_performance)
@@ -327,5 +327,16 @@ def check_batch_performance_within_tolerance(batch_performance: dict[str, Any]) 
     )
 
 
-BATCH_ASSETS = [batch_data, batch_scores, batch_drift, batch_performance, batch_drift_report]
+@asset_check(
+    asset=AssetKey("batch_performance"),
+    partitions_def=BATCHES,
+    description="Champion performance within the policy's tolerance of its holdout metrics (WARN; a breach "
+    "triggers retraining). Passes while labels are awaited.",
+)
+def check_batch_performance_within_tolerance(batch_performance: dict[str, Any]) -> AssetCheckResult:
+    return performance_result(batch_performance)
+
+
+#: The batch assets as definitions without a computation (external: the op jobs report them).
+BATCH_ASSETS = [AssetsDefinition(specs=[spec]) for spec in SPECS]
 BATCH_CHECKS = [check_batch_data_schema, check_batch_drift_within_policy, check_batch_performance_within_tolerance]

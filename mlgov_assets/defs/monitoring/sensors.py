@@ -5,23 +5,21 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
-    AssetSelection,
     DagsterInstance,
     DefaultSensorStatus,
     Definitions,
+    JobDefinition,
     RunRequest,
     RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
-    define_asset_job,
     sensor,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ...resources import MlgovResource
 from ..scope import ProjectScope
-from .assets import BATCH_ASSETS, batch_performance
+from .batch_job import batch_jobs
 from .shared import LANDING_SENSOR, LANDING_SETTLE_SECONDS, RETRAIN_SENSOR, RUN_KEY_TAG
 
 if TYPE_CHECKING:
@@ -30,26 +28,6 @@ if TYPE_CHECKING:
 
 #: The job a retraining request runs (per project), and the ops its config addresses.
 RETRAIN_JOB = "governed_training"
-
-
-def batch_jobs(scope: ProjectScope) -> tuple[UnresolvedAssetJobDefinition, UnresolvedAssetJobDefinition]:
-    """The project's per-batch jobs: monitor_batch (everything) and batch_labels (performance only)."""
-    monitor = define_asset_job(
-        scope.named("monitor_batch"),
-        selection=AssetSelection.assets(*(scope.key(*a.key.path) for a in BATCH_ASSETS)),
-        partitions_def=scope.batches,
-        description="Everything for one landed batch: validate (quarantine if invalid), score (+ shadow), drift, "
-        "performance, Evidently report.",
-        tags={"mlgov/stage": "monitoring"},
-    )
-    labels = define_asset_job(
-        scope.named("batch_labels"),
-        selection=AssetSelection.assets(scope.key(*batch_performance.key.path)),
-        partitions_def=scope.batches,
-        description="Delayed labels for a batch: recompute only its performance.",
-        tags={"mlgov/stage": "monitoring"},
-    )
-    return monitor, labels
 
 
 def retrain_run_config(request: "RetrainRequest") -> dict[str, Any]:
@@ -84,9 +62,7 @@ def _landing_request(scope: ProjectScope, f: "LandingFile") -> RunRequest:
     )
 
 
-def landing_sensor(
-    scope: ProjectScope, monitor: UnresolvedAssetJobDefinition, labels: UnresolvedAssetJobDefinition
-) -> SensorDefinition:
+def landing_sensor(scope: ProjectScope, monitor: JobDefinition, labels: JobDefinition) -> SensorDefinition:
     @sensor(
         name=scope.named(LANDING_SENSOR),
         jobs=[monitor, labels],
