@@ -82,7 +82,7 @@ def wait_http(url: str, deadline: float, proc: subprocess.Popen) -> None:
 
 
 def wait_sensor_daemon(instance, deadline: float) -> None:
-    """Until the daemon's sensor loop has reported a heartbeat (it then ticks every ~10 s)."""
+    """Until the daemon's sensor loop has reported a heartbeat (it then runs every ~5 s)."""
     while time.time() < deadline:
         beats = instance.get_daemon_heartbeats()
         if "SENSOR" in beats:
