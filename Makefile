@@ -37,11 +37,12 @@ browser:
 	else echo "browser: /usr/bin/chromium missing; as root run: make browser (apt-get install -y chromium)"; fi
 
 test: install browser
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest --durations=10
 
-# unit tests of the pure core and the small Dagster-free pieces (no Dagster runs, no servers): < 60 s
+# unit tests of the pure core and the small Dagster-free pieces (no Dagster runs, no servers): < 60 s;
+# both targets list their ten slowest tests
 test-fast: install
-	$(UV) run --frozen pytest -m "not slow and not browser" mlgov_tests/core mlgov_tests/test_io_manager.py mlgov_tests/test_resources.py
+	$(UV) run --frozen pytest -m "not slow and not browser" --durations=10 mlgov_tests/core mlgov_tests/test_io_manager.py mlgov_tests/test_resources.py
 
 lint: install
 	$(UV) run --frozen ruff check .

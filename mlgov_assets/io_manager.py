@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import ConfigurableIOManager, DagsterInvariantViolationError, InputContext, OutputContext
 from pydantic import BaseModel
 
@@ -26,6 +25,9 @@ from mlgov_assets.core.errors import MlgovError
 from mlgov_assets.core.framed import FramedTable, sidecar_names
 from mlgov_assets.core.integrity import atomic_write_with, sha256_file
 from mlgov_assets.core.settings import get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _suffixes() -> tuple[str, ...]:
@@ -60,6 +62,8 @@ class MlgovIOManager(ConfigurableIOManager):
         return root.joinpath(*parts[:-1], f"{parts[-1]}{suffix}")
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
+        import pandas as pd  # here, not at module level: the code location loads without pandas
+
         name = context.asset_key.to_user_string() if context.has_asset_key else context.name
         if obj is None:
             raise TypeError(
@@ -93,6 +97,8 @@ class MlgovIOManager(ConfigurableIOManager):
         self, context: OutputContext, frame: pd.DataFrame, framed: FramedTable | None
     ) -> dict[str, tuple[Path, str]]:
         """The table (first entry) and, for a framed value, its sidecar naming the table's sha256."""
+        import pandas as pd
+
         path = self._path(context, ".parquet")
         # a new frame over the same data, without the producer's pandas attributes (which Parquet
         # would keep): a table's description lives in its sidecar only
@@ -115,6 +121,8 @@ class MlgovIOManager(ConfigurableIOManager):
         return {".json": (path, sha256_file(path))}
 
     def load_input(self, context: InputContext) -> Any:
+        import pandas as pd
+
         wanted = _wanted_type(context)
         table, doc = self._path(context, ".parquet"), self._path(context, ".json")
         if table.exists():

@@ -20,12 +20,11 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import numpy as np
 
 from mlgov_assets.core.errors import Refusal
 
@@ -82,7 +81,8 @@ def normalize_json(obj: Any, where: str) -> Any:
     """
     if obj is None or isinstance(obj, (str, bool)):
         return obj
-    if isinstance(obj, np.generic):
+    np = sys.modules.get("numpy")  # a numpy scalar exists only once numpy was imported (not imported here)
+    if np is not None and isinstance(obj, np.generic):
         return normalize_json(obj.item(), where)
     if isinstance(obj, int):
         return int(obj)

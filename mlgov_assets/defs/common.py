@@ -5,12 +5,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
 
 from mlgov_assets.core.provenance import source_version
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlgov_assets.core.data.schemas import ValidationReport
 
 #: Stages whose code includes the project's Python hooks (``hooks.reader``, ``hooks.features``).
@@ -48,7 +49,7 @@ def hooked_code_versions(spec: Path, project_dir: Path) -> dict[str, str]:
     }
 
 
-def table_metadata(df: pd.DataFrame) -> dict[str, Any]:
+def table_metadata(df: "pd.DataFrame") -> dict[str, Any]:
     return {
         "dagster/row_count": len(df),
         "dagster/column_schema": TableSchema(columns=[TableColumn(str(c), str(t)) for c, t in df.dtypes.items()]),

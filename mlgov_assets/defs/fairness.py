@@ -9,8 +9,6 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -34,12 +32,19 @@ from .governance import _actor, _run_id
 from .scope import scoped
 
 if TYPE_CHECKING:
+    from pandas import DataFrame
+
     from mlgov_assets.core.models.registry import Registry
+else:
+    # Dagster reads these annotations when the code location loads, which imports no pandas (the
+    # steps do): at run time a table input or output is typed Any (the IO manager still stores
+    # DataFrames and JSON values only)
+    DataFrame = Any
 
 FAIRNESS_CODE = CODE_VERSIONS["fairness"]
 
 
-def _fairness_for(mlgov: MlgovResource, version: int, holdout: pd.DataFrame) -> ModelFairness:
+def _fairness_for(mlgov: MlgovResource, version: int, holdout: DataFrame) -> ModelFairness:
     """Fairness report + gate verdict of one registered version on the holdout."""
     from mlgov_assets.core.governance.fairness.gate import evaluate_fairness_gate
     from mlgov_assets.core.governance.fairness.report import fairness_report
@@ -98,7 +103,7 @@ def fairness_report(
     mlgov: MlgovResource,
     challenger_model: dict[str, Any],
     candidate_model: dict[str, Any],
-    holdout_features: pd.DataFrame,
+    holdout_features: DataFrame,
 ) -> Output[FairnessAssessment]:
     from mlgov_assets.core.governance.fairness.render import compare_tradeoff
 
@@ -238,8 +243,8 @@ def explanations(
     context: AssetExecutionContext,
     mlgov: MlgovResource,
     candidate_model: dict[str, Any],
-    holdout_features: pd.DataFrame,
-) -> Output[pd.DataFrame]:
+    holdout_features: DataFrame,
+) -> Output[DataFrame]:
     from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame, model_raw_output
     from mlgov_assets.core.models.scoring import explained_pipeline, score_frame
 
@@ -257,6 +262,9 @@ def explanations(
     cols = [c for c in [*project.model_features, *project.sensitive] if c in holdout_features.columns]
     frame["decision"] = score_frame(model, holdout_features[cols].iloc[expl.positions])["decision"].to_numpy()
     shap = expl.shap_values.add_prefix(SHAP_PREFIX).reset_index(drop=True)
+    import numpy as np
+    import pandas as pd
+
     out = pd.concat([frame.reset_index(drop=True), shap], axis=1)
     out["base_value"], out["model_raw_output"] = expl.base_values, raw
     # the explained version travels with every row: the checks read it from the stored table
@@ -293,14 +301,14 @@ def _log_importance(registry: "Registry", version: int, importance: dict[str, fl
     return base64.b64encode(png).decode()
 
 
-def _explained_version(explanations: pd.DataFrame) -> int:
+def _explained_version(explanations: DataFrame) -> int:
     versions = explanations["model_version"].unique()
     if len(versions) != 1:
         raise ValueError(f"explanations table mixes model versions {sorted(versions)}")
     return int(versions[0])
 
 
-def _importance(explanations: pd.DataFrame) -> dict[str, float]:
+def _importance(explanations: DataFrame) -> dict[str, float]:
     """Global importance (mean |SHAP| per feature), recomputed from the stored per-row values."""
     cols = [c for c in explanations.columns if c.startswith(SHAP_PREFIX)]
     return {c[len(SHAP_PREFIX) :]: float(explanations[c].abs().mean()) for c in cols}
@@ -313,7 +321,7 @@ def _importance(explanations: pd.DataFrame) -> dict[str, float]:
     "every explained row, within the policy's tolerance. Recomputed from the stored values.",
 )
 def check_explanations_additivity(
-    context: AssetCheckExecutionContext, mlgov: MlgovResource, explanations: pd.DataFrame
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, explanations: DataFrame
 ) -> AssetCheckResult:
     from mlgov_assets.core.governance.gates import GateResult
     from mlgov_assets.core.governance.promotion import record_gates
@@ -322,7 +330,7 @@ def check_explanations_additivity(
     policy = mlgov.policy()
     tol = (policy.explanations or Explanations()).additivity_tolerance
     shap_cols = [c for c in explanations.columns if c.startswith(SHAP_PREFIX)]
-    err = np.abs(explanations["base_value"] + explanations[shap_cols].sum(axis=1) - explanations["model_raw_output"])
+    err = (explanations["base_value"] + explanations[shap_cols].sum(axis=1) - explanations["model_raw_output"]).abs()
     bad = explanations.loc[~(err <= tol), "row_id"].tolist()
     passed = not bad
     summary = (
@@ -375,7 +383,7 @@ def _ranking(importance: dict[str, float]) -> list[str]:
     "(SageMaker Clarify's attribution drift) must be >= the policy's ndcg_min; WARN otherwise.",
 )
 def check_explanations_attribution_stability(
-    context: AssetCheckExecutionContext, mlgov: MlgovResource, explanations: pd.DataFrame
+    context: AssetCheckExecutionContext, mlgov: MlgovResource, explanations: DataFrame
 ) -> AssetCheckResult:
     from mlgov_assets.core.governance.explanations import ndcg_ranking
 

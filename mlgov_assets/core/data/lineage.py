@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from mlgov_assets.core.data.split import SplitRecord
 from mlgov_assets.core.errors import InputError
 from mlgov_assets.core.framed import FramedTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 

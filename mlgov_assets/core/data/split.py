@@ -13,11 +13,12 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.project.spec import Split
 
@@ -52,6 +53,8 @@ class SplitFrames:
 def holdout_positions(labels: pd.Series, split: Split) -> np.ndarray[tuple[int], np.dtype[np.int64]]:
     """Sorted row positions of the holdout: per target value (when stratified) a seeded random
     ``fraction`` of that value's rows, rounded to the nearest row."""
+    import numpy as np  # here: the lineage types (and the code location) import this module, not numpy
+
     rng = np.random.default_rng(split.seed)
     values = labels.astype(object).where(labels.notna(), MISSING_STRATUM).astype(str).to_numpy()
     strata = sorted(set(values)) if split.stratify else [None]
@@ -75,6 +78,9 @@ def row_ids(project: Project, raw: pd.DataFrame) -> list[str]:
 
 def split_holdout(project: Project, raw: pd.DataFrame, split: Split) -> SplitFrames:
     """The training file's rows (as read, in file order) cut into training and holdout parts."""
+    import numpy as np
+    import pandas as pd
+
     labels = raw[project.label] if project.label in raw.columns else pd.Series([None] * len(raw), dtype=object)
     positions = holdout_positions(labels.reset_index(drop=True), split)
     mask = np.zeros(len(raw), dtype=bool)

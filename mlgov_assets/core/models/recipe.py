@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.data.lineage import DataLineage, LineagedFrame
@@ -22,6 +21,8 @@ from mlgov_assets.core.models.training import HyperParams
 from mlgov_assets.core.project.project import TARGET
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlgov_assets.core.data.datasets import TrackedDataset
     from mlgov_assets.core.data.schemas import ValidationReport
     from mlgov_assets.core.data.split import SplitFrames

@@ -14,13 +14,13 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.project.project import TARGET
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
     from mlgov_assets.core.project.project import Project
@@ -51,6 +51,7 @@ class HyperParams(BaseModel):
 
 def build_pipeline(params: HyperParams, project: Project) -> Pipeline:
     """The unfitted pipeline over the project's model inputs (categorical codes, numbers passed through)."""
+    import numpy as np
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
@@ -95,6 +96,8 @@ def holdout_metrics(
     y_true: np.ndarray[Any, Any], proba: np.ndarray[Any, Any], threshold: float = 0.5
 ) -> dict[str, float]:
     """The metrics the policy gates on, for a plain classifier's scores (decision = score >= 0.5)."""
+    import pandas as pd
+
     from mlgov_assets.core.models.scoring import holdout_metrics as metrics
 
     return metrics(y_true, pd.DataFrame({"score": proba, "decision": (proba >= threshold).astype(int)}))

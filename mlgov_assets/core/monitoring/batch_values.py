@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.framed import FramedTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
 

@@ -13,9 +13,23 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from mlgov_assets.core.monitoring.alerts import raise_alert
-from mlgov_assets.core.monitoring.ledger import BatchLedger, Log, MonitoringPaths, append_jsonl, read_jsonl, utc_now
+from mlgov_assets.core.monitoring.ledger import (
+    BatchLedger,
+    LedgerEntry,
+    Log,
+    MonitoringPaths,
+    append_jsonl,
+    read_jsonl,
+    utc_now,
+)
 from mlgov_assets.core.monitoring.retrain_dataset import RetrainDataset, build_retraining_dataset
-from mlgov_assets.core.monitoring.retrain_plan import RetrainDecision, RetrainPlan, describe_breaches, plan_retraining
+from mlgov_assets.core.monitoring.retrain_plan import (
+    RetrainDecision,
+    RetrainPlan,
+    breach_reasons,
+    describe_breaches,
+    plan_retraining,
+)
 
 if TYPE_CHECKING:
     from mlgov_assets.core.governance.policy import Policy
@@ -88,6 +102,20 @@ def unlaunched_requests(
     between recording and launching): safe to re-emit, since a run key is launched once."""
     skip = skip or set()
     return [r for r in requests if r.champion_version == champion and r.run_key not in skip and not has_run(r.run_key)]
+
+
+def unrequested_breaches(
+    entries: Sequence[LedgerEntry], requests: Sequence[RetrainRequest], retrain_on: Sequence[str]
+) -> list[str]:
+    """Breaching batches that no recorded request covers for the champion that scored them: the only
+    ones :func:`plan_retraining` can turn into a new request (or a wait for labels). Needs neither the
+    registry nor the dataset: a sensor tick with none of them and every request launched has nothing to do."""
+    handled = {(b, r.champion_version) for r in requests for b in r.trigger_batch_ids}
+    return [
+        e["batch_id"]
+        for e in entries
+        if breach_reasons(e, retrain_on) and (e["batch_id"], e.get("champion_version")) not in handled
+    ]
 
 
 def request_retraining(

@@ -20,7 +20,7 @@ from dagster import (
 from ...resources import MlgovResource
 from ..scope import ProjectScope
 from .batch_job import batch_jobs
-from .shared import LANDING_SENSOR, LANDING_SETTLE_SECONDS, RETRAIN_SENSOR, RUN_KEY_TAG
+from .shared import LANDING_SENSOR, LANDING_SETTLE_SECONDS, RETRAIN_SENSOR, RUN_KEY_TAG, SENSOR_INTERVAL_SECONDS
 
 if TYPE_CHECKING:
     from mlgov_assets.core.monitoring.landing import LandingFile
@@ -66,7 +66,7 @@ def landing_sensor(scope: ProjectScope, monitor: JobDefinition, labels: JobDefin
     @sensor(
         name=scope.named(LANDING_SENSOR),
         jobs=[monitor, labels],
-        minimum_interval_seconds=10,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.RUNNING,
         description="Scans the project's landing folder: each new batch file (CSV/Parquet, allow-listed id) becomes "
         "a `batches` partition and a monitor_batch run; `<batch_id>.labels.csv` arriving later runs batch_labels. "
@@ -114,7 +114,7 @@ def retrain_sensor(scope: ProjectScope) -> SensorDefinition:
     @sensor(
         name=scope.named(RETRAIN_SENSOR),
         job_name=scope.named(RETRAIN_JOB),
-        minimum_interval_seconds=10,
+        minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.RUNNING,
         description="Turns a drift or performance breach (policy monitoring.retrain_on) into one governed_training "
         "run on a new DVC-versioned dataset (reference + labelled batches), with the champion's "
@@ -135,16 +135,30 @@ def sensor_defs(scope: ProjectScope) -> Definitions:
 def _retrain_tick(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
     from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
     from mlgov_assets.core.monitoring.retrain_plan import breach_reasons
-    from mlgov_assets.core.monitoring.retraining import read_retrain_requests, request_retraining, unlaunched_requests
+    from mlgov_assets.core.monitoring.retraining import (
+        read_retrain_requests,
+        request_retraining,
+        unlaunched_requests,
+        unrequested_breaches,
+    )
 
     s, policy = mlgov.settings(), mlgov.policy()
     paths = MonitoringPaths.of(s)
-    if not any(breach_reasons(e, policy.monitoring.retrain_on) for e in BatchLedger(paths).entries()):
+    entries = BatchLedger(paths).entries()
+    if not any(breach_reasons(e, policy.monitoring.retrain_on) for e in entries):
         return SensorResult(skip_reason="no drift or performance breach recorded", cursor=context.cursor)
     emitted = set(json.loads(context.cursor)) if context.cursor else set()
+    recorded = read_retrain_requests(paths)
+    # the common tick: every breach already has its request, every request its run (no MLflow, no dataset)
+    emitted |= {r.run_key for r in recorded if r.run_key not in emitted and run_exists(context.instance, r.run_key)}
+    if not unrequested_breaches(entries, recorded, policy.monitoring.retrain_on) and all(
+        r.run_key in emitted for r in recorded
+    ):
+        cursor = json.dumps(sorted(emitted)[-500:])
+        return SensorResult(skip_reason="every breach already has a retraining request and its run", cursor=cursor)
     registry = mlgov.registry()
     pending = unlaunched_requests(
-        read_retrain_requests(paths),
+        recorded,
         registry.champion_version(),
         lambda key: run_exists(context.instance, key),
         skip=emitted,

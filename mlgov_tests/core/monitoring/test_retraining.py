@@ -16,7 +16,7 @@ from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
 from mlgov_assets.core.monitoring.reference import ReferenceRecord
 from mlgov_assets.core.monitoring.retrain_dataset import build_retraining_dataset
 from mlgov_assets.core.monitoring.retrain_plan import RetrainPlan, plan_retraining
-from mlgov_assets.core.monitoring.retraining import RetrainRequest, unlaunched_requests
+from mlgov_assets.core.monitoring.retraining import RetrainRequest, unlaunched_requests, unrequested_breaches
 from mlgov_assets.core.project.project import open_project
 from mlgov_assets.core.project.reader import read_raw
 from mlgov_tests.core.monitoring.helpers import ADULT, land
@@ -108,6 +108,25 @@ def test_retraining_plan_is_decided_once_per_breach_and_champion(tmp_path):
     manifest.write_text(json.dumps({"included_batch_ids": ["old", "calm", "slow"]}))
     info = CHAMP_INFO.model_copy(update={"tags": {"mlgov.train_data_path": "data/generated/prev.csv"}})
     assert plan_retraining(ledger, requested, **{**kw, "champion_info": info}).kind == "pending_labels"
+
+
+def test_unrequested_breaches_are_what_the_planner_could_still_request(tmp_path):
+    """The sensor's cheap check (no registry): with no unrequested breach the planner decides nothing."""
+    ledger = BatchLedger(MonitoringPaths(tmp_path / "m"))
+    on = ["dataset_drift", "performance"]
+    kw = {"champion": 3, "champion_info": CHAMP_INFO, "project_dir": tmp_path, "retrain_on": on}
+    _scored(ledger, "old", champion=2, drift=True, labelled=10)
+    _scored(ledger, "calm", champion=3, labelled=20)
+    _scored(ledger, "drifted", champion=3, perf=True)
+    assert sorted(unrequested_breaches(ledger.entries(), [], on)) == ["drifted", "old"]
+    assert unrequested_breaches(ledger.entries(), [], ["dataset_drift"]) == ["old"]
+    # a request covers a breach only for the champion that scored the batch
+    elsewhere = [_request("k1", 2, ["drifted"])]
+    assert sorted(unrequested_breaches(ledger.entries(), elsewhere, on)) == ["drifted", "old"]
+    assert plan_retraining(ledger, elsewhere, **kw).kind == "request"
+    requested = [_request("k0", 2, ["old"]), _request("k1", 3, ["drifted"])]
+    assert unrequested_breaches(ledger.entries(), requested, on) == []
+    assert plan_retraining(ledger, requested, **kw).kind == "none"
 
 
 def test_unlaunched_requests_are_re_emitted_only_without_a_run():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mlgov_assets.core.errors import InputError
-from mlgov_assets.core.governance.fairness.bootstrap import clean, rate
 from mlgov_assets.core.governance.fairness.results import _Result
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONVENTION = (
     "d = facet under study (rows with the value), a = all other rows; CI = (n_a - n_d)/(n_a + n_d); DPL = q_a - q_d"
@@ -58,6 +60,8 @@ def pretraining_bias(
     (positive: d under-represented), ``DPL = q_a - q_d`` with ``q`` the share of
     ``positive_label`` (positive: d gets it less often). Both lie in [-1, 1].
     """
+    from mlgov_assets.core.governance.fairness.bootstrap import clean, rate  # numpy: only when measuring
+
     _check_columns(df, label_col, sensitive)
     pos = (df[label_col] == positive_label).to_numpy()
     if not pos.any():
