@@ -28,7 +28,7 @@ from mlgov_assets.core.serving.predlog import (
     ShadowRecord,
     utc_iso,
 )
-from mlgov_assets.core.serving.requests import ParsedRequest, RequestRefused, parse_request
+from mlgov_assets.core.serving.requests import ParsedRequest, RequestGate, RequestRefused, parse_request
 from mlgov_assets.core.serving.roller import BatchRoller, serving_dir
 
 if TYPE_CHECKING:
@@ -101,6 +101,7 @@ class ScoringService:
     def __init__(self, settings: Settings, project: Project, policy: Policy, opts: ServeOptions, registry: Registry):
         self.settings, self.project, self.policy, self.opts = settings, project, policy, opts
         self.metrics = Metrics()
+        self.gate = RequestGate(project)  # the schema is built once, not per request
         self.holder = ModelHolder(registry, shadow=opts.shadow, on_swap=self._swapped)
         state = serving_dir(settings)
         self.log = PredictionLog(
@@ -172,6 +173,7 @@ class ScoringService:
                 reasons=reasons,
                 quote_chars=self.policy.ingestion.quote_chars,
                 max_field_chars=self.policy.ingestion.max_field_chars,
+                gate=self.gate,
             )
         except RequestRefused as exc:
             self.metrics.refused(exc.status)
