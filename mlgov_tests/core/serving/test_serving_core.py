@@ -155,3 +155,33 @@ def test_fastapi_and_uvicorn_load_only_for_serve():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"definitions / mlgov --help pulled in: {out}"
+
+
+def test_the_interval_fsync_is_off_the_append_path_and_does_not_hold_appends(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    log = PredictionLog(tmp_path / "p.jsonl", fsync="interval", fsync_seconds=0.001)
+    record = ShadowRecord(request_id="1", shadow=ModelOutput(version=1), latency_ms=1.0, time=utc_iso())
+    entered, release, calls = threading.Event(), threading.Event(), []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        calls.append(fd)
+        entered.set()
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    log.append(record)
+    log.append(record)
+    assert calls == []  # "interval": appends never fsync, the housekeeping thread does
+    flusher = threading.Thread(target=log.sync)
+    flusher.start()
+    assert entered.wait(10)
+    log.append(record)  # returns while the fsync is still blocked
+    assert flusher.is_alive() and len(read_log(log.path).records) == 3
+    release.set()
+    flusher.join(10)
+    log.close()
+    assert len(read_log(log.path).records) == 3 and len(calls) == 2  # the sync, then close
