@@ -93,6 +93,21 @@ class _ShadowJob:
     features: pd.DataFrame
 
 
+_THREAD = threading.local()
+
+
+def one_openmp_thread() -> None:
+    """Score with one OpenMP thread in the calling thread (once per thread). OpenMP's thread count is
+    per thread: a limit set on the main thread does not reach the server's worker threads, where
+    HGB's per-predict OpenMP team then oversubscribes a small, busy host badly (seconds at p99)."""
+    if getattr(_THREAD, "limited", False):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="openmp")
+    _THREAD.limited = True
+
+
 def _warm_explainer() -> None:
     """Import shap off the request path (~2 s), so the first ``reasons`` request does not pay it."""
     import shap  # noqa: F401
@@ -165,6 +180,7 @@ class ScoringService:
     def predict(self, body: bytes, *, reasons: int | None = None) -> PredictResponse:
         """Score one request; raises :class:`RequestRefused` (4xx) or :class:`NotReady` (503)."""
         t0 = time.perf_counter()
+        one_openmp_thread()
         champion = self.holder.champion  # read once: this request is this version, whatever moves
         try:
             parsed = parse_request(
@@ -259,6 +275,7 @@ class ScoringService:
             self.metrics.shadow["skipped"] += 1
 
     def _shadow_loop(self) -> None:
+        one_openmp_thread()
         while True:
             jobs, stop = self._next_shadow_jobs()
             try:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -185,3 +186,31 @@ def test_the_interval_fsync_is_off_the_append_path_and_does_not_hold_appends(tmp
     flusher.join(10)
     log.close()
     assert len(read_log(log.path).records) == 3 and len(calls) == 2  # the sync, then close
+
+
+def test_each_scoring_thread_limits_openmp_itself():
+    """OpenMP limits are per thread: the main thread's limit does not reach a worker thread."""
+    import threading
+
+    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from mlgov_assets.core.serving.service import one_openmp_thread
+
+    def openmp_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openmp"}
+
+    seen: dict[str, set[int]] = {}
+
+    def worker() -> None:
+        seen["before"] = openmp_threads()
+        one_openmp_thread()
+        seen["after"] = openmp_threads()
+
+    with threadpool_limits(1, user_api="openmp"):  # as build_service does, on this (main) thread
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    assert seen["after"] == {1}
+    if os.cpu_count() and os.cpu_count() > 1 and "OMP_NUM_THREADS" not in os.environ:
+        assert seen["before"] != {1}  # the reason the service sets it per thread
