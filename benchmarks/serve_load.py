@@ -17,6 +17,7 @@ MLflow's server takes model features (its signature), not raw rows: the same row
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -31,6 +32,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+WARM_SECONDS = 8.0
 
 
 def _port() -> int:
@@ -72,10 +74,14 @@ def _load(url: str, bodies: list[bytes], requests: int, concurrency: int) -> dic
                     lat.append(dt)
                     failures[0] += r.status_code != 200
 
-    # warm-up (first requests import and build caches): not measured
+    # warm-up, not measured: the first requests import and build caches, and a fresh `mlgov serve`
+    # imports shap on a background thread (seconds on a loaded host); wait until that settles
     with httpx.Client(timeout=120, headers={"content-type": "application/json"}) as c:
-        for body in bodies[:5]:
-            c.post(url, content=body)
+        deadline = time.monotonic() + WARM_SECONDS
+        for i in itertools.count():
+            c.post(url, content=bodies[i % len(bodies)])
+            if i >= 20 and time.monotonic() >= deadline:
+                break
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
@@ -172,6 +178,8 @@ CONFIGS = (
     ("mlgov serve, 100 rows, shadow", "shadow", "100", False, 0.2),
     ("mlgov serve, 1 row, shadow, reasons=3", "shadow", "1", True, 0.5),
     ("mlgov serve, 100 rows, shadow, reasons=3", "shadow", "100", True, 0.1),
+    ("--compare-bin's mlgov serve, 1 row, no shadow", "compare", "1", False, 1.0),
+    ("--compare-bin's mlgov serve, 1 row, shadow", "compare-shadow", "1", False, 1.0),
     ("mlflow models serve, 1 row", "mlflow", "1", False, 1.0),
     ("mlflow models serve, 100 rows", "mlflow", "100", False, 0.2),
 )
@@ -181,12 +189,13 @@ def _round(
     args: argparse.Namespace, env: dict[str, str], bodies: Bodies, fbodies: Bodies, model_dir: Path
 ) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
-    mlgov_bin = Path(args.mlgov_bin) if args.mlgov_bin else BIN / "mlgov"
-    for server in ("plain", "shadow", "mlflow"):
+    servers = ["plain", "shadow", *(["compare", "compare-shadow"] if args.compare_bin else []), "mlflow"]
+    for server in servers:
         if server == "mlflow":
             proc, base = _mlflow(model_dir, env)
         else:
-            proc, base = _serve(mlgov_bin, env, ["--no-shadow"] if server == "plain" else [])
+            bin_ = Path(args.compare_bin) if server.startswith("compare") else BIN / "mlgov"
+            proc, base = _serve(bin_, env, [] if server.endswith("shadow") else ["--no-shadow"])
         try:
             for name, srv, rows, reasons, share in CONFIGS:
                 if srv != server:
@@ -207,7 +216,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--home", help="a state directory with a champion (default: a fresh one, trained here)")
-    ap.add_argument("--mlgov-bin", help="another checkout's `mlgov` (its venv) to measure instead of this one")
+    ap.add_argument("--compare-bin", help="also measure another checkout's `mlgov` (e.g. main's venv), 1 row")
     args = ap.parse_args()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     tmp = Path(tempfile.mkdtemp(prefix="mlgov-bench-serve-"))
@@ -228,6 +237,8 @@ def main() -> int:
     print("| configuration | requests/s | p50 ms | p99 ms | p50 / MLflow | p99 / MLflow | load avg | failed |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, *_ in CONFIGS:
+        if name not in rounds[0]:
+            continue
         mlflow_name = "mlflow models serve, 100 rows" if "100 rows" in name else "mlflow models serve, 1 row"
 
         def med(key: str, name: str = name) -> float:
