@@ -182,6 +182,8 @@ CONFIGS = (
     ("--compare-bin's mlgov serve, 1 row, shadow", "compare-shadow", "1", False, 1.0),
     ("mlflow models serve, 1 row", "mlflow", "1", False, 1.0),
     ("mlflow models serve, 100 rows", "mlflow", "100", False, 0.2),
+    ("mlflow models serve, 1 row, OMP_NUM_THREADS=1", "mlflow-omp1", "1", False, 1.0),
+    ("mlflow models serve, 100 rows, OMP_NUM_THREADS=1", "mlflow-omp1", "100", False, 0.2),
 )
 
 
@@ -190,9 +192,10 @@ def _round(
 ) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     servers = ["plain", "shadow", *(["compare", "compare-shadow"] if args.compare_bin else []), "mlflow"]
+    servers = [*(["plain", "mlflow"] if args.mlflow_only else servers), *(["mlflow-omp1"] if args.mlflow_omp1 else [])]
     for server in servers:
-        if server == "mlflow":
-            proc, base = _mlflow(model_dir, env)
+        if server.startswith("mlflow"):  # mlflow-omp1: its worker threads limited as mlgov's are
+            proc, base = _mlflow(model_dir, {**env, "OMP_NUM_THREADS": "1"} if server == "mlflow-omp1" else env)
         else:
             bin_ = Path(args.compare_bin) if server.startswith("compare") else BIN / "mlgov"
             proc, base = _serve(bin_, env, [] if server.endswith("shadow") else ["--no-shadow"])
@@ -200,8 +203,8 @@ def _round(
             for name, srv, rows, reasons, share in CONFIGS:
                 if srv != server:
                     continue
-                url = base if server == "mlflow" else f"{base}/predict" + ("?reasons=3" if reasons else "")
-                pool = fbodies if server == "mlflow" else bodies
+                url = base if server.startswith("mlflow") else f"{base}/predict" + ("?reasons=3" if reasons else "")
+                pool = fbodies if server.startswith("mlflow") else bodies
                 out[name] = _load(url, pool[rows], max(int(args.requests * share), 20), args.concurrency)
                 print(f"{name}: {out[name]}", file=sys.stderr, flush=True)
         finally:
@@ -216,6 +219,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--home", help="a state directory with a champion (default: a fresh one, trained here)")
+    ap.add_argument("--mlflow-omp1", action="store_true", help="also MLflow's server with OMP_NUM_THREADS=1")
+    ap.add_argument("--mlflow-only", action="store_true", help="only mlgov without shadow and the MLflow servers")
     ap.add_argument("--compare-bin", help="also measure another checkout's `mlgov` (e.g. main's venv), 1 row")
     args = ap.parse_args()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
@@ -249,12 +254,15 @@ def main() -> int:
             f"| {name} | {med('rps'):.1f} | {med('p50'):.1f} | {med('p99'):.1f} | {ratio['p50']:.2f} | "
             f"{ratio['p99']:.2f} | {med('load'):.1f} | {sum(int(r[name]['failed']) for r in rounds)} |"
         )
-    shadow_p99 = [r["mlgov serve, 1 row, shadow"]["p99"] / r["mlgov serve, 1 row, no shadow"]["p99"] for r in rounds]
-    shadow_p50 = [r["mlgov serve, 1 row, shadow"]["p50"] / r["mlgov serve, 1 row, no shadow"]["p50"] for r in rounds]
-    print(
-        f"\n1 row, shadow / no shadow (per round): p50 {', '.join(f'{x:.2f}' for x in shadow_p50)}; "
-        f"p99 {', '.join(f'{x:.2f}' for x in shadow_p99)}"
-    )
+    _per_round(rounds, "mlgov serve, 1 row, shadow", "mlgov serve, 1 row, no shadow")
+    _per_round(rounds, "mlgov serve, 1 row, no shadow", "mlflow models serve, 1 row, OMP_NUM_THREADS=1")
+
+
+def _per_round(rounds: list[dict[str, dict[str, float]]], a: str, b: str) -> None:
+    if a not in rounds[0] or b not in rounds[0]:
+        return
+    ratios = {k: ", ".join(f"{r[a][k] / r[b][k]:.2f}" for r in rounds) for k in ("p50", "p99")}
+    print(f"\n{a} / {b}, per round: p50 {ratios['p50']}; p99 {ratios['p99']}")
     return 0
 
 
