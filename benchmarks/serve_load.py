@@ -1,18 +1,23 @@
-"""`mlgov serve` under a bounded load on loopback, beside `mlflow models serve` on the same champion.
+"""`mlgov serve` under load on loopback, beside `mlflow models serve` on the same champion.
 
 A fresh state directory gets a champion through `mlgov train` (the shipped policy: a mitigated
-champion and its unmitigated challenger, which is the shadow). Then, one server at a time, threads
-with an httpx client each send a fixed number of requests; reported per configuration: throughput
-and p50/p99 latency (client side, ms). Configurations: 1-row and 100-row requests, shadow on/off,
-reasons off/3, and `mlflow models serve -m models:/NAME@champion --env-manager local` with the
-same rows (as model features: MLflow's server takes the model's signature, not raw rows).
+champion and its unmitigated challenger, which is the shadow). Then, in each of ``--repeats``
+rounds, one server at a time, ``--concurrency`` threads with an httpx client each send a fixed
+number of requests; reported per configuration: the median over rounds of throughput and p50/p99
+latency (client side, ms), the load average while it ran, and the ratio to `mlflow models serve`
+of the same round. Configurations: 1-row and 100-row requests, shadow on/off, reasons off/3, and
+`mlflow models serve --env-manager local` on a *copy* of the champion's artifacts (MLflow's server
+writes `registered_model_meta` into the directory it serves, which mlgov's verified loader would
+then refuse: the governed store is never handed to it, and it is verified unaltered at the end).
+MLflow's server takes model features (its signature), not raw rows: the same rows, featurised.
 
-    .venv/bin/python benchmarks/serve_load.py --requests 300 --concurrency 2
+    .venv/bin/python benchmarks/serve_load.py --requests 300 --concurrency 1 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -23,9 +28,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+WARM_SECONDS = 8.0
 
 
 def _port() -> int:
@@ -50,7 +57,7 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
-def _load(name: str, url: str, bodies: list[bytes], requests: int, concurrency: int) -> dict[str, float]:
+def _load(url: str, bodies: list[bytes], requests: int, concurrency: int) -> dict[str, float]:
     import httpx
 
     lat: list[float] = []
@@ -67,10 +74,15 @@ def _load(name: str, url: str, bodies: list[bytes], requests: int, concurrency: 
                     lat.append(dt)
                     failures[0] += r.status_code != 200
 
-    # warm-up (first requests import and build caches): not measured
+    # warm-up, not measured: the first requests import and build caches, and a fresh `mlgov serve`
+    # imports shap on a background thread (seconds on a loaded host); wait until that settles
     with httpx.Client(timeout=120, headers={"content-type": "application/json"}) as c:
-        for body in bodies[:5]:
-            c.post(url, content=body)
+        deadline = time.monotonic() + WARM_SECONDS
+        for i in itertools.count():
+            c.post(url, content=bodies[i % len(bodies)])
+            if i >= 20 and time.monotonic() >= deadline:
+                break
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
     for t in threads:
@@ -79,16 +91,13 @@ def _load(name: str, url: str, bodies: list[bytes], requests: int, concurrency: 
         t.join()
     elapsed = time.perf_counter() - t0
     q = statistics.quantiles(lat, n=100)
-    out = {"rps": len(lat) / elapsed, "p50": statistics.median(lat), "p99": q[98], "failed": failures[0]}
-    print(f"{name}: {out} (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
-    return out
+    load = (load0 + os.getloadavg()[0]) / 2
+    return {"rps": len(lat) / elapsed, "p50": statistics.median(lat), "p99": q[98], "failed": failures[0], "load": load}
 
 
-def _serve(env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(bin_: Path, env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
     port = _port()
-    proc = subprocess.Popen(
-        [str(BIN / "mlgov"), "serve", "--port", str(port), *extra], env=env, stderr=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen([str(bin_), "serve", "--port", str(port), *extra], env=env, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(f"{base}/ready", proc)
@@ -98,121 +107,162 @@ def _serve(env: dict[str, str], extra: list[str]) -> tuple[subprocess.Popen[byte
     return proc, base
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--concurrency", type=int, default=2)
-    ap.add_argument("--home", help="a state directory with a champion (default: a fresh one, trained here)")
-    args = ap.parse_args()
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    tmp = tempfile.mkdtemp(prefix="mlgov-bench-serve-")
-    env["MLGOV_HOME"] = args.home or str(Path(tmp) / "home")
-    if not args.home:
-        subprocess.run([str(BIN / "mlgov"), "train"], env=env, check=True, stdout=subprocess.DEVNULL)
+def _mlflow(model_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    argv = [str(BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
+    proc = subprocess.Popen(
+        [*argv, "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+        env={**env, "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"},  # it execs `uvicorn` by name
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{port}/ping", proc)
+    except BaseException:
+        proc.terminate()
+        raise
+    return proc, f"http://127.0.0.1:{port}/invocations"
 
+
+Bodies = dict[str, list[bytes]]
+
+
+def _bodies(home: str) -> tuple[Bodies, Bodies, Any]:
+    """Raw-row bodies for mlgov, feature bodies for MLflow (the same rows), and the settings."""
     sys.path.insert(0, str(REPO))
     from mlgov_assets.core.monitoring.scoring import model_inputs
     from mlgov_assets.core.project.project import open_project
     from mlgov_assets.core.project.reader import read_raw
     from mlgov_assets.core.settings import get_settings
 
-    os.environ["MLGOV_HOME"] = env["MLGOV_HOME"]
+    os.environ["MLGOV_HOME"] = home
     s = get_settings()
     project = open_project(s.project_spec, s.project_dir)
-    raw = read_raw(project, project.holdout_file).drop(columns=[project.label]).head(2000)
+    raw = read_raw(project, project.holdout_file).drop(columns=[project.label]).head(2000).reset_index(drop=True)
     rows = raw.to_dict("records")
-    single = [json.dumps({"row": r}).encode() for r in rows[:500]]
-    hundred = [json.dumps({"rows": rows[i : i + 100]}).encode() for i in range(0, 1000, 100)]
-    results: list[tuple[str, dict[str, float]]] = []
+    raw_bodies = {
+        "1": [json.dumps({"row": r}).encode() for r in rows[:500]],
+        "100": [json.dumps({"rows": rows[i : i + 100]}).encode() for i in range(0, 1000, 100)],
+    }
+    features = model_inputs(project, raw)
 
-    def run(name: str, url: str, bodies: list[bytes], n: int) -> None:
-        results.append((name, _load(name, url, bodies, n, args.concurrency)))
+    def split(frame: Any) -> bytes:
+        return json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}).encode()
 
-    for shadow in (False, True):
-        proc, base = _serve(env, [] if shadow else ["--no-shadow"])
+    feature_bodies = {
+        "1": [split(features.iloc[[i]]) for i in range(500)],
+        "100": [split(features.iloc[i : i + 100]) for i in range(0, 1000, 100)],
+    }
+    return raw_bodies, feature_bodies, s
+
+
+def _champion_copy(s: Any, dst: Path) -> tuple[Path, int]:
+    """The champion's registered artifacts, copied out of the governed store for MLflow's server."""
+    import mlflow
+
+    from mlgov_assets.core.models.registry import Registry
+
+    version = Registry(s).champion_version()
+    assert version is not None, "no champion"
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{s.model_name}/{version}", dst_path=str(dst), tracking_uri=s.tracking_uri
+    )
+    return Path(local), version
+
+
+#: (name, server, rows per request, reasons, share of --requests)
+CONFIGS = (
+    ("mlgov serve, 1 row, no shadow", "plain", "1", False, 1.0),
+    ("mlgov serve, 100 rows, no shadow", "plain", "100", False, 0.2),
+    ("mlgov serve, 1 row, shadow", "shadow", "1", False, 1.0),
+    ("mlgov serve, 100 rows, shadow", "shadow", "100", False, 0.2),
+    ("mlgov serve, 1 row, shadow, reasons=3", "shadow", "1", True, 0.5),
+    ("mlgov serve, 100 rows, shadow, reasons=3", "shadow", "100", True, 0.1),
+    ("--compare-bin's mlgov serve, 1 row, no shadow", "compare", "1", False, 1.0),
+    ("--compare-bin's mlgov serve, 1 row, shadow", "compare-shadow", "1", False, 1.0),
+    ("mlflow models serve, 1 row", "mlflow", "1", False, 1.0),
+    ("mlflow models serve, 100 rows", "mlflow", "100", False, 0.2),
+    ("mlflow models serve, 1 row, OMP_NUM_THREADS=1", "mlflow-omp1", "1", False, 1.0),
+    ("mlflow models serve, 100 rows, OMP_NUM_THREADS=1", "mlflow-omp1", "100", False, 0.2),
+)
+
+
+def _round(
+    args: argparse.Namespace, env: dict[str, str], bodies: Bodies, fbodies: Bodies, model_dir: Path
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    servers = ["plain", "shadow", *(["compare", "compare-shadow"] if args.compare_bin else []), "mlflow"]
+    servers = [*(["plain", "mlflow"] if args.mlflow_only else servers), *(["mlflow-omp1"] if args.mlflow_omp1 else [])]
+    for server in servers:
+        if server.startswith("mlflow"):  # mlflow-omp1: its worker threads limited as mlgov's are
+            proc, base = _mlflow(model_dir, {**env, "OMP_NUM_THREADS": "1"} if server == "mlflow-omp1" else env)
+        else:
+            bin_ = Path(args.compare_bin) if server.startswith("compare") else BIN / "mlgov"
+            proc, base = _serve(bin_, env, [] if server.endswith("shadow") else ["--no-shadow"])
         try:
-            tag = "shadow" if shadow else "no shadow"
-            run(f"mlgov serve, 1 row, {tag}", f"{base}/predict", single, args.requests)
-            run(f"mlgov serve, 100 rows, {tag}", f"{base}/predict", hundred, args.requests // 5)
-            if shadow:
-                run("mlgov serve, 1 row, shadow, reasons=3", f"{base}/predict?reasons=3", single, args.requests)
-                run(
-                    "mlgov serve, 100 rows, shadow, reasons=3",
-                    f"{base}/predict?reasons=3",
-                    hundred,
-                    args.requests // 10,
-                )
+            for name, srv, rows, reasons, share in CONFIGS:
+                if srv != server:
+                    continue
+                url = base if server.startswith("mlflow") else f"{base}/predict" + ("?reasons=3" if reasons else "")
+                pool = fbodies if server.startswith("mlflow") else bodies
+                out[name] = _load(url, pool[rows], max(int(args.requests * share), 20), args.concurrency)
+                print(f"{name}: {out[name]}", file=sys.stderr, flush=True)
         finally:
             proc.terminate()
             proc.wait(60)
+    return out
 
-    features = model_inputs(project, raw.reset_index(drop=True))
-    f_single = [
-        json.dumps({"dataframe_split": json.loads(features.iloc[[i]].to_json(orient="split", index=False))}).encode()
-        for i in range(500)
-    ]
-    f_hundred = [
-        json.dumps(
-            {"dataframe_split": json.loads(features.iloc[i : i + 100].to_json(orient="split", index=False))}
-        ).encode()
-        for i in range(0, 1000, 100)
-    ]
-    port = _port()
-    mlflow_env = {
-        **env,
-        "MLFLOW_TRACKING_URI": s.tracking_uri,
-        "MLFLOW_REGISTRY_URI": s.tracking_uri,
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # it execs `uvicorn` by name
-    }
-    proc = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            f"models:/{s.model_name}@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-w",
-            "1",
-        ],
-        env=mlflow_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    # runs last: `mlflow models serve` writes `registered_model_meta` into the registered artifact
-    # directory, after which mlgov's verified loader refuses that version (an unexpected extra file)
-    try:
-        _wait(f"http://127.0.0.1:{port}/ping", proc)
-        inv = f"http://127.0.0.1:{port}/invocations"
-        results.append(
-            (
-                "mlflow models serve, 1 row",
-                _load("mlflow models serve, 1 row", inv, f_single, args.requests, args.concurrency),
-            )
-        )
-        results.append(
-            (
-                "mlflow models serve, 100 rows",
-                _load("mlflow models serve, 100 rows", inv, f_hundred, args.requests // 5, args.concurrency),
-            )
-        )
-    finally:
-        proc.terminate()
-        proc.wait(60)
 
-    load = os.getloadavg()
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--concurrency", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--home", help="a state directory with a champion (default: a fresh one, trained here)")
+    ap.add_argument("--mlflow-omp1", action="store_true", help="also MLflow's server with OMP_NUM_THREADS=1")
+    ap.add_argument("--mlflow-only", action="store_true", help="only mlgov without shadow and the MLflow servers")
+    ap.add_argument("--compare-bin", help="also measure another checkout's `mlgov` (e.g. main's venv), 1 row")
+    args = ap.parse_args()
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    tmp = Path(tempfile.mkdtemp(prefix="mlgov-bench-serve-"))
+    env["MLGOV_HOME"] = args.home or str(tmp / "home")
+    if not args.home:
+        subprocess.run([str(BIN / "mlgov"), "train"], env=env, check=True, stdout=subprocess.DEVNULL)
+    bodies, fbodies, s = _bodies(env["MLGOV_HOME"])
+    model_dir, version = _champion_copy(s, tmp / "mlflow-copy")
+    rounds = [_round(args, env, bodies, fbodies, model_dir) for _ in range(args.repeats)]
+
+    from mlgov_assets.core.models.registry import Registry
+
+    Registry(s).load_governed(version)  # raises if anything in the governed store changed
     print(
-        f"\n{args.requests} requests (100-row: /5, with reasons: /10), {args.concurrency} client threads; "
-        f"load average {load[0]:.1f}\n"
+        f"\n{args.requests} requests per 1-row row (100-row: /5, reasons: /2 and /10), {args.concurrency} client "
+        f"thread(s), median of {args.repeats} rounds; champion v{version} verified unaltered after MLflow's runs\n"
     )
-    print("| configuration | requests/s | p50 ms | p99 ms | failed |\n|---|---:|---:|---:|---:|")
-    for name, r in results:
-        print(f"| {name} | {r['rps']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | {int(r['failed'])} |")
+    print("| configuration | requests/s | p50 ms | p99 ms | p50 / MLflow | p99 / MLflow | load avg | failed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, *_ in CONFIGS:
+        if name not in rounds[0]:
+            continue
+        mlflow_name = "mlflow models serve, 100 rows" if "100 rows" in name else "mlflow models serve, 1 row"
+
+        def med(key: str, name: str = name) -> float:
+            return statistics.median(r[name][key] for r in rounds)
+
+        ratio = {k: statistics.median(r[name][k] / r[mlflow_name][k] for r in rounds) for k in ("p50", "p99")}
+        print(
+            f"| {name} | {med('rps'):.1f} | {med('p50'):.1f} | {med('p99'):.1f} | {ratio['p50']:.2f} | "
+            f"{ratio['p99']:.2f} | {med('load'):.1f} | {sum(int(r[name]['failed']) for r in rounds)} |"
+        )
+    _per_round(rounds, "mlgov serve, 1 row, shadow", "mlgov serve, 1 row, no shadow")
+    _per_round(rounds, "mlgov serve, 1 row, no shadow", "mlflow models serve, 1 row, OMP_NUM_THREADS=1")
+
+
+def _per_round(rounds: list[dict[str, dict[str, float]]], a: str, b: str) -> None:
+    if a not in rounds[0] or b not in rounds[0]:
+        return
+    ratios = {k: ", ".join(f"{r[a][k] / r[b][k]:.2f}" for r in rounds) for k in ("p50", "p99")}
+    print(f"\n{a} / {b}, per round: p50 {ratios['p50']}; p99 {ratios['p99']}")
     return 0
 
 

@@ -27,6 +27,7 @@ def build_service(opts: ServeOptions) -> ScoringService:
     from mlgov_assets.core.settings import get_settings
 
     # one request = one thread: HGB's OpenMP pool per predict call oversubscribes a small host badly
+    # (this thread here; the service's scoring threads set their own: service.one_openmp_thread)
     threadpool_limits(1)
     s = get_settings().ensure()
     project = open_project(s.project_spec, s.project_dir)

@@ -139,6 +139,26 @@ def test_scores_reasons_log_and_metrics(trained, holdout):
     )
 
 
+def test_the_shadow_scores_waiting_requests_together_one_line_each(trained, holdout):
+    env, _, v2 = trained
+    svc = _service(env, poll_seconds=3600, shadow_linger_seconds=1.0, shadow_batch=64)
+    starts = [300, 301, 302, 303, 310]
+    with TestClient(create_app(svc)) as client:
+        ids = {}
+        for start in starts:
+            n = 5 if start == 310 else 1
+            ids[client.post("/predict", json={"rows": _rows(holdout, start, n)}).json()["request_id"]] = (start, n)
+        svc.drain()
+        text = client.get("/metrics").text
+    assert 'mlgov_serve_shadow_total{outcome="scored"} 5' in text
+    shadows = {r.request_id: r for r in read_log(svc.log.path).records if isinstance(r, ShadowRecord)}
+    assert set(ids) <= set(shadows)
+    for rid, (start, n) in ids.items():  # each request's own rows, in order, whatever it was scored with
+        assert shadows[rid].shadow.version == v2
+        assert shadows[rid].shadow.scores == pytest.approx(list(_expected(env.registry(), v2, holdout, start, n)))
+    assert len({shadows[rid].latency_ms for rid in ids}) < len(ids)  # some shared one model call
+
+
 def test_bad_requests_get_4xx_and_the_worker_keeps_serving(trained, holdout):
     env, _, _ = trained
     svc = _service(env, poll_seconds=3600, max_rows=10, max_body_bytes=8192, shadow=False)
@@ -222,7 +242,8 @@ class _Slow:
 
 def test_a_failing_or_slow_shadow_never_fails_or_slows_a_request(trained, holdout):
     env, _, _ = trained
-    svc = _service(env, poll_seconds=3600, shadow_queue=2)
+    # one request per shadow call, no gathering: a queue of 2 must overflow behind a 3 s shadow
+    svc = _service(env, poll_seconds=3600, shadow_queue=2, shadow_batch=1, shadow_linger_seconds=0)
     with TestClient(create_app(svc)) as client:
         svc.holder.shadow = Loaded(version=99, model=_Broken())
         ids = set()

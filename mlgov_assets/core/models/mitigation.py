@@ -23,6 +23,7 @@ arrives in (Fairlearn's own ``predict(random_state=)`` draws by batch position i
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -64,6 +65,18 @@ def _uniform_from_rows(frame: pd.DataFrame, random_state: int) -> np.ndarray:
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
     return (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+class _Scored:
+    """An estimator that replays scores already computed for the same rows (see ``score_and_decide``)."""
+
+    def __init__(self, proba: np.ndarray) -> None:
+        self._proba = proba
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        if len(X) != len(self._proba):
+            raise ValueError(f"replayed scores are for {len(self._proba)} rows, asked for {len(X)}")
+        return self._proba
 
 
 class MitigatedModel:
@@ -138,6 +151,38 @@ class MitigatedModel:
         """The unmitigated pipeline's positive-class probability (what SHAP explains)."""
         Xb, _ = self._split(X)
         return np.asarray(self.base_pipeline.predict_proba(Xb)[:, 1], dtype=float)
+
+    def score_and_decide(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``(base_score(X), predict(X))`` with the base pipeline run once (serving's hot path).
+
+        Threshold post-processing: Fairlearn's own ``_pmf_predict`` on a shallow copy of the fitted
+        thresholder whose estimator replays the scores already computed, and whose groups are the
+        ones present in ``X`` (each row only ever reads its own group's interpolation). Anything
+        else (reductions, a thresholder not on this pipeline's ``predict_proba``) takes both calls.
+        """
+        thresholder = getattr(self.mitigator, "interpolated_thresholder_", None)
+        if (
+            self.method != "threshold"
+            or thresholder is None
+            or thresholder.estimator_ is not self.base_pipeline
+            or thresholder._predict_method not in ("auto", "predict_proba")
+        ):
+            return self.base_score(X), self.predict(X)
+        from fairlearn.utils._input_validation import _validate_and_reformat_input
+
+        Xb, s = self._split(X)
+        proba = np.asarray(self.base_pipeline.predict_proba(Xb), dtype=float)
+        replay = copy.copy(thresholder)
+        replay.estimator_ = _Scored(proba)
+        replay._predict_method = "predict_proba"
+        groups = _validate_and_reformat_input(
+            Xb, y=proba[:, 1], sensitive_features=s, expect_y=True, enforce_binary_labels=False
+        )[2]
+        # the rows Fairlearn assigns group ``a`` are ``groups == a``: a group with none is a no-op
+        replay.interpolation_dict = {a: v for a, v in thresholder.interpolation_dict.items() if (groups == a).any()}
+        p1 = np.asarray(replay._pmf_predict(Xb, sensitive_features=s), dtype=float)[:, 1]
+        u = _uniform_from_rows(X[self.base_features + self.sensitive_features], self.random_state)
+        return proba[:, 1], (u < p1).astype(int)
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description (method, constraint, per-group thresholds)."""

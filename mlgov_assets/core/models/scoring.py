@@ -25,8 +25,9 @@ def explained_pipeline(model: Any) -> Any:
 
 def score_frame(model: Any, X: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
     if is_mitigated(model):
-        score = np.asarray(model.base_score(X), dtype=float)
-        decision = np.asarray(model.predict(X), dtype=int)
+        base_score, decision_ = model.score_and_decide(X)  # the base pipeline runs once
+        score = np.asarray(base_score, dtype=float)
+        decision = np.asarray(decision_, dtype=int)
     else:
         score = np.asarray(model.predict_proba(X)[:, 1], dtype=float)
         decision = (score >= threshold).astype(int)

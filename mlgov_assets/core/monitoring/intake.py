@@ -26,20 +26,25 @@ from mlgov_assets.core.project.quoting import quote
 from mlgov_assets.core.project.rawcheck import RuleFailure
 
 if TYPE_CHECKING:
+    import pandera.pandas as pa
+
     from mlgov_assets.core.data.schemas import ValidationReport
     from mlgov_assets.core.project.project import Project
     from mlgov_assets.core.settings import Settings
 
 
-def validate_batch(project: Project, raw: pd.DataFrame, *, source: str) -> ValidationReport:
-    """The project's batch schema (``raw_schema(project, batch=True)``) on a batch; a batch without
-    the label column gets an empty one (labels are optional and may arrive later)."""
+def validate_batch(
+    project: Project, raw: pd.DataFrame, *, source: str, schema: pa.DataFrameSchema | None = None
+) -> ValidationReport:
+    """The project's batch schema (``raw_schema(project, batch=True)``, or that schema built once by
+    the caller) on a batch; a batch without the label column gets an empty one (labels are optional
+    and may arrive later)."""
     from mlgov_assets.core.data.schemas import validate
     from mlgov_assets.core.project.schemas import raw_schema
 
     label = project.label
     df = raw if label in raw.columns else raw.assign(**{label: None})
-    return validate(df, raw_schema(project, batch=True), source=source)
+    return validate(df, schema if schema is not None else raw_schema(project, batch=True), source=source)
 
 
 def _unreadable(name: str, exc: Exception, quote_chars: int) -> tuple[str, dict[str, Any]]:

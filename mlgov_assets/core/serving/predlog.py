@@ -1,9 +1,13 @@
 """The prediction log: one JSON line per event, append-only, crash-safe, size-bounded.
 
 Each line is written with a single ``os.write`` on an ``O_APPEND`` descriptor (no interleaving, no
-partial line from another thread), fsynced as the policy says (``always``; ``interval``: at most
-every ``fsync_seconds``, by :meth:`PredictionLog.sync`; ``never``). A crash can still leave the
-last line torn: the reader detects it (no newline, or not JSON) and skips it, counting it.
+partial line from another thread) *before the response is returned*, and fsynced as the policy says
+(``always``: on the request path, before the response; ``interval``: by :meth:`PredictionLog.sync`
+on the service's housekeeping thread, never on the request path, and outside the append lock so a
+slow disk does not hold appends; ``never``). Durability, then: a line is in the kernel before its
+response leaves, so a process crash or a clean shutdown (which fsyncs and closes) loses nothing; a
+host crash or power loss can lose the lines of the last ``fsync_seconds`` (``interval``). A crash can
+leave the last line torn: the reader detects it (no newline, or not JSON) and skips it, counting it.
 Past ``max_bytes`` the file is rotated (``predictions.jsonl`` -> ``.1`` -> ... -> ``.<keep>``).
 
 Two kinds of lines: ``prediction`` (request id, row ids, input hash, raw rows, the champion's
@@ -103,6 +107,7 @@ class PredictionLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
         self._fd = self._open()
+        self._size = os.fstat(self._fd).st_size
         self.rotations = 0
 
     def _open(self) -> int:
@@ -129,27 +134,34 @@ class PredictionLog:
     def append(self, record: LogRecord) -> None:
         line = record.model_dump_json().encode() + b"\n"
         with self._lock:
-            os.write(self._fd, line)  # one write per line: O_APPEND keeps lines whole and in order
+            written = os.write(self._fd, line)  # one write per line: O_APPEND keeps lines whole and in order
+            if written != len(line):  # a full disk mid-line: end it, so the next line starts clean
+                os.write(self._fd, b"\n")
+                raise OSError(f"prediction log: short write ({written} of {len(line)} bytes)")
+            self._size += written
             self._dirty = True
             if self.fsync == "always":
                 os.fsync(self._fd)
                 self._dirty = False
-            elif self.fsync == "interval" and time.monotonic() - self._last_sync >= self.fsync_seconds:
-                self._sync_locked()
-            if os.fstat(self._fd).st_size >= self.max_bytes:
+            if self._size >= self.max_bytes:
                 self._rotate_locked()
 
     def sync(self) -> None:
-        """Fsync what was written since the last sync (the ``interval`` policy's flusher calls this)."""
+        """Fsync what was written since the last sync (the ``interval`` policy's flusher calls this).
+        The fsync runs on a duplicate descriptor outside the lock: appends go on meanwhile, and a
+        rotation may close the original (its lines were fsynced by the rotation itself)."""
         with self._lock:
-            if self._dirty:
-                self._sync_locked()
-
-    def _sync_locked(self) -> None:
-        if self.fsync != "never":
-            os.fsync(self._fd)
-        self._dirty = False
-        self._last_sync = time.monotonic()
+            if not self._dirty or self._fd < 0:
+                return
+            self._dirty = False
+            self._last_sync = time.monotonic()
+            if self.fsync == "never":
+                return
+            fd = os.dup(self._fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _rotate_locked(self) -> None:
         os.fsync(self._fd)
@@ -165,6 +177,7 @@ class PredictionLog:
         finally:
             os.close(dir_fd)
         self._fd = self._open()
+        self._size = 0
         self.rotations += 1
 
     def close(self) -> None:

@@ -193,26 +193,33 @@ def _raw_rows(project: Project, rows: list[Any], quote_chars: int, max_field: in
     return out
 
 
-def parse_request(
-    project: Project,
-    body: bytes,
-    opts: ServeOptions,
-    *,
-    reasons: int | None = None,
-    quote_chars: int = 40,
-    max_field_chars: int = 4096,
-) -> ParsedRequest:
-    """The body, judged: decoded, shaped, and validated by the project's batch schema (strict: an
-    unknown column, a missing one, a wrong value are refused naming the column and rule)."""
-    from mlgov_assets.core.monitoring.intake import validate_batch
+class RequestGate:
+    """The project's batch schema, built once per service (not per request), and the fast pre-check
+    compiled from that same schema object (:mod:`~mlgov_assets.core.data.rowcheck`): rows it
+    certainly accepts skip Pandera; every other request is judged by the schema itself, so a refusal
+    names the same field and rule as the monitoring intake would."""
 
-    doc = _decode(body, opts, quote_chars)
-    rows = _raw_rows(project, _rows(doc, opts), quote_chars, max_field_chars)
-    n_reasons = _reasons(doc, reasons, opts)
-    cols = [c for c in project.columns if any(c in r for r in rows)]
-    frame = pd.DataFrame({c: [r.get(c) for r in rows] for c in cols}, dtype=object)
-    report = validate_batch(project, frame, source="request")
-    if not report.passed:
+    def __init__(self, project: Project):
+        from mlgov_assets.core.data.rowcheck import compile_schema
+        from mlgov_assets.core.project.schemas import raw_schema
+
+        self.project = project
+        self.schema = raw_schema(project, batch=True)
+        self.compiled = compile_schema(self.schema)
+
+    def judge(self, columns: dict[str, list[str | None]], quote_chars: int) -> pd.DataFrame:
+        """The validated raw frame (the request's columns), or :class:`RequestRefused` with each problem."""
+        from mlgov_assets.core.monitoring.intake import validate_batch
+
+        label, n = self.project.label, len(next(iter(columns.values()), []))
+        empty: list[str | None] = [None] * n
+        judged = columns if label in columns else {**columns, label: empty}  # as validate_batch does
+        frame = pd.DataFrame(columns, dtype=object)
+        if self.compiled is not None and self.compiled.certainly_passes(judged):
+            return frame
+        report = validate_batch(self.project, frame, source="request", schema=self.schema)
+        if report.passed:
+            return frame
         problems = [
             Problem(
                 field=f.column,
@@ -223,5 +230,26 @@ def parse_request(
             for f in report.failures
         ]
         raise RequestRefused(422, report.summary()[:2000], problems)
+
+
+def parse_request(
+    project: Project,
+    body: bytes,
+    opts: ServeOptions,
+    *,
+    reasons: int | None = None,
+    quote_chars: int = 40,
+    max_field_chars: int = 4096,
+    gate: RequestGate | None = None,
+) -> ParsedRequest:
+    """The body, judged: decoded, shaped, and validated by the project's batch schema (strict: an
+    unknown column, a missing one, a wrong value are refused naming the column and rule). ``gate``:
+    the service's (built once); without one, a gate is built for this call."""
+    doc = _decode(body, opts, quote_chars)
+    rows = _raw_rows(project, _rows(doc, opts), quote_chars, max_field_chars)
+    n_reasons = _reasons(doc, reasons, opts)
+    cols = [c for c in project.columns if any(c in r for r in rows)]
+    columns = {c: [r.get(c) for r in rows] for c in cols}
+    frame = (gate or RequestGate(project)).judge(columns, quote_chars)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return ParsedRequest(raw=frame, rows=rows, reasons=n_reasons, input_sha256=digest)

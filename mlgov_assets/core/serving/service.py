@@ -10,6 +10,7 @@ the request (counted) rather than making anyone wait.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -28,7 +29,7 @@ from mlgov_assets.core.serving.predlog import (
     ShadowRecord,
     utc_iso,
 )
-from mlgov_assets.core.serving.requests import ParsedRequest, RequestRefused, parse_request
+from mlgov_assets.core.serving.requests import ParsedRequest, RequestGate, RequestRefused, parse_request
 from mlgov_assets.core.serving.roller import BatchRoller, serving_dir
 
 if TYPE_CHECKING:
@@ -92,6 +93,21 @@ class _ShadowJob:
     features: pd.DataFrame
 
 
+_THREAD = threading.local()
+
+
+def one_openmp_thread() -> None:
+    """Score with one OpenMP thread in the calling thread (once per thread). OpenMP's thread count is
+    per thread: a limit set on the main thread does not reach the server's worker threads, where
+    HGB's per-predict OpenMP team then oversubscribes a small, busy host badly (seconds at p99)."""
+    if getattr(_THREAD, "limited", False):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="openmp")
+    _THREAD.limited = True
+
+
 def _warm_explainer() -> None:
     """Import shap off the request path (~2 s), so the first ``reasons`` request does not pay it."""
     import shap  # noqa: F401
@@ -101,6 +117,7 @@ class ScoringService:
     def __init__(self, settings: Settings, project: Project, policy: Policy, opts: ServeOptions, registry: Registry):
         self.settings, self.project, self.policy, self.opts = settings, project, policy, opts
         self.metrics = Metrics()
+        self.gate = RequestGate(project)  # the schema is built once, not per request
         self.holder = ModelHolder(registry, shadow=opts.shadow, on_swap=self._swapped)
         state = serving_dir(settings)
         self.log = PredictionLog(
@@ -163,6 +180,7 @@ class ScoringService:
     def predict(self, body: bytes, *, reasons: int | None = None) -> PredictResponse:
         """Score one request; raises :class:`RequestRefused` (4xx) or :class:`NotReady` (503)."""
         t0 = time.perf_counter()
+        one_openmp_thread()
         champion = self.holder.champion  # read once: this request is this version, whatever moves
         try:
             parsed = parse_request(
@@ -172,6 +190,7 @@ class ScoringService:
                 reasons=reasons,
                 quote_chars=self.policy.ingestion.quote_chars,
                 max_field_chars=self.policy.ingestion.max_field_chars,
+                gate=self.gate,
             )
         except RequestRefused as exc:
             self.metrics.refused(exc.status)
@@ -256,32 +275,69 @@ class ScoringService:
             self.metrics.shadow["skipped"] += 1
 
     def _shadow_loop(self) -> None:
+        one_openmp_thread()
+        while True:
+            jobs, stop = self._next_shadow_jobs()
+            try:
+                if jobs:
+                    self._score_shadow(jobs)
+            except Exception:  # the log itself failed: count it, keep the worker alive
+                self.metrics.shadow["failed"] += len(jobs)
+            finally:
+                for _ in range(len(jobs) + stop):
+                    self._shadow_q.task_done()
+            if stop:
+                return
+
+    def _next_shadow_jobs(self) -> tuple[list[_ShadowJob], bool]:
+        """Wait for one request, then take what arrives within ``shadow_linger_seconds`` (at most
+        ``shadow_batch``): one model call for several requests costs the host (and the request
+        threads sharing its GIL) little more than one. ``True``: stop after these."""
+        first = self._shadow_q.get()
+        if first is None:
+            return [], True
+        jobs = [first]
+        deadline = time.monotonic() + self.opts.shadow_linger_seconds
+        while len(jobs) < self.opts.shadow_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                job = self._shadow_q.get(timeout=remaining) if remaining > 0 else self._shadow_q.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+    def _score_shadow(self, jobs: list[_ShadowJob]) -> None:
+        """One call of the shadow on the requests' rows together, one ``shadow`` line per request (its
+        ``latency_ms`` is the shared call's). A failure is every request's line, never raised."""
+        import pandas as pd
+
         from mlgov_assets.core.monitoring.scoring import score_model
 
-        while True:
-            job = self._shadow_q.get()
-            try:
-                if job is None:
-                    return
-                shadow = self.holder.shadow
-                if shadow is None:
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    score, decision = score_model(shadow.model, job.features)
-                    out = ModelOutput(version=shadow.version, scores=score.tolist(), decisions=decision.tolist())
-                    self.metrics.shadow["scored"] += 1
-                except Exception as exc:  # a failing shadow is recorded, never raised
-                    out = ModelOutput(version=shadow.version, error=f"{type(exc).__name__}: {exc}"[:500])
-                    self.metrics.shadow["failed"] += 1
-                latency = (time.perf_counter() - t0) * 1000
-                self.log.append(
-                    ShadowRecord(request_id=job.request_id, shadow=out, latency_ms=round(latency, 3), time=utc_iso())
-                )
-            except Exception:  # the log itself failed: count it, keep the worker alive
-                self.metrics.shadow["failed"] += 1
-            finally:
-                self._shadow_q.task_done()
+        shadow = self.holder.shadow
+        if shadow is None:
+            return
+        t0 = time.perf_counter()
+        sizes = [len(j.features) for j in jobs]
+        try:
+            frame = jobs[0].features if len(jobs) == 1 else pd.concat([j.features for j in jobs], ignore_index=True)
+            score, decision = score_model(shadow.model, frame)
+            bounds = [0, *itertools.accumulate(sizes)]
+            outs = [
+                ModelOutput(version=shadow.version, scores=score[a:b].tolist(), decisions=decision[a:b].tolist())
+                for a, b in itertools.pairwise(bounds)
+            ]
+            self.metrics.shadow["scored"] += len(jobs)
+        except Exception as exc:  # a failing shadow is recorded, never raised
+            error = ModelOutput(version=shadow.version, error=f"{type(exc).__name__}: {exc}"[:500])
+            outs = [error] * len(jobs)
+            self.metrics.shadow["failed"] += len(jobs)
+        latency = round((time.perf_counter() - t0) * 1000, 3)
+        now = utc_iso()
+        for job, out in zip(jobs, outs, strict=True):
+            self.log.append(ShadowRecord(request_id=job.request_id, shadow=out, latency_ms=latency, time=now))
 
     def _housekeeping_loop(self) -> None:
         """The log's interval fsync and the roll into landing batches."""

@@ -131,3 +131,38 @@ def test_reductions_option_routes_sample_weights_through_a_plain_pipeline():
     assert hasattr(m.base_pipeline, "predict_proba") and m.params["explained_member_weight"] > 0
     assert _dp_ratio(pred, Xt["sex"]) > _dp_ratio(base.predict(Xt), Xt["sex"]) + 0.2
     assert np.array_equal(cloudpickle.loads(cloudpickle.dumps(m)).predict(Xt), pred)
+
+
+@pytest.mark.parametrize("sensitive", [["sex"], ["sex", "race"]])
+def test_score_and_decide_runs_the_base_pipeline_once_and_equals_both_calls(dp_model, sensitive):
+    Xt, _ = adult_test()
+    X, y = adult_train()
+    model = (
+        dp_model
+        if sensitive == ["sex"]
+        else fit_mitigated(
+            fitted_reference_pipeline(),
+            X,
+            y,
+            sensitive_features=sensitive,
+            method="threshold",
+            constraints="demographic_parity",
+            objective="accuracy_score",
+            random_state=0,
+        )
+    )
+    model = cloudpickle.loads(cloudpickle.dumps(model))  # as served: loaded from its artifact
+    score, decision = model.score_and_decide(Xt)
+    np.testing.assert_array_equal(score, model.base_score(Xt))
+    np.testing.assert_array_equal(decision, model.predict(Xt))
+    calls = []
+    inner = model.base_pipeline.predict_proba
+    model.base_pipeline.predict_proba = lambda frame: calls.append(len(frame)) or inner(frame)
+    p1 = model.predict_proba(Xt)[:, 1]
+    rows = [*np.flatnonzero((p1 > 0) & (p1 < 1))[:20], *range(30)]  # randomised rows and ordinary ones
+    calls.clear()
+    for i in rows:  # one row (one group) at a time, as a single-row request
+        one = Xt.iloc[[i]]
+        s1, d1 = model.score_and_decide(one)
+        assert s1[0] == score[i] and d1[0] == decision[i]
+    assert calls == [1] * len(rows)  # once per call, not twice

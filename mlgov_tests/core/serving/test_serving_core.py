@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -155,3 +156,61 @@ def test_fastapi_and_uvicorn_load_only_for_serve():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"definitions / mlgov --help pulled in: {out}"
+
+
+def test_the_interval_fsync_is_off_the_append_path_and_does_not_hold_appends(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    log = PredictionLog(tmp_path / "p.jsonl", fsync="interval", fsync_seconds=0.001)
+    record = ShadowRecord(request_id="1", shadow=ModelOutput(version=1), latency_ms=1.0, time=utc_iso())
+    entered, release, calls = threading.Event(), threading.Event(), []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        calls.append(fd)
+        entered.set()
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    log.append(record)
+    log.append(record)
+    assert calls == []  # "interval": appends never fsync, the housekeeping thread does
+    flusher = threading.Thread(target=log.sync)
+    flusher.start()
+    assert entered.wait(10)
+    log.append(record)  # returns while the fsync is still blocked
+    assert flusher.is_alive() and len(read_log(log.path).records) == 3
+    release.set()
+    flusher.join(10)
+    log.close()
+    assert len(read_log(log.path).records) == 3 and len(calls) == 2  # the sync, then close
+
+
+def test_each_scoring_thread_limits_openmp_itself():
+    """OpenMP limits are per thread: the main thread's limit does not reach a worker thread."""
+    import threading
+
+    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from mlgov_assets.core.serving.service import one_openmp_thread
+
+    def openmp_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openmp"}
+
+    seen: dict[str, set[int]] = {}
+
+    def worker() -> None:
+        seen["before"] = openmp_threads()
+        one_openmp_thread()
+        seen["after"] = openmp_threads()
+
+    with threadpool_limits(1, user_api="openmp"):  # as build_service does, on this (main) thread
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    assert seen["after"] == {1}
+    if os.cpu_count() and os.cpu_count() > 1 and "OMP_NUM_THREADS" not in os.environ:
+        assert seen["before"] != {1}  # the reason the service sets it per thread
