@@ -2,7 +2,9 @@
 
 Arm with ``MLGOV_FAULT=<point>`` (the process dies there with ``os._exit(137)``, as a SIGKILL would
 leave it: no cleanup, no finally blocks) or ``MLGOV_FAULT=<point>:erofs`` / ``:enospc`` / ``:eacces``
-(an ``OSError`` as a read-only file system, a full disk or a permission change would raise).
+(an ``OSError`` as a read-only file system, a full disk or a permission change would raise), or
+``MLGOV_FAULT=<point>:pause`` (the process sleeps ``PAUSE_SECONDS`` there: a step caught mid-way, for a
+test that kills its worker at a known moment).
 ``<point>@N`` fires at the N-th time the process reaches the point (default the first). Several
 points may be armed, comma-separated. Stdlib only: a leaf anyone may import.
 """
@@ -11,10 +13,12 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
-__all__ = ["ENV", "armed", "fault_point"]
+__all__ = ["ENV", "PAUSE_SECONDS", "armed", "fault_point"]
 
 ENV = "MLGOV_FAULT"
+PAUSE_SECONDS = 20.0
 _ERRORS = {"erofs": errno.EROFS, "enospc": errno.ENOSPC, "eacces": errno.EACCES}
 _HITS: dict[tuple[str, str], int] = {}  # (armed value, point) -> times reached while so armed
 
@@ -40,6 +44,9 @@ def fault_point(name: str) -> None:
         return
     _HITS[(value, name)] = _HITS.get((value, name), 0) + 1
     if mode is None:
+        return
+    if mode == "pause":
+        time.sleep(PAUSE_SECONDS)
         return
     if mode in _ERRORS:
         code = _ERRORS[mode]

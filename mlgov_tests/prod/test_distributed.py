@@ -119,6 +119,9 @@ def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
     monkeypatch.setenv("MLGOV_CELERY_BROKER", celery_broker.url)
     monkeypatch.setenv("MLGOV_CODE_SERVER_PORT", str(free_port()))
     monkeypatch.setenv("MLGOV_PROJECTS", "adult")
+    # the killed-01 batch's drift report pauses mid-step (core/faults), so the kill below lands mid-step
+    # however fast the machine (on a quiet one the step takes ~1 s)
+    monkeypatch.setenv("MLGOV_FAULT", "monitor.batch_drift_report.killed-01:pause")
     settings = prod_env.settings()
     instance = get_instance(settings)  # the prod dagster.yaml; MLGOV_*/DAGSTER_HOME exported for the children
     ws = workspace_file(settings)
@@ -171,7 +174,7 @@ def test_distributed_stack_governed_path_20_batches_and_a_killed_worker(
 
         # 3) a worker SIGKILLed mid-step: the step is requeued to the other worker, the run succeeds
         land_batches(prod_env, ["killed-01"], seed0=500)
-        victim_step = "batch_drift_report"  # Evidently: the longest monitoring step (~10 s)
+        victim_step = "adult__batch_drift_report"  # paused by MLGOV_FAULT for this batch only
         deadline, victim = time.monotonic() + 600, None
         while victim is None and time.monotonic() < deadline:
             mine = [

@@ -30,6 +30,7 @@ from dagster import (
     op,
 )
 
+from mlgov_assets.core.faults import fault_point
 from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, ScoredBatch
 
 from ...io_manager import MlgovIOManager
@@ -116,6 +117,7 @@ def _batch_op(scope: ProjectScope, name: str, compute: Compute, description: str
     def batch_step(context: OpExecutionContext) -> Iterator[Event]:
         store = BatchStore(context.resources.io_manager, scope, context.partition_key, context.instance)
         mlgov: MlgovResource = context.resources.mlgov
+        fault_point(f"monitor.{name}.{context.partition_key}")  # crash tests: one batch's step, mid-way
         produced = compute(mlgov.for_project(scope.name), context, store)
         stored = store.save(name, produced.value)
         yield from _report(scope, name, context.partition_key, produced, stored)
