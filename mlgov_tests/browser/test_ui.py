@@ -61,6 +61,17 @@ def _check_row(page: Any, name: str) -> Any:
     return page.locator("[class*='checkRow']").filter(has=named).first
 
 
+def _open_failed_check(ui: UiServer, page: Any, asset: str, check: str, severity: str) -> None:
+    """The latest execution of ``check`` failed at ``severity``; its row on the asset's Checks tab says
+    Failed, and is opened (the evidence shows below it)."""
+    latest = _latest_check(ui, asset, check)
+    assert latest and latest["status"] == "FAILED" and latest["evaluation"]["severity"] == severity, latest
+    page.goto(f"{ui.url}/assets/adult/{asset}?view=checks")
+    row = _check_row(page, check)
+    _expect()(row).to_contain_text("Failed")
+    row.click()
+
+
 def _checks_by_asset(ui: UiServer) -> dict[str, list[str]]:
     """Every asset check of the governed training job, by asset name."""
     data = ui.graphql(
@@ -213,12 +224,7 @@ def test_a_drifted_labelled_batch_runs_then_retrains_without_a_click(page: Any, 
     page.reload()
     expect(page.get_by_text("adult__monitor_batch").first).to_be_visible()
     # the batch run reported the drift check of the batch (a breach: WARN) with its evidence, on the asset's page
-    drift = _latest_check(ui, "batch_drift", "check_batch_drift_within_policy")
-    assert drift and drift["status"] == "FAILED" and drift["evaluation"]["severity"] == "WARN", drift
-    page.goto(f"{ui.url}/assets/adult/batch_drift?view=checks")
-    row = _check_row(page, "check_batch_drift_within_policy")
-    expect(row).to_contain_text("Failed")
-    row.click()
+    _open_failed_check(ui, page, "batch_drift", "check_batch_drift_within_policy", "WARN")
     expect(page.get_by_text("drifted_share", exact=True).first).to_be_visible()
 
     started = time.monotonic()
@@ -250,11 +256,6 @@ def test_a_policy_edit_turns_the_champions_own_check_red_without_a_click(page: A
 
     run = ui.wait_run("adult__champion_checks", after=checks_runs, timeout=RUN_TIMEOUT)
     assert run["status"] == "SUCCESS", run
-    latest = _latest_check(ui, "champion", "champion_meets_current_policy")
-    assert latest and latest["status"] == "FAILED" and latest["evaluation"]["severity"] == "ERROR", latest
-    page.goto(f"{ui.url}/assets/adult/champion?view=checks")
-    row = _check_row(page, "champion_meets_current_policy")
-    expect(row).to_contain_text("Failed")
-    row.click()
+    _open_failed_check(ui, page, "champion", "champion_meets_current_policy", "ERROR")
     expect(page.get_by_text(digest, exact=True).first).to_be_visible()  # the evidence names the new policy
     expect(page.get_by_text("gate/metric_floors", exact=True).first).to_be_visible()
