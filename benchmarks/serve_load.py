@@ -107,6 +107,21 @@ def _serve(bin_: Path, env: dict[str, str], extra: list[str]) -> tuple[subproces
     return proc, base
 
 
+def _shadow_live(base: str, body: bytes, timeout: float = 300) -> None:
+    """Wait until the shadow has scored a request: its process (or thread) loaded its model, so its
+    start-up (imports, the verified load) is not measured as the request path's load."""
+    import httpx
+
+    httpx.post(f"{base}/predict", content=body, headers={"content-type": "application/json"}, timeout=60)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        if any(f'outcome="{k}"}} 0' not in text for k in ("scored", "failed")):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{base}: the shadow scored nothing after {timeout} s")
+
+
 def _mlflow(model_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = _port()
     argv = [str(BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
@@ -199,6 +214,8 @@ def _round(
         else:
             bin_ = Path(args.compare_bin) if server.startswith("compare") else BIN / "mlgov"
             proc, base = _serve(bin_, env, [] if server.endswith("shadow") else ["--no-shadow"])
+            if server.endswith("shadow"):
+                _shadow_live(base, bodies["1"][0])
         try:
             for name, srv, rows, reasons, share in CONFIGS:
                 if srv != server:
@@ -255,6 +272,8 @@ def main() -> int:
             f"{ratio['p99']:.2f} | {med('load'):.1f} | {sum(int(r[name]['failed']) for r in rounds)} |"
         )
     _per_round(rounds, "mlgov serve, 1 row, shadow", "mlgov serve, 1 row, no shadow")
+    _per_round(rounds, "--compare-bin's mlgov serve, 1 row, shadow", "--compare-bin's mlgov serve, 1 row, no shadow")
+    _per_round(rounds, "mlgov serve, 1 row, shadow", "--compare-bin's mlgov serve, 1 row, shadow")
     _per_round(rounds, "mlgov serve, 1 row, no shadow", "mlflow models serve, 1 row, OMP_NUM_THREADS=1")
 
 
