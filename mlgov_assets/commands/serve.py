@@ -23,8 +23,8 @@ def build_service(opts: ServeOptions) -> ScoringService:
     from mlgov_assets.core.serving.service import ScoringService
     from mlgov_assets.core.settings import get_settings
 
-    # one request = one thread, one OpenMP thread: each scoring thread sets its own limit
-    # (service.one_openmp_thread; the limit is per thread, this main thread scores nothing)
+    # one request = one thread, one native thread: each scoring thread sets its own limit
+    # (service.one_openmp_thread: OpenMP's is per thread; this main thread scores nothing)
     s = get_settings().ensure()
     project = open_project(s.project_spec, s.project_dir)
     return ScoringService(s, project, load_policy(s.policy_path), opts, Registry(s))

@@ -90,15 +90,16 @@ _THREAD = threading.local()
 
 
 def one_openmp_thread() -> None:
-    """Score with one OpenMP thread in the calling thread (once per thread). OpenMP's thread count is
+    """Score with one native thread in the calling thread (once per thread). OpenMP's thread count is
     per thread: a limit set on the main thread does not reach the server's worker threads, where
-    HGB's per-predict OpenMP team then oversubscribes a small, busy host badly (seconds at p99)."""
+    HGB's per-predict OpenMP team then oversubscribes a small, busy host badly (seconds at p99). The
+    BLAS limit set with it is process-wide; the one mechanism for both, on every scoring thread."""
     if getattr(_THREAD, "limited", False):
         return
     import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime, so the limit reaches it
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1, user_api="openmp")
+    threadpool_limits(1)
     _THREAD.limited = True
 
 

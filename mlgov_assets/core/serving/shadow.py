@@ -48,6 +48,7 @@ ShadowLoader = Callable[["Settings", int], Any]
 _NO_VERSION = 0
 _BACKOFF = (0.5, 30.0)  # first and longest wait before restarting a dead child
 _HEALTHY_SECONDS = 60.0  # a child that lived this long resets the backoff
+_RETRY_LOAD_SECONDS = 30.0  # a shadow version that failed to load is tried again after this
 
 
 @dataclass(frozen=True)
@@ -170,10 +171,15 @@ class ShadowProcess:
         if self._collector is not None:
             self._collector.join(timeout)
         self._fail_in_flight("shadow process stopped before scoring this request")
+        _retire(self._jobs)
+        _retire(self._results)
 
     # ------------------------------------------------------------------ the collector thread
     def _new_queues(self) -> None:
         """Fresh queues (caller holds ``_lock``): a dead child's may hold a reader lock forever."""
+        if hasattr(self, "_jobs"):
+            _retire(self._jobs)
+            _retire(self._results)
         self._jobs = self._ctx.Queue(maxsize=self._maxsize)
         self._results = self._ctx.Queue()
 
@@ -246,6 +252,13 @@ class ShadowProcess:
                 self._metrics.housekeeping_error = "prediction log: a shadow line could not be written"
 
 
+def _retire(q: Queue[Any]) -> None:
+    """Drop a queue without waiting on it: its feeder thread may be blocked on a pipe no live process
+    reads (it would hang the interpreter's exit)."""
+    q.cancel_join_thread()
+    q.close()
+
+
 # ---------------------------------------------------------------------- the child process
 def _child_main(
     args: _ChildArgs, jobs: Queue[ShadowJob | None], results: Queue[list[ShadowResult]], wanted: Any
@@ -300,15 +313,18 @@ class _ChildModel:
         self.version = _NO_VERSION
         self.model: Any = None
         self.load_error: str | None = None
+        self.failed_at = 0.0
 
     def _ensure(self, version: int) -> None:
-        if version == self.version:
+        retry = self.load_error is not None and time.monotonic() - self.failed_at > _RETRY_LOAD_SECONDS
+        if version == self.version and not retry:
             return
         self.version, self.model, self.load_error = version, None, None
         try:
             self.model = self.args.loader(self.args.settings, version)
         except Exception as exc:  # refused by verification, or unloadable: every request says so
             self.load_error = f"shadow v{version} not loaded: {type(exc).__name__}: {exc}"[:500]
+            self.failed_at = time.monotonic()
 
     def score(self, batch: list[ShadowJob], version: int) -> list[ShadowResult]:
         """One model call for the batch's rows together; a failure is every request's result."""
