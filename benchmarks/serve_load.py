@@ -107,6 +107,21 @@ def _serve(bin_: Path, env: dict[str, str], extra: list[str]) -> tuple[subproces
     return proc, base
 
 
+def _shadow_live(base: str, body: bytes, timeout: float = 300) -> None:
+    """Wait until the shadow has scored a request: its process (or thread) loaded its model, so its
+    start-up (imports, the verified load) is not measured as the request path's load."""
+    import httpx
+
+    httpx.post(f"{base}/predict", content=body, headers={"content-type": "application/json"}, timeout=60)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        if any(f'outcome="{k}"}} 0' not in text for k in ("scored", "failed")):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{base}: the shadow scored nothing after {timeout} s")
+
+
 def _mlflow(model_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = _port()
     argv = [str(BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
@@ -199,6 +214,8 @@ def _round(
         else:
             bin_ = Path(args.compare_bin) if server.startswith("compare") else BIN / "mlgov"
             proc, base = _serve(bin_, env, [] if server.endswith("shadow") else ["--no-shadow"])
+            if server.endswith("shadow"):
+                _shadow_live(base, bodies["1"][0])
         try:
             for name, srv, rows, reasons, share in CONFIGS:
                 if srv != server:
@@ -222,6 +239,13 @@ def main() -> int:
     ap.add_argument("--mlflow-omp1", action="store_true", help="also MLflow's server with OMP_NUM_THREADS=1")
     ap.add_argument("--mlflow-only", action="store_true", help="only mlgov without shadow and the MLflow servers")
     ap.add_argument("--compare-bin", help="also measure another checkout's `mlgov` (e.g. main's venv), 1 row")
+    ap.add_argument(
+        "--interleave",
+        type=int,
+        metavar="BLOCK",
+        help="only 1 row, shadow on/off (and --compare-bin's): every server up at once, BLOCK requests to "
+        "each in turn, so all see the same host load (for a busy machine)",
+    )
     args = ap.parse_args()
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     tmp = Path(tempfile.mkdtemp(prefix="mlgov-bench-serve-"))
@@ -229,6 +253,8 @@ def main() -> int:
     if not args.home:
         subprocess.run([str(BIN / "mlgov"), "train"], env=env, check=True, stdout=subprocess.DEVNULL)
     bodies, fbodies, s = _bodies(env["MLGOV_HOME"])
+    if args.interleave:
+        return _interleaved(args, env, bodies["1"])
     model_dir, version = _champion_copy(s, tmp / "mlflow-copy")
     rounds = [_round(args, env, bodies, fbodies, model_dir) for _ in range(args.repeats)]
 
@@ -255,7 +281,69 @@ def main() -> int:
             f"{ratio['p99']:.2f} | {med('load'):.1f} | {sum(int(r[name]['failed']) for r in rounds)} |"
         )
     _per_round(rounds, "mlgov serve, 1 row, shadow", "mlgov serve, 1 row, no shadow")
+    _per_round(rounds, "--compare-bin's mlgov serve, 1 row, shadow", "--compare-bin's mlgov serve, 1 row, no shadow")
+    _per_round(rounds, "mlgov serve, 1 row, shadow", "--compare-bin's mlgov serve, 1 row, shadow")
+    return 0
     _per_round(rounds, "mlgov serve, 1 row, no shadow", "mlflow models serve, 1 row, OMP_NUM_THREADS=1")
+
+
+def _interleaved(args: argparse.Namespace, env: dict[str, str], bodies: list[bytes]) -> int:
+    """Shadow on/off (both trees with --compare-bin) side by side under the same load: every server
+    up at once, ``--interleave`` 1-row requests to each in turn (the order rotated every block)."""
+    import httpx
+
+    servers = {"mlgov serve, no shadow": (BIN / "mlgov", ["--no-shadow"]), "mlgov serve, shadow": (BIN / "mlgov", [])}
+    if args.compare_bin:
+        servers["--compare-bin's, no shadow"] = (Path(args.compare_bin), ["--no-shadow"])
+        servers["--compare-bin's, shadow"] = (Path(args.compare_bin), [])
+    procs: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    rounds: list[dict[str, dict[str, float]]] = []
+    try:
+        for name, (bin_, extra) in servers.items():
+            procs[name] = _serve(bin_, env, extra)
+            if not extra:
+                _shadow_live(procs[name][1], bodies[0])
+        clients = {n: httpx.Client(timeout=60, headers={"content-type": "application/json"}) for n in servers}
+        for c, (_, base) in zip(clients.values(), procs.values(), strict=True):  # warm-up, not measured
+            for i in range(50):
+                c.post(f"{base}/predict", content=bodies[i % len(bodies)])
+        names = list(servers)
+        for _ in range(args.repeats):
+            lat: dict[str, list[float]] = {n: [] for n in names}
+            load0 = os.getloadavg()[0]
+            for block in range(0, args.requests, args.interleave):
+                order = names[block // args.interleave % len(names) :] + names[: block // args.interleave % len(names)]
+                for n in order:
+                    url = f"{procs[n][1]}/predict"
+                    for i in range(block, min(block + args.interleave, args.requests)):
+                        t0 = time.perf_counter()
+                        r = clients[n].post(url, content=bodies[i % len(bodies)])
+                        lat[n].append((time.perf_counter() - t0) * 1000)
+                        assert r.status_code == 200, r.text
+            load = (load0 + os.getloadavg()[0]) / 2
+            rounds.append(
+                {
+                    n: {"p50": statistics.median(v), "p99": statistics.quantiles(v, n=100)[98], "load": load}
+                    for n, v in lat.items()
+                }
+            )
+            print(rounds[-1], file=sys.stderr, flush=True)
+    finally:
+        for proc, _ in procs.values():
+            proc.terminate()
+            proc.wait(60)
+    print(
+        f"\n1 row, {args.requests} requests per server per round in blocks of {args.interleave}, every server "
+        f"up at once, one client; median of {args.repeats} rounds\n"
+    )
+    print("| configuration | p50 ms | p99 ms | load avg |")
+    print("|---|---:|---:|---:|")
+    for n in names:
+        med = {k: statistics.median(r[n][k] for r in rounds) for k in ("p50", "p99", "load")}
+        print(f"| {n} | {med['p50']:.1f} | {med['p99']:.1f} | {med['load']:.1f} |")
+    _per_round(rounds, "mlgov serve, shadow", "mlgov serve, no shadow")
+    _per_round(rounds, "--compare-bin's, shadow", "--compare-bin's, no shadow")
+    return 0
 
 
 def _per_round(rounds: list[dict[str, dict[str, float]]], a: str, b: str) -> None:
@@ -263,7 +351,6 @@ def _per_round(rounds: list[dict[str, dict[str, float]]], a: str, b: str) -> Non
         return
     ratios = {k: ", ".join(f"{r[a][k] / r[b][k]:.2f}" for r in rounds) for k in ("p50", "p99")}
     print(f"\n{a} / {b}, per round: p50 {ratios['p50']}; p99 {ratios['p99']}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ STAGES = (
     ("log.append (prediction log line)", "append", "serving/predlog.py"),
     ("  fsync on the request path", "fsync", "~"),
     ("roller.add", "add", "serving/roller.py"),
-    ("offer shadow", "_offer_shadow", "serving/service.py"),
+    ("offer shadow (put_nowait to the shadow process)", "offer", "serving/shadow.py"),
 )
 
 

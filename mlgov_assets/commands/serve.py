@@ -17,18 +17,14 @@ _DEFAULTS = ServeOptions()
 
 def build_service(opts: ServeOptions) -> ScoringService:
     """The selected project's service: settings, spec, policy and registry as every command finds them."""
-    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime, so the limit below reaches it
-    from threadpoolctl import threadpool_limits
-
     from mlgov_assets.core.governance.policy import load_policy
     from mlgov_assets.core.models.registry import Registry
     from mlgov_assets.core.project.project import open_project
     from mlgov_assets.core.serving.service import ScoringService
     from mlgov_assets.core.settings import get_settings
 
-    # one request = one thread: HGB's OpenMP pool per predict call oversubscribes a small host badly
-    # (this thread here; the service's scoring threads set their own: service.one_openmp_thread)
-    threadpool_limits(1)
+    # one request = one thread, one native thread: each scoring thread sets its own limit
+    # (service.one_openmp_thread: OpenMP's is per thread; this main thread scores nothing)
     s = get_settings().ensure()
     project = open_project(s.project_spec, s.project_dir)
     return ScoringService(s, project, load_policy(s.policy_path), opts, Registry(s))

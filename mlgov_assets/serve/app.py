@@ -111,7 +111,7 @@ def create_app(service: ScoringService, *, manage: bool = True) -> FastAPI:
             champion=state.champion,
             shadow=state.shadow,
             ready=state.champion is not None,
-            shadow_queue=service._shadow_q.qsize(),
+            shadow_queue=service.shadow_pending(),
         )
         return PlainTextResponse(text, media_type=PROMETHEUS)
 

@@ -22,7 +22,6 @@ from fastapi.testclient import TestClient
 from mlgov_assets.cli import main
 from mlgov_assets.core.models.registry import Registry
 from mlgov_assets.core.monitoring.scoring import load_verified, model_inputs, score_model
-from mlgov_assets.core.serving.holder import Loaded
 from mlgov_assets.core.serving.options import ServeOptions
 from mlgov_assets.core.serving.predlog import PredictionRecord, ShadowRecord, read_log
 from mlgov_assets.core.serving.roller import land_labels
@@ -80,13 +79,28 @@ def trained(tmp_path_factory, project_template, holdout):
     mp.undo()
 
 
-def _service(env, **opts) -> ScoringService:
+def _service(env, loader=None, **opts) -> ScoringService:
     from mlgov_assets.core.project.project import open_project
 
     s = env.settings()
+    extra = {} if loader is None else {"shadow_loader": loader}
     return ScoringService(
-        s, open_project(s.project_spec, s.project_dir), env.policy_obj(), ServeOptions(**opts), Registry(s)
+        s, open_project(s.project_spec, s.project_dir), env.policy_obj(), ServeOptions(**opts), Registry(s), **extra
     )
+
+
+def _gone(pid: int, within: float = 20.0) -> bool:
+    """The process ended (or is a zombie nobody reaped yet) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _rows(holdout: pd.DataFrame, start: int, n: int) -> list[dict[str, str]]:
@@ -98,8 +112,18 @@ def _expected(reg: Registry, version: int, holdout: pd.DataFrame, start: int, n:
     return score_model(load_verified(reg, version), model_inputs(ADULT, raw))[0]
 
 
-def test_scores_reasons_log_and_metrics(trained, holdout):
+def test_scores_reasons_log_and_metrics(trained, holdout, monkeypatch):
+    from mlgov_assets.core.governance import explanations
+
     env, v1, v2 = trained
+    built: list[int] = []
+    original = explanations.tree_explainer
+
+    def counting(pipeline):
+        built.append(1)
+        return original(pipeline)
+
+    monkeypatch.setattr(explanations, "tree_explainer", counting)
     svc = _service(env, poll_seconds=3600)
     with TestClient(create_app(svc)) as client:
         ready = client.get("/ready").json()
@@ -119,20 +143,40 @@ def test_scores_reasons_log_and_metrics(trained, holdout):
             len(p["reasons"]) <= 3 and all(r["contribution"] < 0 for r in p["reasons"]) for p in many["predictions"]
         )
         assert any(p["reasons"] for p in many["predictions"])
+        again = client.post("/predict?reasons=3", json={"rows": _rows(holdout, 0, 5)}).json()
+        assert built == [1]  # the explainer is built once per champion version, not per request
+        # the same reasons as an explainer built for this call alone
+        uncached = explanations.local_reasons_frame(
+            explanations.explain_pipeline(
+                load_verified(env.registry(), v1),
+                model_inputs(ADULT, holdout.drop(columns=[ADULT.label]).iloc[0:5].reset_index(drop=True))[
+                    ADULT.model_features
+                ],
+                top_k_reasons=3,
+            )
+        )
+        for i, p in enumerate(again["predictions"]):
+            assert p["reasons"] == many["predictions"][i]["reasons"]
+            assert [r["feature"] for r in p["reasons"]] == [
+                uncached.iloc[i][f"reason_{j}"] for j in range(1, len(p["reasons"]) + 1)
+            ]
+            assert [r["contribution"] for r in p["reasons"]] == pytest.approx(
+                [uncached.iloc[i][f"reason_{j}_shap"] for j in range(1, len(p["reasons"]) + 1)]
+            )
         svc.drain()
         metrics = client.get("/metrics")
         assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
-        assert 'mlgov_serve_requests_total{status="200"} 2' in metrics.text
+        assert 'mlgov_serve_requests_total{status="200"} 3' in metrics.text
         assert (
-            "mlgov_serve_rows_total 6" in metrics.text
-            and 'mlgov_serve_shadow_total{outcome="scored"} 2' in metrics.text
+            "mlgov_serve_rows_total 11" in metrics.text
+            and 'mlgov_serve_shadow_total{outcome="scored"} 3' in metrics.text
         )
         assert "/predict" in client.get("/openapi.json").json()["paths"]
         assert client.get("/health").json() == {"status": "ok"}
     records = read_log(svc.log.path).records
     preds = {r.request_id: r for r in records if isinstance(r, PredictionRecord)}
     shadows = {r.request_id: r for r in records if isinstance(r, ShadowRecord)}
-    assert set(preds) == set(shadows) == {one["request_id"], many["request_id"]}
+    assert set(preds) == set(shadows) == {one["request_id"], many["request_id"], again["request_id"]}
     assert preds[many["request_id"]].champion.version == v1 and shadows[many["request_id"]].shadow.version == v2
     assert shadows[many["request_id"]].shadow.scores == pytest.approx(
         list(_expected(env.registry(), v2, holdout, 0, 5))
@@ -229,46 +273,67 @@ def test_champion_swap_under_concurrent_load_loses_nothing_and_mixes_nothing(tra
     assert all(logged[b["request_id"]] == b["model_version"] for _, b in results)
 
 
-class _Broken:
-    def predict_proba(self, X):
-        raise RuntimeError("shadow exploded")
-
-
-class _Slow:
-    def predict_proba(self, X):
-        time.sleep(3.0)
-        raise RuntimeError("slow and broken")
-
-
 def test_a_failing_or_slow_shadow_never_fails_or_slows_a_request(trained, holdout):
+    from mlgov_tests.dagster.serve_faults import broken_loader, slow_loader
+
     env, _, _ = trained
+    broken = _service(env, broken_loader, poll_seconds=3600)
+    with TestClient(create_app(broken)) as client:
+        ids = {client.post("/predict", json={"row": _rows(holdout, i, 1)[0]}).json()["request_id"] for i in range(5)}
+        broken.drain()
+        text = client.get("/metrics").text
+    assert len(ids) == 5 and 'mlgov_serve_shadow_total{outcome="failed"} 5' in text
+    shadows = [r for r in read_log(broken.log.path).records if isinstance(r, ShadowRecord) and r.request_id in ids]
+    assert len(shadows) == 5 and all("exploded" in (r.shadow.error or "") for r in shadows)
     # one request per shadow call, no gathering: a queue of 2 must overflow behind a 3 s shadow
-    svc = _service(env, poll_seconds=3600, shadow_queue=2, shadow_batch=1, shadow_linger_seconds=0)
-    with TestClient(create_app(svc)) as client:
-        svc.holder.shadow = Loaded(version=99, model=_Broken())
-        ids = set()
-        for i in range(5):
-            r = client.post("/predict", json={"row": _rows(holdout, i, 1)[0]})
-            assert r.status_code == 200
-            ids.add(r.json()["request_id"])
-        svc.drain()
-        svc.holder.shadow = Loaded(version=98, model=_Slow())
+    slow = _service(env, slow_loader, poll_seconds=3600, shadow_queue=2, shadow_batch=1, shadow_linger_seconds=0)
+    with TestClient(create_app(slow)) as client:
         t0 = time.perf_counter()
         for i in range(6):
-            r = client.post("/predict", json={"row": _rows(holdout, i, 1)[0]})
-            assert r.status_code == 200
-            ids.add(r.json()["request_id"])
+            assert client.post("/predict", json={"row": _rows(holdout, i, 1)[0]}).status_code == 200
         elapsed = time.perf_counter() - t0
-        svc.drain()
+        slow.drain()
         text = client.get("/metrics").text
     assert elapsed < 9.0  # six 3 s shadow calls would be 18 s on the request path
-    assert (
-        'outcome="failed"} ' in text and 'mlgov_serve_shadow_total{outcome="skipped"} 0' not in text
-    )  # queue of 2: some skipped
-    shadows = [r for r in read_log(svc.log.path).records if isinstance(r, ShadowRecord) and r.request_id in ids]
-    assert 5 < len(shadows) < 11 and all(
-        "exploded" in (r.shadow.error or "") or "slow" in (r.shadow.error or "") for r in shadows
-    )
+    assert 'mlgov_serve_shadow_total{outcome="skipped"} 0' not in text  # queue of 2: some skipped
+    assert 'mlgov_serve_shadow_total{outcome="failed"} 0' not in text
+
+
+def test_the_shadow_is_another_process_restarted_after_sigkill_and_swapped(trained, holdout):
+    env, v1, v2 = trained
+    reg = env.registry()
+    svc = _service(env, poll_seconds=3600, shadow_linger_seconds=0)
+    assert svc.shadow is not None
+    with TestClient(create_app(svc)) as client:
+        first = client.post("/predict", json={"rows": _rows(holdout, 0, 3)}).json()["request_id"]
+        svc.drain(120)
+        pid = svc.shadow.pid
+        assert pid is not None and pid != os.getpid() and not _gone(pid, 0.1)
+        os.kill(pid, signal.SIGKILL)
+        during = [client.post("/predict", json={"row": _rows(holdout, i, 1)[0]}) for i in range(5)]
+        assert all(r.status_code == 200 for r in during)  # the dead shadow slows and fails nothing
+        deadline = time.monotonic() + 120
+        while (svc.shadow.restarts == 0 or svc.shadow.pid == pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert svc.shadow.restarts >= 1 and svc.shadow.pid not in (None, pid)
+        after = client.post("/predict", json={"rows": _rows(holdout, 10, 3)}).json()["request_id"]
+        svc.drain(120)
+        svc.holder.set_shadow(v1)  # the hot swap: the child loads v1 (verified) before its next batch
+        swapped = client.post("/predict", json={"rows": _rows(holdout, 20, 3)}).json()["request_id"]
+        svc.drain(120)
+        child = svc.shadow.pid
+        text = client.get("/metrics").text
+    assert child is not None and _gone(child, 0.5)  # stop() ended the child: no orphan
+    shadows = {r.request_id: r for r in read_log(svc.log.path).records if isinstance(r, ShadowRecord)}
+    assert shadows[first].shadow.scores == pytest.approx(list(_expected(reg, v2, holdout, 0, 3)))
+    assert shadows[after].shadow.version == v2 and shadows[after].shadow.error is None  # resumed
+    assert shadows[after].shadow.scores == pytest.approx(list(_expected(reg, v2, holdout, 10, 3)))
+    assert shadows[swapped].shadow.version == v1
+    assert shadows[swapped].shadow.scores == pytest.approx(list(_expected(reg, v1, holdout, 20, 3)))
+    # the requests the killed child had not answered are failed lines naming its death, each counted
+    died = [r for r in shadows.values() if "died" in (r.shadow.error or "")]
+    assert all(r.shadow.version == v2 for r in died)
+    assert f'mlgov_serve_shadow_total{{outcome="failed"}} {len(died)}' in text
 
 
 def test_live_traffic_rolls_into_a_batch_that_monitor_once_checks(trained, holdout, capsys):
@@ -306,7 +371,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_real_uvicorn_serves_and_stops(trained, holdout):
+def _children(pid: int) -> list[int]:
+    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGTERM, signal.SIGKILL])
+def test_real_uvicorn_serves_and_stops(trained, holdout, stop_with):
     import httpx
 
     _, v1, _ = trained
@@ -317,6 +387,7 @@ def test_real_uvicorn_serves_and_stops(trained, holdout):
         env=dict(os.environ),
         stderr=subprocess.PIPE,
     )
+    children: list[int] = []
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 180
@@ -329,13 +400,18 @@ def test_real_uvicorn_serves_and_stops(trained, holdout):
         r = httpx.post(f"{base}/predict", json={"rows": _rows(holdout, 0, 3)}, timeout=30)
         assert r.status_code == 200 and r.json()["model_version"] == v1
         assert "mlgov_serve_ready 1" in httpx.get(f"{base}/metrics", timeout=5).text
+        children = _children(proc.pid)
+        assert children  # the shadow process (and multiprocessing's resource tracker)
     finally:
-        proc.terminate()
+        proc.send_signal(stop_with)
         code = proc.wait(60)
         stderr = proc.stderr.read() if proc.stderr else b""
-    # uvicorn shuts down gracefully on SIGTERM (the service's stop: shadow drained, log closed), then
-    # re-raises the signal, so the exit status is the signal's
-    assert code in (0, -signal.SIGTERM) and b"Traceback" not in stderr, stderr[-2000:]
+    # no orphan: after a graceful stop, and after the server is killed (the shadow watches its parent)
+    assert all(_gone(c) for c in children), children
+    if stop_with == signal.SIGTERM:
+        # uvicorn shuts down gracefully on SIGTERM (the service's stop: shadow drained and ended, log
+        # closed), then re-raises the signal, so the exit status is the signal's
+        assert code in (0, -signal.SIGTERM) and b"Traceback" not in stderr, stderr[-2000:]
 
 
 def test_a_tampered_champion_is_refused_and_ready_says_so(trained, holdout):

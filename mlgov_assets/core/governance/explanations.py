@@ -206,6 +206,7 @@ def explain_pipeline(
     fallback_max_rows: int = 200,
     fallback_background: int = 100,
     fallback_max_evals: int | None = None,
+    tree: tuple[Any | None, str] | None = None,
 ) -> Explanation:
     """SHAP values on original features for (a seeded sample of at most ``max_rows`` of) X_raw.
 
@@ -214,12 +215,15 @@ def explain_pipeline(
     permutation fallback, bounded by ``fallback_max_rows`` rows, ``fallback_background``
     background rows and ``fallback_max_evals`` evaluations per row (default ``2 * (2M + 1)``).
     ``feature_map`` (encoded column -> original feature) overrides the automatic folding.
+    ``tree``: ``tree_explainer(pipeline)`` built once by a caller explaining many requests.
     """
     _check_request(X_raw, top_k_reasons, method)
     rng = np.random.default_rng(random_state)
     positions = _sample(len(X_raw), max_rows, rng)
     _, est = _split_pipeline(pipeline)
-    tree, note = _tree_explainer(est) if method in ("auto", "tree") else (None, "permutation requested")
+    if method not in ("auto", "tree"):
+        tree = (None, "permutation requested")
+    tree, note = tree if tree is not None else _tree_explainer(est)
     if tree is None and method == "tree":
         raise ValueError(f"TreeExplainer refused for {type(est).__name__}: {note}")
     if tree is not None:
@@ -250,6 +254,12 @@ def explain_pipeline(
         importance=folded.abs().mean(axis=0).sort_values(ascending=False, kind="mergesort"),
         top_k=int(top_k_reasons),
     )
+
+
+def tree_explainer(pipeline: FittedModel) -> tuple[Any | None, str]:
+    """The TreeExplainer of ``pipeline``'s final estimator, or (None, why not): what
+    :func:`explain_pipeline` builds per call, for a caller that keeps it (``tree=``)."""
+    return _tree_explainer(_split_pipeline(pipeline)[1])
 
 
 def _tree_explainer(est: Any) -> tuple[Any | None, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,13 @@ if TYPE_CHECKING:
     from mlgov_assets.core.settings import Settings
 
 
+def absent_label(project: Project, columns: Iterable[str]) -> str | None:
+    """The label column when a batch lacks it, else ``None``. The rule, for the intake and the serving
+    request gate alike: labels are optional and may arrive later, so a batch without the label column
+    is judged with an empty one."""
+    return None if project.label in columns else project.label
+
+
 def validate_batch(
     project: Project, raw: pd.DataFrame, *, source: str, schema: pa.DataFrameSchema | None = None
 ) -> ValidationReport:
@@ -42,8 +50,8 @@ def validate_batch(
     from mlgov_assets.core.data.schemas import validate
     from mlgov_assets.core.project.schemas import raw_schema
 
-    label = project.label
-    df = raw if label in raw.columns else raw.assign(**{label: None})
+    label = absent_label(project, raw.columns)
+    df = raw if label is None else raw.assign(**{label: None})
     return validate(df, schema if schema is not None else raw_schema(project, batch=True), source=source)
 
 

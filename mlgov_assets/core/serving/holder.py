@@ -3,10 +3,11 @@
 A request reads :attr:`ModelHolder.champion` once and scores every row with that object, so a
 response never mixes versions. A poller looks at the champion alias (and the shadow challenger,
 chosen as batch scoring chooses it: ``monitoring.scoring.latest_challenger``) every
-``poll_seconds``; a new version is loaded and verified off the request path (the sha256 manifest,
+``poll_seconds``; a new champion version is loaded and verified off the request path (the sha256 manifest,
 through ``Registry.load_governed``) and only then replaces the reference in one assignment. A
 version that fails verification is never served: the old champion stays (and ``/ready`` says what
-happened), or with none loaded the service is not ready.
+happened), or with none loaded the service is not ready. The shadow is only chosen here: its
+version goes to ``on_shadow`` (the shadow process loads it, verified, in its own process).
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ class ModelHolder:
     """The champion (and shadow) references, and the poller that moves them."""
 
     def __init__(
-        self, registry: Registry, *, shadow: bool = True, on_swap: Callable[[int | None, int], None] | None = None
+        self,
+        registry: Registry,
+        *,
+        shadow: bool = True,
+        on_swap: Callable[[int | None, int], None] | None = None,
+        on_shadow: Callable[[int | None], None] | None = None,
     ):
         self.registry = registry
         self.want_shadow = shadow
         self.champion: Loaded | None = None
-        self.shadow: Loaded | None = None
+        self.shadow: int | None = None  # the shadow's version (scored by the shadow process)
+        self._on_shadow = on_shadow
         self.problem: str | None = None
         self.swaps = 0
         self._on_swap = on_swap
@@ -60,7 +67,7 @@ class ModelHolder:
         champ, shadow = self.champion, self.shadow
         return HolderState(
             champion=None if champ is None else champ.version,
-            shadow=None if shadow is None else shadow.version,
+            shadow=shadow,
             problem=self.problem,
             swaps=self.swaps,
         )
@@ -112,17 +119,14 @@ class ModelHolder:
 
         champ = self.champion
         wanted = latest_challenger(self.registry, None if champ is None else champ.version)
-        current = self.shadow
-        if wanted is None or wanted in self._refused:
-            self.shadow = None
-            return
-        if current is not None and current.version == wanted:
-            return
-        try:
-            self.shadow = self._load(wanted)
-        except Exception as exc:  # a shadow that cannot be loaded is dropped, never fatal
-            self._refused[wanted] = f"shadow v{wanted} not loaded: {type(exc).__name__}: {exc}"[:1000]
-            self.shadow = None
+        if wanted != self.shadow:
+            self.set_shadow(wanted)
+
+    def set_shadow(self, version: int | None) -> None:
+        """The shadow to score with from now on (the poller's choice; tests may force one)."""
+        self.shadow = version
+        if self._on_shadow is not None:
+            self._on_shadow(version)
 
     def start(self, every: float) -> None:
         """Poll now, then every ``every`` seconds on a daemon thread."""

@@ -34,9 +34,11 @@ class ServeOptions(BaseModel):
     roll_seconds: Annotated[float, Field(gt=0)] = 300.0
     #: requests waiting for the shadow; when full, the shadow skips (counted), the request never waits
     shadow_queue: Annotated[int, Field(ge=1)] = 1_000
-    #: the shadow scores the requests waiting (up to ``shadow_batch``, gathered for at most
-    #: ``shadow_linger_seconds``) in one model call: less CPU and GIL taken from the request path
+    #: the shadow process scores the requests waiting (up to ``shadow_batch``, gathered for at most
+    #: ``shadow_linger_seconds``) in one model call: less CPU taken from the request path
     shadow_batch: Annotated[int, Field(ge=1)] = 64
     shadow_linger_seconds: Annotated[float, Field(ge=0)] = 0.05
+    #: the shadow process's ``os.nice`` increment: the request path wins the cores
+    shadow_nice: Annotated[int, Field(ge=0, le=19)] = 10
     #: score the shadow challenger at all
     shadow: bool = True

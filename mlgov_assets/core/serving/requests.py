@@ -209,11 +209,11 @@ class RequestGate:
 
     def judge(self, columns: dict[str, list[str | None]], quote_chars: int) -> pd.DataFrame:
         """The validated raw frame (the request's columns), or :class:`RequestRefused` with each problem."""
-        from mlgov_assets.core.monitoring.intake import validate_batch
+        from mlgov_assets.core.monitoring.intake import absent_label, validate_batch
 
-        label, n = self.project.label, len(next(iter(columns.values()), []))
+        label, n = absent_label(self.project, columns), len(next(iter(columns.values()), []))
         empty: list[str | None] = [None] * n
-        judged = columns if label in columns else {**columns, label: empty}  # as validate_batch does
+        judged = columns if label is None else {**columns, label: empty}
         frame = pd.DataFrame(columns, dtype=object)
         if self.compiled is not None and self.compiled.certainly_passes(judged):
             return frame
@@ -232,6 +232,12 @@ class RequestGate:
         raise RequestRefused(422, report.summary()[:2000], problems)
 
 
+def request_columns(project: Project, rows: list[dict[str, str | None]]) -> dict[str, list[str | None]]:
+    """The request's rows as columns (the spec's order; a column any row has, ``None`` where one lacks it)."""
+    cols = [c for c in project.columns if any(c in r for r in rows)]
+    return {c: [r.get(c) for r in rows] for c in cols}
+
+
 def parse_request(
     project: Project,
     body: bytes,
@@ -248,8 +254,7 @@ def parse_request(
     doc = _decode(body, opts, quote_chars)
     rows = _raw_rows(project, _rows(doc, opts), quote_chars, max_field_chars)
     n_reasons = _reasons(doc, reasons, opts)
-    cols = [c for c in project.columns if any(c in r for r in rows)]
-    columns = {c: [r.get(c) for r in rows] for c in cols}
+    columns = request_columns(project, rows)
     frame = (gate or RequestGate(project)).judge(columns, quote_chars)
     digest = hashlib.sha256(json.dumps(rows, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return ParsedRequest(raw=frame, rows=rows, reasons=n_reasons, input_sha256=digest)

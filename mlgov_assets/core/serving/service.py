@@ -1,20 +1,19 @@
 """The scoring service without HTTP: validate -> score with the champion -> log -> respond; the
-shadow, the log's fsync, the roll into landing batches and the alias poll run on their own threads.
+log's fsync, the roll into landing batches and the alias poll run on their own threads, the shadow in
+its own process.
 
 One request reads the champion reference once (:class:`~.holder.ModelHolder`): every row of a
 response, its ``model_version`` and its log line are that one version. The shadow gets the request's
-features through a bounded queue and is scored by a worker thread: it never changes a response, its
-failure is logged as a ``shadow`` line with the error, and when the queue is full the shadow skips
-the request (counted) rather than making anyone wait.
+validated rows through a bounded queue and is scored by another OS process
+(:class:`~.shadow.ShadowProcess`): it never changes a response, its failure is logged as a ``shadow``
+line with the error, and when the queue is full the shadow skips the request (counted) rather than
+making anyone wait. ``reasons`` use the champion's SHAP TreeExplainer, built once per loaded version.
 """
 
 from __future__ import annotations
 
-import itertools
-import queue
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,11 +25,11 @@ from mlgov_assets.core.serving.predlog import (
     ModelOutput,
     PredictionLog,
     PredictionRecord,
-    ShadowRecord,
     utc_iso,
 )
 from mlgov_assets.core.serving.requests import ParsedRequest, RequestGate, RequestRefused, parse_request
 from mlgov_assets.core.serving.roller import BatchRoller, serving_dir
+from mlgov_assets.core.serving.shadow import ShadowLoader, ShadowProcess, verified_loader
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,24 +86,20 @@ class RowIds:
         return list(range(first, first + n))
 
 
-@dataclass
-class _ShadowJob:
-    request_id: str
-    features: pd.DataFrame
-
-
 _THREAD = threading.local()
 
 
 def one_openmp_thread() -> None:
-    """Score with one OpenMP thread in the calling thread (once per thread). OpenMP's thread count is
+    """Score with one native thread in the calling thread (once per thread). OpenMP's thread count is
     per thread: a limit set on the main thread does not reach the server's worker threads, where
-    HGB's per-predict OpenMP team then oversubscribes a small, busy host badly (seconds at p99)."""
+    HGB's per-predict OpenMP team then oversubscribes a small, busy host badly (seconds at p99). The
+    BLAS limit set with it is process-wide; the one mechanism for both, on every scoring thread."""
     if getattr(_THREAD, "limited", False):
         return
+    import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime, so the limit reaches it
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1, user_api="openmp")
+    threadpool_limits(1)
     _THREAD.limited = True
 
 
@@ -114,11 +109,21 @@ def _warm_explainer() -> None:
 
 
 class ScoringService:
-    def __init__(self, settings: Settings, project: Project, policy: Policy, opts: ServeOptions, registry: Registry):
+    def __init__(
+        self,
+        settings: Settings,
+        project: Project,
+        policy: Policy,
+        opts: ServeOptions,
+        registry: Registry,
+        *,
+        shadow_loader: ShadowLoader = verified_loader,
+    ):
         self.settings, self.project, self.policy, self.opts = settings, project, policy, opts
         self.metrics = Metrics()
         self.gate = RequestGate(project)  # the schema is built once, not per request
-        self.holder = ModelHolder(registry, shadow=opts.shadow, on_swap=self._swapped)
+        self._explainers: dict[int, tuple[Any, str]] = {}  # champion version -> its TreeExplainer (or why not)
+        self._explainer_lock = threading.Lock()
         state = serving_dir(settings)
         self.log = PredictionLog(
             state / LOG_NAME,
@@ -136,7 +141,25 @@ class ScoringService:
         )
         self.recovered = self.roller.recover(self.log.path)
         self.ids = RowIds(floor=max(self.roller.state.rolled_through, self._last_logged_row()))
-        self._shadow_q: queue.Queue[_ShadowJob | None] = queue.Queue(maxsize=opts.shadow_queue)
+        self.shadow: ShadowProcess | None = None
+        if opts.shadow:
+            self.shadow = ShadowProcess(
+                settings,
+                project,
+                log=self.log,
+                metrics=self.metrics,
+                maxsize=opts.shadow_queue,
+                batch=opts.shadow_batch,
+                linger=opts.shadow_linger_seconds,
+                nice=opts.shadow_nice,
+                loader=shadow_loader,
+            )
+        self.holder = ModelHolder(
+            registry,
+            shadow=opts.shadow,
+            on_swap=self._swapped,
+            on_shadow=None if self.shadow is None else self.shadow.set_version,
+        )
         self._stop = threading.Event()
         self._roll_now = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -150,31 +173,38 @@ class ScoringService:
 
     def _swapped(self, old: int | None, new: int) -> None:
         self.metrics.swaps += 1
+        with self._explainer_lock:  # the old champion's explainer goes with it
+            self._explainers = {v: e for v, e in self._explainers.items() if v == new}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        if self.shadow is not None:
+            self.shadow.start()
         self.holder.start(self.opts.poll_seconds)
         threading.Thread(target=_warm_explainer, name="mlgov-serve-warm", daemon=True).start()
-        for name, target in (("shadow", self._shadow_loop), ("housekeeping", self._housekeeping_loop)):
-            t = threading.Thread(target=target, name=f"mlgov-serve-{name}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        t = threading.Thread(target=self._housekeeping_loop, name="mlgov-serve-housekeeping", daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def stop(self) -> None:
-        """Finish the shadow queue, roll what is due, fsync and close the log."""
+        """Finish the shadow queue and end its process, roll what is due, fsync and close the log."""
         self.holder.stop()
+        if self.shadow is not None:
+            self.shadow.stop()
         self._stop.set()
-        self._shadow_q.put(None)
         for t in self._threads:
             t.join(timeout=30)
         self.roller.roll()
         self.log.close()
 
     def drain(self, timeout: float = 30.0) -> None:
-        """Wait until the shadow queue is empty (tests, benchmarks)."""
-        deadline = time.monotonic() + timeout
-        while self._shadow_q.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
+        """Wait until every request offered to the shadow is answered (tests, benchmarks)."""
+        if self.shadow is not None:
+            self.shadow.drain(timeout)
+
+    def shadow_pending(self) -> int:
+        """Requests waiting for (or being scored by) the shadow process."""
+        return 0 if self.shadow is None else self.shadow.pending
 
     # ------------------------------------------------------------------ the request path
     def predict(self, body: bytes, *, reasons: int | None = None) -> PredictResponse:
@@ -198,7 +228,7 @@ class ScoringService:
         if champion is None:
             self.metrics.refused(503)
             raise NotReady(self.holder.problem or "no verified champion loaded")
-        response, features = self._score(champion, parsed)
+        response = self._score(champion, parsed)
         latency = (time.perf_counter() - t0) * 1000
         out = ModelOutput(
             version=champion.version,
@@ -218,11 +248,12 @@ class ScoringService:
         self.log.append(record)
         if self.roller.add(row_ids, parsed.rows):
             self._roll_now.set()
-        self._offer_shadow(response.request_id, features)
+        if self.shadow is not None:
+            self.shadow.offer(response.request_id, parsed.rows)
         self.metrics.observe(latency / 1000, len(row_ids))
         return response
 
-    def _score(self, champion: Loaded, parsed: ParsedRequest) -> tuple[PredictResponse, pd.DataFrame]:
+    def _score(self, champion: Loaded, parsed: ParsedRequest) -> PredictResponse:
         from mlgov_assets.core.monitoring.scoring import model_inputs, score_model
 
         features = model_inputs(self.project, parsed.raw)
@@ -231,7 +262,7 @@ class ScoringService:
         reasons: list[list[Reason]] | None = None
         method = None
         if parsed.reasons:
-            reasons, method = self._reasons(champion.model, features, parsed.reasons)
+            reasons, method = self._reasons(champion, features, parsed.reasons)
         preds = [
             RowPrediction(
                 row_id=ids[i],
@@ -243,9 +274,22 @@ class ScoringService:
         ]
         return PredictResponse(
             request_id=str(ids[0]), model_version=champion.version, predictions=preds, explanation_method=method
-        ), features
+        )
 
-    def _reasons(self, model: Any, features: pd.DataFrame, k: int) -> tuple[list[list[Reason]], str]:
+    def _explainer(self, champion: Loaded) -> tuple[Any, str]:
+        """The champion's TreeExplainer (or why there is none), built once per loaded version."""
+        from mlgov_assets.core.governance.explanations import tree_explainer
+        from mlgov_assets.core.models.scoring import explained_pipeline
+
+        with self._explainer_lock:  # two first requests build it once
+            built = self._explainers.get(champion.version)
+            if built is None:
+                built = tree_explainer(explained_pipeline(champion.model))
+                if self.holder.champion is champion:  # not one swapped out meanwhile
+                    self._explainers[champion.version] = built
+        return built
+
+    def _reasons(self, champion: Loaded, features: pd.DataFrame, k: int) -> tuple[list[list[Reason]], str]:
         """The champion's explainer, as the ``explanations`` asset runs it (``explain_pipeline``: exact
         TreeExplainer where it is exact, the bounded permutation fallback otherwise)."""
         import numpy as np
@@ -253,7 +297,12 @@ class ScoringService:
         from mlgov_assets.core.governance.explanations import explain_pipeline, local_reasons_frame
         from mlgov_assets.core.models.scoring import explained_pipeline
 
-        expl = explain_pipeline(explained_pipeline(model), features[self.project.model_features], top_k_reasons=k)
+        expl = explain_pipeline(
+            explained_pipeline(champion.model),
+            features[self.project.model_features],
+            top_k_reasons=k,
+            tree=self._explainer(champion),
+        )
         frame = local_reasons_frame(expl)
         out: list[list[Reason]] = []
         for _, row in frame.iterrows():
@@ -266,79 +315,6 @@ class ScoringService:
         return out, expl.method_note
 
     # ------------------------------------------------------------------ off the request path
-    def _offer_shadow(self, request_id: str, features: pd.DataFrame) -> None:
-        if not self.opts.shadow or self.holder.shadow is None:
-            return
-        try:
-            self._shadow_q.put_nowait(_ShadowJob(request_id, features))
-        except queue.Full:
-            self.metrics.shadow["skipped"] += 1
-
-    def _shadow_loop(self) -> None:
-        one_openmp_thread()
-        while True:
-            jobs, stop = self._next_shadow_jobs()
-            try:
-                if jobs:
-                    self._score_shadow(jobs)
-            except Exception:  # the log itself failed: count it, keep the worker alive
-                self.metrics.shadow["failed"] += len(jobs)
-            finally:
-                for _ in range(len(jobs) + stop):
-                    self._shadow_q.task_done()
-            if stop:
-                return
-
-    def _next_shadow_jobs(self) -> tuple[list[_ShadowJob], bool]:
-        """Wait for one request, then take what arrives within ``shadow_linger_seconds`` (at most
-        ``shadow_batch``): one model call for several requests costs the host (and the request
-        threads sharing its GIL) little more than one. ``True``: stop after these."""
-        first = self._shadow_q.get()
-        if first is None:
-            return [], True
-        jobs = [first]
-        deadline = time.monotonic() + self.opts.shadow_linger_seconds
-        while len(jobs) < self.opts.shadow_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                job = self._shadow_q.get(timeout=remaining) if remaining > 0 else self._shadow_q.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                return jobs, True
-            jobs.append(job)
-        return jobs, False
-
-    def _score_shadow(self, jobs: list[_ShadowJob]) -> None:
-        """One call of the shadow on the requests' rows together, one ``shadow`` line per request (its
-        ``latency_ms`` is the shared call's). A failure is every request's line, never raised."""
-        import pandas as pd
-
-        from mlgov_assets.core.monitoring.scoring import score_model
-
-        shadow = self.holder.shadow
-        if shadow is None:
-            return
-        t0 = time.perf_counter()
-        sizes = [len(j.features) for j in jobs]
-        try:
-            frame = jobs[0].features if len(jobs) == 1 else pd.concat([j.features for j in jobs], ignore_index=True)
-            score, decision = score_model(shadow.model, frame)
-            bounds = [0, *itertools.accumulate(sizes)]
-            outs = [
-                ModelOutput(version=shadow.version, scores=score[a:b].tolist(), decisions=decision[a:b].tolist())
-                for a, b in itertools.pairwise(bounds)
-            ]
-            self.metrics.shadow["scored"] += len(jobs)
-        except Exception as exc:  # a failing shadow is recorded, never raised
-            error = ModelOutput(version=shadow.version, error=f"{type(exc).__name__}: {exc}"[:500])
-            outs = [error] * len(jobs)
-            self.metrics.shadow["failed"] += len(jobs)
-        latency = round((time.perf_counter() - t0) * 1000, 3)
-        now = utc_iso()
-        for job, out in zip(jobs, outs, strict=True):
-            self.log.append(ShadowRecord(request_id=job.request_id, shadow=out, latency_ms=latency, time=now))
-
     def _housekeeping_loop(self) -> None:
         """The log's interval fsync and the roll into landing batches."""
         tick = min(self.opts.fsync_seconds, 0.5)

@@ -207,7 +207,7 @@ def test_each_scoring_thread_limits_openmp_itself():
         one_openmp_thread()
         seen["after"] = openmp_threads()
 
-    with threadpool_limits(1, user_api="openmp"):  # as build_service does, on this (main) thread
+    with threadpool_limits(1, user_api="openmp"):  # a limit on this (main) thread
         t = threading.Thread(target=worker)
         t.start()
         t.join()
