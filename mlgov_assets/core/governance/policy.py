@@ -8,6 +8,7 @@ the file's bytes, so ``sha256sum`` reproduces it) is recorded with every gate re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import types
@@ -517,7 +518,15 @@ def _messages(exc: ValidationError) -> list[str]:
 
 
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
-    """Validate policy YAML ``text``; raises :class:`PolicyError` naming ``source`` and the key."""
+    """Validate policy YAML ``text``; raises :class:`PolicyError` naming ``source`` and the key.
+
+    Memoised on the exact text and source (the policy is frozen): callers read the file on every use,
+    so an edit applies to the next evaluation, but the same bytes are validated once per process."""
+    return _parse_policy(text, source)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_policy(text: str, source: str) -> Policy:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
