@@ -119,17 +119,17 @@ class GateRecord:
     summary: str
 
 
-class _SklearnFlavor:
-    """``mlflow.sklearn`` as ``Model.log`` calls a flavor, minus the ``validate_serving_input`` switch
-    that ``Model.log`` reads and then forwards to ``save_model`` (which ``mlflow.sklearn`` refuses;
-    ``mlflow.pyfunc`` accepts it). Same saved files, same flavor name."""
+class _Flavor:
+    """An MLflow flavor module as ``Model.log`` calls it, minus the ``validate_serving_input`` switch,
+    which ``Model.log`` reads and then forwards to the flavor's ``save_model`` (``mlflow.sklearn``
+    refuses unknown arguments; ``mlflow.pyfunc.log_model`` takes none). Same saved files."""
 
-    @staticmethod
-    def save_model(**kwargs: Any) -> None:
-        import mlflow.sklearn
+    def __init__(self, module: Any):
+        self.module = module
 
+    def save_model(self, **kwargs: Any) -> None:
         kwargs.pop("validate_serving_input", None)
-        mlflow.sklearn.save_model(**kwargs)
+        self.module.save_model(**kwargs)
 
 
 class Registry:
@@ -207,7 +207,7 @@ class Registry:
                 info = mlflow.models.Model.log(
                     artifact_path=None,
                     name="model",
-                    flavor=_SklearnFlavor,
+                    flavor=_Flavor(mlflow.sklearn),
                     flavor_name="mlflow.sklearn",
                     sk_model=model,
                     serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
@@ -221,8 +221,11 @@ class Registry:
             else:  # a governed python model (e.g. a fairness-mitigated wrapper)
                 from mlgov_assets.core.models.serving import MitigatedPyfunc
 
-                info = mlflow.pyfunc.log_model(
+                info = mlflow.models.Model.log(
+                    artifact_path=None,
                     name="model",
+                    flavor=_Flavor(mlflow.pyfunc),
+                    flavor_name="pyfunc.CustomPythonModel",  # what mlflow.pyfunc.log_model records
                     python_model=MitigatedPyfunc(model),
                     signature=signature,
                     input_example=input_example,
