@@ -37,7 +37,7 @@ TAG = "mlgov."
 GATE = "mlgov.gate."
 HISTORY_TAG = "mlgov.champion_history"
 DEAD_RUN_SWEEP_LIMIT = 20  # runs ended per call: the sweep runs on every promotion, so it stays bounded
-VERIFIED_MODELS_KEPT = 4  # deserialized models a Registry keeps (load_model): a run's challenger, candidate, champion
+VERIFIED_MODELS_KEPT = 4  # deserialized sklearn models a Registry keeps (load_model)
 TAG_LIMIT = 4500  # MLflow tag values are capped (5000 chars); full evidence goes to a run artifact
 _JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 
@@ -489,9 +489,10 @@ class Registry:
         ``IntegrityError`` naming every changed, missing or extra file, and nothing is deserialized.
 
         A run loads the same version several times (mitigation, fairness, SHAP, the champion's
-        checks): the object deserialized from a verified copy is kept (the last few, keyed by version,
-        flavor and manifest digest), and a later load re-hashes the registry's files against the
-        manifest before handing it out; any mismatch raises as above."""
+        checks): an sklearn model deserialized from a verified copy is kept (the last few, keyed by
+        version and manifest digest), and a later load re-hashes the registry's files against the
+        manifest before handing it out; any mismatch raises as above. Pyfunc models are not kept:
+        each holds its private copy on disk while it lives."""
         manifest, model_dir = self._recorded_manifest(version)
         pyfunc = flavor == "pyfunc" or (
             flavor == "auto" and self.version_info(version).tags.get(TAG + "flavor") == "pyfunc"
@@ -503,9 +504,10 @@ class Registry:
             self._verified.move_to_end(key)
             return self._verified[key]
         model = self._load_verified_copy(manifest, model_dir, pyfunc=pyfunc)
-        self._verified[key] = model
-        while len(self._verified) > VERIFIED_MODELS_KEPT:
-            self._verified.popitem(last=False)
+        if not pyfunc:
+            self._verified[key] = model
+            while len(self._verified) > VERIFIED_MODELS_KEPT:
+                self._verified.popitem(last=False)
         return model
 
     def _load_verified_copy(self, manifest: dict[str, str], model_dir: str, *, pyfunc: bool) -> Any:
