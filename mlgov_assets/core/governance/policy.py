@@ -515,18 +515,9 @@ def _messages(exc: ValidationError) -> list[str]:
 
 
 # --------------------------------------------------------------------------- loading
-
-
+@functools.lru_cache(maxsize=16)  # same bytes, same frozen Policy: files are still read on every use
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
-    """Validate policy YAML ``text``; raises :class:`PolicyError` naming ``source`` and the key.
-
-    Memoised on the exact text and source (the policy is frozen): callers read the file on every use,
-    so an edit applies to the next evaluation, but the same bytes are validated once per process."""
-    return _parse_policy(text, source)
-
-
-@functools.lru_cache(maxsize=16)
-def _parse_policy(text: str, source: str) -> Policy:
+    """Validate policy YAML ``text``; raises :class:`PolicyError` naming ``source`` and the key."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
