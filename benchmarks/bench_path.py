@@ -1,6 +1,7 @@
 """Issue-2 benchmarks: code-location load time and the full governed path vs a plain script.
 
     .venv/bin/python benchmarks/bench_path.py [--repeats 5] [--path-repeats 3] [--project NAME ...]
+        [--baseline-root /path/to/other/checkout] [--skip-load]
 
 1. Load: `python -c "import mlgov_assets.definitions"` in fresh processes (median), side by side
    with `import dagster` alone (the floor) and a module importing the whole ML stack at top level
@@ -12,6 +13,10 @@
    holdout metrics, mitigation, two fairness reports with bootstrap, SHAP over the holdout with
    additivity) with no Dagster, no MLflow and no DVC, in the same run. Both are fresh processes,
    so both pay their imports. Reports both medians and the ratio.
+3. With ``--baseline-root``: the same `mlgov train` from another checkout (its own ``.venv`` and
+   tree, e.g. main's), alternating with this one run by run (plain, baseline, this), so both see the
+   same machine load; reports the baseline's median, its ratio to the plain script, and this
+   checkout's time relative to it. Every sample is printed too.
 """
 
 from __future__ import annotations
@@ -79,9 +84,9 @@ STACK = (
 )
 
 
-def timed(cmd: list[str], env: dict | None = None) -> float:
+def timed(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
     return time.perf_counter() - t
 
 
@@ -102,22 +107,32 @@ def bench_load(repeats: int) -> list[tuple[str, float]]:
     return rows
 
 
-def bench_path(repeats: int, project: str) -> tuple[float, float]:
+def train_once(root: Path, project: str) -> float:
+    """`mlgov train --project NAME` of the checkout at ``root`` (its own venv) on a fresh state dir."""
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "MLGOV_HOME": home}
+        env.pop("VIRTUAL_ENV", None)
+        python = str(root / ".venv" / "bin" / "python")
+        return timed([python, "-m", "mlgov_assets.cli", "train", "--project", project], env=env, cwd=root)
+
+
+def bench_path(repeats: int, project: str, baseline: Path | None) -> dict[str, list[float]]:
+    """Samples of the plain script, this checkout's `mlgov train` and (optionally) the baseline's,
+    alternating run by run."""
     from mlgov_assets.core.project.catalog import resolve_project
 
     spec = str(resolve_project(project, ROOT))
+    samples: dict[str, list[float]] = {"plain": [], "ours": [], "baseline": []}
+    for _ in range(repeats):
+        samples["plain"].append(timed([PY, "-c", PLAIN, spec]))
+        if baseline is not None:
+            samples["baseline"].append(train_once(baseline, project))
+        samples["ours"].append(train_once(ROOT, project))
+    return samples
 
-    def full() -> float:
-        with tempfile.TemporaryDirectory() as home:
-            env = {**os.environ, "MLGOV_HOME": home}
-            return timed([PY, "-m", "mlgov_assets.cli", "train", "--project", project], env=env)
 
-    def plain() -> float:
-        return timed([PY, "-c", PLAIN, spec])
-
-    plain_med, _ = median_of(repeats, plain)
-    full_med, _ = median_of(repeats, full)
-    return full_med, plain_med
+def _fmt(xs: list[float]) -> str:
+    return " ".join(f"{x:.2f}" for x in xs)
 
 
 def main() -> None:
@@ -125,21 +140,47 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--path-repeats", type=int, default=3)
     ap.add_argument("--project", action="append", help="project(s) to run the path on (default: every shipped one)")
+    ap.add_argument("--baseline-root", type=Path, help="another checkout (with its .venv) to compare with")
+    ap.add_argument("--skip-load", action="store_true", help="only the governed path")
     a = ap.parse_args()
-    print(f"## Code location load (fresh process each, median of {a.repeats})\n")
-    print("| what | seconds |\n|---|---:|")
-    load = bench_load(a.repeats)
-    for label, med in load:
-        print(f"| {label} | {med:.2f} |")
-    ours = dict(load)["import mlgov_assets.definitions"]
-    stack = dict(load)["whole ML stack at top level (baseline)"]
-    print(f"\nmlgov load / whole-stack load = {ours / stack:.2f} (target: <= 2.5 s absolute)\n")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    if not a.skip_load:
+        print(f"## Code location load (fresh process each, median of {a.repeats})\n")
+        print("| what | seconds |\n|---|---:|")
+        load = bench_load(a.repeats)
+        for label, med in load:
+            print(f"| {label} | {med:.2f} |")
+        ours = dict(load)["import mlgov_assets.definitions"]
+        stack = dict(load)["whole ML stack at top level (baseline)"]
+        print(f"\nmlgov load / whole-stack load = {ours / stack:.2f} (target: <= 2.5 s absolute)\n")
     print(f"## Full governed path, fresh instance (median of {a.path_repeats}, each a fresh process)\n")
-    print("| project | `mlgov train` (Dagster, MLflow, DVC, gates, promotion) | plain script | ratio |")
-    print("|---|---:|---:|---:|")
+    base = a.baseline_root.resolve() if a.baseline_root else None
+    if base is None:
+        print("| project | `mlgov train` (Dagster, MLflow, DVC, gates, promotion) | plain script | ratio |")
+        print("|---|---:|---:|---:|")
+    else:
+        print(f"baseline: {base}\n")
+        print(
+            "| project | `mlgov train` | baseline `mlgov train` | plain script | ratio | baseline ratio "
+            "| ours / baseline |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|")
+    notes = []
     for project in a.project or ["adult", "credit_default"]:
-        full, plain = bench_path(a.path_repeats, project)
-        print(f"| {project} | {full:.2f} | {plain:.2f} | {full / plain:.2f} |", flush=True)
+        s = bench_path(a.path_repeats, project, base)
+        full, plain = statistics.median(s["ours"]), statistics.median(s["plain"])
+        if base is None:
+            print(f"| {project} | {full:.2f} | {plain:.2f} | {full / plain:.2f} |", flush=True)
+        else:
+            old = statistics.median(s["baseline"])
+            print(
+                f"| {project} | {full:.2f} | {old:.2f} | {plain:.2f} | {full / plain:.2f} | {old / plain:.2f} "
+                f"| {full / old:.2f} |",
+                flush=True,
+            )
+        notes.append(f"{project}: ours {_fmt(s['ours'])}; baseline {_fmt(s['baseline'])}; plain {_fmt(s['plain'])}")
+    print("\nsamples (s): " + " | ".join(notes))
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the file's bytes, so ``sha256sum`` reproduces it) is recorded with every gate re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import types
@@ -514,8 +515,7 @@ def _messages(exc: ValidationError) -> list[str]:
 
 
 # --------------------------------------------------------------------------- loading
-
-
+@functools.lru_cache(maxsize=16)  # same bytes, same frozen Policy: files are still read on every use
 def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
     """Validate policy YAML ``text``; raises :class:`PolicyError` naming ``source`` and the key."""
     try:

@@ -16,6 +16,7 @@ import shutil
 import socket
 import tempfile
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ TAG = "mlgov."
 GATE = "mlgov.gate."
 HISTORY_TAG = "mlgov.champion_history"
 DEAD_RUN_SWEEP_LIMIT = 20  # runs ended per call: the sweep runs on every promotion, so it stays bounded
+VERIFIED_MODELS_KEPT = 4  # deserialized sklearn models a Registry keeps (load_model)
 TAG_LIMIT = 4500  # MLflow tag values are capped (5000 chars); full evidence goes to a run artifact
 _JSON_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
 
@@ -117,6 +119,19 @@ class GateRecord:
     summary: str
 
 
+class _Flavor:
+    """An MLflow flavor module as ``Model.log`` calls it, minus the ``validate_serving_input`` switch,
+    which ``Model.log`` reads and then forwards to the flavor's ``save_model`` (``mlflow.sklearn``
+    refuses unknown arguments; ``mlflow.pyfunc.log_model`` takes none). Same saved files."""
+
+    def __init__(self, module: Any):
+        self.module = module
+
+    def save_model(self, **kwargs: Any) -> None:
+        kwargs.pop("validate_serving_input", None)
+        self.module.save_model(**kwargs)
+
+
 class Registry:
     def __init__(self, settings: Settings):
         import mlflow
@@ -128,6 +143,7 @@ class Registry:
         self._mlflow = mlflow
         self.activate()
         self.client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+        self._verified: OrderedDict[tuple[int, bool, str], Any] = OrderedDict()  # see load_model
 
     def activate(self) -> None:
         """Point MLflow's process-wide fluent API (used by ``log_model``/``register_model``) at
@@ -183,25 +199,38 @@ class Registry:
             with warnings.catch_warnings():  # the integer-columns hint: inputs are validated upstream
                 warnings.simplefilter("ignore", UserWarning)
                 signature = infer_signature(input_example, predict[:, 1] if predict is not None else None)
+            # validate_serving_input=False: MLflow would reload the model it just saved and predict the
+            # input example (~0.3 s a model); the governed path makes that proof itself, from verified
+            # bytes: the verified loader loads the challenger to mitigate it, the fairness and SHAP
+            # steps score the loaded versions, champion_artifact_verified reloads the champion.
             if flavor == "sklearn":
-                info = mlflow.sklearn.log_model(
-                    model,
+                info = mlflow.models.Model.log(
+                    artifact_path=None,
                     name="model",
+                    flavor=_Flavor(mlflow.sklearn),
+                    flavor_name="mlflow.sklearn",
+                    sk_model=model,
+                    serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
                     signature=signature,
                     input_example=input_example,
                     pip_requirements=pip_requirements,
                     skops_trusted_types=SKOPS_TRUSTED,
                     pyfunc_predict_fn="predict_proba",
+                    validate_serving_input=False,
                 )
             else:  # a governed python model (e.g. a fairness-mitigated wrapper)
                 from mlgov_assets.core.models.serving import MitigatedPyfunc
 
-                info = mlflow.pyfunc.log_model(
+                info = mlflow.models.Model.log(
+                    artifact_path=None,
                     name="model",
+                    flavor=_Flavor(mlflow.pyfunc),
+                    flavor_name="pyfunc.CustomPythonModel",  # what mlflow.pyfunc.log_model records
                     python_model=MitigatedPyfunc(model),
                     signature=signature,
                     input_example=input_example,
                     pip_requirements=pip_requirements,
+                    validate_serving_input=False,
                 )
             model_dir = self.client.get_logged_model(info.model_id).artifact_location
             if is_local_location(model_dir):
@@ -457,17 +486,37 @@ class Registry:
         private temporary directory, hashed on the way in (``integrity.copy_verified``), and the
         model is deserialized from that copy. Verifying the registry's files and then loading them
         would leave a window in which they could be swapped; the copy closes it. Any mismatch raises
-        ``IntegrityError`` naming every changed, missing or extra file, and nothing is deserialized."""
+        ``IntegrityError`` naming every changed, missing or extra file, and nothing is deserialized.
+
+        A run loads the same version several times (mitigation, fairness, SHAP, the champion's
+        checks): an sklearn model deserialized from a verified copy is kept (the last few, keyed by
+        version and manifest digest), and a later load re-hashes the registry's files against the
+        manifest before handing it out; any mismatch raises as above. Pyfunc models are not kept:
+        each holds its private copy on disk while it lives."""
+        manifest, model_dir = self._recorded_manifest(version)
+        pyfunc = flavor == "pyfunc" or (
+            flavor == "auto" and self.version_info(version).tags.get(TAG + "flavor") == "pyfunc"
+        )
+        key = (version, pyfunc, manifest_digest(manifest))
+        if key in self._verified:
+            with artifact_tree(model_dir, self.settings.tracking_uri) as tree:
+                verify_tree(tree, manifest)
+            self._verified.move_to_end(key)
+            return self._verified[key]
+        model = self._load_verified_copy(manifest, model_dir, pyfunc=pyfunc)
+        if not pyfunc:
+            self._verified[key] = model
+            while len(self._verified) > VERIFIED_MODELS_KEPT:
+                self._verified.popitem(last=False)
+        return model
+
+    def _load_verified_copy(self, manifest: dict[str, str], model_dir: str, *, pyfunc: bool) -> Any:
         import weakref
 
-        manifest, model_dir = self._recorded_manifest(version)
         workdir = Path(tempfile.mkdtemp(prefix="mlgov-verified-model-"))
         try:
             with artifact_tree(model_dir, self.settings.tracking_uri) as tree:
                 local = copy_verified(tree, manifest, workdir / "model")
-            pyfunc = flavor == "pyfunc" or (
-                flavor == "auto" and self.version_info(version).tags.get(TAG + "flavor") == "pyfunc"
-            )
             loader = self._mlflow.pyfunc.load_model if pyfunc else self._mlflow.sklearn.load_model
             model = loader(str(local))
         except BaseException:

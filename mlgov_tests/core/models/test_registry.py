@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -104,3 +105,30 @@ def test_version_info_and_gate_details_are_typed(tmp_path):
     )
     assert reg.gate_details(v, "champion_comparison") == details
     assert reg.gate_records(v)["champion_comparison"].summary == "beats v3"
+
+
+def test_sklearn_version_is_a_skops_model_with_its_example_and_loads_verified(tmp_path):
+    """Logged without MLflow's serving-input reload: the saved model is still the sklearn flavor in
+    skops format with its signature, input example and pinned requirements, and it loads (and
+    predicts) through the verified loader, which keeps the deserialized object but re-hashes the
+    registry's files on every load: an artifact edited after the first load is refused."""
+    import yaml
+
+    from mlgov_assets.core.integrity import IntegrityError
+    from mlgov_assets.core.models.registry import TAG
+
+    reg = Registry(get_settings(home=tmp_path / "h", model_name="flavor-test"))
+    v = _tiny_version(reg, 11)
+    model_dir = Path(reg.version_info(v).tags[TAG + "model_dir"])  # the embedded store: a local path
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
+    assert mlmodel["flavors"]["sklearn"]["serialization_format"] == "skops"
+    assert mlmodel["flavors"]["python_function"]["predict_fn"] == "predict_proba"
+    assert mlmodel["signature"]["inputs"] and mlmodel["saved_input_example_info"]
+    assert (model_dir / "serving_input_example.json").exists()
+    assert (model_dir / "requirements.txt").read_text().split()[1:] == ["scikit-learn"]
+    X = pd.DataFrame({"a": [0.1, -2.0], "b": [0.3, 0.0]})
+    assert reg.load_governed(v).predict_proba(X).shape == (2, 2)
+    assert reg.load_governed(v) is reg.load_governed(v)  # deserialized once, re-verified on every load
+    (model_dir / "requirements.txt").write_text("scikit-learn\nevil\n")
+    with pytest.raises(IntegrityError):
+        reg.load_governed(v)
