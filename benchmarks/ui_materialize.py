@@ -129,10 +129,10 @@ def _graphql_launch(ui: Any) -> None:
     """Post the mutation "Materialize all" sends (the UI's bundle: ``LaunchPipelineExecution``, the
     ``dagster/from_ui`` tag added): the job, every asset and check of the job selected, no run config."""
     nodes = ui.graphql(
-        """{ assetNodes { assetKey { path } jobNames
+        """{ assetNodes { assetKey { path } jobNames isMaterializable
                assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
     )["assetNodes"]
-    mine = [n for n in nodes if TRAINING in n["jobNames"]]
+    mine = [n for n in nodes if TRAINING in n["jobNames"] and n["isMaterializable"]]
     params = {
         "mode": "default",
         "executionMetadata": {"tags": [{"key": "dagster/from_ui", "value": "true"}]},
