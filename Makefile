@@ -40,10 +40,12 @@ test: install browser
 	$(UV) run --frozen pytest --durations=10
 
 # unit tests of the pure core and the small Dagster-free pieces (no Dagster runs, no servers), spread over
-# the machine's cores (pytest-xdist): 73 s on 2 quiet cores, 103 s in one process (target 60 s);
-# both targets list their ten slowest tests
+# the machine's cores (pytest-xdist): 73 s on 2 quiet cores, 103 s in one process (target 60 s; see
+# BENCHMARKS.md). --dist loadfile: a module's tests run on one worker, so its module-scoped fixtures (a
+# registered world, a fitted model) are built once, not once per worker that gets one of its tests
+# (--dist loadgroup does not group at all with pytest 9.2 + xdist 3.8). Both targets list their ten slowest tests.
 test-fast: install
-	$(UV) run --frozen pytest -n auto -m "not slow and not browser" --durations=10 mlgov_tests/core mlgov_tests/test_io_manager.py mlgov_tests/test_resources.py
+	$(UV) run --frozen pytest -n auto --dist loadfile -m "not slow and not browser" --durations=10 mlgov_tests/core mlgov_tests/test_io_manager.py mlgov_tests/test_resources.py
 
 lint: install
 	$(UV) run --frozen ruff check .

@@ -19,6 +19,7 @@ SCRIPTS = [
     ("OpenLineage emission against the run (issue 12)", ["bench_openlineage.py"]),
     ("Online scoring: mlgov serve vs mlflow models serve (issue 12)", ["serve_load.py", "--requests", "300"]),
     ("Governed path: embedded vs production profile (issue 11)", ["bench_prod.py"]),
+    ("UI Materialize all vs mlgov train (issue 13)", ["ui_materialize.py", "--repeats", "3"]),
     ("Monitoring with 1 vs 2 Celery workers; time to detect drift in prod (issue 11)", ["bench_distributed.py"]),
 ]
 
