@@ -387,3 +387,29 @@ def test_concurrent_appends_from_processes_form_one_valid_chain(tmp_path: Path) 
     assert sorted(seen) == [(p, i) for p in range(procs) for i in range(per)]
     for p in range(procs):  # each process's own appends stay in its order
         assert [i for q, i in seen if q == p] == list(range(per))
+
+
+def test_a_first_append_during_an_unlocked_read_is_read_again_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No writer yet means no lock file, so a reader reads unlocked; a first append landing between
+    its reads of the log and of the head must not look like a rewritten log."""
+    import importlib
+
+    verify_module = importlib.import_module("mlgov_assets.core.audit.decision_log.verify")
+
+    path = tmp_path / "first.jsonl"
+    real_read_head = verify_module.read_head
+    appended: list[bool] = []
+
+    def read_head_after_an_append(log: Path):  # the log bytes were read (empty); then a writer appends
+        if not appended:
+            appended.append(True)
+            _build(path, 1)
+        return real_read_head(log)
+
+    monkeypatch.setattr(verify_module, "read_head", read_head_after_an_append)
+    result = verify(path)
+    assert appended
+    assert result.ok, result.problem
+    assert result.count == 1

@@ -131,7 +131,7 @@ def witness_path(log_path: str | os.PathLike[str]) -> Path:
     return path.parent / ".witness" / f"{path.name}.json"
 
 
-def _lock_path(log_path: str | os.PathLike[str]) -> Path:
+def lock_path(log_path: str | os.PathLike[str]) -> Path:
     # A separate, never-deleted lock file: locking the log itself would break if it were replaced.
     return Path(f"{os.fspath(log_path)}.lock")
 
@@ -165,7 +165,7 @@ def locked(log_path: Path, *, exclusive: bool = True) -> Iterator[None]:
 
 @contextmanager
 def _file_locked(log_path: Path, *, exclusive: bool) -> Iterator[None]:
-    lock = _lock_path(log_path)
+    lock = lock_path(log_path)
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644) if exclusive else os.open(lock, os.O_RDONLY)
     except FileNotFoundError:

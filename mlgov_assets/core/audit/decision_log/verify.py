@@ -19,6 +19,7 @@ from mlgov_assets.core.audit.decision_log.records import (
     LogIntegrityError,
     Record,
     as_head,
+    lock_path,
     locked,
     parse_line,
     read_head,
@@ -132,7 +133,19 @@ class _Snapshot(BaseModel):
 
 
 def _read_snapshot(log: Path) -> _Snapshot:
-    """Log bytes, head anchor and witness, read as one consistent snapshot."""
+    """Log bytes, head anchor and witness, read as one consistent snapshot.
+
+    A reader takes no lock while no writer ever created the lock file (a read-only mount). A writer
+    creates it before its first byte, so a lock file that appeared during an unlocked read means a
+    first append may have been half seen (a line without its head): that read is done again, locked."""
+    unlocked = not lock_path(log).exists()
+    snap = _read_files(log)
+    if unlocked and lock_path(log).exists():
+        snap = _read_files(log)
+    return snap
+
+
+def _read_files(log: Path) -> _Snapshot:
     head_error = witness_error = None
     head = witness = None
     with locked(log, exclusive=False):
