@@ -81,23 +81,29 @@ def test_the_retraining_tick_waits_for_a_verdict_in_flight_and_no_longer(env):
         assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == []
         assert time.monotonic() - started < 1
 
-        # a run in flight records its verdict 0.6 s into the tick: the tick goes on at once
-        _in_flight(instance, job, "b-1", DagsterRunStatus.STARTED)
-        timer = threading.Timer(0.6, lambda: ledger.update("b-1", status="scored", drift={"breach": True}))
-        started = time.monotonic()
-        timer.start()
-        assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == []
-        waited = time.monotonic() - started
-        timer.join()
-        assert 0.55 <= waited < 3
-
-        # a run that records no verdict holds the tick until the deadline only; a finished run not at all
+        # a run in flight that records no verdict holds the tick until the deadline only; a finished
+        # run, or another job's, not at all
         _in_flight(instance, job, "b-2", DagsterRunStatus.STARTING)
         _in_flight(instance, job, "b-3", DagsterRunStatus.FAILURE)
         _in_flight(instance, scope.named("batch_labels"), "b-4", DagsterRunStatus.STARTED)
         started = time.monotonic()
         assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 0.8) == ["b-2"]
         assert 0.75 <= time.monotonic() - started < 3
+
+        # another run records its verdict 0.6 s into the tick: the tick goes on at once, not waiting
+        # for the other batch in flight (a later tick takes that one)
+        _in_flight(instance, job, "b-1", DagsterRunStatus.STARTED)
+        timer = threading.Timer(0.6, lambda: ledger.update("b-1", status="scored", drift={"breach": True}))
+        started = time.monotonic()
+        timer.start()
+        assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == ["b-2"]
+        waited = time.monotonic() - started
+        timer.join()
+        assert 0.55 <= waited < 3
+        # a verdict already recorded by a run still in flight (its report step): no wait
+        started = time.monotonic()
+        assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == ["b-2"]
+        assert time.monotonic() - started < 1
         # a quarantined batch is done too
         ledger.update("b-2", status="quarantined")
         assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == []

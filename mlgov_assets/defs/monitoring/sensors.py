@@ -148,17 +148,18 @@ def retrain_sensor(scope: ProjectScope) -> SensorDefinition:
 def await_batch_verdicts(
     instance: DagsterInstance, scope: ProjectScope, mlgov: MlgovResource, deadline: float
 ) -> list[str]:
-    """Wait, until ``deadline`` (``time.monotonic``) at most, for the drift verdict of every batch whose
-    monitor_batch run is in flight, so a breach is acted on as soon as its run records it rather than
-    on the next daemon loop. Returns the batches still without a verdict (their next tick sees them)."""
+    """Wait, until ``deadline`` (``time.monotonic``) at most, until a batch whose monitor_batch run is in
+    flight has its drift verdict (at once if one has it already), so a breach is acted on as soon as
+    its run records it rather than on the next daemon loop. Returns the batches in flight still
+    without a verdict (a later tick sees theirs)."""
     from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths, is_done
 
     runs = instance.get_runs(filters=RunsFilter(job_name=scope.named("monitor_batch"), statuses=IN_FLIGHT))
     ledger = BatchLedger(MonitoringPaths.of(mlgov.settings()))
-    pending = sorted({r.tags[PARTITION_TAG] for r in runs if PARTITION_TAG in r.tags})
+    in_flight = sorted({r.tags[PARTITION_TAG] for r in runs if PARTITION_TAG in r.tags})
     while True:
-        pending = [b for b in pending if not is_done(ledger.get(b))]
-        if not pending or time.monotonic() >= deadline:
+        pending = [b for b in in_flight if not is_done(ledger.get(b))]
+        if not pending or len(pending) < len(in_flight) or time.monotonic() >= deadline:
             return pending
         time.sleep(VERDICT_POLL_SECONDS)
 
