@@ -186,6 +186,7 @@ def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) 
     """Tick the retraining sensor and run the governed training it asks for."""
     from mlgov_assets.core.models.registry import Registry
     from mlgov_assets.core.monitoring.ledger import MonitoringPaths
+    from mlgov_assets.core.monitoring.retrain_dataset import built_dataset
     from mlgov_assets.core.monitoring.retraining import read_retrain_requests
 
     from ..cli import summarize_run
@@ -204,11 +205,13 @@ def _retraining_pass(defs: Definitions, instance: DagsterInstance, s: Settings) 
         summary = summarize_run(
             _launched(launch(defs, instance, tick, request, tags={"mlgov/trigger": TRIGGER}), instance)
         )
+        # the run builds the dataset (requests recorded by older versions carry its facts themselves)
+        built = built_dataset(s, rec.dataset) if rec and rec.dataset_md5 is None else None
         run = RetrainRun(
             run_key=str(request.run_key),
             dataset=rec.dataset if rec else None,
-            dataset_md5=rec.dataset_md5 if rec else None,
-            rows=rec.rows if rec else None,
+            dataset_md5=built[0] if built else rec.dataset_md5 if rec else None,
+            rows=built[1] if built else rec.rows if rec else None,
             run_id=summary.run_id,
             success=summary.success,
             champion_before=before,

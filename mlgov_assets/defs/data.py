@@ -6,7 +6,7 @@ file with the recorded seeded split and the holdout's source asset observes the 
 """
 
 import json
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -85,8 +85,33 @@ class DatasetConfig(Config):
     points this at a new dataset."""
 
 
+def _requested_dataset(context: AssetExecutionContext, mlgov: MlgovResource, path: str) -> dict[str, Any]:
+    """A retraining request's training set is built here, in its run, before it is read (the sensor
+    only decides and records the request); its manifest goes into this step's metadata, next to
+    the DVC md5, so the run shows which data the retrained model was trained on and what it is made of."""
+    from mlgov_assets.core.data.datasets import is_generated
+    from mlgov_assets.core.monitoring.retraining import prepare_requested_dataset
+
+    if not is_generated(path):
+        return {}
+    built = prepare_requested_dataset(mlgov.settings(), mlgov.project(), path, log=context.log)
+    if built is None:
+        return {}
+    context.log.info(
+        f"{path}: retraining dataset of {built.run_key}: {built.reference.rows} reference rows + "
+        f"{sum(built.batches.values())} labelled batch rows {built.batches}, DVC md5 {built.md5}"
+        f"{' (built and added to DVC now)' if built.added_to_dvc_now else ''}"
+    )
+    manifest = built.model_dump(mode="json", exclude={"md5", "dvc_file", "added_to_dvc_now"})
+    return {"retrain_run_key": built.run_key, "retrain_manifest": json_md(manifest)}
+
+
 def _load(
-    context: AssetExecutionContext, mlgov: MlgovResource, path: str, role: Literal["training", "holdout"]
+    context: AssetExecutionContext,
+    mlgov: MlgovResource,
+    path: str,
+    role: Literal["training", "holdout"],
+    extra: dict[str, Any] | None = None,
 ) -> Output[LineagedFrame]:
     from mlgov_assets.core.data.datasets import ensure_dataset
     from mlgov_assets.core.models.recipe import read_tracked, split_tracked
@@ -116,6 +141,7 @@ def _load(
         "dvc_cache_object": str(tracked.cache_object),
         "project": project.name,
         "project_sha256": project.sha256,
+        **(extra or {}),
     }
     if split is not None:
         meta["split"] = json_md(split.model_dump(mode="json"))
@@ -136,7 +162,8 @@ def training_data(
 ) -> Output[LineagedFrame]:
     # training_lock: held from run start to run end (resources live for the whole run)
     mlgov = scoped(mlgov, context)
-    return _load(context, mlgov, config.path or mlgov.project().train_file, "training")
+    path = config.path or mlgov.project().train_file
+    return _load(context, mlgov, path, "training", _requested_dataset(context, mlgov, path))
 
 
 @asset(

@@ -107,18 +107,27 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
             c = again.cursor
         # a daemon restart before the launch (cursor lost): the same key, which Dagster launches once
         assert [r.run_key for r in tick(defs, RETRAIN, instance, None).run_requests] == [key]
-        # the new training set = reference + the labelled batch, a DVC-versioned dataset
+        # the tick only decided and recorded: the training set is the retraining run's first work
         generated = env.settings().generated_dir  # under the state directory, not the checkout
-        manifest = json.loads((generated / f"{key}.manifest.json").read_text())
-        assert manifest["batches"] == {"cov-1": 2500} and manifest["rows"] == 32561 + 2500
-        csv_md5 = hashlib.md5((generated / f"{key}.csv").read_bytes()).hexdigest()
-        assert csv_md5 in (generated / f"{key}.csv.dvc").read_text()
+        assert not (generated / f"{key}.csv").exists()
 
-        # 3) the retraining run goes through every gate of the training path, and the champion moves
+        # 3) the retraining run builds its training set, goes through every gate of the training path,
+        # and the champion moves
         retrain = execute(defs, instance, request, RETRAIN)
         assert retrain.success, [
             (c.check_name, c.description) for c in retrain.get_asset_check_evaluations() if not c.passed
         ]
+        # the new training set = reference + the labelled batch, a DVC-versioned dataset
+        manifest = json.loads((generated / f"{key}.manifest.json").read_text())
+        assert manifest["batches"] == {"cov-1": 2500} and manifest["rows"] == 32561 + 2500
+        csv_md5 = hashlib.md5((generated / f"{key}.csv").read_bytes()).hexdigest()
+        assert csv_md5 in (generated / f"{key}.csv.dvc").read_text()
+        # ... and the run that built it records it: the data it read is the data the request named
+        event = instance.get_latest_materialization_event(AssetKey(["adult", "training_data"]))
+        assert event.run_id == retrain.run_id
+        built = event.asset_materialization
+        assert built.metadata["dvc_md5"].value == csv_md5 and built.metadata["retrain_run_key"].value == key
+        assert built.metadata["path"].value == dataset
         assert all(c.passed for c in retrain.get_asset_check_evaluations() if c.severity.value == "ERROR")
         second = reg.champion_version()
         assert second != first

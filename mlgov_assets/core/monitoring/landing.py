@@ -129,6 +129,26 @@ def plan_landing(
     return plan
 
 
+def settle_delay(landing_dir: Path, settle_seconds: float, *, now: float | None = None) -> float:
+    """Seconds until every visible entry of the landing folder is ``settle_seconds`` old (0: none is
+    younger). A sensor that waits this long and then scans applies the same rule as the next scan
+    would (a file modified meanwhile is younger again and still waits), without a whole daemon loop
+    in between. Never more than ``settle_seconds``; entries are looked at with ``lstat`` only."""
+    if settle_seconds <= 0 or not Path(landing_dir).is_dir():
+        return 0.0
+    now = time.time() if now is None else now
+    delay = 0.0
+    for entry in os.scandir(landing_dir):
+        if entry.name.startswith("."):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        delay = max(delay, settle_seconds - max(age, 0.0))
+    return min(delay, settle_seconds)
+
+
 def _scan(
     landing: Path, previous: Seen, plan: LandingPlan, now: float, settle_seconds: float, limits: Ingestion
 ) -> list[LandingFile]:

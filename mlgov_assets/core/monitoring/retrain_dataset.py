@@ -161,3 +161,15 @@ def build_retraining_dataset(
         dvc_file=tracked.shown_dvc_file(repo),
         added_to_dvc_now=tracked.added_now,
     )
+
+
+def built_dataset(settings: Settings, dataset: str) -> tuple[str, int] | None:
+    """The md5 and row count of a retraining dataset once its run has built it (None before)."""
+    from mlgov_assets.core.data.datasets import dataset_location
+
+    _, out = dataset_location(Path(settings.project_dir), dataset, settings.generated_dir)
+    manifest_path = dataset_manifest_path(out)
+    if not (out.exists() and manifest_path.exists()):
+        return None
+    manifest = DatasetManifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+    return md5_file(out), manifest.rows

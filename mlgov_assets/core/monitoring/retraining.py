@@ -1,7 +1,11 @@
-"""Retraining requests: decide, build the dataset, record the request (``retraining.jsonl``), alert.
+"""Retraining requests: decide, record the request (``retraining.jsonl``), alert; the retraining run
+then builds and DVC-versions the dataset the request names (:func:`prepare_requested_dataset`).
 
-The orchestrator turns a :class:`RetrainRequest` into a run (run config, tags); core does not know
-how runs are configured.
+Deciding needs the ledger and the registry only, so the request follows a breach within moments;
+building the training set (reading the reference and the labelled batches, DVC add) is the
+retraining run's first work, recorded in that run and in the dataset's manifest. The orchestrator
+turns a :class:`RetrainRequest` into a run (run config, tags); core does not know how runs are
+configured.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from mlgov_assets.core.models.training import HyperParams
 from mlgov_assets.core.monitoring.alerts import raise_alert
 from mlgov_assets.core.monitoring.ledger import (
     BatchLedger,
@@ -22,6 +27,7 @@ from mlgov_assets.core.monitoring.ledger import (
     read_jsonl,
     utc_now,
 )
+from mlgov_assets.core.monitoring.reference import ReferenceRecord
 from mlgov_assets.core.monitoring.retrain_dataset import RetrainDataset, build_retraining_dataset
 from mlgov_assets.core.monitoring.retrain_plan import (
     RetrainDecision,
@@ -52,10 +58,13 @@ class RetrainRequest(BaseModel):
     training_batch_ids: list[str] = []
     new_labelled_rows: int = 0
     dataset: str
+    # the dataset's facts, recorded here by requests that built it before the run (older versions);
+    # a request now names the dataset and its recipe (``reference``), and the run builds it
     dataset_md5: str | None = None
     rows: int | None = None
     holdout_overlap_rows: int | None = None
     disputed_rows_excluded: int = 0  # labelled rows left out: their labels are in dispute
+    reference: ReferenceRecord | None = None  # the reference the dataset is built from (the plan's)
     params: dict[str, Any] = {}  # the champion's hyperparameters for the training run
     trigger: str
     policy_sha256: str
@@ -63,13 +72,28 @@ class RetrainRequest(BaseModel):
     def describe(self) -> str:
         return describe_breaches(self.trigger_batch_ids, self.reasons)
 
+    def plan(self) -> RetrainPlan | None:
+        """The plan this request was recorded from (None for a request recorded without its reference)."""
+        if self.reference is None:
+            return None
+        return RetrainPlan(
+            run_key=self.run_key,
+            champion_version=self.champion_version,
+            trigger_batch_ids=self.trigger_batch_ids,
+            reasons=self.reasons,
+            reference=self.reference,
+            training_batch_ids=self.training_batch_ids,
+            new_labelled_rows=self.new_labelled_rows,
+            params=HyperParams.model_validate(self.params),
+        )
+
 
 def read_retrain_requests(paths: MonitoringPaths) -> list[RetrainRequest]:
     return [RetrainRequest.model_validate(r) for r in read_jsonl(paths.retraining)]
 
 
 def record_retrain_request(
-    paths: MonitoringPaths, plan: RetrainPlan, dataset: RetrainDataset, *, trigger: str, policy_sha256: str
+    paths: MonitoringPaths, plan: RetrainPlan, *, trigger: str, policy_sha256: str
 ) -> RetrainRequest:
     request = RetrainRequest(
         at=utc_now(),
@@ -80,16 +104,26 @@ def record_retrain_request(
         training_batch_ids=plan.training_batch_ids,
         new_labelled_rows=plan.new_labelled_rows,
         dataset=plan.dataset,
-        dataset_md5=dataset.md5,
-        rows=dataset.rows,
-        holdout_overlap_rows=dataset.holdout_overlap_rows,
-        disputed_rows_excluded=dataset.disputed_rows_excluded,
+        reference=plan.reference,
         params=plan.params.model_dump(exclude_unset=True),
         trigger=trigger,
         policy_sha256=policy_sha256,
     )
-    append_jsonl(paths.retraining, request.model_dump(mode="json"))
+    append_jsonl(paths.retraining, request.model_dump(mode="json", exclude_none=True))
     return request
+
+
+def prepare_requested_dataset(
+    settings: Settings, project: Project, dataset: str, *, log: Log | None = None
+) -> RetrainDataset | None:
+    """Build and DVC-version the training set a recorded retraining request names (once per run key:
+    a re-run finds the same bytes). None when ``dataset`` is no request's, or its request was recorded
+    with its dataset already built."""
+    recorded = [r for r in read_retrain_requests(MonitoringPaths.of(settings)) if r.dataset == dataset]
+    plan = recorded[-1].plan() if recorded else None
+    if plan is None:
+        return None
+    return build_retraining_dataset(settings, project, plan, log=log)
 
 
 def unlaunched_requests(
@@ -128,9 +162,9 @@ def request_retraining(
     trigger: str,
     log: Log | None = None,
 ) -> tuple[RetrainDecision, RetrainRequest | None]:
-    """Plan, and if a run is due and its run key was never launched, build and DVC-version the
-    dataset, record the request and alert. Returns the decision and the new request (None when
-    nothing new is to be launched)."""
+    """Plan, and if a run is due and its run key was never launched, record the request and alert
+    (the run builds the dataset). Returns the decision and the new request (None when nothing new is
+    to be launched)."""
     paths = MonitoringPaths.of(settings)
     champion = registry.champion_version()
     decision = plan_retraining(
@@ -153,18 +187,16 @@ def request_retraining(
     if has_run(plan.run_key):
         message = f"run key {plan.run_key} was already launched"
         return RetrainDecision(kind="none", message=message, breaches=decision.breaches), None
-    dataset = build_retraining_dataset(settings, project, plan, log=log)
-    request = record_retrain_request(paths, plan, dataset, trigger=trigger, policy_sha256=policy.sha256)
+    request = record_retrain_request(paths, plan, trigger=trigger, policy_sha256=policy.sha256)
     raise_alert(
         paths,
         "retrain_requested",
         f"retraining requested ({plan.run_key}) after {decision.message.removeprefix('retrain: ')}; dataset "
-        f"{plan.dataset} ({dataset.rows} rows, {plan.new_labelled_rows} new labelled"
-        + (f", {dataset.disputed_rows_excluded} in dispute left out" if dataset.disputed_rows_excluded else "")
-        + f"), against champion v{plan.champion_version}",
+        f"{plan.dataset} (the reference {plan.reference.path} + {plan.new_labelled_rows} new labelled rows "
+        f"of {plan.training_batch_ids}, built by the retraining run), against champion v{plan.champion_version}",
         identity=plan.run_key,
         webhook_url=webhook,
         log=log,
-        evidence={"plan": plan.model_dump(mode="json"), "dataset": dataset.model_dump(mode="json")},
+        evidence={"plan": plan.model_dump(mode="json")},
     )
     return decision, request

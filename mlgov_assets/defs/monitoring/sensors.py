@@ -2,10 +2,12 @@
 governed retraining run. Here, not in core, is where a retraining request becomes a run config."""
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
     DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     Definitions,
     JobDefinition,
@@ -20,7 +22,15 @@ from dagster import (
 from ...resources import MlgovResource
 from ..scope import ProjectScope
 from .batch_job import batch_jobs
-from .shared import LANDING_SENSOR, LANDING_SETTLE_SECONDS, RETRAIN_SENSOR, RUN_KEY_TAG, SENSOR_INTERVAL_SECONDS
+from .shared import (
+    LANDING_SENSOR,
+    LANDING_SETTLE_SECONDS,
+    PARTITION_TAG,
+    RETRAIN_SENSOR,
+    RUN_KEY_TAG,
+    SENSOR_INTERVAL_SECONDS,
+    VERDICT_WAIT_SECONDS,
+)
 
 if TYPE_CHECKING:
     from mlgov_assets.core.monitoring.landing import LandingFile
@@ -28,6 +38,10 @@ if TYPE_CHECKING:
 
 #: The job a retraining request runs (per project), and the ops its config addresses.
 RETRAIN_JOB = "governed_training"
+#: A batch run in these states may record a drift verdict during a retraining tick.
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+#: How often a retraining tick waiting for a verdict reads the ledger again.
+VERDICT_POLL_SECONDS = 0.2
 
 
 def retrain_run_config(request: "RetrainRequest") -> dict[str, Any]:
@@ -74,10 +88,13 @@ def landing_sensor(scope: ProjectScope, monitor: JobDefinition, labels: JobDefin
     )
     def scan_landing(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
         from mlgov_assets.core.monitoring.labels import labels_file_judged
-        from mlgov_assets.core.monitoring.landing import plan_landing
+        from mlgov_assets.core.monitoring.landing import plan_landing, settle_delay
         from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
 
         s = mlgov.for_project(scope.name).settings()
+        # a file that landed moments ago is waited for here, until it has settled, rather than left
+        # for the next daemon loop (5 s later); the scan then applies the settle rule as before
+        time.sleep(settle_delay(s.landing_dir, LANDING_SETTLE_SECONDS))
         seen = json.loads(context.cursor) if context.cursor else {}
         plan = plan_landing(
             s.landing_dir, BatchLedger(MonitoringPaths.of(s)), seen, settle_seconds=LANDING_SETTLE_SECONDS
@@ -121,9 +138,30 @@ def retrain_sensor(scope: ProjectScope) -> SensorDefinition:
         "hyperparameters. The run key comes from the evidence: ticks and daemon restarts launch it once.",
     )
     def retrain_on_breach(context: SensorEvaluationContext, mlgov: MlgovResource) -> SensorResult:
-        return _retrain_tick(context, mlgov.for_project(scope.name))
+        mlgov = mlgov.for_project(scope.name)
+        await_batch_verdicts(context.instance, scope, mlgov, time.monotonic() + VERDICT_WAIT_SECONDS)
+        return _retrain_tick(context, mlgov)
 
     return retrain_on_breach
+
+
+def await_batch_verdicts(
+    instance: DagsterInstance, scope: ProjectScope, mlgov: MlgovResource, deadline: float
+) -> list[str]:
+    """Wait, until ``deadline`` (``time.monotonic``) at most, until a batch whose monitor_batch run is in
+    flight has its drift verdict (at once if one has it already), so a breach is acted on as soon as
+    its run records it rather than on the next daemon loop. Returns the batches in flight still
+    without a verdict (a later tick sees theirs)."""
+    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths, is_done
+
+    runs = instance.get_runs(filters=RunsFilter(job_name=scope.named("monitor_batch"), statuses=IN_FLIGHT))
+    ledger = BatchLedger(MonitoringPaths.of(mlgov.settings()))
+    in_flight = sorted({r.tags[PARTITION_TAG] for r in runs if PARTITION_TAG in r.tags})
+    while True:
+        pending = [b for b in in_flight if not is_done(ledger.get(b))]
+        if not pending or len(pending) < len(in_flight) or time.monotonic() >= deadline:
+            return pending
+        time.sleep(VERDICT_POLL_SECONDS)
 
 
 def sensor_defs(scope: ProjectScope) -> Definitions:

@@ -197,7 +197,7 @@ def test_a_retraining_never_uses_rows_whose_labels_are_in_dispute(env, holdout):
     from mlgov_assets.core.integrity import md5_file
     from mlgov_assets.core.monitoring.retrain_dataset import build_retraining_dataset
     from mlgov_assets.core.monitoring.retrain_plan import plan_retraining
-    from mlgov_assets.core.monitoring.retraining import record_retrain_request
+    from mlgov_assets.core.monitoring.retraining import prepare_requested_dataset, record_retrain_request
     from mlgov_assets.core.project.project import open_project
     from mlgov_assets.core.project.reader import read_raw
     from mlgov_tests.core.monitoring.test_retraining import CHAMP_INFO
@@ -234,8 +234,11 @@ def test_a_retraining_never_uses_rows_whose_labels_are_in_dispute(env, holdout):
     rows[LABEL] = labels.set_index("row_id")[LABEL]  # its own (inline) labels: the recorded ones
     expected = rows.loc[kept, project.columns].reset_index(drop=True)
     pd.testing.assert_frame_equal(tail, expected)  # the disputed rows are not there, under either label
-    request = record_retrain_request(MonitoringPaths.of(s), plan, out, trigger="test", policy_sha256="p")
-    assert request.disputed_rows_excluded == 12  # in the retraining's record (and its dataset manifest)
+    # the request records the plan; the run building its dataset from the record gets the same data
+    request = record_retrain_request(MonitoringPaths.of(s), plan, trigger="test", policy_sha256="p")
+    assert request.plan() == plan
+    again = prepare_requested_dataset(s, project, plan.dataset)
+    assert again is not None and again.md5 == out.md5 and again.disputed_rows_excluded == 12
     # every labelled row in dispute: nothing left to retrain on, the planner waits for labels
     _conflicting_file(s, "d1", labels, list(range(300)))
     _, info = record_labels(s, project, "d1", frame)

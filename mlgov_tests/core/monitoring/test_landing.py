@@ -13,7 +13,7 @@ import pytest
 from mlgov_assets.core.monitoring.batches import labels_filename
 from mlgov_assets.core.monitoring.intake import accept_batch
 from mlgov_assets.core.monitoring.labels import record_labels
-from mlgov_assets.core.monitoring.landing import find_batch_file, plan_landing
+from mlgov_assets.core.monitoring.landing import find_batch_file, plan_landing, settle_delay
 from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringError, MonitoringPaths, read_jsonl
 from mlgov_assets.core.monitoring.retrain_plan import breach_reasons
 from mlgov_tests.core.monitoring.helpers import ADULT, land, sim
@@ -86,6 +86,31 @@ def test_plan_landing_leaves_fresh_files_to_settle(settings, holdout):
     assert not plan.new_batches and plan.seen["b3.csv"].outcome == "settling"
     later = plan_landing(settings.landing_dir, ledger, plan.seen, settle_seconds=5, now=time.time() + 10)
     assert [f.batch_id for f in later.new_batches] == ["b3"]
+
+
+def test_settle_delay_is_the_time_until_the_youngest_file_has_settled(settings, holdout):
+    """The landing sensor sleeps this long, then scans: the same settle rule, without a loop in between."""
+    ledger = BatchLedger(MonitoringPaths.of(settings))
+    assert settle_delay(settings.landing_dir, 2.0) == 0.0  # no folder yet
+    land(settings.landing_dir, "old.csv", sim("none", holdout)[0], age_s=60)
+    assert settle_delay(settings.landing_dir, 2.0) == 0.0
+    path = land(settings.landing_dir, "b4.csv", sim("none", holdout)[0], age_s=0)
+    now = path.stat().st_mtime
+    assert settle_delay(settings.landing_dir, 2.0, now=now + 0.5) == pytest.approx(1.5)
+    assert settle_delay(settings.landing_dir, 2.0, now=now - 10) == 2.0  # dated in the future: bounded
+    assert settle_delay(settings.landing_dir, 0.0, now=now) == 0.0
+    # a hidden file (a writer's temporary) is not waited for
+    land(settings.landing_dir, ".b5.csv.tmp", sim("none", holdout)[0], age_s=0)
+    assert settle_delay(settings.landing_dir, 2.0, now=now + 2.0) == 0.0
+    # after the delay the scan takes the file; written again meanwhile, it is younger and still waits
+    assert [
+        f.batch_id
+        for f in plan_landing(settings.landing_dir, ledger, {}, settle_seconds=2.0, now=now + 2.0).new_batches
+    ] == ["b4", "old"]
+    assert (
+        plan_landing(settings.landing_dir, ledger, {}, settle_seconds=2.0, now=now + 1.0).seen["b4.csv"].outcome
+        == "settling"
+    )
 
 
 # --------------------------------------------------------------------------- accepting batches
