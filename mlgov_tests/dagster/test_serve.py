@@ -309,6 +309,7 @@ def test_the_shadow_is_another_process_restarted_after_sigkill_and_swapped(train
         svc.drain(120)
         pid = svc.shadow.pid
         assert pid is not None and pid != os.getpid() and not _gone(pid, 0.1)
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # it never takes a core from a request
         os.kill(pid, signal.SIGKILL)
         during = [client.post("/predict", json={"row": _rows(holdout, i, 1)[0]}) for i in range(5)]
         assert all(r.status_code == 200 for r in during)  # the dead shadow slows and fails nothing

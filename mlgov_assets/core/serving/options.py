@@ -40,5 +40,9 @@ class ServeOptions(BaseModel):
     shadow_linger_seconds: Annotated[float, Field(ge=0)] = 0.05
     #: the shadow process's ``os.nice`` increment: the request path wins the cores
     shadow_nice: Annotated[int, Field(ge=0, le=19)] = 10
+    #: schedule the shadow process ``SCHED_IDLE`` (Linux): it runs only on a core nothing else wants
+    #: and yields it at once to a request (a nice value alone still cost +28 % p99 on 2 cores); on a
+    #: saturated host its queue fills and requests are skipped, counted in ``/metrics``
+    shadow_idle: bool = True
     #: score the shadow challenger at all
     shadow: bool = True

@@ -152,6 +152,7 @@ class ScoringService:
                 batch=opts.shadow_batch,
                 linger=opts.shadow_linger_seconds,
                 nice=opts.shadow_nice,
+                idle=opts.shadow_idle,
                 loader=shadow_loader,
             )
         self.holder = ModelHolder(

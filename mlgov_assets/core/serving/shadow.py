@@ -4,8 +4,9 @@ Scoring the shadow in a thread of the serving process made its pandas/pipeline g
 GIL with the request path (+28 % at p99 for single rows). Here the request path only hands the
 request's validated raw rows (``request_id``, list of ``column -> raw text``) to a bounded
 :mod:`multiprocessing` queue with ``put_nowait``: when it is full the shadow skips the request
-(counted). The child process (``os.nice``) loads the shadow only through the verified loader
-(``monitoring.scoring.load_verified``: artifact hashes checked before anything is unpickled), scores
+(counted). The child process (``SCHED_IDLE`` where Linux allows it, else ``os.nice``) loads the
+shadow only through the verified loader (``monitoring.scoring.load_verified``: artifact hashes
+checked before anything is unpickled), scores
 the requests waiting (up to ``shadow_batch``, gathered for ``shadow_linger_seconds``) in one call and
 sends back one :class:`ShadowResult` per request. A parent thread writes the ``shadow`` lines, so
 the prediction log keeps a single writer.
@@ -79,6 +80,7 @@ class _ChildArgs:
     batch: int
     linger: float
     nice: int
+    idle: bool
     parent_pid: int
     loader: ShadowLoader
 
@@ -97,10 +99,11 @@ class ShadowProcess:
         batch: int,
         linger: float,
         nice: int = 10,
+        idle: bool = True,
         loader: ShadowLoader = verified_loader,
     ):
         self._ctx = mp.get_context("spawn")  # never fork a threaded server
-        self._args = _ChildArgs(settings, project, batch, linger, nice, os.getpid(), loader)
+        self._args = _ChildArgs(settings, project, batch, linger, nice, idle, os.getpid(), loader)
         self._log, self._metrics, self._maxsize = log, metrics, maxsize
         self._wanted: Any = self._ctx.Value("q", _NO_VERSION, lock=False)  # one aligned int64: atomic
         self._lock = threading.Lock()  # the queues and the in-flight table move together
@@ -268,6 +271,9 @@ def _child_main(
 
     with contextlib.suppress(OSError):  # not permitted here: the child still runs, at the parent's priority
         os.nice(args.nice)
+    if args.idle:  # runs only on a core nothing else wants; preempted at once when a request needs it
+        with contextlib.suppress(OSError, AttributeError):  # not Linux: the nice value alone
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     one_openmp_thread()
     model = _ChildModel(args)
     while True:
