@@ -41,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlgov_assets.isolated_env import isolated_env
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MLGOV = str(Path(sys.executable).parent / "mlgov")
@@ -85,23 +87,6 @@ def _run_times(home: Path, run_id: str) -> tuple[float, float, float, float]:
     return _utc(row[0]), float(row[1]), _utc(champ[0]), float(row[2])
 
 
-def _env(home: Path, project: Path, policy: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLGOV_", "DAGSTER_"))}
-    env.update(
-        {
-            "MLGOV_HOME": str(home),
-            "MLGOV_PROJECT_DIR": str(project),
-            "MLGOV_POLICY": str(policy),
-            "MLGOV_PROJECTS": "adult",
-            "DAGSTER_DISABLE_TELEMETRY": "1",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "DVC_NO_ANALYTICS": "1",
-            "DO_NOT_TRACK": "1",
-        }
-    )
-    return env
-
-
 def cli_sample(work: Path, template: Path, policy_text: str) -> Sample:
     project, home, policy = work / "project", work / "state", work / "policy.yaml"
     shutil.copytree(template, project, symlinks=True)
@@ -110,7 +95,7 @@ def cli_sample(work: Path, template: Path, policy_text: str) -> Sample:
     done = subprocess.run(
         [MLGOV, "train", "--json"],
         cwd=ROOT,
-        env=_env(home, project, policy),
+        env=isolated_env(home, project, policy),
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,

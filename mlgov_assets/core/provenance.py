@@ -72,7 +72,7 @@ def source_version(*relative_paths: str) -> str:
     files = _core_closure([(PACKAGE_DIR / rel).resolve() for rel in relative_paths])
     h = hashlib.sha256()
     for path in sorted(files):
-        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        h.update(_relative(path).encode())
         h.update(_normalised_ast_hash(path).encode())
     _save_disk_cache()
     return h.hexdigest()[:16]
@@ -171,13 +171,26 @@ def _core_closure(roots: list[Path]) -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
-        todo.extend(p for p in _imported_modules(path) if _is_followed(p))
+        todo.extend(_followed_imports(path))
     return seen
 
 
+@functools.cache
+def _relative(path: Path) -> str:
+    """``path`` relative to the package, POSIX style (every stage's closure asks for the same files)."""
+    return path.relative_to(PACKAGE_DIR).as_posix()
+
+
 def _is_followed(path: Path) -> bool:
-    rel = path.relative_to(PACKAGE_DIR).as_posix()
+    rel = _relative(path)
     return not rel.startswith(("defs/", "commands/")) and rel not in {"definitions.py", "cli.py"}
+
+
+@functools.cache
+def _followed_imports(path: Path) -> tuple[Path, ...]:
+    """The followed modules (:func:`_is_followed`) a module imports: once per file per process, although
+    each stage's closure walks the shared core again."""
+    return tuple(p for p in _imported_modules(path) if _is_followed(p))
 
 
 def _imported_modules(path: Path) -> list[Path]:
@@ -193,8 +206,17 @@ def _module_file(dotted: str) -> Path | None:
     base = os.path.join(str(PACKAGE_DIR.parent), *dotted.split("."))
     for candidate in (base + ".py", os.path.join(base, "__init__.py")):
         if os.path.isfile(candidate):
-            return Path(os.path.realpath(candidate))
+            if os.path.islink(candidate):
+                return Path(os.path.realpath(candidate))
+            return Path(os.path.join(_real_dir(os.path.dirname(candidate)), os.path.basename(candidate)))
     return None
+
+
+@functools.cache
+def _real_dir(directory: str) -> str:
+    """``realpath`` of a package folder, once per folder: the modules in it then need no ``lstat`` per
+    path component (a module file that is itself a link is still resolved on its own)."""
+    return os.path.realpath(directory)
 
 
 def environment_info(project_dir: str | Path) -> dict[str, object]:

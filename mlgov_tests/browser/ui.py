@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mlgov_assets.isolated_env import isolated_env
+
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -120,17 +122,7 @@ def mlgov_ui(root: Path, project_template: Path, policy_text: str, *, timeout: f
     home, policy, log = root / "state", root / "policy.yaml", root / "mlgov-ui.log"
     policy.write_text(policy_text)
     port = free_port()
-    env = {
-        **os.environ,
-        "MLGOV_HOME": str(home),
-        "MLGOV_PROJECT_DIR": str(project),
-        "MLGOV_POLICY": str(policy),
-        "MLGOV_PROJECTS": "adult",
-        "DAGSTER_DISABLE_TELEMETRY": "1",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "1",
-    }
-    env.pop("MLGOV_LANDING_DIR", None)
+    env = isolated_env(home, project, policy)
     mlgov = Path(sys.executable).parent / "mlgov"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -33,7 +33,7 @@ class LineageError(InputError):
 class DataLineage(BaseModel):
     """The identity of a dataset as the training path read it (recorded on every model version)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     role: Literal["training", "holdout"]
     source: str

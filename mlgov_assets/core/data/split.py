@@ -29,7 +29,7 @@ MISSING_STRATUM = "<missing>"
 class SplitRecord(BaseModel):
     """How a holdout was cut from the training file (carried on both parts' lineage)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     seed: int
     fraction: float

@@ -86,7 +86,7 @@ def _rule(ok: Callable[[Any], bool], why: str) -> AfterValidator:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 # --------------------------------------------------------------------------- model gates

@@ -126,7 +126,7 @@ def feature_table(project: Project, raw: LineagedFrame) -> LineagedFrame:
 class MitigationSpec(BaseModel):
     """How the candidate is mitigated (from the policy, or parsed back from a version's params)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     method: Literal["threshold", "reductions"]
     constraints: str

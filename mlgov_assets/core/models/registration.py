@@ -41,7 +41,7 @@ class ModelResult(BaseModel):
     """A registered (or reused) model version and what it was trained from: the value of the
     ``challenger_model`` and ``candidate_model`` assets."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     version: int
     run_id: str | None

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class HyperParams(BaseModel):
     """The model's hyperparameters: the one definition (the Dagster config derives from it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     learning_rate: float = 0.1
     max_iter: int = 200

@@ -19,7 +19,7 @@ from mlgov_assets.core.framed import FramedTable
 if TYPE_CHECKING:
     import pandas as pd
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
+_FROZEN = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class BatchIntake(BaseModel):

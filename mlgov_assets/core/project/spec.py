@@ -229,10 +229,15 @@ def parse_project(text: str, *, source: str = "<project>") -> ProjectSpec:
     return _parse_project(text, source)
 
 
+#: ``yaml.safe_load``'s loader, in C when PyYAML has libyaml: ~10x faster on a spec, which every code
+#: location load parses once per project.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.lru_cache(maxsize=16)
 def _parse_project(text: str, source: str) -> ProjectSpec:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise ProjectError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -10,7 +10,7 @@ Bound = Literal["point", "lower", "upper"]
 
 
 class _Result(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (what assets, MLflow artifacts and the gate evidence store)."""
