@@ -1,5 +1,6 @@
 """The environment of an mlgov process run in isolation: its own state directory, project copy and
-policy, nothing inherited from the caller's ``MLGOV_*``/``DAGSTER_*`` settings, no telemetry.
+policy, nothing inherited from the caller's ``MLGOV_*``/``DAGSTER_*`` settings, no telemetry
+(``core.settings.QUIET_ENV``).
 
 Used by the browser tests' ``mlgov ui`` (``mlgov_tests/browser/ui.py``) and by the benchmark that
 compares it with ``mlgov train`` (``benchmarks/ui_materialize.py``): both sides must run alike.
@@ -10,13 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: Telemetry and analytics switched off (Dagster, MLflow, DVC, and the ``DO_NOT_TRACK`` convention).
-NO_TELEMETRY = {
-    "DAGSTER_DISABLE_TELEMETRY": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DVC_NO_ANALYTICS": "1",
-    "DO_NOT_TRACK": "1",
-}
+from mlgov_assets.core.settings import QUIET_ENV
 
 
 def isolated_env(home: Path, project: Path, policy: Path, *, projects: str = "adult") -> dict[str, str]:
@@ -29,7 +24,7 @@ def isolated_env(home: Path, project: Path, policy: Path, *, projects: str = "ad
             "MLGOV_PROJECT_DIR": str(project),
             "MLGOV_POLICY": str(policy),
             "MLGOV_PROJECTS": projects,
-            **NO_TELEMETRY,
+            **QUIET_ENV,
         }
     )
     return env
