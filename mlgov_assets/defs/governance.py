@@ -215,6 +215,7 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
     if staged is not None:  # the pending request where an auditor looks: the candidate's page too
         context.log_event(candidate_observation(sibling(context, "candidate_model"), mlgov, staged.message))
     result, champ = decision.to_dict(), decision.champion
+    reference = _champion_reference(context, mlgov, champ) if decision.promoted and champ is not None else None
     outcome = ChampionOutcome(**result, model_name=registry.name, staged=staged.version if staged else None)
     return Output(
         outcome.model_dump(),
@@ -228,9 +229,26 @@ def champion(context: AssetExecutionContext, config: ChampionConfig, mlgov: Mlgo
             "model_uri": f"models:/{registry.name}@champion",
             "mlflow_ui": MetadataValue.url(mlgov.settings().mlflow_model_version_url(registry.name, champ or "")),
             "result": json_md(result),
+            "reference_profile": reference or "unchanged",
             **approval_metadata(mlgov),
         },
     )
+
+
+def _champion_reference(context: AssetExecutionContext, mlgov: MlgovResource, version: int) -> str:
+    """Build the new champion's drift reference now rather than on its first batch (before that
+    batch's verdict). The alias has moved already: a failure here is a warning, not a failed
+    promotion (the first batch then builds it, as in a home promoted before this existed)."""
+    from mlgov_assets.core.errors import MlgovError
+    from mlgov_assets.core.monitoring.drift_assessment import prepare_champion_reference
+
+    try:
+        ref = prepare_champion_reference(mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), version)
+    except (MlgovError, OSError, ValueError) as exc:
+        context.log.warning(f"champion v{version}: drift reference not prepared ({exc}); its first batch builds it")
+        return f"not prepared: {exc}"[:500]
+    context.log.info(f"champion v{version}: drift reference {ref.path} (md5 {ref.md5}) profiled")
+    return f"{ref.path} md5 {ref.md5} fingerprint {ref.fingerprint}"
 
 
 def candidate_observation(key: AssetKey, mlgov: MlgovResource, message: str) -> AssetObservation:

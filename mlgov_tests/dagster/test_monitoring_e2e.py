@@ -16,7 +16,7 @@ from dagster import AssetKey, instance_for_test
 from mlgov_assets.core.audit.decision_log import DecisionLog
 from mlgov_assets.core.monitoring.batch_values import ScoredBatch
 from mlgov_assets.core.monitoring.batches import labels_filename, retrain_run_key, simulate_batch
-from mlgov_assets.core.monitoring.ledger import MonitoringPaths, read_jsonl
+from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths, read_jsonl
 from mlgov_tests.conftest import check_results, run_path
 from mlgov_tests.core.monitoring.helpers import ADULT, read_adult
 from mlgov_tests.dagster.test_monitoring_sensors import (
@@ -48,6 +48,29 @@ def _land_and_process(defs, instance, landing: Path, files: dict[str, pd.DataFra
     return {r.partition_key: execute(defs, instance, r, LANDING) for r in result.run_requests}, result.cursor
 
 
+def _reference_files(paths: MonitoringPaths, champion: int) -> dict[str, int]:
+    """The stored reference profiles a champion is judged with (data side, and its own scores): name -> mtime."""
+    files = [
+        *paths.reference.glob("*/profile-b10.json"),
+        *paths.reference.glob(f"*/profile-b10-champion-v{champion}.json"),
+    ]
+    return {f"{f.parent.name}/{f.name}": f.stat().st_mtime_ns for f in files}
+
+
+def _champion_metadata(instance):
+    return instance.get_latest_materialization_event(AssetKey(["adult", "champion"])).asset_materialization.metadata
+
+
+def _order(instance, run_id: str, first: tuple[str, str], then: tuple[str, str]) -> bool:
+    """Whether, in the run's event log, event ``first`` (type, step suffix) comes before ``then``."""
+    seen = [(e.dagster_event_type.value, e.step_key or "") for e in instance.all_logs(run_id) if e.dagster_event_type]
+
+    def at(kind: str, step: str) -> int:
+        return next(i for i, (k, s) in enumerate(seen) if k == kind and s.endswith(step))
+
+    return at(*first) < at(*then)
+
+
 def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, holdout):
     env.write_policy(MEETABLE)
     defs = env.defs()
@@ -57,6 +80,10 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
     with instance_for_test() as instance:
         assert run_path(env, instance).success
         first = reg.champion_version()
+        # the champion's drift reference was profiled at its promotion, not left to its first batch
+        profiled = _reference_files(paths, first)
+        assert profiled, "no reference profile stored at promotion"
+        assert _champion_metadata(instance)["reference_profile"].value.startswith("data/adult.data md5 ")
 
         # 1) a covariate-drifted batch with its delayed labels, next to a schema-broken batch
         cov, labels = simulate_batch(ADULT, "covariate", holdout, 2500, 7, with_labels=True)
@@ -77,7 +104,16 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         assert checks["check_batch_drift_within_policy"].severity.value == "WARN"
         drift = stored(env, instance, "batch_drift", "cov-1")
         assert drift["breach"] and {"age", "hours_per_week"} <= set(drift["drifted_columns"])
-        assert drift["champion_version"] == first and drift["prediction_verdict"] == "drift"
+        # judged before scoring: the covariate verdict alone; prediction drift comes with the scores
+        assert drift["champion_version"] == first and drift["prediction_verdict"] is None
+        assert _order(instance, runs["cov-1"].run_id, ("STEP_SUCCESS", "batch_drift"), ("STEP_START", "batch_scores"))
+        scores = stored(env, instance, "batch_scores", "cov-1", ScoredBatch)
+        assert scores.scoring.champion_version == first and scores.scoring.prediction_drift.verdict == "drift"
+        entry = BatchLedger(paths).get("cov-1")
+        assert entry["status"] == "scored" and entry["champion_version"] == first
+        assert entry["drift"]["breach"] and entry["drift"]["prediction_verdict"] == "drift"
+        # the first batch used the profiles stored at promotion: none was rebuilt
+        assert _reference_files(paths, first) == profiled
         perf = stored(env, instance, "batch_performance", "cov-1")
         assert perf["n_labelled"] == 2500 and perf["labels"]["file"] == "cov-1.labels.csv"
         report = stored(env, instance, "batch_drift_report", "cov-1")
@@ -135,6 +171,10 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         assert (tags["mlgov.train_data_path"], tags["mlgov.train_data_md5"]) == (dataset, csv_md5)
         assert reg.version_info(second).params["max_iter"] == reg.version_info(first).params["max_iter"]
         assert [r["kind"] for r in DecisionLog(env.settings().decision_log).records()].count("promotion") == 2
+        # the retrained champion's reference (the new dataset) was profiled when it was promoted
+        assert _champion_metadata(instance)["reference_profile"].value.startswith(f"{dataset} md5 {csv_md5}")
+        profiled2 = _reference_files(paths, second)
+        assert any(csv_md5 in name for name in profiled2)
         # launched: neither a fresh cursor nor the old one asks again
         assert not tick(defs, RETRAIN, instance, None).run_requests
         assert not tick(defs, RETRAIN, instance, c).run_requests
@@ -148,6 +188,7 @@ def test_drift_retrains_once_and_the_champion_moves_only_through_the_gates(env, 
         assert set(runs2) == {"cov-2"} and runs2["cov-2"].success
         perf2 = stored(env, instance, "batch_performance", "cov-2")
         assert perf2["mcnemar"]["promotes"] is False  # champion vs shadow: a recommendation only
+        assert _reference_files(paths, second) == profiled2  # used as stored, not rebuilt
         scores2 = stored(env, instance, "batch_scores", "cov-2", ScoredBatch)
         assert scores2.scoring.champion_version == second and scores2.scoring.shadow_version is not None
         assert scores2.scoring.batch_id == "cov-2" and len(scores2.frame) == 2500

@@ -163,8 +163,14 @@ def test_monitoring_definitions_are_on_by_default_and_wired(env):
     for name in names:
         node = graph.get(AssetKey(["adult", name]))
         assert not node.is_executable and node.partitions_def.name == "adult__batches"
+    # the drift verdict is judged before scoring: from the batch and the champion, not the scores
+    assert graph.get(AssetKey(["adult", "batch_drift"])).parent_keys == {
+        AssetKey(["adult", "batch_data"]),
+        AssetKey(["adult", "champion"]),
+    }
     assert graph.get(AssetKey(["adult", "batch_scores"])).parent_keys == {
         AssetKey(["adult", "batch_data"]),
+        AssetKey(["adult", "batch_drift"]),
         AssetKey(["adult", "champion"]),
     }
     checks = {(k.asset_key.path[-1], k.name) for k in graph.asset_check_keys if k.asset_key.path[0] == "adult"}

@@ -64,8 +64,19 @@ class AcceptedBatch(FramedTable):
         return cls(frame=table, intake=BatchIntake.model_validate(description))
 
 
+class PredictionDrift(BaseModel):
+    """Drift of the champion's scores on a batch against its scores on its training data (PSI)."""
+
+    model_config = _FROZEN
+
+    verdict: str
+    psi: float | None
+    column: dict[str, Any]
+    """The engine's row for the prediction (``ColumnDrift.to_dict()``)."""
+
+
 class ScoringInfo(BaseModel):
-    """Which registered models scored a batch."""
+    """Which registered models scored a batch, and the prediction drift of the champion's scores."""
 
     model_config = _FROZEN
 
@@ -75,6 +86,8 @@ class ScoringInfo(BaseModel):
     """The latest challenger, scored in shadow; None when there is none or it failed verification."""
     shadow_gates: dict[str, bool]
     """The shadow's governance gates as registered (name -> passed); empty without a shadow."""
+    prediction_drift: PredictionDrift | None = None
+    """Judged after scoring (the covariate verdict, ``batch_drift``, comes before scoring)."""
 
 
 @dataclass(frozen=True)

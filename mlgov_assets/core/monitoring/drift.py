@@ -162,6 +162,17 @@ def compute_drift(
     )
 
 
+def compute_prediction_drift(
+    profile: ReferenceProfile, current_prediction: np.ndarray, thresholds: Drift | None = None
+) -> ColumnDrift:
+    """Prediction drift alone (the same row :func:`compute_drift` reports), for a batch whose data
+    drift was judged before it was scored. ``profile`` must carry the model's reference scores."""
+    row = _prediction_row(profile, current_prediction, Drift() if thresholds is None else thresholds)
+    if row is None:
+        raise ValueError("no prediction given")
+    return row
+
+
 def _prediction_row(profile: ReferenceProfile, current_prediction: Any, th: Drift) -> ColumnDrift | None:
     """Prediction drift is always judged by PSI (warn ``psi_warn``, act ``prediction_psi_act``)."""
     if current_prediction is None:

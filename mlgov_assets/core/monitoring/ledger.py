@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 #: A ledger entry: one batch's ``state.json`` (a JSON document merged field by field).
 LedgerEntry = dict[str, Any]
 
+#: A batch's status once its drift verdict is recorded (before scoring), then once it is scored.
+ASSESSED, SCORED = "assessed", "scored"
+#: Statuses of a validated batch with a drift verdict: a breach in either calls for retraining.
+JUDGED_STATUSES = (ASSESSED, SCORED)
+
 
 class MonitoringError(MlgovError):
     """Monitoring cannot proceed; the message says why and what to do (CLI exit 2)."""

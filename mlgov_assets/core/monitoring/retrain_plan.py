@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
 from mlgov_assets.core.data.datasets import GENERATED_PREFIX, dataset_location
 from mlgov_assets.core.models.training import HyperParams
 from mlgov_assets.core.monitoring.batches import retrain_run_key
-from mlgov_assets.core.monitoring.ledger import BatchLedger, LedgerEntry
+from mlgov_assets.core.monitoring.ledger import JUDGED_STATUSES, BatchLedger, LedgerEntry
 from mlgov_assets.core.monitoring.reference import ReferenceRecord
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def describe_breaches(batch_ids: Sequence[str], reasons: Mapping[str, Sequence[s
 
 def breach_reasons(entry: Mapping[str, Any], retrain_on: Sequence[str]) -> list[str]:
     """Why a batch calls for retraining under the policy's ``monitoring.retrain_on`` (empty: it does not)."""
-    if entry.get("status") != "scored":
+    if entry.get("status") not in JUDGED_STATUSES:
         return []
     reasons = []
     if "dataset_drift" in retrain_on and (entry.get("drift") or {}).get("breach"):
@@ -104,11 +104,12 @@ def _usable_rows(entry: LedgerEntry) -> int:
 
 
 def _training_entries(ledger: BatchLedger, entries: list[LedgerEntry], in_lineage: set[str]) -> list[LedgerEntry]:
-    """Scored batches with archived labels that are not yet in the champion's training data."""
+    """Validated batches with a drift verdict (scored or not yet: training needs their rows and labels,
+    not their scores) and archived labels, not yet in the champion's training data."""
     return [
         e
         for e in entries
-        if e.get("status") == "scored"
+        if e.get("status") in JUDGED_STATUSES
         and e["batch_id"] not in in_lineage
         and _usable_rows(e) > 0
         and ledger.labels_path(e["batch_id"]).exists()

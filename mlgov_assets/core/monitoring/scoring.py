@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 from mlgov_assets.core.monitoring.alerts import raise_alert
 from mlgov_assets.core.monitoring.batch_values import AcceptedBatch, ScoredBatch, ScoringInfo
 from mlgov_assets.core.monitoring.batches import ROW_ID
-from mlgov_assets.core.monitoring.ledger import BatchLedger, Log, MonitoringError, MonitoringPaths
+from mlgov_assets.core.monitoring.ledger import SCORED, BatchLedger, Log, MonitoringError, MonitoringPaths
 
 if TYPE_CHECKING:
     from mlgov_assets.core.models.registry import Registry
@@ -75,26 +76,32 @@ def score_batch(
     registry: Registry,
     batch: AcceptedBatch,
     *,
+    champion: int | None = None,
+    load_model: Callable[[int], Any] | None = None,
     webhook_url: str | None = None,
     log: Log | None = None,
 ) -> ScoredBatch:
     """Champion scores and, in shadow, the latest challenger's, for every row of a validated batch.
 
-    A champion that fails artifact verification stops scoring; a shadow that fails it is dropped
-    with an alert. Raises :class:`MonitoringError` for an invalid batch or no champion.
+    ``champion``: the version to score with (the one the batch's drift verdict was judged against);
+    default the registry's champion now. ``load_model``: how a version is loaded (default
+    :func:`load_verified`; any loader given must verify the same way). A champion that fails artifact
+    verification stops scoring; a shadow that fails it is dropped with an alert. Raises
+    :class:`MonitoringError` for an invalid batch or no champion.
     """
     from mlgov_assets.core.integrity import IntegrityError
 
     batch_id = batch.intake.batch_id
     if not batch.intake.valid:
         raise MonitoringError(f"refusing to score batch {batch_id}: it failed validation (quarantined)")
-    champion = registry.champion_version()
+    load = load_model or (lambda v: load_verified(registry, v))
+    champion = registry.champion_version() if champion is None else champion
     if champion is None:
         raise MonitoringError("no champion yet: train one (`mlgov train` or Materialize all) before monitoring batches")
     paths = MonitoringPaths.of(settings)
     features = model_inputs(project, batch.frame)
     try:
-        champ_model = load_verified(registry, champion)
+        champ_model = load(champion)
     except IntegrityError as exc:
         _integrity_alert(paths, f"champion v{champion} failed artifact verification: {exc}", batch_id, webhook_url, log)
         raise
@@ -104,7 +111,7 @@ def score_batch(
     shadow_gates: dict[str, bool] = {}
     if shadow is not None:
         try:
-            out["shadow_score"], out["shadow_decision"] = score_model(load_verified(registry, shadow), features)
+            out["shadow_score"], out["shadow_decision"] = score_model(load(shadow), features)
             shadow_gates = {name: rec.passed for name, rec in registry.gate_records(shadow).items()}
         except IntegrityError as exc:
             summary = f"shadow v{shadow} failed artifact verification and was not used: {exc}"
@@ -116,5 +123,7 @@ def score_batch(
         shadow_version=None if shadow is None else int(shadow),
         shadow_gates=shadow_gates,
     )
-    BatchLedger(paths).update(batch_id, champion_version=info.champion_version, shadow_version=info.shadow_version)
+    BatchLedger(paths).update(
+        batch_id, status=SCORED, champion_version=info.champion_version, shadow_version=info.shadow_version
+    )
     return ScoredBatch(frame=out, scoring=info)

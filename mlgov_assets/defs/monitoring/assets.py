@@ -1,6 +1,8 @@
 """Per-batch assets (partition key = batch id): ``batch_data`` [blocking schema gate; an invalid batch
-is quarantined] -> ``batch_scores`` (champion + shadow) -> ``batch_drift`` [drift gate, WARN] ->
-``batch_drift_report`` (Evidently HTML in MLflow) and ``batch_performance`` [tolerance gate, WARN].
+is quarantined] -> ``batch_drift`` [data drift gate, WARN: the verdict the retraining sensor acts on,
+judged before scoring] -> ``batch_scores`` (champion + shadow, and the prediction drift of the
+champion's scores) -> ``batch_performance`` [tolerance gate, WARN]; ``batch_drift`` ->
+``batch_drift_report`` (Evidently HTML in MLflow).
 
 They are external assets (``AssetSpec``: in the lineage, never selected by the UI's "Materialize
 all"): the per-batch op jobs in ``batch_job`` compute them with the functions below, store each value
@@ -57,23 +59,25 @@ SPECS = [
         "failure report, alerted, and stopped by the blocking schema check: it is never scored.",
     ),
     _spec(
-        "batch_scores",
-        ["batch_data", CHAMPION],
-        {"scikit-learn", "mlflow"},
-        "team:ml-platform",
-        "P(favourable outcome) per row from the champion and, in shadow, from the latest challenger (the most "
-        "recent registered version that is not the champion). Models load only via Registry.load_model, which "
-        "verifies every artifact's sha256.",
-    ),
-    _spec(
         "batch_drift",
-        ["batch_data", "batch_scores"],
+        ["batch_data", CHAMPION],
         {"numpy"},
         "team:model-risk",
-        "Data drift of the batch's input columns (the spec's, less target and row id) and prediction drift of the "
-        "champion's scores, against the champion's training data (reference profile built once per reference "
-        "md5). Tests and thresholds come from the policy's `drift` section; dataset drift = drifted share >= "
-        "dataset_drift_share. A judged dataset drift is a breach: alerted and picked up by retrain_on_breach_sensor.",
+        "Data drift of the batch's input columns (the spec's, less target and row id) against the champion's "
+        "training data (reference profile built when the champion is promoted, else by its first batch; per "
+        "reference md5), judged before the batch is scored. Tests and thresholds come from the policy's `drift` "
+        "section; dataset drift = drifted share >= dataset_drift_share. A judged dataset drift is a breach: "
+        "alerted and picked up by retrain_on_breach_sensor. Prediction drift is judged with the scores.",
+    ),
+    _spec(
+        "batch_scores",
+        ["batch_data", "batch_drift", CHAMPION],
+        {"scikit-learn", "mlflow"},
+        "team:ml-platform",
+        "P(favourable outcome) per row from the champion the drift verdict was judged against and, in shadow, "
+        "from the latest challenger (the most recent registered version that is not the champion). Models load "
+        "only via Registry.load_model, which verifies every artifact's sha256. Also the prediction drift of the "
+        "champion's scores against its scores on its training data (PSI; recorded, not a breach).",
     ),
     _spec(
         "batch_drift_report",
@@ -170,40 +174,55 @@ def check_batch_data_schema(batch_data: AcceptedBatch) -> AssetCheckResult:
 
 
 def compute_batch_scores(
-    mlgov: MlgovResource, batch_id: str, log: DagsterLogManager, batch_data: AcceptedBatch
+    mlgov: MlgovResource,
+    batch_id: str,
+    log: DagsterLogManager,
+    batch_data: AcceptedBatch,
+    batch_drift: dict[str, Any],
 ) -> Produced:
+    from mlgov_assets.core.monitoring.drift_assessment import DriftAssessment, score_and_assess_predictions
     from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
-    from mlgov_assets.core.monitoring.scoring import score_batch
 
-    caps = mlgov.policy().ingestion
-    with quarantine_on_failure(mlgov.settings(), batch_id, "scoring", limits=caps, webhook_url=webhook(mlgov)):
-        scored = score_batch(
-            mlgov.settings(), mlgov.project(), mlgov.registry(), batch_data, webhook_url=webhook(mlgov), log=log
+    policy = mlgov.policy()
+    drift = DriftAssessment.model_validate(batch_drift)
+    caps, hook = policy.ingestion, webhook(mlgov)
+    with quarantine_on_failure(mlgov.settings(), batch_id, "scoring", limits=caps, webhook_url=hook):
+        scored = score_and_assess_predictions(
+            mlgov.settings(),
+            mlgov.project(),
+            policy,
+            mlgov.registry(),
+            batch_data,
+            drift,
+            webhook_url=hook,
+            log=log,
         )
     scores, info = scored.frame, scored.scoring
+    pred = info.prediction_drift
     meta = {
         "rows": len(scores),
         "champion_version": info.champion_version,
         "shadow_version": info.shadow_version if info.shadow_version is not None else "none",
         "mean_champion_score": float(scores["champion_score"].mean()),
         "shadow_gates": json_md(info.shadow_gates),
+        "prediction_drift": pred.verdict if pred is not None else "none",
     }
+    if pred is not None and pred.psi is not None:
+        meta["prediction_psi"] = float(pred.psi)
     if "shadow_score" in scores.columns:
         meta["mean_shadow_score"] = float(scores["shadow_score"].mean())
     return Produced(scored, meta)
 
 
 def compute_batch_drift(
-    mlgov: MlgovResource, batch_id: str, log: DagsterLogManager, batch_data: AcceptedBatch, batch_scores: ScoredBatch
+    mlgov: MlgovResource, batch_id: str, log: DagsterLogManager, batch_data: AcceptedBatch
 ) -> Produced:
     from mlgov_assets.core.monitoring.drift_assessment import assess_drift
     from mlgov_assets.core.monitoring.quarantine import quarantine_on_failure
 
     caps = mlgov.policy().ingestion
     with quarantine_on_failure(mlgov.settings(), batch_id, "drift", limits=caps, webhook_url=webhook(mlgov)):
-        result = assess_drift(
-            mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, batch_scores, log=log
-        )
+        result = assess_drift(mlgov.settings(), mlgov.project(), mlgov.policy(), mlgov.registry(), batch_data, log=log)
     report = result.report
     cols = [
         {k: c.get(k) for k in ("column", "type", "method", "statistic", "threshold", "verdict", "psi")}
@@ -215,7 +234,6 @@ def compute_batch_drift(
         "breach": result.breach,
         "drifted_share": float(result.drifted_share),
         "drifted_columns": ", ".join(result.drifted_columns) or "none",
-        "prediction_drift": str(result.prediction_verdict),
         "champion_version": result.champion_version,
         "reference_path": result.reference.path,
         "reference_md5": result.reference.md5,

@@ -6,7 +6,8 @@ Each op computes one batch asset (``assets.compute_*``), stores its value where 
 asset values (the same files an asset job would write), and reports an ``AssetMaterialization`` of the
 batch's partition and the results of the asset's checks. Ops pass no values: a downstream op loads
 what its upstream stored, as the labels job does days later. A blocking check that fails fails its
-step, so nothing downstream runs (an invalid batch is never scored)."""
+step, so nothing downstream runs (an invalid batch is never drift-assessed nor scored). The drift
+verdict comes right after validation, before scoring: the retraining sensor acts on it meanwhile."""
 
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -130,12 +131,12 @@ def _steps(scope: ProjectScope) -> dict[str, Any]:
     def data(m: MlgovResource, c: OpExecutionContext, s: BatchStore) -> a.Produced:
         return a.compute_batch_data(m, s.batch_id, c.log)
 
-    def scores(m: MlgovResource, c: OpExecutionContext, s: BatchStore) -> a.Produced:
-        return a.compute_batch_scores(m, s.batch_id, c.log, s.load("batch_data", AcceptedBatch))
-
     def drift(m: MlgovResource, c: OpExecutionContext, s: BatchStore) -> a.Produced:
-        batch, scored = s.load("batch_data", AcceptedBatch), s.load("batch_scores", ScoredBatch)
-        return a.compute_batch_drift(m, s.batch_id, c.log, batch, scored)
+        return a.compute_batch_drift(m, s.batch_id, c.log, s.load("batch_data", AcceptedBatch))
+
+    def scores(m: MlgovResource, c: OpExecutionContext, s: BatchStore) -> a.Produced:
+        batch, drifted = s.load("batch_data", AcceptedBatch), s.load("batch_drift", dict)
+        return a.compute_batch_scores(m, s.batch_id, c.log, batch, drifted)
 
     def report(m: MlgovResource, c: OpExecutionContext, s: BatchStore) -> a.Produced:
         batch, drifted = s.load("batch_data", AcceptedBatch), s.load("batch_drift", dict)
@@ -166,14 +167,16 @@ def batch_jobs(scope: ProjectScope) -> tuple[JobDefinition, JobDefinition]:
     @job(
         name=scope.named("monitor_batch"),
         partitions_def=scope.batches,
-        description="Everything for one landed batch: validate (quarantine if invalid), score (+ shadow), drift, "
-        "performance, Evidently report.",
+        description="Everything for one landed batch: validate (quarantine if invalid), data drift verdict, score "
+        "(+ shadow, prediction drift), performance, Evidently report.",
         tags=STAGE_TAGS,
     )
     def monitor_batch() -> None:
-        scored = steps["batch_scores"](after=steps["batch_data"]())
-        steps["batch_drift_report"](after=steps["batch_drift"](after=scored))
+        # the drift verdict (what the retraining sensor acts on) first, then the expensive scoring
+        drifted = steps["batch_drift"](after=steps["batch_data"]())
+        scored = steps["batch_scores"](after=drifted)
         steps["batch_performance"](after=scored)
+        steps["batch_drift_report"](after=scored)
 
     @job(
         name=scope.named("batch_labels"),

@@ -26,10 +26,10 @@ COLUMNS = ADULT.columns
 # --------------------------------------------------------------------------- retraining planner
 
 
-def _scored(ledger, batch_id, *, champion, drift=False, perf=False, labelled=0, fingerprint="fp-ref"):
+def _scored(ledger, batch_id, *, champion, drift=False, perf=False, labelled=0, fingerprint="fp-ref", status="scored"):
     ledger.update(
         batch_id,
-        status="scored",
+        status=status,
         champion_version=champion,
         md5="m" + batch_id,
         reference={
@@ -66,6 +66,20 @@ def _request(run_key: str, champion: int, trigger_batch_ids: list[str] | None = 
         trigger="test",
         policy_sha256="p",
     )
+
+
+def test_a_drift_verdict_recorded_before_scoring_is_acted_on_with_its_labelled_rows(tmp_path):
+    """The verdict (status ``assessed``) comes before the batch is scored: the request follows it,
+    and the batch's own labelled rows are training data already (they need no scores)."""
+    ledger = BatchLedger(MonitoringPaths(tmp_path / "m"))
+    kw = {"champion": 3, "champion_info": CHAMP_INFO, "project_dir": tmp_path, "retrain_on": ["dataset_drift"]}
+    _scored(ledger, "drifted", champion=3, drift=True, labelled=25, status="assessed")
+    d = plan_retraining(ledger, [], **kw)
+    assert d.kind == "request" and d.plan.trigger_batch_ids == ["drifted"]
+    assert d.plan.training_batch_ids == ["drifted"] and d.plan.new_labelled_rows == 25
+    # a batch that was refused (quarantined) is neither a breach nor training data
+    ledger.update("refused", status="quarantined", drift={"breach": True}, labels={"n_labelled": 5})
+    assert plan_retraining(ledger, [], **kw).plan.training_batch_ids == ["drifted"]
 
 
 def test_retraining_plan_is_decided_once_per_breach_and_champion(tmp_path):
