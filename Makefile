@@ -36,6 +36,8 @@ browser:
 	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
 	else echo "browser: /usr/bin/chromium missing; as root run: make browser (apt-get install -y chromium)"; fi
 
+# serial (a -n 2 run of the whole suite has not been shown stable twice); most Dagster tests that need
+# "the governed path ran once" share one session-scoped trained world, copied per test (see BENCHMARKS.md)
 test: install browser
 	$(UV) run --frozen pytest --durations=10
 

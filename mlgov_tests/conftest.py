@@ -150,11 +150,15 @@ def _make_env(tmp_path, project_template, monkeypatch) -> Env:
     home = tmp_path / "state"
     policy = tmp_path / "policy.yaml"
     shutil.copyfile(REPO / "mlgov_assets" / "policies" / "default.yaml", policy)
-    monkeypatch.setenv("MLGOV_HOME", str(home))
-    monkeypatch.setenv("MLGOV_PROJECT_DIR", str(project))
-    monkeypatch.setenv("MLGOV_POLICY", str(policy))
-    monkeypatch.delenv("MLGOV_LANDING_DIR", raising=False)
+    _point_at(Env(project=project, home=home, policy=policy), monkeypatch)
     return Env(project=project, home=home, policy=policy)
+
+
+def _point_at(env: Env, monkeypatch) -> None:
+    monkeypatch.setenv("MLGOV_HOME", str(env.home))
+    monkeypatch.setenv("MLGOV_PROJECT_DIR", str(env.project))
+    monkeypatch.setenv("MLGOV_POLICY", str(env.policy))
+    monkeypatch.delenv("MLGOV_LANDING_DIR", raising=False)
 
 
 FAST_PARAMS = {"max_iter": 60, "learning_rate": 0.15}
@@ -178,3 +182,84 @@ def run_path(
 
 def check_results(result) -> dict[str, object]:
     return {c.check_name: c for c in result.get_asset_check_evaluations()}
+
+
+@dataclass
+class TrainedWorld:
+    """What a test sees after ``env`` + ``instance_for_test()`` + one ``run_path(env, instance)`` (the
+    default CORE_ONLY policy, FAST_PARAMS, champion 1): ``env`` and ``instance_dir`` (the Dagster
+    instance's directory, open it with ``instance_for_test(temp_dir=...)``) are a fresh copy per test,
+    ``result`` is that first run's in-process result (read-only)."""
+
+    env: Env
+    instance_dir: Path
+    result: object
+
+
+def _forget_mlflow_stores(root: Path) -> None:
+    """MLflow keeps its stores per store URI and their SQLAlchemy engines per database URI for the
+    whole process. The trained world is restored at the same path, so an engine from the previous
+    test would still hold the database file the restore replaced (SQLite: "attempt to write a
+    readonly database"): drop the world's engines and the cached stores."""
+    import sys
+
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    for registry in (tracking_utils._tracking_store_registry, registry_utils._model_registry_store_registry):
+        if registry is not None:
+            registry._get_store_with_resolved_uri.cache_clear()
+    for module in ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"):
+        store_cls = getattr(sys.modules.get(module), "SqlAlchemyStore", None)
+        if store_cls is None:
+            continue
+        with store_cls._engine_map_lock:
+            for uri in [u for u in store_cls._engine_map if str(root) in u]:
+                store_cls._engine_map.pop(uri).dispose()
+
+
+@dataclass
+class _WorldTemplate:
+    live: Path
+    pristine: Path
+    result: object
+
+
+@pytest.fixture(scope="session")
+def _trained_template(tmp_path_factory, project_template) -> _WorldTemplate:
+    """The first governed-path run, done once per session (it is the costliest thing the Dagster
+    suites do: ~45 runs, most starting with this same one). Built under ``live`` and copied to
+    ``pristine``; each test gets ``live`` restored from ``pristine``, at the same absolute path, so
+    every path the run recorded (MLflow artifact locations, the model's directory, the DVC cache,
+    the IO manager's files, the instance's storage) stays true."""
+    from dagster import instance_for_test
+
+    root = tmp_path_factory.mktemp("trained")
+    live, pristine = root / "live", root / "pristine"
+    with pytest.MonkeyPatch.context() as mp:
+        live.mkdir()
+        env = _make_env(live, project_template, mp)
+        env.use_policy(drop=CORE_ONLY)
+        (live / "dagster").mkdir()
+        saved = dict(os.environ)
+        try:
+            with instance_for_test(temp_dir=str(live / "dagster")) as instance:
+                result = run_path(env, instance)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    assert result.success, [(c.check_name, c.description) for c in result.get_asset_check_evaluations()]
+    shutil.copytree(live, pristine, symlinks=True)
+    return _WorldTemplate(live=live, pristine=pristine, result=result)
+
+
+@pytest.fixture
+def trained(_trained_template, monkeypatch) -> TrainedWorld:
+    """A fresh copy of the session's trained world (see TrainedWorld); tests may change anything in it."""
+    t = _trained_template
+    shutil.rmtree(t.live, ignore_errors=True)
+    shutil.copytree(t.pristine, t.live, symlinks=True)
+    _forget_mlflow_stores(t.live)
+    env = Env(project=t.live / "project", home=t.live / "state", policy=t.live / "policy.yaml")
+    _point_at(env, monkeypatch)
+    return TrainedWorld(env=env, instance_dir=t.live / "dagster", result=t.result)

@@ -79,9 +79,9 @@ def test_champion_checks_pass_on_promotion_and_fail_under_a_stricter_policy(env)
         assert env.registry().champion_version() == champion
 
 
-def test_a_changed_champion_artifact_fails_its_verification_check(env):
-    with instance_for_test() as instance:
-        assert run_path(env, instance).success
+def test_a_changed_champion_artifact_fails_its_verification_check(trained):
+    env = trained.env
+    with instance_for_test(temp_dir=str(trained.instance_dir)) as instance:
         reg = env.registry()
         model_dir = Path(reg.version_info(reg.champion_version()).tags["mlgov.model_dir"])
         path = max((p for p in model_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)

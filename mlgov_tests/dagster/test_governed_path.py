@@ -17,9 +17,9 @@ from mlgov_tests.conftest import check_results, run_path
 SHIPPED_TRAIN_MD5 = "5d7c39d7b8804f071cdd1f2a7c460872"  # data/README.md, shared/README.md
 
 
-def test_whole_path_ends_with_a_champion_carrying_its_lineage(env):
-    with instance_for_test() as instance:
-        result = run_path(env, instance)
+def test_whole_path_ends_with_a_champion_carrying_its_lineage(trained):
+    env, result = trained.env, trained.result
+    with instance_for_test(temp_dir=str(trained.instance_dir)) as instance:
         assert result.success
         assert all(c.passed for c in result.get_asset_check_evaluations())
         reg = env.registry()
@@ -51,9 +51,9 @@ def test_whole_path_ends_with_a_champion_carrying_its_lineage(env):
         assert [r["kind"] for r in log.records()].count("promotion") == 1
 
 
-def test_identical_rematerialization_creates_no_second_version_or_promotion(env):
-    with instance_for_test() as instance:
-        assert run_path(env, instance).success
+def test_identical_rematerialization_creates_no_second_version_or_promotion(trained):
+    env = trained.env
+    with instance_for_test(temp_dir=str(trained.instance_dir)) as instance:
         second = run_path(env, instance)
         assert second.success
         assert second.output_for_node("champion")["promoted"] is False
@@ -78,9 +78,9 @@ def _corrupt(env) -> str:
     return "data/generated/corrupt.csv"
 
 
-def test_corrupted_data_fails_the_validation_gate_and_changes_nothing(env):
-    with instance_for_test() as instance:
-        assert run_path(env, instance).success
+def test_corrupted_data_fails_the_validation_gate_and_changes_nothing(trained):
+    env = trained.env
+    with instance_for_test(temp_dir=str(trained.instance_dir)) as instance:
         reg = env.registry()
         before = (reg.versions(), reg.champion_version())
         result = run_path(env, instance, dataset=_corrupt(env))
@@ -111,9 +111,9 @@ def test_corrupted_data_fails_the_validation_gate_and_changes_nothing(env):
         assert (reg.versions(), reg.champion_version()) == before
 
 
-def test_below_floor_and_not_better_challengers_are_refused(env):
-    with instance_for_test() as instance:
-        assert run_path(env, instance).success
+def test_below_floor_and_not_better_challengers_are_refused(trained):
+    env = trained.env
+    with instance_for_test(temp_dir=str(trained.instance_dir)) as instance:
         reg = env.registry()
         # 1) below the policy floors (tiny model): refused with the failing metric named
         weak = run_path(env, instance, params={"max_iter": 15, "max_leaf_nodes": 4})
@@ -157,9 +157,8 @@ def test_a_better_challenger_is_promoted_and_rollback_restores_the_previous(env)
         assert (last["kind"], last["reason"], last["model_version"]) == ("rollback", "incident 42", str(first))
 
 
-def test_stored_asset_values_are_data_not_pickles(env):
-    with instance_for_test() as instance:
-        assert run_path(env, instance).success
+def test_stored_asset_values_are_data_not_pickles(trained):
+    env = trained.env  # the governed path ran once (asserted successful where the world is built)
     stored = sorted(p.suffix for p in (env.home / "assets").rglob("*") if p.is_file())
     assert stored and set(stored) <= {".parquet", ".json"}
     # the lineage travels in a JSON sidecar naming the table's bytes, not in DataFrame.attrs

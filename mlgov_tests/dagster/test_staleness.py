@@ -11,7 +11,6 @@ from mlgov_assets.definitions import defs
 from mlgov_assets.defs.data import source_files_sensor as sensor_for
 from mlgov_assets.defs.scope import ProjectScope
 from mlgov_assets.resources import MlgovResource
-from mlgov_tests.conftest import run_path
 
 source_files_sensor = sensor_for(ProjectScope("adult", DEFAULT_PROJECT_SPEC))
 
@@ -30,9 +29,9 @@ def _tick(instance, env, cursor=None):
     return ctx, result
 
 
-def test_changed_byte_marks_downstream_stale_via_the_observation_sensor(env):
-    with instance_for_test() as instance:
-        assert run_path(env, instance).success
+def test_changed_byte_marks_downstream_stale_via_the_observation_sensor(trained):
+    env = trained.env
+    with instance_for_test(temp_dir=str(trained.instance_dir)) as instance:
         assert _status(instance, "training_data") == StaleStatus.FRESH
         assert _status(instance, "champion") == StaleStatus.FRESH
 

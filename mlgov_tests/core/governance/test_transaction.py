@@ -30,7 +30,8 @@ KILLED = 137
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[Path, Path]:
-    """Versions 1..3 registered, gates passed; 1 then 2 promoted (champion 2, history [1, 2])."""
+    """Versions 1..3 registered, gates passed; 1 then 2 promoted (champion 2, history [1, 2]); 3 compared
+    with champion 2, so it is ready to promote."""
     root = tmp_path_factory.mktemp("promo")
     policy = h.write_policy(root / "policy.yaml")
     home = root / "home"
@@ -38,14 +39,15 @@ def template(tmp_path_factory) -> tuple[Path, Path]:
     for v in (1, 2):
         h.compared_with_current(h.registry(home), policy, v)
         promote(h.registry(home), load_policy(policy), v, actor="setup", reason="setup")
+    h.compared_with_current(h.registry(home), policy, 3)
     return home, policy
 
 
 @pytest.fixture
 def store(template, tmp_path) -> tuple[Path, Path]:
+    """A copy of the template per test (every test changes its store)."""
     home, policy = template
     shutil.copytree(home, tmp_path / "home")
-    h.compared_with_current(h.registry(tmp_path / "home"), policy, 3)  # version 3 is ready to promote
     return tmp_path / "home", policy
 
 
