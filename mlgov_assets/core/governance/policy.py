@@ -382,6 +382,10 @@ GROUP_PREFIX = "group:"  # in Promotion.approvers: a group of approver_groups
 # --------------------------------------------------------------------------- the policy
 
 
+#: The gates judged from a version's holdout metrics alone (``core.governance.gates.evaluate_model_gates``).
+METRIC_GATES: tuple[str, ...] = ("metric_floors", "champion_comparison")
+
+
 class Policy(_Model):
     policy_version: int
     description: str = ""
@@ -423,7 +427,7 @@ class Policy(_Model):
 
     def required_model_gates(self) -> list[str]:
         """Every gate a model version must have passed, under this policy, to become champion."""
-        gates = ["metric_floors", "champion_comparison"]
+        gates = list(METRIC_GATES)
         if self.fairness is not None and self.fairness.rules:
             gates.append("fairness")
         if self.explanations is not None:
