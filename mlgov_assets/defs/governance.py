@@ -87,6 +87,15 @@ def _gate_check(
     )
 
 
+#: The check name's suffix of each metric gate (``check_<model asset>_<suffix>``).
+GATE_CHECK_SUFFIX = {"metric_floors": "metric_floors", "champion_comparison": "beats_champion"}
+
+
+def gate_check_name(asset_name: str, gate: str) -> str:
+    """The name of the check judging ``gate`` on the model asset ``asset_name`` (unprefixed)."""
+    return f"check_{asset_name}_{GATE_CHECK_SUFFIX[gate]}"
+
+
 def _model_gate_checks(asset: AssetsDefinition, blocking: bool, role: str) -> list[AssetChecksDefinition]:
     """The metric-floor and champion-comparison gates for one model asset. Blocking on the
     candidate (what can be promoted); shown, not blocking, on the unmitigated challenger."""
@@ -95,7 +104,7 @@ def _model_gate_checks(asset: AssetsDefinition, blocking: bool, role: str) -> li
 
     @asset_check(
         asset=asset,
-        name=f"check_{name}_metric_floors",
+        name=gate_check_name(name, "metric_floors"),
         blocking=blocking,
         description=f"The {role}'s holdout metrics meet the policy's absolute floors (metric_floors).{note}",
     )
@@ -105,7 +114,7 @@ def _model_gate_checks(asset: AssetsDefinition, blocking: bool, role: str) -> li
 
     @asset_check(
         asset=asset,
-        name=f"check_{name}_beats_champion",
+        name=gate_check_name(name, "champion_comparison"),
         blocking=blocking,
         description=f"The {role} beats the current champion as the policy's champion_comparison requires "
         f"(MLflow MetricThreshold semantics).{note}",

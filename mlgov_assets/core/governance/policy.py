@@ -378,6 +378,7 @@ class Promotion(_Model):
 
 
 GROUP_PREFIX = "group:"  # in Promotion.approvers: a group of approver_groups
+METRIC_GATES = ("metric_floors", "champion_comparison")  # judged from holdout metrics alone (gates.py)
 
 # --------------------------------------------------------------------------- the policy
 
@@ -423,12 +424,8 @@ class Policy(_Model):
 
     def required_model_gates(self) -> list[str]:
         """Every gate a model version must have passed, under this policy, to become champion."""
-        gates = ["metric_floors", "champion_comparison"]
-        if self.fairness is not None and self.fairness.rules:
-            gates.append("fairness")
-        if self.explanations is not None:
-            gates.append("explanation_additivity")
-        return gates
+        fairness = ["fairness"] if self.fairness is not None and self.fairness.rules else []
+        return [*METRIC_GATES, *fairness, *(["explanation_additivity"] if self.explanations is not None else [])]
 
 
 # --------------------------------------------------------------------------- error messages

@@ -202,7 +202,8 @@ class Registry:
             # validate_serving_input=False: MLflow would reload the model it just saved and predict the
             # input example (~0.3 s a model); the governed path makes that proof itself, from verified
             # bytes: the verified loader loads the challenger to mitigate it, the fairness and SHAP
-            # steps score the loaded versions, champion_artifact_verified reloads the champion.
+            # steps score the loaded versions, the champion's checks re-hash it (and, outside the run
+            # that promoted it, score the holdout with it again).
             if flavor == "sklearn":
                 info = mlflow.models.Model.log(
                     artifact_path=None,
