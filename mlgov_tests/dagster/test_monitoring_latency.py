@@ -107,3 +107,36 @@ def test_the_retraining_tick_waits_for_a_verdict_in_flight_and_no_longer(env):
         # a quarantined batch is done too
         ledger.update("b-2", status="quarantined")
         assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == []
+
+
+def test_the_retraining_tick_waits_for_a_labelled_batch_s_performance_verdict(env):
+    """A labelled batch without a drift breach may still breach on performance, judged after scoring:
+    the tick waits for that verdict too, so a performance breach is not left to the next loop."""
+    [scope] = [p for p in location_projects() if p.name == "adult"]
+    mlgov = env.defs().resources["mlgov"].for_project("adult")
+    assert "performance" in mlgov.policy().monitoring.retrain_on
+    ledger = BatchLedger(MonitoringPaths.of(mlgov.settings()))
+    job = scope.named("monitor_batch")
+    with instance_for_test() as instance:
+        ledger.update("p-1", status="assessed", drift={"breach": False}, labels={"n_labelled": 300})
+        _in_flight(instance, job, "p-1", DagsterRunStatus.STARTED)
+        timer = threading.Timer(0.6, lambda: ledger.update("p-1", status="scored", performance={"breach": True}))
+        started = time.monotonic()
+        timer.start()
+        assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == []
+        waited = time.monotonic() - started
+        timer.join()
+        assert 0.55 <= waited < 3
+    with instance_for_test() as instance:
+        # no labels and no drift breach: no verdict left to wait for
+        ledger.update("p-2", status="assessed", drift={"breach": False}, labels={"n_labelled": 0})
+        _in_flight(instance, job, "p-2", DagsterRunStatus.STARTED)
+        started = time.monotonic()
+        assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == []
+        assert time.monotonic() - started < 1
+        # a drift breach is enough to act on: the performance verdict is not awaited
+        ledger.update("p-3", status="assessed", drift={"breach": True}, labels={"n_labelled": 300})
+        _in_flight(instance, job, "p-3", DagsterRunStatus.STARTED)
+        started = time.monotonic()
+        assert await_batch_verdicts(instance, scope, mlgov, time.monotonic() + 5) == []
+        assert time.monotonic() - started < 1

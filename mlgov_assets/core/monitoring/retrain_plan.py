@@ -76,6 +76,23 @@ def breach_reasons(entry: Mapping[str, Any], retrain_on: Sequence[str]) -> list[
     return reasons
 
 
+def verdicts_pending(entry: Mapping[str, Any] | None, retrain_on: Sequence[str]) -> bool:
+    """Whether a batch may still record a verdict that calls for retraining under ``retrain_on``.
+
+    Pending: nothing recorded yet, or no drift verdict yet, or (with ``performance`` in ``retrain_on``
+    and labelled rows) no performance verdict yet, which comes after scoring. Not pending: quarantined
+    (it records no verdict), a breach already recorded (one is enough to act), or every verdict it can
+    record is in."""
+    if not entry:
+        return True
+    if entry.get("status") == "quarantined" or breach_reasons(entry, retrain_on):
+        return False
+    if "drift" not in entry:
+        return True
+    labelled = int((entry.get("labels") or {}).get("n_labelled") or 0) > 0
+    return "performance" in retrain_on and labelled and "performance" not in entry
+
+
 def dataset_manifest_path(dataset: Path) -> Path:
     return dataset.with_name(dataset.stem + ".manifest.json")
 

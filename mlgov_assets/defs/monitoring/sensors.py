@@ -149,16 +149,19 @@ def await_batch_verdicts(
     instance: DagsterInstance, scope: ProjectScope, mlgov: MlgovResource, deadline: float
 ) -> list[str]:
     """Wait, until ``deadline`` (``time.monotonic``) at most, until a batch whose monitor_batch run is in
-    flight has its drift verdict (at once if one has it already), so a breach is acted on as soon as
-    its run records it rather than on the next daemon loop. Returns the batches in flight still
-    without a verdict (a later tick sees theirs)."""
-    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths, is_done
+    flight has every verdict the policy's ``retrain_on`` acts on (its drift verdict, and its
+    performance verdict when it has labels: :func:`verdicts_pending`), or a breach; at once if one has
+    them already. A breach is then acted on as soon as its run records it rather than on the next
+    daemon loop. Returns the batches in flight still pending (a later tick sees theirs)."""
+    from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
+    from mlgov_assets.core.monitoring.retrain_plan import verdicts_pending
 
     runs = instance.get_runs(filters=RunsFilter(job_name=scope.named("monitor_batch"), statuses=IN_FLIGHT))
     ledger = BatchLedger(MonitoringPaths.of(mlgov.settings()))
+    retrain_on = mlgov.policy().monitoring.retrain_on
     in_flight = sorted({r.tags[PARTITION_TAG] for r in runs if PARTITION_TAG in r.tags})
     while True:
-        pending = [b for b in in_flight if not is_done(ledger.get(b))]
+        pending = [b for b in in_flight if verdicts_pending(ledger.get(b), retrain_on)]
         if not pending or len(pending) < len(in_flight) or time.monotonic() >= deadline:
             return pending
         time.sleep(VERDICT_POLL_SECONDS)

@@ -15,7 +15,7 @@ from mlgov_assets.core.monitoring.intake import accept_batch
 from mlgov_assets.core.monitoring.ledger import BatchLedger, MonitoringPaths
 from mlgov_assets.core.monitoring.reference import ReferenceRecord
 from mlgov_assets.core.monitoring.retrain_dataset import build_retraining_dataset
-from mlgov_assets.core.monitoring.retrain_plan import RetrainPlan, plan_retraining
+from mlgov_assets.core.monitoring.retrain_plan import RetrainPlan, plan_retraining, verdicts_pending
 from mlgov_assets.core.monitoring.retraining import RetrainRequest, unlaunched_requests, unrequested_breaches
 from mlgov_assets.core.project.project import open_project
 from mlgov_assets.core.project.reader import read_raw
@@ -200,3 +200,19 @@ def test_retraining_dataset_is_reference_plus_labelled_rows_and_dvc_versioned(en
     # written once per run key: a re-emitted request trains on the same bytes
     again = build_retraining_dataset(s, project, plan)
     assert again.md5 == out.md5 and not again.added_to_dvc_now
+
+
+def test_which_batches_may_still_record_a_verdict_retraining_acts_on():
+    both = ["dataset_drift", "performance"]
+    labelled = {"n_labelled": 40}
+    assert verdicts_pending(None, both) and verdicts_pending({}, both)
+    assert verdicts_pending({"status": "validated", "labels": labelled}, both)  # no drift verdict yet
+    assert not verdicts_pending({"status": "quarantined"}, both)
+    assert not verdicts_pending({"status": "assessed", "drift": {"breach": True}, "labels": labelled}, both)
+    # no drift breach, labelled: the performance verdict (after scoring) is still to come
+    calm = {"status": "assessed", "drift": {"breach": False}, "labels": labelled}
+    assert verdicts_pending(calm, both)
+    assert not verdicts_pending(calm, ["dataset_drift"])  # the policy does not act on performance
+    assert not verdicts_pending({**calm, "performance": {"breach": False}}, both)
+    assert not verdicts_pending({**calm, "labels": {"n_labelled": 0}}, both)
+    assert not verdicts_pending({**calm, "status": "scored", "performance": {"breach": True}}, both)
