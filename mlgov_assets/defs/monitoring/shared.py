@@ -29,9 +29,9 @@ PARTITION_TAG = "dagster/partition"
 SENSOR_INTERVAL_SECONDS = 4
 #: A landed file younger than this is left for the next tick (a non-atomic writer may still be writing).
 LANDING_SETTLE_SECONDS = 2.0
-#: How long a retraining tick waits for the drift verdict of a batch run in flight (less than a loop,
-#: so the tick ends before the next one is due): the breach is then requested within moments of its
-#: verdict instead of on the next loop.
+#: How long a retraining tick waits for the verdicts (drift; performance when labelled) of a batch run
+#: in flight (less than a loop, so the tick ends before the next one is due): the breach is then
+#: requested within moments of its verdict instead of on the next loop.
 VERDICT_WAIT_SECONDS = 4.0
 LANDING_SENSOR = "batch_landing_sensor"
 RETRAIN_SENSOR = "retrain_on_breach_sensor"
