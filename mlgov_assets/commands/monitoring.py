@@ -323,9 +323,17 @@ def _describe(b: dict[str, Any]) -> str:
     not_applied = _labels_not_applied(b)
     if not_applied:
         return f"labels {str(not_applied['decision']).upper()}: {not_applied['reason']}"
-    if not b["success"] and not b.get("drift"):
-        return f"{'REFUSED' if b.get('refused') else 'FAILED'}: {b.get('reason') or 'the run failed'}"
-    parts = [
+    failure = (
+        None
+        if b["success"]
+        else f"{'REFUSED' if b.get('refused') else 'FAILED'}: {b.get('reason') or 'the run failed'}"
+    )
+    if failure and not b.get("drift"):
+        return failure
+    # the drift verdict comes before scoring: a run refused later (e.g. a champion failing verification)
+    # still has one, and the refusal leads the line
+    parts = [failure] if failure else []
+    parts += [
         f"{b['rows']} rows, champion v{b['champion_version']}"
         + (f" (shadow v{b['shadow_version']})" if b.get("shadow_version") else "")
     ]
